@@ -1,4 +1,13 @@
 //! claudecron: a self-hosted MCP server that schedules and runs work on a small Linux host.
 //! This crate root only declares the modules; see ARCHITECTURE.md for the map.
 
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod ids;
 pub mod schedule;
+pub mod server;
+pub mod store;
+pub mod task;
+pub mod token;
+pub mod validate;

@@ -1,0 +1,485 @@
+//! Task operations shared by the MCP tools and the CLI: add, update, delete, toggle, list, get,
+//! history, run lookup, schedule preview — validation plus store calls plus the JSON views the
+//! model reads. It speaks to the store through its methods (never SQL) and knows nothing of HTTP
+//! or JSON-RPC.
+
+use crate::schedule::{parse_timezone, Schedule};
+use crate::store::{Run, Store, StoreError};
+use crate::task::{Task, Trigger};
+use crate::validate::{self, Context, FieldError, TaskLookup, TaskRef};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+
+/// Why an operation was refused.
+#[derive(Debug)]
+pub enum OpError {
+    /// Bad input: the field and what is accepted. Nothing was changed.
+    Invalid(FieldError),
+    /// The named task or run does not exist.
+    NotFound(String),
+    /// The database failed.
+    Internal(String),
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::Invalid(e) => write!(f, "{e}"),
+            OpError::NotFound(msg) => write!(f, "{msg}"),
+            OpError::Internal(msg) => write!(f, "internal error: {msg}"),
+        }
+    }
+}
+
+impl From<StoreError> for OpError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NameTaken(name) => OpError::Invalid(FieldError {
+                field: "name".into(),
+                message: format!("a task named \"{name}\" already exists; names are unique"),
+            }),
+            StoreError::Db(msg) => OpError::Internal(msg),
+        }
+    }
+}
+
+impl From<FieldError> for OpError {
+    fn from(e: FieldError) -> Self {
+        OpError::Invalid(e)
+    }
+}
+
+pub type OpResult = Result<Value, OpError>;
+
+/// Settings the operations need from the config.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub timezone: String,
+    pub task_timeout_secs: u64,
+}
+
+struct StoreLookup<'a>(&'a Store);
+
+impl TaskLookup for StoreLookup<'_> {
+    fn find(&self, id_or_name: &str) -> Option<TaskRef> {
+        self.0
+            .find_task(id_or_name)
+            .ok()
+            .flatten()
+            .map(|t| TaskRef {
+                after: match &t.spec.trigger {
+                    Trigger::After { task, .. } => Some(task.clone()),
+                    _ => None,
+                },
+                id: t.id,
+                name: t.spec.name,
+            })
+    }
+}
+
+/// A time in the task's zone and in UTC.
+pub fn time_pair(t: DateTime<Utc>, tz: chrono_tz::Tz) -> Value {
+    json!({
+        "local": t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        "utc": validate::rfc3339(t),
+    })
+}
+
+fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The trigger in words, for people and models.
+pub fn trigger_summary(task: &Task) -> String {
+    let tz = &task.spec.timezone;
+    match &task.spec.trigger {
+        Trigger::Cron { schedule } => match Schedule::parse(schedule) {
+            Ok(s) => format!("cron \"{schedule}\" ({tz}): {}", s.describe()),
+            Err(_) => format!("cron \"{schedule}\" ({tz})"),
+        },
+        Trigger::FileWatch {
+            path,
+            pattern,
+            recursive,
+            events,
+            debounce_ms,
+        } => {
+            let events: Vec<&str> = events
+                .iter()
+                .map(|e| match e {
+                    crate::task::FileEvent::Create => "create",
+                    crate::task::FileEvent::Modify => "modify",
+                    crate::task::FileEvent::Remove => "remove",
+                })
+                .collect();
+            format!(
+                "when {} changes ({}){}{}, after {debounce_ms} ms of quiet",
+                path,
+                events.join("/"),
+                pattern
+                    .as_ref()
+                    .map(|p| format!(", files matching {p}"))
+                    .unwrap_or_default(),
+                if *recursive { "" } else { ", not recursive" }
+            )
+        }
+        Trigger::Hook {
+            event,
+            matcher,
+            file_pattern,
+            ..
+        } => format!(
+            "on Claude Code hook {event}{}{}",
+            matcher
+                .as_ref()
+                .map(|m| format!(" matching \"{m}\""))
+                .unwrap_or_default(),
+            file_pattern
+                .as_ref()
+                .map(|p| format!(" for files {p}"))
+                .unwrap_or_default()
+        ),
+        Trigger::Interval {
+            every, start_at, ..
+        } => format!("every {every} from {start_at}"),
+        Trigger::Once { at } => format!("once at {at}"),
+        Trigger::After { task: upstream, on } => {
+            let on = match on {
+                crate::task::AfterOn::Success => "succeeds",
+                crate::task::AfterOn::Failure => "fails",
+                crate::task::AfterOn::Always => "finishes",
+            };
+            format!("after task {upstream} {on}")
+        }
+        Trigger::Manual => "manual: only when run by claudecron_run_task".into(),
+    }
+}
+
+/// The next `count` fire times of a task's time-based trigger after `now` (empty for event
+/// triggers and disabled tasks).
+pub fn next_fire_times(task: &Task, now: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+    if !task.spec.enabled {
+        return Vec::new();
+    }
+    let Ok(tz) = parse_timezone(&task.spec.timezone) else {
+        return Vec::new();
+    };
+    match &task.spec.trigger {
+        Trigger::Cron { schedule } => Schedule::parse(schedule)
+            .map(|s| {
+                s.upcoming(now, tz, count)
+                    .into_iter()
+                    .map(|t| t.with_timezone(&Utc))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Trigger::Interval {
+            every_seconds,
+            start_at,
+            ..
+        } => {
+            let Some(start) = parse_utc(start_at) else {
+                return Vec::new();
+            };
+            let step = (*every_seconds).max(1) as i64;
+            let first = if start > now {
+                start
+            } else {
+                let elapsed = (now - start).num_seconds();
+                start + chrono::Duration::seconds((elapsed / step + 1) * step)
+            };
+            (0..count as i64)
+                .map(|i| first + chrono::Duration::seconds(i * step))
+                .collect()
+        }
+        Trigger::Once { at } => parse_utc(at)
+            .filter(|t| *t > now)
+            .into_iter()
+            .take(count)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Operations over one store connection.
+pub struct Catalog<'a> {
+    pub store: &'a Store,
+    pub defaults: &'a Defaults,
+}
+
+impl<'a> Catalog<'a> {
+    pub fn new(store: &'a Store, defaults: &'a Defaults) -> Self {
+        Catalog { store, defaults }
+    }
+
+    fn resolve(&self, task_id: &str) -> Result<Task, OpError> {
+        self.store.find_task(task_id)?.ok_or_else(|| {
+            OpError::NotFound(format!(
+                "taskId: no task has the id or name \"{task_id}\"; list them with claudecron_list_tasks"
+            ))
+        })
+    }
+
+    /// The full view of a task: definition, trigger in words, next fire times, last runs.
+    pub fn task_view(
+        &self,
+        task: &Task,
+        now: DateTime<Utc>,
+        fires: usize,
+        runs: i64,
+    ) -> Result<Value, OpError> {
+        let tz = parse_timezone(&task.spec.timezone).unwrap_or(chrono_tz::UTC);
+        let mut view = task.to_json();
+        if let Some(obj) = view.as_object_mut() {
+            obj.insert("trigger_summary".into(), trigger_summary(task).into());
+            obj.insert(
+                "effective_timeout_seconds".into(),
+                task.spec
+                    .timeout_seconds
+                    .unwrap_or(self.defaults.task_timeout_secs)
+                    .into(),
+            );
+            let next: Vec<Value> = next_fire_times(task, now, fires)
+                .into_iter()
+                .map(|t| time_pair(t, tz))
+                .collect();
+            obj.insert("next_runs".into(), Value::Array(next));
+            if runs > 0 {
+                let recent = self.store.list_runs(Some(&task.id), None, runs)?;
+                obj.insert(
+                    "last_runs".into(),
+                    Value::Array(recent.iter().map(|r| run_summary(r, 500)).collect()),
+                );
+            }
+        }
+        Ok(view)
+    }
+
+    /// `add_task`.
+    pub fn add(&self, input: &Value, now: DateTime<Utc>) -> OpResult {
+        let lookup = StoreLookup(self.store);
+        let ctx = Context {
+            default_timezone: &self.defaults.timezone,
+            lookup: &lookup,
+            self_id: None,
+            now,
+        };
+        let spec = validate::task_spec(input, &ctx)?;
+        let id = crate::ids::task_id().map_err(|e| OpError::Internal(e.to_string()))?;
+        let task = self
+            .store
+            .insert_task(&id, &spec, &validate::rfc3339(now))?;
+        Ok(json!({ "task": self.task_view(&task, now, 5, 0)? }))
+    }
+
+    /// `update_task`: `patch` is the arguments without `taskId`.
+    pub fn update(
+        &self,
+        task_id: &str,
+        patch: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult {
+        let existing = self.resolve(task_id)?;
+        if patch.is_empty() {
+            return Err(OpError::Invalid(FieldError {
+                field: "arguments".into(),
+                message: format!(
+                    "give at least one field to change; accepted: {}",
+                    validate::TASK_FIELDS.join(", ")
+                ),
+            }));
+        }
+        let merged = validate::merge_update(&existing.spec, patch)?;
+        let lookup = StoreLookup(self.store);
+        let ctx = Context {
+            default_timezone: &self.defaults.timezone,
+            lookup: &lookup,
+            self_id: Some(&existing.id),
+            now,
+        };
+        let spec = validate::task_spec(&merged, &ctx)?;
+        let task = self
+            .store
+            .update_task(&existing.id, &spec, &validate::rfc3339(now))?
+            .ok_or_else(|| {
+                OpError::NotFound(format!("taskId: task \"{task_id}\" was deleted meanwhile"))
+            })?;
+        Ok(json!({ "task": self.task_view(&task, now, 5, 0)? }))
+    }
+
+    /// `toggle_task`.
+    pub fn toggle(&self, task_id: &str, enabled: bool, now: DateTime<Utc>) -> OpResult {
+        let mut patch = Map::new();
+        patch.insert("enabled".into(), Value::Bool(enabled));
+        self.update(task_id, &patch, now)
+    }
+
+    /// `delete_task`.
+    pub fn delete(&self, task_id: &str) -> OpResult {
+        let task = self.resolve(task_id)?;
+        let (task, runs) = self.store.delete_task(&task.id)?.ok_or_else(|| {
+            OpError::NotFound(format!("taskId: task \"{task_id}\" was deleted meanwhile"))
+        })?;
+        Ok(json!({
+            "deleted": { "id": task.id, "name": task.spec.name, "runs_deleted": runs }
+        }))
+    }
+
+    /// `get_task`.
+    pub fn get(&self, task_id: &str, now: DateTime<Utc>) -> OpResult {
+        let task = self.resolve(task_id)?;
+        Ok(json!({ "task": self.task_view(&task, now, 5, 5)? }))
+    }
+
+    /// `list_tasks`: one row per task.
+    pub fn list(
+        &self,
+        enabled: Option<bool>,
+        task_type: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> OpResult {
+        let tasks = self.store.list_tasks(enabled, task_type)?;
+        let mut rows = Vec::with_capacity(tasks.len());
+        for task in &tasks {
+            let tz = parse_timezone(&task.spec.timezone).unwrap_or(chrono_tz::UTC);
+            let last = self.store.list_runs(Some(&task.id), None, 1)?;
+            rows.push(json!({
+                "id": task.id,
+                "name": task.spec.name,
+                "type": task.spec.task_type.as_str(),
+                "enabled": task.spec.enabled,
+                "trigger": task.spec.trigger.kind(),
+                "trigger_summary": trigger_summary(task),
+                "timezone": task.spec.timezone,
+                "next_run": next_fire_times(task, now, 1).first().map(|t| time_pair(*t, tz)),
+                "last_run": last.first().map(|r| json!({
+                    "id": r.id,
+                    "status": r.status,
+                    "started_at": r.started_at,
+                    "finished_at": r.finished_at,
+                })),
+            }));
+        }
+        Ok(json!({ "tasks": rows, "count": rows.len() }))
+    }
+
+    /// `get_history`: runs newest first.
+    pub fn history(&self, task_id: Option<&str>, status: Option<&str>, limit: i64) -> OpResult {
+        let task = match task_id {
+            Some(t) => Some(self.resolve(t)?),
+            None => None,
+        };
+        let runs = self
+            .store
+            .list_runs(task.as_ref().map(|t| t.id.as_str()), status, limit)?;
+        let names: std::collections::HashMap<String, String> = match &task {
+            Some(t) => [(t.id.clone(), t.spec.name.clone())].into(),
+            None => self
+                .store
+                .list_tasks(None, None)?
+                .into_iter()
+                .map(|t| (t.id, t.spec.name))
+                .collect(),
+        };
+        let rows: Vec<Value> = runs
+            .iter()
+            .map(|r| {
+                let mut v = run_summary(r, 500);
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert(
+                        "task_name".into(),
+                        names
+                            .get(&r.task_id)
+                            .cloned()
+                            .map(Value::String)
+                            .unwrap_or(Value::Null),
+                    );
+                }
+                v
+            })
+            .collect();
+        Ok(json!({ "runs": rows, "count": rows.len() }))
+    }
+
+    /// `get_run`: one run with its output (the last `tail_bytes` when given).
+    pub fn run(&self, run_id: i64, tail_bytes: Option<usize>) -> OpResult {
+        let run = self.store.get_run(run_id)?.ok_or_else(|| {
+            OpError::NotFound(format!(
+                "runId: no run has the id {run_id}; find runs with claudecron_get_history"
+            ))
+        })?;
+        let task_name = self.store.get_task(&run.task_id)?.map(|t| t.spec.name);
+        let mut v = serde_json::to_value(&run).unwrap_or(Value::Null);
+        if let Some(obj) = v.as_object_mut() {
+            if let Some(n) = tail_bytes {
+                obj.insert("output".into(), tail(&run.output, n).into());
+            }
+            obj.insert(
+                "task_name".into(),
+                task_name.map(Value::String).unwrap_or(Value::Null),
+            );
+        }
+        Ok(json!({ "run": v }))
+    }
+}
+
+/// The last `n` bytes of `text`, cut at a character boundary.
+pub fn tail(text: &str, n: usize) -> &str {
+    if text.len() <= n {
+        return text;
+    }
+    let mut start = text.len() - n;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// A run as a history row: its fields with the output cut to an excerpt.
+pub fn run_summary(run: &Run, excerpt_bytes: usize) -> Value {
+    json!({
+        "id": run.id,
+        "task_id": run.task_id,
+        "trigger": run.trigger,
+        "status": run.status,
+        "scheduled_for": run.scheduled_for,
+        "queued_at": run.queued_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration_ms": run.duration_ms,
+        "exit_code": run.exit_code,
+        "output_excerpt": tail(&run.output, excerpt_bytes),
+        "output_truncated": run.output_truncated || run.output.len() > excerpt_bytes,
+        "error": run.error,
+        "cost_usd": run.cost_usd,
+    })
+}
+
+/// `preview_schedule`: the expression in words and its next fire times; creates nothing.
+pub fn preview_schedule(expr: &str, timezone: &str, count: usize, now: DateTime<Utc>) -> OpResult {
+    let schedule = Schedule::parse(expr).map_err(|e| {
+        OpError::Invalid(FieldError {
+            field: "schedule".into(),
+            message: e,
+        })
+    })?;
+    let tz = parse_timezone(timezone).map_err(|e| {
+        OpError::Invalid(FieldError {
+            field: "timezone".into(),
+            message: e,
+        })
+    })?;
+    let times: Vec<Value> = schedule
+        .upcoming(now, tz, count)
+        .into_iter()
+        .map(|t| time_pair(t.with_timezone(&Utc), tz))
+        .collect();
+    Ok(json!({
+        "schedule": schedule.expression(),
+        "timezone": tz.name(),
+        "description": schedule.describe(),
+        "next_runs": times,
+    }))
+}

@@ -1,0 +1,300 @@
+//! The command line (SPEC §7): argument parsing and the small commands (`check`, `token`,
+//! `preview-schedule`); `serve` hands over to the server module. Usage errors say what was
+//! expected. It prints for the user; it never prints a token unless asked (`token`).
+
+use crate::config::{self, Config, Sources};
+use std::path::PathBuf;
+
+pub const USAGE: &str = "claudecron — schedule and run work for Claude over MCP (Streamable HTTP)
+
+Usage:
+  claudecron serve [--config FILE] [--host HOST] [--port PORT] [--db PATH]
+  claudecron check [--config FILE]
+  claudecron token [--rotate] [--config FILE]
+  claudecron preview-schedule EXPR [--tz TZ] [--count N]
+  claudecron --version
+  claudecron --help
+
+Commands:
+  serve             run the server (MCP endpoint /mcp, health at /health)
+  check             load and validate the config and the database; print the effective settings
+  token             print the bearer token (--rotate: replace it; restart the server afterwards)
+  preview-schedule  show a cron expression in words and its next fire times
+
+Settings come from the TOML config file (--config, $CLAUDECRON_CONFIG, ~/.claudecron/config.toml,
+/etc/claudecron/config.toml), then CLAUDECRON_<KEY> environment variables, then flags.
+";
+
+/// Exit codes: 0 ok, 1 failure at run time, 2 usage or configuration error.
+pub fn main(args: Vec<String>) -> i32 {
+    match run(args) {
+        Ok(()) => 0,
+        Err(CliError::Usage(msg)) => {
+            eprintln!("claudecron: {msg}\nRun `claudecron --help` for usage.");
+            2
+        }
+        Err(CliError::Config(msg)) => {
+            eprintln!("claudecron: configuration error: {msg}");
+            2
+        }
+        Err(CliError::Failed(msg)) => {
+            eprintln!("claudecron: {msg}");
+            1
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum CliError {
+    Usage(String),
+    Config(String),
+    Failed(String),
+}
+
+/// Parsed global flags plus what is left for the command.
+struct Parsed {
+    command: String,
+    sources: Sources,
+    rest: Vec<String>,
+}
+
+fn parse(args: Vec<String>) -> Result<Parsed, CliError> {
+    let mut sources = Sources::from_process();
+    let mut command: Option<String> = None;
+    let mut rest = Vec::new();
+    let mut iter = args.into_iter().skip(1);
+    while let Some(arg) = iter.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, CliError> {
+            match inline.clone().or_else(|| iter.next()) {
+                Some(v) => Ok(v),
+                None => Err(CliError::Usage(format!("{name} needs a value"))),
+            }
+        };
+        match flag.as_str() {
+            "--config" => sources.config_file = Some(PathBuf::from(value("--config FILE")?)),
+            "--host" => sources.flags.push(("host".into(), value("--host HOST")?)),
+            "--port" => sources.flags.push(("port".into(), value("--port PORT")?)),
+            "--db" => sources.flags.push(("db_path".into(), value("--db PATH")?)),
+            _ if command.is_none() && !arg.starts_with('-') => command = Some(arg),
+            _ if command.is_none()
+                && (arg == "--help" || arg == "-h" || arg == "--version" || arg == "-V") =>
+            {
+                command = Some(arg)
+            }
+            _ => rest.push(arg),
+        }
+    }
+    Ok(Parsed {
+        command: command.unwrap_or_default(),
+        sources,
+        rest,
+    })
+}
+
+fn load_config(sources: &Sources) -> Result<Config, CliError> {
+    config::load(sources).map_err(CliError::Config)
+}
+
+fn no_extra(rest: &[String], command: &str) -> Result<(), CliError> {
+    match rest.first() {
+        Some(arg) => Err(CliError::Usage(format!(
+            "unexpected argument \"{arg}\" for `{command}`"
+        ))),
+        None => Ok(()),
+    }
+}
+
+pub fn run(args: Vec<String>) -> Result<(), CliError> {
+    let parsed = parse(args)?;
+    match parsed.command.as_str() {
+        "--help" | "-h" | "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        "--version" | "-V" | "version" => {
+            println!("claudecron {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        "serve" => {
+            no_extra(&parsed.rest, "serve")?;
+            let config = load_config(&parsed.sources)?;
+            crate::server::serve(config).map_err(CliError::Failed)
+        }
+        "check" => {
+            no_extra(&parsed.rest, "check")?;
+            check(&parsed.sources)
+        }
+        "token" => {
+            let rotate = match parsed.rest.as_slice() {
+                [] => false,
+                [flag] if flag == "--rotate" => true,
+                [other, ..] => {
+                    return Err(CliError::Usage(format!(
+                        "unexpected argument \"{other}\" for `token`; accepted: --rotate"
+                    )))
+                }
+            };
+            let config = load_config(&parsed.sources)?;
+            token(&config, rotate)
+        }
+        "preview-schedule" => preview(&parsed.rest, &parsed.sources),
+        "" => Err(CliError::Usage(
+            "no command given; expected one of: serve, check, token, preview-schedule".into(),
+        )),
+        other => Err(CliError::Usage(format!(
+            "unknown command \"{other}\"; expected one of: serve, check, token, preview-schedule"
+        ))),
+    }
+}
+
+fn check(sources: &Sources) -> Result<(), CliError> {
+    let config = load_config(sources)?;
+    println!(
+        "config: {}",
+        config
+            .source_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(no file; defaults, environment and flags)".into())
+    );
+    for (key, value) in config.describe() {
+        println!("  {key:<22} = {value}");
+    }
+    let store = crate::store::Store::open(&config.db_path)
+        .map_err(|e| CliError::Failed(format!("database {}: {e}", config.db_path.display())))?;
+    let health = store
+        .quick_check()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let version = store
+        .schema_version()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let (tasks, enabled) = store
+        .count_tasks()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    println!(
+        "database: {} (schema version {version}, integrity {health}, {tasks} tasks, {enabled} enabled)",
+        config.db_path.display()
+    );
+    match config.auth {
+        config::AuthMode::None => println!("auth: none (loopback only)"),
+        config::AuthMode::Token if !config.auth_tokens.is_empty() => {
+            println!("auth: bearer token from auth_tokens")
+        }
+        config::AuthMode::Token => println!(
+            "auth: bearer token in {} ({})",
+            config.token_file.display(),
+            if config.token_file.exists() {
+                "present"
+            } else {
+                "created on first start"
+            }
+        ),
+    }
+    if health != "ok" {
+        return Err(CliError::Failed(format!(
+            "database integrity check: {health}"
+        )));
+    }
+    println!("ok");
+    Ok(())
+}
+
+fn token(config: &Config, rotate: bool) -> Result<(), CliError> {
+    if config.auth == config::AuthMode::None {
+        return Err(CliError::Failed(
+            "auth is \"none\": the server accepts no token; set auth = \"token\"".into(),
+        ));
+    }
+    if !config.auth_tokens.is_empty() {
+        if rotate {
+            return Err(CliError::Failed(
+                "tokens come from auth_tokens in the config or environment; change them there"
+                    .into(),
+            ));
+        }
+        println!("{}", config.auth_tokens[0]);
+        return Ok(());
+    }
+    let value = if rotate {
+        let t = crate::token::rotate(&config.token_file).map_err(CliError::Failed)?;
+        eprintln!(
+            "New token written to {}. Restart the server and update your clients.",
+            config.token_file.display()
+        );
+        t
+    } else {
+        crate::token::read_or_create(&config.token_file).map_err(CliError::Failed)?
+    };
+    println!("{value}");
+    Ok(())
+}
+
+fn preview(rest: &[String], sources: &Sources) -> Result<(), CliError> {
+    let mut expr: Option<String> = None;
+    let mut tz: Option<String> = None;
+    let mut count: usize = 5;
+    let mut iter = rest.iter();
+    while let Some(arg) = iter.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        match flag {
+            "--tz" | "--timezone" => {
+                tz = Some(inline.or_else(|| iter.next().cloned()).ok_or_else(|| {
+                    CliError::Usage("--tz needs an IANA zone, e.g. --tz Europe/Moscow".into())
+                })?)
+            }
+            "--count" => {
+                let text = inline.or_else(|| iter.next().cloned()).unwrap_or_default();
+                count = text
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=50).contains(n))
+                    .ok_or_else(|| {
+                        CliError::Usage(format!(
+                            "--count \"{text}\" is not accepted; a whole number from 1 to 50"
+                        ))
+                    })?;
+            }
+            _ if expr.is_none() && !arg.starts_with("--") => expr = Some(arg.clone()),
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "unexpected argument \"{arg}\"; usage: claudecron preview-schedule EXPR [--tz TZ] [--count N] (quote EXPR)"
+                )))
+            }
+        }
+    }
+    let expr = expr.ok_or_else(|| {
+        CliError::Usage(
+            "preview-schedule needs a cron expression, e.g. claudecron preview-schedule \"0 9 * * 1-5\" --tz Europe/Moscow".into(),
+        )
+    })?;
+    let tz = match tz {
+        Some(tz) => tz,
+        None => config::load(sources)
+            .map(|c| c.default_timezone)
+            .unwrap_or_else(|_| "UTC".into()),
+    };
+    let preview = crate::catalog::preview_schedule(&expr, &tz, count, chrono::Utc::now())
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    println!(
+        "{}  ({})",
+        preview["schedule"].as_str().unwrap_or_default(),
+        preview["timezone"].as_str().unwrap_or_default()
+    );
+    println!("{}", preview["description"].as_str().unwrap_or_default());
+    println!("Next {count} fire times:");
+    for t in preview["next_runs"].as_array().into_iter().flatten() {
+        println!(
+            "  {}   ({})",
+            t["local"].as_str().unwrap_or_default(),
+            t["utc"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,519 @@
+//! The SQLite store: schema, migrations and every SQL statement in the program. One `Store` per
+//! thread (one connection each, WAL mode); no other module writes SQL, and the store never decides
+//! policy (what to run, when) — it only records and reads.
+
+use crate::task::{Task, TaskSpec};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Duration;
+
+/// Forward migrations; `PRAGMA user_version` is the number applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: tasks and runs.
+    "CREATE TABLE tasks (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL UNIQUE,
+        type         TEXT NOT NULL,
+        enabled      INTEGER NOT NULL,
+        trigger_type TEXT NOT NULL,
+        spec         TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE INDEX tasks_by_enabled ON tasks(enabled, trigger_type);
+    CREATE TABLE runs (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id          TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+        trigger          TEXT NOT NULL,
+        status           TEXT NOT NULL CHECK (status IN
+                           ('queued','running','success','failed','timeout','cancelled','skipped','interrupted')),
+        scheduled_for    TEXT,
+        queued_at        TEXT NOT NULL,
+        started_at       TEXT,
+        finished_at      TEXT,
+        duration_ms      INTEGER,
+        exit_code        INTEGER,
+        signal           INTEGER,
+        output           TEXT NOT NULL DEFAULT '',
+        output_truncated INTEGER NOT NULL DEFAULT 0,
+        error            TEXT,
+        attempt          INTEGER NOT NULL DEFAULT 1,
+        retry_of         INTEGER,
+        runner           TEXT,
+        model            TEXT,
+        cost_usd         REAL,
+        input_tokens     INTEGER,
+        output_tokens    INTEGER,
+        num_turns        INTEGER,
+        session_id       TEXT,
+        context          TEXT
+    );
+    CREATE UNIQUE INDEX runs_once_per_fire ON runs(task_id, scheduled_for) WHERE scheduled_for IS NOT NULL;
+    CREATE INDEX runs_by_task_newest ON runs(task_id, id DESC);
+    CREATE INDEX runs_by_status ON runs(status, id DESC);",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// Another task already has this name.
+    NameTaken(String),
+    /// Anything SQLite or the file system said.
+    Db(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::NameTaken(name) => write!(
+                f,
+                "name: a task named \"{name}\" already exists; names are unique"
+            ),
+            StoreError::Db(msg) => write!(f, "database error: {msg}"),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One run as stored.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Run {
+    pub id: i64,
+    pub task_id: String,
+    pub trigger: String,
+    pub status: String,
+    pub scheduled_for: Option<String>,
+    pub queued_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub output: String,
+    pub output_truncated: bool,
+    pub error: Option<String>,
+    pub attempt: i64,
+    pub retry_of: Option<i64>,
+    pub runner: Option<String>,
+    pub model: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub num_turns: Option<i64>,
+    pub session_id: Option<String>,
+}
+
+/// What a new run row starts with.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub task_id: &'a str,
+    pub trigger: &'a str,
+    pub status: &'a str,
+    pub scheduled_for: Option<&'a str>,
+    pub queued_at: &'a str,
+    pub error: Option<&'a str>,
+}
+
+const RUN_COLUMNS: &str = "id, task_id, trigger, status, scheduled_for, queued_at, started_at, finished_at,
+    duration_ms, exit_code, signal, output, output_truncated, error, attempt, retry_of, runner, model,
+    cost_usd, input_tokens, output_tokens, num_turns, session_id";
+
+fn run_from_row(row: &rusqlite::Row) -> rusqlite::Result<Run> {
+    Ok(Run {
+        id: row.get(0)?,
+        task_id: row.get(1)?,
+        trigger: row.get(2)?,
+        status: row.get(3)?,
+        scheduled_for: row.get(4)?,
+        queued_at: row.get(5)?,
+        started_at: row.get(6)?,
+        finished_at: row.get(7)?,
+        duration_ms: row.get(8)?,
+        exit_code: row.get(9)?,
+        signal: row.get(10)?,
+        output: row.get(11)?,
+        output_truncated: row.get::<_, i64>(12)? != 0,
+        error: row.get(13)?,
+        attempt: row.get(14)?,
+        retry_of: row.get(15)?,
+        runner: row.get(16)?,
+        model: row.get(17)?,
+        cost_usd: row.get(18)?,
+        input_tokens: row.get(19)?,
+        output_tokens: row.get(20)?,
+        num_turns: row.get(21)?,
+        session_id: row.get(22)?,
+    })
+}
+
+/// A per-thread connection to the task database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Open (creating the file and its directory if needed), set pragmas, migrate forward.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Db(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_millis(5000))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Db(format!(
+                "{} cannot use WAL journaling (got {mode})",
+                path.display()
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+        let store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let version = self.schema_version()?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Db(format!(
+                "the database has schema version {version}, newer than this build's {SCHEMA_VERSION}; upgrade claudecron"
+            )));
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// `PRAGMA user_version`.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// `PRAGMA quick_check` → "ok" when healthy.
+    pub fn quick_check(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))?)
+    }
+
+    fn task_from_row(row: &rusqlite::Row) -> rusqlite::Result<(String, String, String, String)> {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    }
+
+    fn decode_task(
+        (id, spec, created_at, updated_at): (String, String, String, String),
+    ) -> Result<Task> {
+        let spec: TaskSpec = serde_json::from_str(&spec)
+            .map_err(|e| StoreError::Db(format!("task {id} has an unreadable definition: {e}")))?;
+        Ok(Task {
+            id,
+            spec,
+            created_at,
+            updated_at,
+        })
+    }
+
+    fn map_unique(e: rusqlite::Error, name: &str) -> StoreError {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, Some(msg))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation
+                    && msg.contains("tasks.name") =>
+            {
+                StoreError::NameTaken(name.to_string())
+            }
+            _ => StoreError::from(e),
+        }
+    }
+
+    /// Insert a new task with the given id.
+    pub fn insert_task(&self, id: &str, spec: &TaskSpec, now: &str) -> Result<Task> {
+        let json = serde_json::to_string(spec).map_err(|e| StoreError::Db(e.to_string()))?;
+        self.conn
+            .execute(
+                "INSERT INTO tasks (id, name, type, enabled, trigger_type, spec, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind(), json, now],
+            )
+            .map_err(|e| Self::map_unique(e, &spec.name))?;
+        Ok(Task {
+            id: id.to_string(),
+            spec: spec.clone(),
+            created_at: now.to_string(),
+            updated_at: now.to_string(),
+        })
+    }
+
+    /// Replace a task's definition; None when the task does not exist.
+    pub fn update_task(&self, id: &str, spec: &TaskSpec, now: &str) -> Result<Option<Task>> {
+        let json = serde_json::to_string(spec).map_err(|e| StoreError::Db(e.to_string()))?;
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE tasks SET name = ?2, type = ?3, enabled = ?4, trigger_type = ?5, spec = ?6, updated_at = ?7
+                 WHERE id = ?1",
+                params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind(), json, now],
+            )
+            .map_err(|e| Self::map_unique(e, &spec.name))?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.get_task(id)
+    }
+
+    /// Delete a task and (by cascade) its runs; returns the task and how many runs went with it.
+    pub fn delete_task(&self, id: &str) -> Result<Option<(Task, i64)>> {
+        let tx = self.conn.unchecked_transaction()?;
+        let task = match self.get_task(id)? {
+            Some(t) => t,
+            None => return Ok(None),
+        };
+        let runs: i64 =
+            tx.query_row("SELECT COUNT(*) FROM runs WHERE task_id = ?1", [id], |r| {
+                r.get(0)
+            })?;
+        tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(Some((task, runs)))
+    }
+
+    /// A task by id.
+    pub fn get_task(&self, id: &str) -> Result<Option<Task>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, spec, created_at, updated_at FROM tasks WHERE id = ?1",
+                [id],
+                Self::task_from_row,
+            )
+            .optional()?;
+        row.map(Self::decode_task).transpose()
+    }
+
+    /// A task by id, else by exact name.
+    pub fn find_task(&self, id_or_name: &str) -> Result<Option<Task>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, spec, created_at, updated_at FROM tasks WHERE id = ?1
+                 UNION ALL
+                 SELECT id, spec, created_at, updated_at FROM tasks WHERE name = ?1 AND id <> ?1
+                 LIMIT 1",
+                [id_or_name],
+                Self::task_from_row,
+            )
+            .optional()?;
+        row.map(Self::decode_task).transpose()
+    }
+
+    /// Tasks in name order, optionally filtered by enabled state and type.
+    pub fn list_tasks(&self, enabled: Option<bool>, task_type: Option<&str>) -> Result<Vec<Task>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, spec, created_at, updated_at FROM tasks
+             WHERE (?1 IS NULL OR enabled = ?1) AND (?2 IS NULL OR type = ?2)
+             ORDER BY name COLLATE NOCASE, id",
+        )?;
+        let rows = stmt
+            .query_map(params![enabled, task_type], Self::task_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(Self::decode_task).collect()
+    }
+
+    /// Number of tasks, and of enabled tasks.
+    pub fn count_tasks(&self) -> Result<(i64, i64)> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(enabled), 0) FROM tasks",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// Insert a run row; returns its id.
+    pub fn insert_run(&self, run: &NewRun) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO runs (task_id, trigger, status, scheduled_for, queued_at, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                run.task_id,
+                run.trigger,
+                run.status,
+                run.scheduled_for,
+                run.queued_at,
+                run.error
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// One run by id.
+    pub fn get_run(&self, id: i64) -> Result<Option<Run>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                [id],
+                run_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Runs newest first, optionally for one task and one status.
+    pub fn list_runs(
+        &self,
+        task_id: Option<&str>,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Run>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs
+             WHERE (?1 IS NULL OR task_id = ?1) AND (?2 IS NULL OR status = ?2)
+             ORDER BY id DESC LIMIT ?3"
+        ))?;
+        let runs = stmt
+            .query_map(params![task_id, status, limit], run_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(runs)
+    }
+
+    /// Count of runs in a status.
+    pub fn count_runs_with_status(&self, status: &str) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM runs WHERE status = ?1",
+            [status],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::*;
+
+    fn spec(name: &str) -> TaskSpec {
+        TaskSpec {
+            name: name.into(),
+            task_type: TaskType::Bash,
+            description: None,
+            enabled: true,
+            trigger: Trigger::Manual,
+            timezone: "UTC".into(),
+            command: Some("true".into()),
+            prompt: None,
+            cwd: None,
+            env: Default::default(),
+            timeout_seconds: None,
+            model: None,
+            runner: None,
+            allowed_tools: vec![],
+            max_turns: None,
+            permission_mode: None,
+            overlap: Overlap::Skip,
+            catch_up: CatchUp::Skip,
+            retries: Retries::default(),
+            notify: None,
+        }
+    }
+
+    fn temp_db(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("cc-store-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("nested/tasks.db")
+    }
+
+    #[test]
+    fn create_reopen_keeps_tasks_and_schema_version() {
+        let path = temp_db("reopen");
+        {
+            let store = Store::open(&path).unwrap();
+            assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+            store
+                .insert_task("t1", &spec("one"), "2026-01-01T00:00:00Z")
+                .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let task = store.find_task("one").unwrap().unwrap();
+        assert_eq!(task.id, "t1");
+        assert_eq!(task.spec, spec("one"));
+        assert_eq!(store.quick_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_with_a_clear_message() {
+        let path = temp_db("newer");
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .conn
+                .pragma_update(None, "user_version", SCHEMA_VERSION + 5)
+                .unwrap();
+        }
+        let err = Store::open(&path).err().unwrap().to_string();
+        assert!(err.contains("newer than this build"), "{err}");
+    }
+
+    #[test]
+    fn names_are_unique_and_deleting_a_task_deletes_its_runs() {
+        let path = temp_db("cascade");
+        let store = Store::open(&path).unwrap();
+        store
+            .insert_task("t1", &spec("same"), "2026-01-01T00:00:00Z")
+            .unwrap();
+        let dup = store.insert_task("t2", &spec("same"), "2026-01-01T00:00:00Z");
+        assert!(matches!(dup, Err(StoreError::NameTaken(n)) if n == "same"));
+        for _ in 0..3 {
+            store
+                .insert_run(&NewRun {
+                    task_id: "t1",
+                    trigger: "manual",
+                    status: "queued",
+                    scheduled_for: None,
+                    queued_at: "2026-01-01T00:00:00Z",
+                    error: None,
+                })
+                .unwrap();
+        }
+        assert_eq!(store.list_runs(Some("t1"), None, 10).unwrap().len(), 3);
+        let (_, removed) = store.delete_task("t1").unwrap().unwrap();
+        assert_eq!(removed, 3);
+        assert_eq!(store.list_runs(None, None, 10).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn one_run_per_task_and_fire_time() {
+        let path = temp_db("unique-fire");
+        let store = Store::open(&path).unwrap();
+        store
+            .insert_task("t1", &spec("fires"), "2026-01-01T00:00:00Z")
+            .unwrap();
+        let run = NewRun {
+            task_id: "t1",
+            trigger: "cron",
+            status: "queued",
+            scheduled_for: Some("2026-01-01T02:00:00Z"),
+            queued_at: "2026-01-01T02:00:00Z",
+            error: None,
+        };
+        store.insert_run(&run).unwrap();
+        assert!(store.insert_run(&run).is_err());
+    }
+}

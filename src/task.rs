@@ -1,0 +1,234 @@
+//! The task model (SPEC §5): what a task is once validated — type, trigger, policies — and its
+//! JSON shape. Plain data: it never validates raw input (see `validate`), never touches SQL and
+//! never runs anything.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskType {
+    Bash,
+    Subagent,
+}
+
+impl TaskType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskType::Bash => "bash",
+            TaskType::Subagent => "subagent",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Runner {
+    #[serde(rename = "claude-code")]
+    ClaudeCode,
+    #[serde(rename = "api")]
+    Api,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlap {
+    #[default]
+    Skip,
+    Queue,
+    Allow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    #[default]
+    Skip,
+    Once,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterOn {
+    #[default]
+    Success,
+    Failure,
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyOn {
+    #[default]
+    Failure,
+    Success,
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileEvent {
+    Create,
+    Modify,
+    Remove,
+}
+
+/// What fires a task. `timezone` lives on the task, not here, so every trigger can show times in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Trigger {
+    #[serde(rename = "cron")]
+    Cron { schedule: String },
+    #[serde(rename = "file-watch")]
+    FileWatch {
+        path: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pattern: Option<String>,
+        recursive: bool,
+        events: Vec<FileEvent>,
+        debounce_ms: u64,
+    },
+    #[serde(rename = "hook")]
+    Hook {
+        event: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        matcher: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file_pattern: Option<String>,
+        debounce_ms: u64,
+    },
+    #[serde(rename = "interval")]
+    Interval {
+        every: String,
+        every_seconds: u64,
+        /// RFC 3339, UTC.
+        start_at: String,
+    },
+    #[serde(rename = "once")]
+    Once {
+        /// RFC 3339, UTC.
+        at: String,
+    },
+    #[serde(rename = "after")]
+    After {
+        /// The upstream task's id (names are resolved at validation).
+        task: String,
+        on: AfterOn,
+    },
+    #[serde(rename = "manual")]
+    Manual,
+}
+
+impl Trigger {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Cron { .. } => "cron",
+            Trigger::FileWatch { .. } => "file-watch",
+            Trigger::Hook { .. } => "hook",
+            Trigger::Interval { .. } => "interval",
+            Trigger::Once { .. } => "once",
+            Trigger::After { .. } => "after",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retries {
+    pub max_attempts: u32,
+    pub backoff_seconds: u64,
+    pub doubling: bool,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Retries {
+            max_attempts: 0,
+            backoff_seconds: 30,
+            doubling: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notify {
+    pub url: String,
+    pub on: NotifyOn,
+}
+
+/// A validated task definition: everything a user sets. Stored as JSON by the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub task_type: TaskType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub trigger: Trigger,
+    /// IANA zone in which schedules fire and times are shown.
+    pub timezone: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// None: the config's `task_timeout_secs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner: Option<Runner>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_tools: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_turns: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<String>,
+    pub overlap: Overlap,
+    pub catch_up: CatchUp,
+    pub retries: Retries,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
+}
+
+/// A stored task: its id and timestamps around the definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: String,
+    pub spec: TaskSpec,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Task {
+    /// The task as one JSON object: `id`, the definition's fields, and the timestamps.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(&self.spec).unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = value.as_object_mut() {
+            let mut out = serde_json::Map::new();
+            out.insert("id".into(), self.id.clone().into());
+            out.append(obj);
+            out.insert("created_at".into(), self.created_at.clone().into());
+            out.insert("updated_at".into(), self.updated_at.clone().into());
+            return serde_json::Value::Object(out);
+        }
+        value
+    }
+}
+
+/// Run statuses (SPEC §5).
+pub const RUN_STATUSES: &[&str] = &[
+    "queued",
+    "running",
+    "success",
+    "failed",
+    "timeout",
+    "cancelled",
+    "skipped",
+    "interrupted",
+];
