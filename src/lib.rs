@@ -4,9 +4,13 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod guard;
+pub mod http;
 pub mod ids;
+pub mod mcp;
 pub mod schedule;
 pub mod server;
+pub mod sse;
 pub mod store;
 pub mod task;
 pub mod token;

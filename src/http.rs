@@ -1,0 +1,171 @@
+//! HTTP plumbing over tiny_http: a request read into memory (`HttpRequest`), the answer
+//! (`Reply`), JSON error bodies, and writing a reply back. It knows no MCP and no SQL; routing
+//! lives in `server`, policy in `guard`, the protocol in `mcp`.
+
+use serde_json::{json, Value};
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// A request with its body read (bounded by `max_body_bytes`).
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: String,
+    /// The path without the query string.
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The TCP peer.
+    pub peer: IpAddr,
+    /// True when the body was larger than allowed (the body is then empty).
+    pub body_too_large: bool,
+}
+
+impl HttpRequest {
+    /// The first value of a header, case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Read method, path, headers and up to `max_body` bytes of body from a tiny_http request.
+    pub fn read(request: &mut tiny_http::Request, max_body: usize) -> HttpRequest {
+        let url = request.url().to_string();
+        let path = url.split('?').next().unwrap_or("").to_string();
+        let headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_string(),
+                    h.value.as_str().to_string(),
+                )
+            })
+            .collect();
+        let peer = request
+            .remote_addr()
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let declared = request.body_length();
+        let mut body = Vec::new();
+        let mut too_large = declared.is_some_and(|n| n > max_body);
+        if !too_large {
+            let mut limited = request.as_reader().take(max_body as u64 + 1);
+            if limited.read_to_end(&mut body).is_err() {
+                body.clear();
+            }
+            if body.len() > max_body {
+                too_large = true;
+                body.clear();
+            }
+        }
+        HttpRequest {
+            method: request.method().as_str().to_ascii_uppercase(),
+            path,
+            headers,
+            body,
+            peer,
+            body_too_large: too_large,
+        }
+    }
+}
+
+/// An answer to send.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A JSON body.
+    pub fn json(status: u16, value: &Value) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+
+    /// 202 Accepted, no body.
+    pub fn accepted() -> Reply {
+        Reply {
+            status: 202,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A plain (non-JSON-RPC) JSON error: `{"error": message, "status": code}`.
+    pub fn error(status: u16, message: &str) -> Reply {
+        Reply::json(status, &json!({ "error": message, "status": status }))
+    }
+
+    /// A JSON-RPC error body with the given HTTP status (`id` null unless known).
+    pub fn rpc_error(status: u16, id: Option<&Value>, code: i64, message: &str) -> Reply {
+        Reply::json(
+            status,
+            &json!({
+                "jsonrpc": "2.0",
+                "id": id.cloned().unwrap_or(Value::Null),
+                "error": { "code": code, "message": message },
+            }),
+        )
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Send it on a tiny_http request.
+    pub fn send(self, request: tiny_http::Request) {
+        let mut response = tiny_http::Response::from_data(self.body).with_status_code(self.status);
+        for (name, value) in &self.headers {
+            if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                response.add_header(h);
+            }
+        }
+        if let Err(e) = request.respond(response) {
+            log::debug!("client went away before the reply was sent: {e}");
+        }
+    }
+}
+
+/// Whether a media type list (an Accept header) accepts `wanted` (e.g. "application/json").
+pub fn accepts(accept: &str, wanted: &str) -> bool {
+    let (wanted_type, _) = wanted.split_once('/').unwrap_or((wanted, ""));
+    accept.split(',').any(|item| {
+        let media = item
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let q_zero = item
+            .split(';')
+            .skip(1)
+            .any(|p| p.trim().replace(' ', "") == "q=0");
+        !q_zero && (media == wanted || media == "*/*" || media == format!("{wanted_type}/*"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_lists_are_read_leniently() {
+        assert!(accepts(
+            "application/json, text/event-stream",
+            "application/json"
+        ));
+        assert!(accepts("text/event-stream", "text/event-stream"));
+        assert!(accepts("*/*", "application/json"));
+        assert!(accepts("application/*;q=0.5", "application/json"));
+        assert!(!accepts("text/html", "application/json"));
+        assert!(!accepts("application/json;q=0", "application/json"));
+    }
+}

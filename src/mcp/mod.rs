@@ -1,0 +1,367 @@
+//! MCP over Streamable HTTP, protocol 2025-11-25 (reference/mcp-2025-11-25.md): the `/mcp`
+//! endpoint's POST/GET/DELETE rules, sessions, version negotiation, JSON-RPC framing and the
+//! method dispatch (initialize, ping, logging/setLevel, tools/list, tools/call). It reaches tasks
+//! only through `catalog` (never SQL) and trusts `guard` to have authenticated the request.
+
+pub mod session;
+pub mod tools;
+
+use crate::catalog::{Catalog, Defaults, OpError};
+use crate::guard::TokenId;
+use crate::http::{accepts, HttpRequest, Reply};
+use crate::store::Store;
+use serde_json::{json, Map, Value};
+use session::{level_rank, lock, SessionRef, Sessions, LOG_LEVELS};
+
+/// The version we speak; listed first.
+pub const LATEST_VERSION: &str = "2025-11-25";
+/// Versions `initialize` may settle on (answered with the same version).
+pub const NEGOTIABLE_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
+/// Values accepted in the `MCP-Protocol-Version` header.
+pub const HEADER_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+const INSTRUCTIONS: &str = "claudecron schedules and runs tasks (bash commands or Claude prompts) on its own always-on host and records every run. Use claudecron_preview_schedule to check a cron expression, claudecron_add_task to create a task (give a timezone; schedules fire in it), claudecron_list_tasks / claudecron_get_task to inspect, claudecron_get_history / claudecron_get_run for results. These tasks persist on the server, unlike Claude Code's session-only CronCreate jobs.";
+
+/// What the HTTP layer must do with an `/mcp` request.
+pub enum Outcome {
+    Reply(Reply),
+    /// Open the session's GET event stream, replaying after `last_event_id`.
+    OpenStream {
+        session: SessionRef,
+        last_event_id: Option<String>,
+    },
+}
+
+/// State shared by all workers for the MCP endpoint.
+pub struct Mcp {
+    pub sessions: Sessions,
+    pub defaults: Defaults,
+}
+
+fn bad_request(code: i64, message: &str) -> Outcome {
+    Outcome::Reply(Reply::rpc_error(400, None, code, message))
+}
+
+impl Mcp {
+    /// Handle one authenticated request to `/mcp`.
+    pub fn handle(&self, req: &HttpRequest, token: TokenId, store: Option<&Store>) -> Outcome {
+        if let Some(version) = req.header("mcp-protocol-version") {
+            if !HEADER_VERSIONS.contains(&version.trim()) {
+                return bad_request(
+                    -32000,
+                    &format!(
+                        "Bad Request: unsupported MCP-Protocol-Version \"{}\"; supported: {}",
+                        version.trim(),
+                        HEADER_VERSIONS.join(", ")
+                    ),
+                );
+            }
+        }
+        match req.method.as_str() {
+            "POST" => self.post(req, token, store),
+            "GET" => self.get(req, token),
+            "DELETE" => match self.session_for(req, token) {
+                Ok(session) => {
+                    let id = lock(&session).id.clone();
+                    self.sessions.remove(&id);
+                    log::info!("session {} ended by DELETE", session::short(&id));
+                    Outcome::Reply(Reply {
+                        status: 204,
+                        headers: Vec::new(),
+                        body: Vec::new(),
+                    })
+                }
+                Err(outcome) => outcome,
+            },
+            _ => Outcome::Reply(
+                Reply::rpc_error(
+                    405,
+                    None,
+                    -32000,
+                    "Method not allowed; /mcp accepts GET, POST, DELETE",
+                )
+                .with_header("Allow", "GET, POST, DELETE"),
+            ),
+        }
+    }
+
+    /// The session named by `MCP-Session-Id`, checked against the token that opened it.
+    fn session_for(&self, req: &HttpRequest, token: TokenId) -> Result<SessionRef, Outcome> {
+        let id = match req.header("mcp-session-id") {
+            Some(id) if !id.trim().is_empty() => id.trim(),
+            _ => return Err(bad_request(
+                -32000,
+                "Bad Request: MCP-Session-Id header is required (send initialize first to get one)",
+            )),
+        };
+        let not_found = || {
+            Outcome::Reply(Reply::rpc_error(
+                404,
+                None,
+                -32001,
+                "Session not found: it expired or was ended; send initialize without MCP-Session-Id to start a new one",
+            ))
+        };
+        let session = self.sessions.get(id).ok_or_else(not_found)?;
+        if lock(&session).token != token {
+            return Err(not_found());
+        }
+        Ok(session)
+    }
+
+    fn get(&self, req: &HttpRequest, token: TokenId) -> Outcome {
+        if let Some(accept) = req.header("accept") {
+            if !accepts(accept, "text/event-stream") {
+                return Outcome::Reply(Reply::rpc_error(
+                    406,
+                    None,
+                    -32000,
+                    "Not Acceptable: GET /mcp opens an event stream; send Accept: text/event-stream",
+                ));
+            }
+        }
+        match self.session_for(req, token) {
+            Ok(session) => Outcome::OpenStream {
+                session,
+                last_event_id: req.header("last-event-id").map(str::to_string),
+            },
+            Err(outcome) => outcome,
+        }
+    }
+
+    fn post(&self, req: &HttpRequest, token: TokenId, store: Option<&Store>) -> Outcome {
+        let content_type = req.header("content-type").unwrap_or("");
+        let media = content_type.split(';').next().unwrap_or("").trim();
+        if !media.eq_ignore_ascii_case("application/json") {
+            return Outcome::Reply(Reply::rpc_error(
+                415,
+                None,
+                -32000,
+                "Unsupported Media Type: POST /mcp takes Content-Type: application/json",
+            ));
+        }
+        if let Some(accept) = req.header("accept") {
+            if !accepts(accept, "application/json") && !accepts(accept, "text/event-stream") {
+                return Outcome::Reply(Reply::rpc_error(
+                    406,
+                    None,
+                    -32000,
+                    "Not Acceptable: the client must accept application/json or text/event-stream",
+                ));
+            }
+        }
+        let message: Value = match std::str::from_utf8(&req.body)
+            .ok()
+            .and_then(|text| serde_json::from_str(text).ok())
+        {
+            Some(v) => v,
+            None => return bad_request(-32700, "Parse error: the body is not valid UTF-8 JSON"),
+        };
+        let obj = match &message {
+            Value::Array(_) => {
+                return bad_request(
+                    -32600,
+                    "Invalid Request: JSON-RPC batches are not supported (removed in MCP 2025-06-18); send one message per POST",
+                )
+            }
+            Value::Object(o) => o,
+            _ => return bad_request(-32600, "Invalid Request: the body must be one JSON-RPC object"),
+        };
+        if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+            return bad_request(-32600, "Invalid Request: \"jsonrpc\" must be \"2.0\"");
+        }
+        let id = obj.get("id");
+        let method = obj.get("method").and_then(Value::as_str);
+        let is_response =
+            method.is_none() && (obj.contains_key("result") || obj.contains_key("error"));
+        if method.is_none() && !is_response {
+            return bad_request(-32600, "Invalid Request: a message needs \"method\" (request or notification) or \"result\"/\"error\" (response)");
+        }
+        if let Some(id) = id {
+            if !(id.is_string() || id.is_i64() || id.is_u64() || is_response) {
+                return bad_request(
+                    -32600,
+                    "Invalid Request: \"id\" must be a string or an integer, never null",
+                );
+            }
+        }
+        let params = obj
+            .get("params")
+            .cloned()
+            .unwrap_or(Value::Object(Map::new()));
+
+        if method == Some("initialize") && id.is_some() {
+            if req.header("mcp-session-id").is_some() {
+                return bad_request(
+                    -32600,
+                    "Invalid Request: this session is already initialized; POST initialize without MCP-Session-Id to start a new session",
+                );
+            }
+            return self.initialize(id.cloned().unwrap_or(Value::Null), &params, token);
+        }
+
+        let session = match self.session_for(req, token) {
+            Ok(s) => s,
+            Err(outcome) => return outcome,
+        };
+        let Some(method) = method else {
+            return Outcome::Reply(Reply::accepted()); // a response to a server request: nothing pending
+        };
+        let Some(id) = id.cloned() else {
+            if method == "notifications/initialized" {
+                lock(&session).initialized = true;
+            }
+            return Outcome::Reply(Reply::accepted());
+        };
+        let reply = match self.dispatch(method, &params, &session, store) {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err((code, message)) => {
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+            }
+        };
+        Outcome::Reply(Reply::json(200, &reply))
+    }
+
+    fn initialize(&self, id: Value, params: &Value, token: TokenId) -> Outcome {
+        let requested = params
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or(LATEST_VERSION);
+        let version = if NEGOTIABLE_VERSIONS.contains(&requested) {
+            requested
+        } else {
+            LATEST_VERSION
+        };
+        let session_id = match self.sessions.create(token, version) {
+            Ok(id) => id,
+            Err(message) => {
+                return Outcome::Reply(
+                    Reply::rpc_error(503, Some(&id), -32000, &message)
+                        .with_header("Retry-After", "60"),
+                )
+            }
+        };
+        let client = params
+            .pointer("/clientInfo/name")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .chars()
+            .take(60)
+            .collect::<String>();
+        log::info!(
+            "session {} opened by client \"{}\" with protocol {version}",
+            session::short(&session_id),
+            client.escape_debug()
+        );
+        let result = json!({
+            "protocolVersion": version,
+            "capabilities": {"tools": {"listChanged": false}, "logging": {}},
+            "serverInfo": {"name": "claudecron", "title": "claudecron", "version": env!("CARGO_PKG_VERSION")},
+            "instructions": INSTRUCTIONS,
+        });
+        Outcome::Reply(
+            Reply::json(200, &json!({"jsonrpc": "2.0", "id": id, "result": result}))
+                .with_header("MCP-Session-Id", &session_id),
+        )
+    }
+
+    fn dispatch(
+        &self,
+        method: &str,
+        params: &Value,
+        session: &SessionRef,
+        store: Option<&Store>,
+    ) -> Result<Value, (i64, String)> {
+        match method {
+            "ping" => Ok(json!({})),
+            "logging/setLevel" => {
+                let level = params.get("level").and_then(Value::as_str).unwrap_or("");
+                match level_rank(level) {
+                    Some(rank) => {
+                        lock(session).log_level = Some(rank);
+                        Ok(json!({}))
+                    }
+                    None => Err((
+                        -32602,
+                        format!(
+                            "Invalid params: level \"{level}\" is not accepted; accepted: {}",
+                            LOG_LEVELS.join(", ")
+                        ),
+                    )),
+                }
+            }
+            "tools/list" => {
+                if params.get("cursor").is_some_and(|c| !c.is_null()) {
+                    return Err((
+                        -32602,
+                        "Invalid params: unknown cursor (tools/list has a single page)".into(),
+                    ));
+                }
+                Ok(json!({"tools": tools::definitions()}))
+            }
+            "tools/call" => self.call_tool(params, store),
+            "initialize" => Err((
+                -32600,
+                "Invalid Request: initialize must be a request with an id".into(),
+            )),
+            other => Err((-32601, format!("Method not found: {other}"))),
+        }
+    }
+
+    fn call_tool(&self, params: &Value, store: Option<&Store>) -> Result<Value, (i64, String)> {
+        let name = match params.get("name") {
+            Some(Value::String(n)) => n.as_str(),
+            _ => {
+                return Err((
+                    -32602,
+                    "Invalid params: tools/call needs \"name\", a tool name from tools/list".into(),
+                ))
+            }
+        };
+        let empty = Map::new();
+        let args = match params.get("arguments") {
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(a)) => a,
+            Some(_) => {
+                return Err((
+                    -32602,
+                    "Invalid params: \"arguments\" must be an object".into(),
+                ))
+            }
+        };
+        let Some(store) = store else {
+            return Ok(tool_error(
+                "internal error: the database is not available; see the server log",
+            ));
+        };
+        let catalog = Catalog::new(store, &self.defaults);
+        match tools::call(&catalog, name, args) {
+            Err(tools::CallError::UnknownTool(name)) => {
+                Err((-32602, format!("Unknown tool: {name}")))
+            }
+            Ok(Ok(value)) => {
+                let text = format!(
+                    "{}\n{}",
+                    tools::summary(name, &value),
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
+                Ok(json!({
+                    "content": [{"type": "text", "text": text}],
+                    "structuredContent": value,
+                    "isError": false,
+                }))
+            }
+            Ok(Err(OpError::Internal(msg))) => {
+                log::error!("tool {name} failed: {msg}");
+                Ok(tool_error(
+                    "internal error: the database failed; see the server log",
+                ))
+            }
+            Ok(Err(e)) => Ok(tool_error(&e.to_string())),
+        }
+    }
+}
+
+fn tool_error(message: &str) -> Value {
+    json!({"content": [{"type": "text", "text": message}], "isError": true})
+}
