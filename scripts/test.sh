@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every test claudecron has, in one command (the README's test command; CI runs exactly this):
+# formatting, lints, the Rust unit and integration tests (real binary, real SQLite, real HTTP),
+# then the interop suite (clients we did not write: Python MCP SDK, the official conformance
+# suite, mcp-remote, curl). Exits non-zero on the first failing stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage() { printf '\n==> %s\n' "$*"; }
+
+stage "cargo fmt --check"
+cargo fmt --all -- --check
+
+stage "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+stage "cargo test"
+cargo test --all-targets
+
+stage "interop suite (scripts/interop.sh)"
+bash scripts/interop.sh
