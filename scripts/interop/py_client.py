@@ -53,7 +53,7 @@ TASK_NAME = "name"
 TASK_ENABLED = "enabled"
 LIST_KEY = "tasks"  # list_tasks -> {"tasks": [task row, ...]}
 HISTORY_KEY = "runs"  # get_history -> {"runs": [...]}
-PREVIEW_KEY = "fire_times"  # preview_schedule -> {"fire_times": [...]}
+PREVIEW_KEYS = ("fire_times", "next_runs")  # preview_schedule -> {"<one of these>": [...]}
 ERROR_FIELD_WORD = "timezone"  # the isError message for a bad timezone must name the field
 
 # The seed plan's three example calls (SPEC.md section 4), exactly as written.
@@ -338,9 +338,13 @@ async def scenario(client: Client, mode: str, sent: list[tuple[str, str, str]], 
     # -- preview ------------------------------------------------------------------------------------
     res = await call(client, ck, "preview_schedule", "claudecron_preview_schedule", PREVIEW_ARGS)
     if expect_ok(ck, "preview_schedule", res):
-        ft = res.structured_content.get(PREVIEW_KEY)
+        ft = next((res.structured_content[k] for k in PREVIEW_KEYS if k in res.structured_content), None)
         ck.check("preview_schedule returns 3 fire times", isinstance(ft, list) and len(ft) == PREVIEW_ARGS["count"],
                  f"structuredContent={short(res.structured_content)}")
+        if isinstance(ft, list) and ft:
+            # 0 9 * * 1-5 in Europe/Moscow (UTC+3, no DST): every local fire time is 09:00+03:00
+            ck.check("preview_schedule fire times are 09:00 in Europe/Moscow (+03:00)",
+                     all("T09:00:00+03:00" in json.dumps(x) for x in ft), f"fire times: {short(ft)}")
 
     # -- bad arguments --------------------------------------------------------------------------------
     res = await call(client, ck, "add_task bad timezone", "claudecron_add_task", BAD_TASK)

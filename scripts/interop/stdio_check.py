@@ -98,7 +98,7 @@ def main() -> int:
         if send(init):
             r = reply(1)
             if r is None:
-                bad("initialize", f"no reply within {REPLY_TIMEOUT_S:.0f} s; stdout: {seen[-3:]}")
+                bad("initialize", f"no reply (the proxy exited, or {REPLY_TIMEOUT_S:.0f} s passed); stdout: {seen[-3:]}")
             elif "error" in r:
                 bad("initialize", f"error {r['error']}")
             else:
@@ -112,7 +112,7 @@ def main() -> int:
                     r = reply(2)
                     names = [t.get("name") for t in (r or {}).get("result", {}).get("tools", [])]
                     if r is None:
-                        bad("tools/list", f"no reply within {REPLY_TIMEOUT_S:.0f} s")
+                        bad("tools/list", f"no reply (the proxy exited, or {REPLY_TIMEOUT_S:.0f} s passed)")
                     elif EXPECTED_TOOL in names:
                         ok(f"tools/list contains {EXPECTED_TOOL} ({len(names)} tools)")
                     else:
@@ -121,7 +121,7 @@ def main() -> int:
                     r = reply(3)
                     res = (r or {}).get("result") or {}
                     if r is None:
-                        bad("tools/call", f"no reply within {REPLY_TIMEOUT_S:.0f} s")
+                        bad("tools/call", f"no reply (the proxy exited, or {REPLY_TIMEOUT_S:.0f} s passed)")
                     elif "error" in r or res.get("isError") or not isinstance(res.get("structuredContent"), dict):
                         bad(f"tools/call {CALL['name']}", json.dumps(r)[:300])
                     else:
@@ -141,6 +141,15 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+    if failed and a.stderr_file != "/dev/null":
+        try:
+            with open(a.stderr_file, "rb") as f:
+                tail = f.read().decode(errors="replace").splitlines()[-25:]
+            print(f"# {a.label} stderr (last lines):", flush=True)
+            for line in tail:
+                print(f"#   {line}", flush=True)
+        except OSError:
+            pass
     return 0 if failed == 0 and passed > 0 else 1
 
 

