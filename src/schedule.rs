@@ -1,31 +1,172 @@
 //! Cron schedules: parsing crontab expressions, next fire times in a task's zone, and the
-//! expression in words. Pure computation: never touches the clock, the store or the network.
-//! (Placeholder API; the schedule helper fills it in.)
+//! expression in words. Pure computation: never touches the store, the network or the
+//! process; the one clock read is in [`Schedule::parse`], whose "never fires in the next 5
+//! years" check needs a reference instant ([`Schedule::parse_at`] takes it explicitly).
+//!
+//! # Accepted syntax
+//!
+//! * 5 fields `minute hour day-of-month month day-of-week`; 6 fields put **seconds first**;
+//!   7 fields add a trailing **year**. Fields are separated by any whitespace; surrounding
+//!   whitespace is ignored; names and letters are case-insensitive.
+//! * Macros `@yearly`/`@annually`, `@monthly`, `@weekly` (Sunday), `@daily`/`@midnight`,
+//!   `@hourly`. `@reboot` is rejected (claudecron has no start-up trigger; the message names
+//!   the `once`, `interval` and `manual` triggers), and so is `@every`.
+//! * Values, ranges `a-b` (never reversed), lists `a,b`, steps `*/n` and `a-b/n`.
+//!   **Legacy steps `0/10` and `/10` are accepted** (croner's `sloppy_ranges`): `a/n` means
+//!   `a-max/n`, `/n` means `*/n`. Quartz and AI-written expressions use them often, and the
+//!   meaning is unambiguous, so rejecting them would only cost a round trip.
+//! * Months 1–12 or `JAN`–`DEC`, only in the month field. Days of the week 0–7 (0 and 7 are
+//!   Sunday) or `SUN`–`SAT`, only in the day-of-week field; full names (`MONDAY`) are rejected
+//!   with a hint. `?` means `*` in the two day fields.
+//! * `L` (last day of the month), `LW` (last weekday), `15W` (weekday nearest the 15th) in
+//!   day-of-month; `5L` (last Friday) and `5#2` (second Friday) in day-of-week.
+//! * Day-of-month and day-of-week: when both are restricted a day matches if **either**
+//!   matches (Vixie/cronie OR rule); when one is `*` only the other counts. Unlike cronie, a
+//!   stepped field such as `*/2` counts as restricted (croner's rule).
+//!
+//! # Daylight-saving time
+//!
+//! Matching is done on the wall clock of the task's zone (croner on a naive timeline); this
+//! module then maps each matching wall time to instants:
+//!
+//! * A wall time that does not exist (spring-forward gap) fires **once, at the first instant
+//!   after the gap**; several skipped times in one gap fire once together, and merge with a
+//!   match that falls exactly at the end of the gap. This holds for every job. (cronie and
+//!   croner drop *interval* jobs whose only matches that day are in the gap, e.g.
+//!   `*/20 2 * * *` on 2026-03-08 in New York; here it runs once at 03:00 EDT.)
+//! * A wall time that occurs twice (fall-back fold) fires **once, at its first occurrence**
+//!   for fixed-time jobs. *Interval jobs* — the second, minute or hour field uses `*` or a
+//!   step `/` — run in both passes, in time order (01:00, 01:20, 01:40 EDT, then 01:00,
+//!   01:20, 01:40 EST for `*/20 1 * * *`), like cronie's wildcard jobs. croner alone treats a
+//!   list such as `0,30 1 * * *` as an interval job and fires it twice; here it fires once.
+//! * [`Schedule::next_after`] is always strictly after its argument, so iteration never goes
+//!   backwards and a restart inside a repeated hour never yields a past time.
 
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono_tz::{GapInfo, Tz};
+use croner::errors::CronError;
+use croner::parser::CronParser;
+use croner::Cron;
+
+/// How far ahead [`Schedule::parse_at`] looks for a first fire time (5 years plus leap days).
+const NEVER_FIRES_HORIZON_DAYS: i64 = 5 * 365 + 2;
+
+const FIELD_COUNT_HELP: &str = "a schedule has 5 fields (minute hour day-of-month month \
+     day-of-week), 6 with leading seconds, or 7 with a trailing year, or a macro such as @daily";
+
+const MACROS: &str = "@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly";
 
 /// A validated crontab expression.
 #[derive(Debug, Clone)]
 pub struct Schedule {
+    /// The expression as given, trimmed.
     expression: String,
+    /// The parsed pattern, matched against naive wall-clock times.
+    cron: Cron,
+    /// An interval job (runs in both passes of a repeated hour); see the module docs.
+    interval: bool,
+    /// One line of English.
+    description: String,
 }
 
 impl Schedule {
     /// Parse and validate; the error says what is wrong and what is accepted.
+    ///
+    /// Reads the clock once: an expression that never fires in the 5 years from now is
+    /// rejected. Use [`Schedule::parse_at`] to give the reference instant yourself.
     pub fn parse(expression: &str) -> Result<Schedule, String> {
+        Schedule::parse_at(expression, Utc::now())
+    }
+
+    /// [`Schedule::parse`] with an explicit reference instant for the never-fires check.
+    pub fn parse_at(expression: &str, now: DateTime<Utc>) -> Result<Schedule, String> {
+        let trimmed = expression.trim();
+        if trimmed.is_empty() {
+            return Err(format!(
+                "an empty expression is not a schedule; {FIELD_COUNT_HELP}"
+            ));
+        }
+        let (pattern, macro_description) = expand_macro(trimmed)?;
+        let fields: Vec<&str> = pattern.split_whitespace().collect();
+        let specs: &[&FieldSpec] = match fields.len() {
+            5 => &[&MINUTE, &HOUR, &DAY_OF_MONTH, &MONTH, &DAY_OF_WEEK],
+            6 => &[&SECOND, &MINUTE, &HOUR, &DAY_OF_MONTH, &MONTH, &DAY_OF_WEEK],
+            7 => &[
+                &SECOND,
+                &MINUTE,
+                &HOUR,
+                &DAY_OF_MONTH,
+                &MONTH,
+                &DAY_OF_WEEK,
+                &YEAR,
+            ],
+            n => {
+                let noun = if n == 1 { "field" } else { "fields" };
+                return Err(format!("\"{trimmed}\" has {n} {noun}; {FIELD_COUNT_HELP}"));
+            }
+        };
+        // A 6-field expression written as "5 fields + year" fails on its day-of-week field.
+        let six_field_hint = if fields.len() == 6 {
+            " (6 fields are read as second minute hour day-of-month month day-of-week; a year \
+             needs all 7 fields)"
+        } else {
+            ""
+        };
+        for (spec, raw) in specs.iter().zip(&fields) {
+            spec.validate(raw, trimmed).map_err(|e| {
+                if spec.name == DAY_OF_WEEK.name {
+                    format!("{e}{six_field_hint}")
+                } else {
+                    e
+                }
+            })?;
+        }
+        let normalized = fields.join(" ");
+        let cron = croner_parser()
+            .parse(&normalized)
+            .map_err(|err| explain_croner_error(&err, &fields, specs, trimmed, six_field_hint))?;
+
+        // Interval jobs: the second, minute or hour field uses `*` or a step.
+        let time_fields = if fields.len() == 5 { 2 } else { 3 };
+        let interval = fields[..time_fields]
+            .iter()
+            .any(|f| f.contains('*') || f.contains('/'));
+
+        check_fires_soon(&cron, trimmed, now)?;
+
+        let description = match macro_description {
+            Some(text) => text.to_string(),
+            None => english(&cron, &fields, specs),
+        };
         Ok(Schedule {
-            expression: expression.to_string(),
+            expression: trimmed.to_string(),
+            cron,
+            interval,
+            description,
         })
     }
-    /// The expression as the user gave it.
+
+    /// The expression as the user gave it (surrounding whitespace removed).
     pub fn expression(&self) -> &str {
         &self.expression
     }
-    /// The first fire time strictly after `after`, in `tz`.
-    pub fn next_after(&self, _after: DateTime<Utc>, _tz: Tz) -> Option<DateTime<Tz>> {
+
+    /// The first fire time strictly after `after`, in `tz`; `None` when the schedule has no
+    /// more fire times (a year field in the past).
+    pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Tz>> {
+        // The candidate search below already returns instants after `after`; the loop is a
+        // guard so that "strictly after" holds even for zone data this code did not foresee.
+        let mut cursor = after;
+        for _ in 0..8 {
+            let candidate = self.candidate_after(cursor, tz)?;
+            if candidate.with_timezone(&Utc) > after {
+                return Some(candidate);
+            }
+            cursor = cursor.checked_add_signed(Duration::seconds(1))?;
+        }
         None
     }
+
     /// Up to `count` fire times strictly after `after`.
     pub fn upcoming(&self, after: DateTime<Utc>, tz: Tz, count: usize) -> Vec<DateTime<Tz>> {
         let mut out = Vec::new();
@@ -41,14 +182,604 @@ impl Schedule {
         }
         out
     }
+
     /// One line of English.
     pub fn describe(&self) -> String {
-        self.expression.clone()
+        self.description.clone()
+    }
+
+    /// Whether this is an interval job (second, minute or hour field uses `*` or a step),
+    /// which runs in both passes of a repeated (fall-back) hour.
+    pub fn is_interval(&self) -> bool {
+        self.interval
+    }
+
+    /// The first matching wall time strictly after `from` (`inclusive`: at or after).
+    fn wall_match(&self, from: NaiveDateTime, inclusive: bool) -> Option<NaiveDateTime> {
+        // croner works in whole seconds; dropping the fraction keeps "strictly after" exact.
+        let from = from.with_nanosecond(0)?;
+        self.cron.find_next_occurrence(&from, inclusive).ok()
+    }
+
+    /// The next fire instant after `after` (see the module docs for the DST rules).
+    fn candidate_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Tz>> {
+        let local = after.with_timezone(&tz);
+        let wall = local.naive_local();
+        let fold = match tz.from_local_datetime(&wall) {
+            LocalResult::Ambiguous(a, b) => {
+                let (earlier, later) = if a <= b { (a, b) } else { (b, a) };
+                let length = later.signed_duration_since(earlier);
+                let end = fold_end(tz, wall.with_nanosecond(0)?, length.num_seconds())?;
+                Some((local == earlier, end, end.checked_sub_signed(length)?))
+            }
+            _ => None,
+        };
+        match fold {
+            // `after` is not inside a repeated stretch of wall time.
+            None => first_instant(tz, self.wall_match(wall, false)?),
+            // First pass through a repeated stretch.
+            Some((true, end, begin)) => {
+                let next = self.wall_match(wall, false)?;
+                if next < end {
+                    return resolve(tz, next).map(|w| w.first());
+                }
+                if self.interval {
+                    // Interval jobs come back for the second pass of the stretch.
+                    if let Some(again) = self.wall_match(begin, true).filter(|m| *m < end) {
+                        if let Some(Wall::Fold(_, later)) = resolve(tz, again) {
+                            return Some(later);
+                        }
+                    }
+                }
+                first_instant(tz, next)
+            }
+            // Second pass: fixed-time jobs already fired in the first one.
+            Some((false, end, _)) => {
+                if self.interval {
+                    let next = self.wall_match(wall, false)?;
+                    if next < end {
+                        if let Some(Wall::Fold(_, later)) = resolve(tz, next) {
+                            return Some(later);
+                        }
+                    }
+                    first_instant(tz, next)
+                } else {
+                    first_instant(tz, self.wall_match(end, true)?)
+                }
+            }
+        }
     }
 }
 
+/// How one wall-clock time maps to instants in a zone.
+enum Wall {
+    Single(DateTime<Tz>),
+    /// A repeated wall time: (first occurrence, second occurrence).
+    Fold(DateTime<Tz>, DateTime<Tz>),
+    /// A skipped wall time: the first instant after the gap.
+    Gap(DateTime<Tz>),
+}
+
+impl Wall {
+    fn first(&self) -> DateTime<Tz> {
+        match self {
+            Wall::Single(t) | Wall::Fold(t, _) | Wall::Gap(t) => *t,
+        }
+    }
+}
+
+fn resolve(tz: Tz, wall: NaiveDateTime) -> Option<Wall> {
+    match tz.from_local_datetime(&wall) {
+        LocalResult::Single(t) => Some(Wall::Single(t)),
+        LocalResult::Ambiguous(a, b) => Some(if a <= b {
+            Wall::Fold(a, b)
+        } else {
+            Wall::Fold(b, a)
+        }),
+        LocalResult::None => GapInfo::new(&wall, &tz)
+            .and_then(|gap| gap.end)
+            .or_else(|| after_gap_by_scanning(tz, wall))
+            .map(Wall::Gap),
+    }
+}
+
+/// Fallback when the zone data gives no gap end (not expected with tzdata): the first wall
+/// time that exists, scanning forward by minutes for at most a day.
+fn after_gap_by_scanning(tz: Tz, wall: NaiveDateTime) -> Option<DateTime<Tz>> {
+    (1..=24 * 60).find_map(|minutes| {
+        let t = wall.checked_add_signed(Duration::minutes(minutes))?;
+        tz.from_local_datetime(&t).earliest()
+    })
+}
+
+/// The instant at which a matching wall time fires when it is met for the first time.
+fn first_instant(tz: Tz, wall: NaiveDateTime) -> Option<DateTime<Tz>> {
+    resolve(tz, wall).map(|w| w.first())
+}
+
+/// The first wall time after `start` (which is repeated) that is not repeated: a binary
+/// search over at most `length` seconds, the size of the fold.
+fn fold_end(tz: Tz, start: NaiveDateTime, length: i64) -> Option<NaiveDateTime> {
+    let ambiguous = |secs: i64| -> Option<bool> {
+        let t = start.checked_add_signed(Duration::seconds(secs))?;
+        Some(matches!(
+            tz.from_local_datetime(&t),
+            LocalResult::Ambiguous(_, _)
+        ))
+    };
+    let (mut lo, mut hi) = (0i64, length.max(1));
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if ambiguous(mid)? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    start.checked_add_signed(Duration::seconds(hi))
+}
+
+fn croner_parser() -> CronParser {
+    CronParser::builder().sloppy_ranges(true).build()
+}
+
+/// Expands a macro into 5 fields (with its own description); other input passes through.
+fn expand_macro(expression: &str) -> Result<(String, Option<&'static str>), String> {
+    if !expression.starts_with('@') {
+        return Ok((expression.to_string(), None));
+    }
+    let lower = expression.to_ascii_lowercase();
+    let word = lower.split_whitespace().next().unwrap_or_default();
+    let (pattern, description) = match word {
+        "@yearly" | "@annually" => ("0 0 1 1 *", "Once a year, at 00:00 on 1 January."),
+        "@monthly" => ("0 0 1 * *", "At 00:00 on day 1 of every month."),
+        "@weekly" => ("0 0 * * 0", "At 00:00 every Sunday."),
+        "@daily" | "@midnight" => ("0 0 * * *", "Every day at 00:00."),
+        "@hourly" => ("0 * * * *", "Every hour, at minute 0."),
+        "@reboot" => {
+            return Err(format!(
+                "\"{expression}\" is not supported: claudecron has no start-up trigger; use \
+                 {{\"type\":\"once\",\"at\":...}} for a single run, {{\"type\":\"interval\",\
+                 \"every\":...}} for a repeating one, or {{\"type\":\"manual\"}} and \
+                 claudecron_run_task"
+            ))
+        }
+        "@every" => {
+            return Err(format!(
+                "\"{expression}\" is not cron syntax; use an interval trigger such as \
+                 {{\"type\":\"interval\",\"every\":\"5m\"}}, or a step such as \"*/5 * * * *\""
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "\"{expression}\" is not a known macro; the macros are {MACROS}"
+            ))
+        }
+    };
+    if lower.split_whitespace().count() > 1 {
+        return Err(format!(
+            "\"{expression}\": a macro stands alone, with no fields after it"
+        ));
+    }
+    Ok((pattern.to_string(), Some(description)))
+}
+
+/// Rejects an expression whose first fire time is more than 5 years after `now`.
+fn check_fires_soon(cron: &Cron, expression: &str, now: DateTime<Utc>) -> Result<(), String> {
+    let start = now
+        .naive_utc()
+        .with_nanosecond(0)
+        .unwrap_or(now.naive_utc());
+    let horizon = start.checked_add_signed(Duration::days(NEVER_FIRES_HORIZON_DAYS));
+    match (cron.find_next_occurrence(&start, false), horizon) {
+        (Ok(first), Some(limit)) if first <= limit => Ok(()),
+        _ => Err(format!(
+            "\"{expression}\" never fires in the next 5 years; check that the day of the month \
+             exists in the chosen months (and that a year field is not in the past)"
+        )),
+    }
+}
+
+/// One field of a crontab line: its name, bounds, and the words and symbols it accepts.
+struct FieldSpec {
+    name: &'static str,
+    min: u32,
+    max: u32,
+    /// Names mapped to values (index + `name_base`).
+    names: &'static [&'static str],
+    name_base: u32,
+    /// Extra punctuation allowed besides `* , - /`.
+    extra: &'static str,
+    /// Letters allowed (as whole words, or as a suffix for day-of-week `L`).
+    letters: &'static [&'static str],
+    /// What the field accepts, for messages.
+    accepted: &'static str,
+}
+
+const SECOND: FieldSpec = FieldSpec {
+    name: "second",
+    min: 0,
+    max: 59,
+    names: &[],
+    name_base: 0,
+    extra: "",
+    letters: &[],
+    accepted: "seconds are 0-59",
+};
+const MINUTE: FieldSpec = FieldSpec {
+    name: "minute",
+    min: 0,
+    max: 59,
+    names: &[],
+    name_base: 0,
+    extra: "",
+    letters: &[],
+    accepted: "minutes are 0-59",
+};
+const HOUR: FieldSpec = FieldSpec {
+    name: "hour",
+    min: 0,
+    max: 23,
+    names: &[],
+    name_base: 0,
+    extra: "",
+    letters: &[],
+    accepted: "hours are 0-23",
+};
+const DAY_OF_MONTH: FieldSpec = FieldSpec {
+    name: "day-of-month",
+    min: 1,
+    max: 31,
+    names: &[],
+    name_base: 0,
+    extra: "?",
+    letters: &["L", "LW"],
+    accepted: "days of the month are 1-31, L (last day), LW (last weekday), 15W (weekday \
+               nearest the 15th) or ?",
+};
+const MONTH: FieldSpec = FieldSpec {
+    name: "month",
+    min: 1,
+    max: 12,
+    names: &[
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ],
+    name_base: 1,
+    extra: "",
+    letters: &[],
+    accepted: "months are 1-12 or JAN-DEC",
+};
+const DAY_OF_WEEK: FieldSpec = FieldSpec {
+    name: "day-of-week",
+    min: 0,
+    max: 7,
+    names: &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
+    name_base: 0,
+    extra: "?#",
+    letters: &["L"],
+    accepted: "days of the week are 0-7 (0 and 7 are Sunday) or SUN-SAT, with 5L (last \
+               Friday of the month), 5#2 (second Friday) or ?",
+};
+const YEAR: FieldSpec = FieldSpec {
+    name: "year",
+    min: croner::YEAR_LOWER_LIMIT as u32,
+    max: croner::YEAR_UPPER_LIMIT as u32,
+    names: &[],
+    name_base: 0,
+    extra: "",
+    letters: &[],
+    accepted: "years are written in full, e.g. 2027 or 2027-2030",
+};
+
+impl FieldSpec {
+    /// Lexical checks with precise messages: characters, words, value bounds, reversed
+    /// ranges, zero steps, `#n` bounds. croner checks the structure afterwards.
+    fn validate(&self, raw: &str, expression: &str) -> Result<(), String> {
+        let name = self.name;
+        for original in raw.split(',') {
+            // Letters are matched in upper case; messages quote the user's own spelling.
+            let upper = original.to_ascii_uppercase();
+            let item = upper.as_str();
+            if item.is_empty() {
+                return Err(format!(
+                    "the {name} field \"{raw}\" of \"{expression}\" has an empty list item; \
+                     separate values with single commas, e.g. 1,15"
+                ));
+            }
+            let (base, step) = match item.split_once('/') {
+                Some((base, step)) => (base, Some(step)),
+                None => (item, None),
+            };
+            if let Some(step) = step {
+                match step.parse::<u32>() {
+                    Ok(0) => {
+                        return Err(format!(
+                            "the step \"/0\" in the {name} field of \"{expression}\" never \
+                             advances; use a step of 1 or more, e.g. */15"
+                        ))
+                    }
+                    Ok(_) => {}
+                    Err(_) if step.chars().all(|c| c.is_ascii_digit()) && !step.is_empty() => {
+                        return Err(format!(
+                            "the step \"/{step}\" in the {name} field of \"{expression}\" is \
+                             too large; {}",
+                            self.accepted
+                        ))
+                    }
+                    Err(_) => {
+                        return Err(format!(
+                        "\"{original}\" in the {name} field of \"{expression}\" has a step that \
+                             is not a number; write */n or a-b/n, e.g. */15"
+                    ))
+                    }
+                }
+            }
+            // Day-of-week `n#k`: check k here, n below.
+            let base = match base.split_once('#') {
+                Some((day, nth)) if self.extra.contains('#') => {
+                    if !(nth == "L" || matches!(nth.parse::<u32>(), Ok(1..=5))) {
+                        return Err(format!(
+                            "\"{original}\" in the {name} field of \"{expression}\" asks for \
+                             occurrence \"#{nth}\"; use #1 to #5, e.g. 5#2 for the second \
+                             Friday of the month"
+                        ));
+                    }
+                    day
+                }
+                _ => base,
+            };
+            let bounds: Vec<&str> = base.split('-').collect();
+            let mut values = Vec::with_capacity(2);
+            for token in &bounds {
+                values.push(self.token_value(token, item, original, expression)?);
+            }
+            if let [Some(low), Some(high)] = values[..] {
+                // `SUN` closing a range means 7 (`FRI-SUN`).
+                let high = if bounds.get(1) == Some(&"SUN") {
+                    7
+                } else {
+                    high
+                };
+                if low > high {
+                    return Err(format!(
+                        "the range \"{base}\" in the {name} field of \"{expression}\" runs \
+                         backwards; write the smaller value first (a range cannot wrap \
+                         around; use a list such as 22-23,0-2)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks one range bound: a number in bounds, a name, `*`, `?`, or an allowed letter
+    /// form. Returns its numeric value when it has one.
+    fn token_value(
+        &self,
+        token: &str,
+        item: &str,
+        original: &str,
+        expression: &str,
+    ) -> Result<Option<u32>, String> {
+        let name = self.name;
+        let accepted = self.accepted;
+        if token.is_empty() || token == "*" || (token == "?" && self.extra.contains('?')) {
+            return Ok(None);
+        }
+        if let Some(bad) = token
+            .chars()
+            .find(|c| !c.is_ascii_alphanumeric() && !"*?#".contains(*c))
+        {
+            return Err(format!(
+                "\"{bad}\" is not allowed in the {name} field of \"{expression}\"; {accepted}"
+            ));
+        }
+        if let Some(bad) = token
+            .chars()
+            .find(|c| "*?#".contains(*c) && !(self.extra.contains(*c) || *c == '*'))
+        {
+            return Err(format!(
+                "\"{bad}\" is not allowed in the {name} field of \"{expression}\"; {accepted}"
+            ));
+        }
+        let digits: String = token.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let letters = &token[digits.len()..];
+        if !digits.is_empty() {
+            let value = digits
+                .parse::<u32>()
+                .ok()
+                .filter(|v| *v <= self.max && *v >= self.min);
+            let Some(value) = value else {
+                return Err(format!(
+                    "{name} {digits} in \"{expression}\" is out of range; {accepted}"
+                ));
+            };
+            if letters.is_empty() {
+                return Ok(Some(value));
+            }
+            // `15W`, `5L`.
+            let suffix_ok = match self.name {
+                "day-of-month" => letters == "W",
+                "day-of-week" => letters == "L",
+                _ => false,
+            };
+            if suffix_ok && token == item {
+                return Ok(Some(value));
+            }
+            return Err(format!(
+                "\"{original}\" is not valid in the {name} field of \"{expression}\"; {accepted}"
+            ));
+        }
+        // A name, possibly with the day-of-week `L` suffix (`FRIL`), or a bare letter form.
+        if let Some(index) = self.names.iter().position(|n| *n == letters) {
+            return Ok(Some(index as u32 + self.name_base));
+        }
+        if self.name == "day-of-week" {
+            if let Some(stem) = letters.strip_suffix('L') {
+                if self.names.contains(&stem) && token == item {
+                    return Ok(None);
+                }
+            }
+            if letters == "L" {
+                return Err(format!(
+                    "\"L\" in the day-of-week field of \"{expression}\" needs a day before it, \
+                     e.g. 5L for the last Friday of the month"
+                ));
+            }
+        } else if self.letters.contains(&letters) && token == item {
+            return Ok(None);
+        }
+        // A full or misplaced name gets a pointed hint.
+        let hint = if let Some(short) = self.names.iter().find(|n| letters.starts_with(*n)) {
+            format!(" (use the three-letter name {short})")
+        } else if DAY_OF_WEEK.names.contains(&letters) {
+            " (day names belong in the fifth field of a 5-field line, day-of-week)".to_string()
+        } else if MONTH.names.contains(&letters) {
+            " (month names belong in the fourth field of a 5-field line, month)".to_string()
+        } else {
+            String::new()
+        };
+        Err(format!(
+            "\"{original}\" is not valid in the {name} field of \"{expression}\"{hint}; {accepted}"
+        ))
+    }
+}
+
+/// croner's own messages are terse; find the field it objects to and say what it accepts.
+fn explain_croner_error(
+    err: &CronError,
+    fields: &[&str],
+    specs: &[&FieldSpec],
+    expression: &str,
+    six_field_hint: &str,
+) -> String {
+    let six_field_hint = |spec: &FieldSpec| {
+        if spec.name == DAY_OF_WEEK.name {
+            six_field_hint
+        } else {
+            ""
+        }
+    };
+    let reason = match err {
+        CronError::ComponentError(msg)
+        | CronError::InvalidPattern(msg)
+        | CronError::IllegalCharacters(msg) => msg.trim_end_matches('.').to_string(),
+        other => other.to_string().trim_end_matches('.').to_string(),
+    };
+    let reason = lowercase_first(&reason);
+    let parser = croner_parser();
+    for (i, spec) in specs.iter().enumerate() {
+        let probe: Vec<&str> = (0..fields.len())
+            .map(|j| if j == i { fields[j] } else { "*" })
+            .collect();
+        if parser.parse(&probe.join(" ")).is_err() {
+            return format!(
+                "the {} field \"{}\" of \"{expression}\" is not valid ({reason}); {}; write a \
+                 value, a range a-b, a list a,b or a step */n or a-b/n{}",
+                spec.name,
+                fields[i],
+                spec.accepted,
+                six_field_hint(spec)
+            );
+        }
+    }
+    format!("\"{expression}\" is not a valid schedule ({reason}); {FIELD_COUNT_HELP}")
+}
+
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// croner's description with its rough edges smoothed.
+fn english(cron: &Cron, fields: &[&str], specs: &[&FieldSpec]) -> String {
+    let mut text = cron.describe();
+    if let Some(rest) = text.strip_prefix("At every ") {
+        text = format!("Every {rest}");
+    }
+    text = text.replace(", of hour ", " during hour ");
+    // croner describes `LW` as the last day of the month; it is the last weekday.
+    let dom_has_lw = specs.iter().zip(fields).any(|(spec, field)| {
+        spec.name == "day-of-month" && field.to_ascii_uppercase().contains("LW")
+    });
+    if dom_has_lw {
+        text = text.replace("the last day of the month", "the last weekday of the month");
+    }
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    text
+}
+
 /// An IANA zone name → zone; the error suggests the closest name.
+///
+/// Exact names first, then a case-insensitive match (returning the canonical spelling).
+/// `UTC` and `Etc/UTC` are zones like any other.
 pub fn parse_timezone(name: &str) -> Result<Tz, String> {
-    name.parse::<Tz>()
-        .map_err(|_| format!("\"{name}\" is not an IANA zone"))
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(
+            "an empty string is not an IANA zone; use a name such as \"UTC\", \
+             \"Europe/Berlin\" or \"America/New_York\""
+                .to_string(),
+        );
+    }
+    if let Ok(tz) = trimmed.parse::<Tz>() {
+        return Ok(tz);
+    }
+    if let Some(tz) = chrono_tz::TZ_VARIANTS
+        .iter()
+        .find(|tz| tz.name().eq_ignore_ascii_case(trimmed))
+    {
+        return Ok(*tz);
+    }
+    match closest_zone(trimmed) {
+        Some(suggestion) => Err(format!(
+            "\"{trimmed}\" is not an IANA zone; did you mean \"{suggestion}\"?"
+        )),
+        None => Err(format!(
+            "\"{trimmed}\" is not an IANA zone; use a name such as \"UTC\", \"Europe/Berlin\" \
+             or \"America/New_York\""
+        )),
+    }
+}
+
+/// The zone name nearest to `input` by edit distance (case-insensitive), when it is close.
+/// An input without `/` is also compared with the city part of each name ("Moscow").
+fn closest_zone(input: &str) -> Option<&'static str> {
+    let wanted: Vec<char> = input.to_lowercase().chars().collect();
+    let whole_name = input.contains('/');
+    let limit = (wanted.len() / 4).max(2);
+    let mut best: Option<(usize, &'static str)> = None;
+    for tz in chrono_tz::TZ_VARIANTS.iter() {
+        let full = tz.name();
+        let target = if whole_name {
+            full
+        } else {
+            full.rsplit('/').next().unwrap_or(full)
+        };
+        let candidate: Vec<char> = target.to_lowercase().chars().collect();
+        let distance = levenshtein(&wanted, &candidate);
+        if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
+            best = Some((distance, full));
+        }
+    }
+    best.map(|(_, name)| name)
+}
+
+fn levenshtein(a: &[char], b: &[char]) -> usize {
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
 }
