@@ -142,9 +142,15 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
             token(&config, rotate)
         }
         "preview-schedule" => preview(&parsed.rest, &parsed.sources),
-        "" => Err(CliError::Usage(
-            "no command given; expected one of: serve, check, token, preview-schedule".into(),
-        )),
+        "" => match parsed.rest.first() {
+            // Only options and no command: the first one is not a known global option.
+            Some(option) => Err(CliError::Usage(format!(
+                "unknown option \"{option}\"; expected a command (serve, check, token, preview-schedule), --help or --version"
+            ))),
+            None => Err(CliError::Usage(
+                "no command given; expected one of: serve, check, token, preview-schedule".into(),
+            )),
+        },
         other => Err(CliError::Usage(format!(
             "unknown command \"{other}\"; expected one of: serve, check, token, preview-schedule"
         ))),

@@ -294,6 +294,22 @@ fn describe_toml(value: &toml::Value) -> String {
 }
 
 fn typed_value(key: &str, kind: Kind, raw: &Raw) -> Result<Typed, String> {
+    // A secret's value never appears in an error message (they reach logs and terminals).
+    let secret = SECRET_KEYS.contains(&key);
+    let show_toml = |v: &toml::Value| {
+        if secret {
+            "the value (not shown)".to_string()
+        } else {
+            describe_toml(v)
+        }
+    };
+    let show_text = |s: &str| {
+        if secret {
+            "the value (not shown)".to_string()
+        } else {
+            format!("\"{s}\"")
+        }
+    };
     match (kind, raw) {
         (
             Kind::Str | Kind::OptStr | Kind::Path | Kind::OptPath,
@@ -310,7 +326,10 @@ fn typed_value(key: &str, kind: Kind, raw: &Raw) -> Result<Typed, String> {
         (Kind::Bool, Raw::Text(s)) => match s.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(Typed::Bool(true)),
             "false" | "0" | "no" | "off" => Ok(Typed::Bool(false)),
-            _ => Err(format!("\"{s}\" is not a boolean; accepted: true or false")),
+            _ => Err(format!(
+                "{} is not a boolean; accepted: true or false",
+                show_text(s)
+            )),
         },
         (Kind::Int { min, max }, raw) => {
             let parsed = match raw {
@@ -319,8 +338,8 @@ fn typed_value(key: &str, kind: Kind, raw: &Raw) -> Result<Typed, String> {
                 Raw::Toml(_) => None,
             };
             let shown = match raw {
-                Raw::Toml(v) => describe_toml(v),
-                Raw::Text(s) => format!("\"{s}\""),
+                Raw::Toml(v) => show_toml(v),
+                Raw::Text(s) => show_text(s),
             };
             match parsed {
                 Some(n) if (min..=max).contains(&n) => Ok(Typed::Int(n)),
@@ -337,7 +356,7 @@ fn typed_value(key: &str, kind: Kind, raw: &Raw) -> Result<Typed, String> {
                     other => {
                         return Err(format!(
                             "list item {} is not a string; {key} is a list of strings",
-                            describe_toml(other)
+                            show_toml(other)
                         ))
                     }
                 }
@@ -359,7 +378,7 @@ fn typed_value(key: &str, kind: Kind, raw: &Raw) -> Result<Typed, String> {
             };
             Err(format!(
                 "{} is not accepted; expected {wanted}",
-                describe_toml(other)
+                show_toml(other)
             ))
         }
     }

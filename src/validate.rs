@@ -131,19 +131,25 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     if t.len() < 2 {
         return Err(format!("\"{text}\" is not a duration; {accepted}"));
     }
-    let (digits, unit) = t.split_at(t.len() - 1);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("\"{text}\" is not a duration; {accepted}"))?;
+    // The unit is the last character; it may be any character (even multi-byte), so split on a
+    // character boundary, and the number is ASCII digits only (no sign, no spaces).
+    let not_duration = || format!("\"{text}\" is not a duration; {accepted}");
+    let unit = t.chars().next_back().ok_or_else(not_duration)?;
+    let digits = &t[..t.len() - unit.len_utf8()];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(not_duration());
+    }
     let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("\"{text}\" is not a duration; {accepted}")),
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(not_duration()),
     };
-    let secs = n
-        .checked_mul(factor)
+    let secs = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
         .filter(|s| *s <= 366 * 86_400)
         .ok_or_else(|| format!("\"{text}\" is longer than a year; {accepted}"))?;
     if secs == 0 {
@@ -255,13 +261,17 @@ fn enum_field<'a>(
     path: &str,
     accepted: &[&'a str],
 ) -> Result<Option<&'a str>, FieldError> {
-    match string_field(obj, field, path)? {
-        None => Ok(None),
-        Some(s) => match accepted.iter().find(|a| **a == s) {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => match accepted.iter().find(|a| value.as_str() == Some(**a)) {
             Some(a) => Ok(Some(a)),
             None => err(
                 path,
-                format!("\"{s}\" is not accepted; accepted: {}", accepted.join(", ")),
+                format!(
+                    "{} is not accepted; accepted: {}",
+                    describe(value),
+                    accepted.join(", ")
+                ),
             ),
         },
     }
@@ -279,16 +289,44 @@ fn reject_unknown(
             } else {
                 format!("{path_prefix}.{key}")
             };
+            // A near miss of an accepted name (two edits for longer names, one for short ones).
+            let reach = if key.chars().count() >= 5 { 2 } else { 1 };
+            let hint = accepted
+                .iter()
+                .filter(|a| edit_distance(a, key) <= reach)
+                .min_by_key(|a| edit_distance(a, key))
+                .map(|a| format!("did you mean \"{a}\"? "))
+                .unwrap_or_default();
             return err(
                 &field,
                 format!(
-                    "unknown field; accepted fields here: {}",
+                    "unknown field; {hint}accepted fields here: {}",
                     accepted.join(", ")
                 ),
             );
         }
     }
     Ok(())
+}
+
+/// Levenshtein distance over characters (for did-you-mean hints on short names).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 fn check_glob(pattern: &str, path: &str) -> Result<(), FieldError> {
@@ -391,10 +429,10 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
         (None, Some(z)) => z.clone(),
         (None, None) => ctx.default_timezone.to_string(),
     };
-    let field_of_tz = if top_tz.is_some() {
-        "timezone"
-    } else {
+    let field_of_tz = if top_tz.is_none() && trigger_tz.is_some() {
         "trigger.timezone"
+    } else {
+        "timezone"
     };
     let tz = parse_timezone(&timezone).or_else(|e| err(field_of_tz, e))?;
     let timezone = tz.name().to_string();
