@@ -3,6 +3,7 @@
 //! model reads. It speaks to the store through its methods (never SQL) and knows nothing of HTTP
 //! or JSON-RPC.
 
+use crate::engine::EngineHandle;
 use crate::schedule::{parse_timezone, Schedule};
 use crate::store::{Run, Store, StoreError};
 use crate::task::{Task, Trigger};
@@ -207,11 +208,52 @@ pub fn next_fire_times(task: &Task, now: DateTime<Utc>, count: usize) -> Vec<Dat
 pub struct Catalog<'a> {
     pub store: &'a Store,
     pub defaults: &'a Defaults,
+    /// The running engine, told about every change so triggers are re-armed at once.
+    pub engine: Option<&'a EngineHandle>,
 }
 
 impl<'a> Catalog<'a> {
     pub fn new(store: &'a Store, defaults: &'a Defaults) -> Self {
-        Catalog { store, defaults }
+        Catalog {
+            store,
+            defaults,
+            engine: None,
+        }
+    }
+
+    pub fn with_engine(mut self, engine: Option<&'a EngineHandle>) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    fn engine(&self) -> Result<&'a EngineHandle, OpError> {
+        self.engine
+            .filter(|e| e.is_alive())
+            .ok_or_else(|| OpError::Internal("the execution engine is not running".into()))
+    }
+
+    /// `run_task`: fire a task now; returns the new run's id (a `skipped` run when the task's
+    /// overlap policy says so).
+    pub fn fire_now(&self, task_id: &str) -> Result<i64, OpError> {
+        let task = self.resolve(task_id)?;
+        self.engine()?
+            .fire(&task.id, "manual", None)
+            .map_err(OpError::Internal)
+    }
+
+    /// `cancel_run`: ask the engine to end a queued or running run.
+    pub fn cancel_run(&self, run_id: i64) -> Result<(), OpError> {
+        if self.store.get_run(run_id)?.is_none() {
+            return Err(OpError::NotFound(format!(
+                "runId: no run has the id {run_id}; find runs with claudecron_get_history"
+            )));
+        }
+        self.engine()?.cancel(run_id).map_err(|msg| {
+            OpError::Invalid(FieldError {
+                field: "runId".into(),
+                message: msg,
+            })
+        })
     }
 
     fn resolve(&self, task_id: &str) -> Result<Task, OpError> {
@@ -271,6 +313,7 @@ impl<'a> Catalog<'a> {
         let task = self
             .store
             .insert_task(&id, &spec, &validate::rfc3339(now))?;
+        self.changed(&task.id);
         Ok(json!({ "task": self.task_view(&task, now, 5, 0)? }))
     }
 
@@ -306,7 +349,14 @@ impl<'a> Catalog<'a> {
             .ok_or_else(|| {
                 OpError::NotFound(format!("taskId: task \"{task_id}\" was deleted meanwhile"))
             })?;
+        self.changed(&task.id);
         Ok(json!({ "task": self.task_view(&task, now, 5, 0)? }))
+    }
+
+    fn changed(&self, task_id: &str) {
+        if let Some(engine) = self.engine {
+            engine.task_changed(task_id);
+        }
     }
 
     /// `toggle_task`.
@@ -322,6 +372,9 @@ impl<'a> Catalog<'a> {
         let (task, runs) = self.store.delete_task(&task.id)?.ok_or_else(|| {
             OpError::NotFound(format!("taskId: task \"{task_id}\" was deleted meanwhile"))
         })?;
+        if let Some(engine) = self.engine {
+            engine.task_deleted(&task.id);
+        }
         Ok(json!({
             "deleted": { "id": task.id, "name": task.spec.name, "runs_deleted": runs }
         }))

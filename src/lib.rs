@@ -4,10 +4,13 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod guard;
 pub mod http;
 pub mod ids;
 pub mod mcp;
+pub mod process;
+pub mod run;
 pub mod schedule;
 pub mod server;
 pub mod sse;

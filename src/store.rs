@@ -52,6 +52,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX runs_once_per_fire ON runs(task_id, scheduled_for) WHERE scheduled_for IS NOT NULL;
     CREATE INDEX runs_by_task_newest ON runs(task_id, id DESC);
     CREATE INDEX runs_by_status ON runs(status, id DESC);",
+    // 2: the scheduler's cursor per task: the last fire time it has dealt with, so fires missed
+    // while the server was down can be found at the next start.
+    "CREATE TABLE task_state (
+        task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+        cursor  TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.
@@ -121,6 +127,23 @@ pub struct NewRun<'a> {
     pub status: &'a str,
     pub scheduled_for: Option<&'a str>,
     pub queued_at: &'a str,
+    pub error: Option<&'a str>,
+    pub attempt: i64,
+    pub retry_of: Option<i64>,
+    /// Event context (hook payload, file paths) as JSON.
+    pub context: Option<&'a str>,
+}
+
+/// How a run ended, as recorded.
+#[derive(Debug, Clone)]
+pub struct RunEnd<'a> {
+    pub status: &'a str,
+    pub finished_at: &'a str,
+    pub duration_ms: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub output: &'a str,
+    pub output_truncated: bool,
     pub error: Option<&'a str>,
 }
 
@@ -349,18 +372,134 @@ impl Store {
     /// Insert a run row; returns its id.
     pub fn insert_run(&self, run: &NewRun) -> Result<i64> {
         self.conn.execute(
-            "INSERT INTO runs (task_id, trigger, status, scheduled_for, queued_at, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO runs (task_id, trigger, status, scheduled_for, queued_at, error, attempt, retry_of, context)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 run.task_id,
                 run.trigger,
                 run.status,
                 run.scheduled_for,
                 run.queued_at,
-                run.error
+                run.error,
+                run.attempt,
+                run.retry_of,
+                run.context
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// A queued run starts.
+    pub fn start_run(&self, id: i64, started_at: &str, runner: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET status = 'running', started_at = ?2, runner = ?3 WHERE id = ?1",
+            params![id, started_at, runner],
+        )?;
+        Ok(())
+    }
+
+    /// Live output of a running run.
+    pub fn update_output(&self, id: i64, output: &str, truncated: bool) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET output = ?2, output_truncated = ?3 WHERE id = ?1 AND status = 'running'",
+            params![id, output, truncated],
+        )?;
+        Ok(())
+    }
+
+    /// Record how a run ended.
+    pub fn finish_run(&self, id: i64, end: &RunEnd) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, exit_code = ?5, signal = ?6,
+                 output = ?7, output_truncated = ?8, error = ?9
+             WHERE id = ?1",
+            params![
+                id,
+                end.status,
+                end.finished_at,
+                end.duration_ms,
+                end.exit_code,
+                end.signal,
+                end.output,
+                end.output_truncated,
+                end.error
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The event context stored with a run.
+    pub fn run_context(&self, id: i64) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT context FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?
+            .flatten())
+    }
+
+    /// At start-up: runs left `running` or `queued` by a previous process become `interrupted`,
+    /// except queued retries, which are returned to be re-armed. Returns (interrupted, retries).
+    pub fn recover_unfinished(&self, now: &str) -> Result<(usize, Vec<Run>)> {
+        let interrupted = self.conn.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?1,
+                 error = COALESCE(error, 'the server stopped while this run was ' || status)
+             WHERE status = 'running' OR (status = 'queued' AND trigger <> 'retry')",
+            [now],
+        )?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'queued' AND trigger = 'retry' ORDER BY id"
+        ))?;
+        let retries = stmt
+            .query_map([], run_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((interrupted, retries))
+    }
+
+    /// Keep the newest `keep` finished runs of a task (of every task when `task_id` is None);
+    /// runs still queued or running are never pruned. Returns how many were deleted.
+    pub fn prune_runs(&self, task_id: Option<&str>, keep: i64) -> Result<usize> {
+        Ok(self.conn.execute(
+            "DELETE FROM runs WHERE id IN (
+                 SELECT id FROM (
+                     SELECT id, status, ROW_NUMBER() OVER (PARTITION BY task_id ORDER BY id DESC) AS n
+                     FROM runs WHERE (?1 IS NULL OR task_id = ?1)
+                 ) WHERE n > ?2 AND status NOT IN ('queued', 'running')
+             )",
+            params![task_id, keep],
+        )?)
+    }
+
+    /// The scheduler's cursor for a task (RFC 3339), if any.
+    pub fn cursor(&self, task_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT cursor FROM task_state WHERE task_id = ?1",
+                [task_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Move a task's cursor.
+    pub fn set_cursor(&self, task_id: &str, cursor: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO task_state (task_id, cursor) VALUES (?1, ?2)
+             ON CONFLICT(task_id) DO UPDATE SET cursor = excluded.cursor",
+            params![task_id, cursor],
+        )?;
+        Ok(())
+    }
+
+    /// Enabled tasks whose trigger is of `trigger_type`.
+    pub fn enabled_tasks_with_trigger(&self, trigger_type: &str) -> Result<Vec<Task>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, spec, created_at, updated_at FROM tasks WHERE enabled = 1 AND trigger_type = ?1 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([trigger_type], Self::task_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(Self::decode_task).collect()
     }
 
     /// One run by id.
@@ -489,6 +628,9 @@ mod tests {
                     scheduled_for: None,
                     queued_at: "2026-01-01T00:00:00Z",
                     error: None,
+                    attempt: 1,
+                    retry_of: None,
+                    context: None,
                 })
                 .unwrap();
         }
@@ -512,6 +654,9 @@ mod tests {
             scheduled_for: Some("2026-01-01T02:00:00Z"),
             queued_at: "2026-01-01T02:00:00Z",
             error: None,
+            attempt: 1,
+            retry_of: None,
+            context: None,
         };
         store.insert_run(&run).unwrap();
         assert!(store.insert_run(&run).is_err());

@@ -1,0 +1,267 @@
+//! One run, on its own thread: builds the process for a task (command, environment, cwd, stdin),
+//! runs it through `process`, streams live output into the store, records how it ended, and
+//! sends the task's `notify` webhook. It decides nothing about when or whether to run (that is
+//! the engine's job) and uses its own store connection.
+
+use crate::process::{self, Ending, ProcessSpec};
+use crate::store::{RunEnd, Store};
+use crate::task::{NotifyOn, Task, TaskType};
+use crate::validate::rfc3339;
+use chrono::{DateTime, Utc};
+use crossbeam_channel::Receiver;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Run settings from the config.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub output_max_bytes: usize,
+    pub default_timeout_secs: u64,
+    /// Between SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+/// What the engine hands a run thread.
+pub struct RunJob {
+    pub run_id: i64,
+    pub task: Task,
+    pub trigger: String,
+    pub attempt: i64,
+    /// Event context as JSON: `{"env": {...}, "stdin": "...", ...}`.
+    pub context: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub cancel: Receiver<()>,
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+/// What a run thread reports back.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub run_id: i64,
+    pub task_id: String,
+    pub task_name: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub attempt: i64,
+    pub context: Option<String>,
+}
+
+/// The environment every run gets (SPEC §5), before the task's own `env`.
+fn run_env(job: &RunJob, scheduled_at: &str) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("CLAUDECRON_TASK_ID".to_string(), job.task.id.clone()),
+        (
+            "CLAUDECRON_TASK_NAME".to_string(),
+            job.task.spec.name.clone(),
+        ),
+        ("CLAUDECRON_RUN_ID".to_string(), job.run_id.to_string()),
+        ("CLAUDECRON_TRIGGER".to_string(), job.trigger.clone()),
+        (
+            "CLAUDECRON_SCHEDULED_AT".to_string(),
+            scheduled_at.to_string(),
+        ),
+        ("CLAUDECRON_ATTEMPT".to_string(), job.attempt.to_string()),
+    ];
+    let context: Option<Value> = job
+        .context
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok());
+    if let Some(vars) = context
+        .as_ref()
+        .and_then(|c| c.get("env"))
+        .and_then(Value::as_object)
+    {
+        for (k, v) in vars {
+            if let Some(v) = v.as_str() {
+                env.push((k.clone(), v.to_string()));
+            }
+        }
+    }
+    if let Some(after) = context.as_ref().and_then(|c| c.get("after")) {
+        if let Some(id) = after.get("run_id").and_then(Value::as_i64) {
+            env.push(("CLAUDECRON_AFTER_RUN_ID".into(), id.to_string()));
+        }
+        if let Some(status) = after.get("status").and_then(Value::as_str) {
+            env.push(("CLAUDECRON_AFTER_STATUS".into(), status.to_string()));
+        }
+    }
+    for (k, v) in &job.task.spec.env {
+        env.push((k.clone(), v.clone()));
+    }
+    env
+}
+
+fn stdin_payload(job: &RunJob) -> Option<Vec<u8>> {
+    let context: Value = serde_json::from_str(job.context.as_deref()?).ok()?;
+    context
+        .get("stdin")
+        .and_then(Value::as_str)
+        .map(|s| s.as_bytes().to_vec())
+}
+
+/// Execute the job and record the result; never panics on what the task or the disk gives it.
+pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished {
+    let store = Store::open(db_path);
+    if let Err(e) = &store {
+        log::error!("run {}: cannot open the database: {e}", job.run_id);
+    }
+    let scheduled_at = store
+        .as_ref()
+        .ok()
+        .and_then(|s| s.get_run(job.run_id).ok().flatten())
+        .and_then(|r| r.scheduled_for)
+        .unwrap_or_else(|| rfc3339(job.started_at));
+    let timeout_secs = job
+        .task
+        .spec
+        .timeout_seconds
+        .unwrap_or(settings.default_timeout_secs);
+
+    let (status, error, outcome) = match job.task.spec.task_type {
+        TaskType::Subagent => (
+            "failed".to_string(),
+            Some("subagent runs are not available in this build yet (the claude-code and api runners arrive with the subagent issue)".to_string()),
+            None,
+        ),
+        TaskType::Bash => {
+            let spec = ProcessSpec {
+                program: "/bin/sh".into(),
+                args: vec!["-c".into(), job.task.spec.command.clone().unwrap_or_default()],
+                cwd: job.task.spec.cwd.as_ref().map(PathBuf::from),
+                env: run_env(&job, &scheduled_at),
+                env_remove: Vec::new(),
+                stdin: stdin_payload(&job),
+                timeout: Duration::from_secs(timeout_secs),
+                grace: settings.grace,
+                output_max_bytes: settings.output_max_bytes,
+            };
+            let run_id = job.run_id;
+            let mut live = |text: &str, truncated: bool| {
+                if let Ok(s) = &store {
+                    if let Err(e) = s.update_output(run_id, text, truncated) {
+                        log::debug!("run {run_id}: live output not stored: {e}");
+                    }
+                }
+            };
+            let outcome = process::run(&spec, &job.cancel, &mut live);
+            let (status, error) = match &outcome.ending {
+                Ending::Exited => match (outcome.exit_code, outcome.signal) {
+                    (Some(0), _) => ("success".to_string(), None),
+                    (Some(code), _) => ("failed".to_string(), Some(format!("exit code {code}"))),
+                    (None, Some(sig)) => ("failed".to_string(), Some(format!("killed by signal {sig}"))),
+                    (None, None) => ("failed".to_string(), Some("the process ended without an exit status".into())),
+                },
+                Ending::TimedOut => (
+                    "timeout".to_string(),
+                    Some(format!("timed out after {timeout_secs} s; the process group was ended")),
+                ),
+                Ending::Cancelled if job.shutting_down.load(Ordering::Relaxed) => (
+                    "interrupted".to_string(),
+                    Some("the server stopped while this run was running; the process group was ended".into()),
+                ),
+                Ending::Cancelled => (
+                    "cancelled".to_string(),
+                    Some("cancelled; the process group was ended".into()),
+                ),
+                Ending::SpawnFailed(msg) => ("failed".to_string(), Some(msg.clone())),
+            };
+            (status, error, Some(outcome))
+        }
+    };
+    let finished_at = Utc::now();
+    let duration_ms = (finished_at - job.started_at).num_milliseconds().max(0);
+    if let Ok(s) = &store {
+        let stamp = rfc3339(finished_at);
+        let end = RunEnd {
+            status: &status,
+            finished_at: &stamp,
+            duration_ms: Some(duration_ms),
+            exit_code: outcome.as_ref().and_then(|o| o.exit_code).map(i64::from),
+            signal: outcome.as_ref().and_then(|o| o.signal).map(i64::from),
+            output: outcome.as_ref().map(|o| o.output.as_str()).unwrap_or(""),
+            output_truncated: outcome.as_ref().is_some_and(|o| o.output_truncated),
+            error: error.as_deref(),
+        };
+        if let Err(e) = s.finish_run(job.run_id, &end) {
+            log::error!("run {}: result not recorded: {e}", job.run_id);
+        }
+    }
+    log::info!(
+        "run {} of task {} ({}) ended {status} in {duration_ms} ms{}",
+        job.run_id,
+        job.task.spec.name,
+        job.trigger,
+        error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+    );
+    if let Some(notify) = &job.task.spec.notify {
+        let wanted = match notify.on {
+            NotifyOn::Always => true,
+            NotifyOn::Success => status == "success",
+            NotifyOn::Failure => status != "success",
+        };
+        if wanted {
+            let excerpt = outcome
+                .as_ref()
+                .map(|o| crate::catalog::tail(&o.output, 2000).to_string())
+                .unwrap_or_default();
+            let body = json!({
+                "event": "run_finished",
+                "task": {"id": job.task.id, "name": job.task.spec.name, "type": job.task.spec.task_type.as_str()},
+                "run": {
+                    "id": job.run_id, "trigger": job.trigger, "status": status, "attempt": job.attempt,
+                    "scheduled_for": scheduled_at, "started_at": rfc3339(job.started_at),
+                    "finished_at": rfc3339(finished_at), "duration_ms": duration_ms,
+                    "exit_code": outcome.as_ref().and_then(|o| o.exit_code), "error": error,
+                },
+                "output_excerpt": excerpt,
+            });
+            send_webhook(&notify.url, &body, job.run_id);
+        }
+    }
+    Finished {
+        run_id: job.run_id,
+        task_id: job.task.id.clone(),
+        task_name: job.task.spec.name.clone(),
+        status,
+        error,
+        attempt: job.attempt,
+        context: job.context.clone(),
+    }
+}
+
+/// POST the body; 3 attempts, 10 s each, 1 s and 2 s apart. Failures are logged, never fatal.
+pub fn send_webhook(url: &str, body: &Value, run_id: i64) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    for attempt in 1..=3u64 {
+        match agent
+            .post(url)
+            .header(
+                "User-Agent",
+                concat!("claudecron/", env!("CARGO_PKG_VERSION")),
+            )
+            .send_json(body)
+        {
+            Ok(resp) if resp.status().is_success() => {
+                log::info!("run {run_id}: notify webhook delivered");
+                return;
+            }
+            Ok(resp) => log::warn!(
+                "run {run_id}: notify webhook answered {} (attempt {attempt} of 3)",
+                resp.status()
+            ),
+            Err(e) => {
+                log::warn!("run {run_id}: notify webhook failed: {e} (attempt {attempt} of 3)")
+            }
+        }
+        if attempt < 3 {
+            std::thread::sleep(Duration::from_secs(attempt));
+        }
+    }
+}
