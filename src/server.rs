@@ -1,7 +1,9 @@
 //! `claudecron serve`: start-up (logging, token, database check, bind), the blocking accept loop,
-//! the fixed pool of worker threads fed over a crossbeam channel, routing of `/`, `/health` and
-//! `/mcp`, panic isolation per request, and the housekeeping thread (keep-alives, session
-//! expiry). Each worker owns its SQLite connection. It never parses JSON-RPC (see `mcp`).
+//! a short-lived I/O thread per request (reads the body, writes the answer, so a slow or stalled
+//! client never holds a worker), the fixed pool of worker threads fed over a crossbeam channel,
+//! routing of `/`, `/health` and `/mcp`, panic isolation per request, and the housekeeping thread
+//! (keep-alives, session expiry). Each worker owns its SQLite connection. It never parses
+//! JSON-RPC (see `mcp`).
 
 use crate::catalog::Defaults;
 use crate::config::{AuthMode, Config};
@@ -12,7 +14,9 @@ use crate::mcp::{Mcp, Outcome, HEADER_VERSIONS};
 use crate::sse::SseStream;
 use crate::store::Store;
 use serde_json::json;
+use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +24,9 @@ use std::time::{Duration, Instant};
 pub const WORKERS: usize = 8;
 /// Requests waiting for a worker before new ones get 503.
 const QUEUE: usize = 256;
+/// Requests being read or answered at once (each on its own short-lived I/O thread) before new
+/// ones get 503.
+const MAX_IN_FLIGHT: usize = 1024;
 /// How often idle event streams get a keep-alive comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -85,7 +92,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     });
     announce(&app.config, addr);
 
-    let (tx, rx) = crossbeam_channel::bounded::<tiny_http::Request>(QUEUE);
+    let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE);
     for n in 0..WORKERS {
         let rx = rx.clone();
         let app = Arc::clone(&app);
@@ -106,16 +113,36 @@ pub fn serve(config: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot start housekeeping thread: {e}"))?;
     }
 
+    // Each request gets a short-lived I/O thread that reads its body, waits for a worker's
+    // answer and writes it: a client that is slow to send or to read holds that thread (as it
+    // already holds tiny_http's thread for its connection), never one of the few workers.
+    let in_flight = Arc::new(AtomicUsize::new(0));
     for request in server.incoming_requests() {
-        if let Err(err) = tx.try_send(request) {
-            let request = err.into_inner();
-            log::warn!("all workers busy; answering 503");
+        if in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+            log::warn!("{MAX_IN_FLIGHT} requests in flight; answering 503");
             Reply::error(503, "server busy; retry shortly")
                 .with_header("Retry-After", "1")
                 .send(request);
+            continue;
+        }
+        let guard = InFlight::enter(&in_flight);
+        let app = Arc::clone(&app);
+        let tx = tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("request-io".into())
+            .spawn(move || {
+                let _guard = guard;
+                serve_request(&app, &tx, request);
+            });
+        if let Err(e) = spawned {
+            // The closure (and with it the request) is dropped: tiny_http answers it 500.
+            log::error!("cannot start a thread for a request: {e}");
         }
     }
-    Ok(())
+    // tiny_http ends the request stream only when its accept loop failed (e.g. out of file
+    // descriptors) and will never accept again: exit with an error so the service manager
+    // restarts us, rather than idling as a server that answers nobody.
+    Err("the listener stopped accepting connections (see the error above); exiting".into())
 }
 
 fn announce(config: &Config, addr: std::net::SocketAddr) {
@@ -145,24 +172,77 @@ fn announce(config: &Config, addr: std::net::SocketAddr) {
     }
 }
 
-fn worker(app: &App, rx: crossbeam_channel::Receiver<tiny_http::Request>) {
+/// Counts a request in flight until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<AtomicUsize>) -> InFlight {
+        counter.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(counter))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A request read into memory, for a worker to route; the answer goes back on `done`
+/// (`Err` with the panic message when handling it panicked).
+pub struct Job {
+    req: HttpRequest,
+    client: IpAddr,
+    done: crossbeam_channel::Sender<Result<Outcome, String>>,
+}
+
+fn worker(app: &App, rx: crossbeam_channel::Receiver<Job>) {
     let mut store: Option<Store> = None;
-    for request in rx {
+    for job in rx {
         if store.is_none() {
             match Store::open(&app.config.db_path) {
                 Ok(s) => store = Some(s),
                 Err(e) => log::error!("worker cannot open the database: {e}"),
             }
         }
-        handle(app, store.as_ref(), request);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            route(app, store.as_ref(), &job.req, job.client)
+        }))
+        .map_err(|panic| {
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into())
+        });
+        // The I/O thread may be gone only if it panicked itself; nothing to answer then.
+        let _ = job.done.send(outcome);
     }
 }
 
-fn handle(app: &App, store: Option<&Store>, mut request: tiny_http::Request) {
+/// On a request's I/O thread: read it, have a worker route it, write the answer (or take the
+/// connection over as an event stream), log one line.
+fn serve_request(
+    app: &App,
+    workers: &crossbeam_channel::Sender<Job>,
+    mut request: tiny_http::Request,
+) {
     let started = Instant::now();
     let req = HttpRequest::read(&mut request, app.config.max_body_bytes);
     let client = app.guard.client_addr(&req);
-    let outcome = catch_unwind(AssertUnwindSafe(|| route(app, store, &req, client)));
+    let (method, path) = (req.method.clone(), req.path.clone());
+    let (done, answer) = crossbeam_channel::bounded(1);
+    let outcome = match workers.try_send(Job { req, client, done }) {
+        Ok(()) => answer
+            .recv()
+            .unwrap_or_else(|_| Err("the worker handling it stopped".into())),
+        Err(_) => {
+            log::warn!("all workers busy; answering 503");
+            Ok(Outcome::Reply(
+                Reply::error(503, "server busy; retry shortly").with_header("Retry-After", "1"),
+            ))
+        }
+    };
     let (status, label) = match outcome {
         Ok(Outcome::Reply(reply)) => {
             let status = reply.status;
@@ -182,13 +262,8 @@ fn handle(app: &App, store: Option<&Store>, mut request: tiny_http::Request) {
                 (200, " (event stream failed)")
             }
         },
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            log::error!("panic while handling {} {}: {what}", req.method, req.path);
+        Err(what) => {
+            log::error!("panic while handling {method} {path}: {what}");
             Reply::rpc_error(
                 500,
                 None,
@@ -200,9 +275,7 @@ fn handle(app: &App, store: Option<&Store>, mut request: tiny_http::Request) {
         }
     };
     log::info!(
-        "{client} {} {} -> {status}{label} in {:.1} ms",
-        req.method,
-        req.path,
+        "{client} {method} {path} -> {status}{label} in {:.1} ms",
         started.elapsed().as_secs_f64() * 1000.0
     );
 }
@@ -217,18 +290,18 @@ fn method_not_allowed(allow: &str) -> Outcome {
     )
 }
 
-fn route(app: &App, store: Option<&Store>, req: &HttpRequest, client: std::net::IpAddr) -> Outcome {
+fn route(app: &App, store: Option<&Store>, req: &HttpRequest, client: IpAddr) -> Outcome {
     if let Err(reply) = app.guard.check_host_and_origin(req) {
         return Outcome::Reply(reply);
     }
     match req.path.as_str() {
         "/" => match req.method.as_str() {
             "GET" | "HEAD" => Outcome::Reply(Reply::json(200, &info(app))),
-            _ => method_not_allowed("GET"),
+            _ => method_not_allowed("GET, HEAD"),
         },
         "/health" => match req.method.as_str() {
             "GET" | "HEAD" => Outcome::Reply(health(app, store)),
-            _ => method_not_allowed("GET"),
+            _ => method_not_allowed("GET, HEAD"),
         },
         "/mcp" => {
             if let Err(reply) = app.guard.rate_limit(client) {

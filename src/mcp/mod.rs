@@ -197,7 +197,10 @@ impl Mcp {
                     "Invalid Request: this session is already initialized; POST initialize without MCP-Session-Id to start a new session",
                 );
             }
-            return self.initialize(id.cloned().unwrap_or(Value::Null), &params, token);
+            return match self.initialize(id.cloned().unwrap_or(Value::Null), &params, token) {
+                Outcome::Reply(reply) => Outcome::Reply(as_accepted(req, reply)),
+                other => other,
+            };
         }
 
         let session = match self.session_for(req, token) {
@@ -219,7 +222,7 @@ impl Mcp {
                 json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
             }
         };
-        Outcome::Reply(Reply::json(200, &reply))
+        Outcome::Reply(as_accepted(req, Reply::json(200, &reply)))
     }
 
     fn initialize(&self, id: Value, params: &Value, token: TokenId) -> Outcome {
@@ -359,6 +362,30 @@ impl Mcp {
             }
             Ok(Err(e)) => Ok(tool_error(&e.to_string())),
         }
+    }
+}
+
+/// The answer to a request in a form the client accepts: JSON, or, when the client accepts an
+/// event stream but not JSON, the same message as one SSE event (the stream then ends).
+fn as_accepted(req: &HttpRequest, reply: Reply) -> Reply {
+    let sse_only = req
+        .header("accept")
+        .is_some_and(|a| !accepts(a, "application/json") && accepts(a, "text/event-stream"));
+    if !sse_only || reply.status != 200 {
+        return reply;
+    }
+    let data = String::from_utf8_lossy(&reply.body).into_owned();
+    let mut headers: Vec<(String, String)> = reply
+        .headers
+        .into_iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("content-type"))
+        .collect();
+    headers.push(("Content-Type".into(), "text/event-stream".into()));
+    headers.push(("Cache-Control".into(), "no-cache".into()));
+    Reply {
+        status: reply.status,
+        headers,
+        body: crate::sse::format_event(None, &data).into_bytes(),
     }
 }
 

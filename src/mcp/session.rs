@@ -149,10 +149,29 @@ impl Sessions {
         Ok(id)
     }
 
-    /// A live session by id, marked as seen now.
+    /// A live session by id, marked as seen now. A session idle past the timeout (and without an
+    /// open stream) is expired here, not only by the housekeeping sweep, so it answers 404 as
+    /// soon as it is due.
     pub fn get(&self, id: &str) -> Option<SessionRef> {
         let session = self.map().get(id).cloned()?;
-        lock(&session).last_seen = Instant::now();
+        let now = Instant::now();
+        let expired = {
+            let mut s = lock(&session);
+            let expired = !s.has_stream() && now.duration_since(s.last_seen) > self.idle_timeout;
+            if !expired {
+                s.last_seen = now;
+            }
+            expired
+        };
+        if expired {
+            log::info!(
+                "session {} expired after {} s idle",
+                short(id),
+                self.idle_timeout.as_secs()
+            );
+            self.remove(id);
+            return None;
+        }
         Some(session)
     }
 

@@ -336,27 +336,28 @@ pub fn call(
         })(),
         "claudecron_get_run" => (|| {
             only_fields(args, &["runId", "tail_bytes"])?;
-            let run_id =
-                match args.get("runId") {
-                    Some(Value::Number(n)) if n.as_i64().is_some_and(|i| i >= 1) => {
-                        n.as_i64().unwrap_or(0)
-                    }
-                    Some(Value::String(s)) if s.parse::<i64>().is_ok_and(|i| i >= 1) => {
-                        s.parse().unwrap_or(0)
-                    }
-                    Some(other) => return Err(invalid(
+            let run_id = match args.get("runId") {
+                Some(Value::Number(n)) if n.as_i64().is_some_and(|i| i >= 1) => {
+                    n.as_i64().unwrap_or(0)
+                }
+                Some(Value::String(s)) if s.parse::<i64>().is_ok_and(|i| i >= 1) => {
+                    s.parse().unwrap_or(0)
+                }
+                Some(other) => {
+                    return Err(invalid(
                         "runId",
                         format!(
                             "{other} is not accepted; expected a run id, a whole number such as 42"
                         ),
-                    )),
-                    None => {
-                        return Err(invalid(
-                            "runId",
-                            "is required: a run id from claudecron_get_history",
-                        ))
-                    }
-                };
+                    ))
+                }
+                None => {
+                    return Err(invalid(
+                        "runId",
+                        "is required: a run id from claudecron_get_history",
+                    ))
+                }
+            };
             let tail = optional_int(args, "tail_bytes", 1, 64 << 20)?.map(|n| n as usize);
             catalog.run(run_id, tail)
         })(),

@@ -1,0 +1,1274 @@
+//! The HTTP server, the MCP Streamable HTTP transport and the security guard, tested against the
+//! real `claudecron serve` binary over real TCP (SPEC §2–4 and §8; reference/mcp-2025-11-25.md
+//! §1–3, §6 and its decisions). Every test starts its own server with its own data directory.
+
+mod common;
+
+use common::{initialize_body, read_sse_event, Auth, OpenResponse, Options, Req, Response, Server};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// An error status with a JSON body (SPEC §2: every error body is JSON).
+fn assert_json_error(resp: &Response, status: u16) -> Value {
+    assert_eq!(resp.status, status, "{}", resp.describe());
+    assert!(
+        resp.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")),
+        "error body must be JSON: {}",
+        resp.describe()
+    );
+    resp.json()
+}
+
+/// A JSON-RPC error body with this code; returns the body.
+fn assert_rpc_error(resp: &Response, status: u16, code: i64) -> Value {
+    let body = assert_json_error(resp, status);
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    assert_eq!(body["error"]["code"], json!(code), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+fn ping_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 7, "method": "ping"})
+}
+
+fn tool_text(result: &Value) -> String {
+    result["content"]
+        .as_array()
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// Open the session's GET event stream.
+fn open_stream(server: &Server, session: &str) -> OpenResponse {
+    let resp = Req::get("/mcp")
+        .bearer(server.token())
+        .header("Accept", "text/event-stream")
+        .header("MCP-Session-Id", session)
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .open(server.port)
+        .expect("GET /mcp");
+    assert_eq!(resp.status, 200, "GET /mcp: {:?}", resp.headers);
+    resp
+}
+
+/// Read an event stream until the server ends it (terminating chunk or EOF). Keep-alive
+/// comments are skipped. False when it is still open after the read timeout.
+fn stream_ends(stream: &mut OpenResponse) -> bool {
+    loop {
+        match read_sse_event(stream) {
+            Ok(_) => continue,
+            Err(e) => {
+                return matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                )
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints: /, /health, 404, 405
+
+#[test]
+fn root_is_json_without_secrets() {
+    // No token configured: the server creates its token file; the token must not leak.
+    let server = Server::start(Options::default().auth(Auth::TokenFile));
+    let token = server.token().to_string();
+    assert!(token.len() >= 32, "token file token: {token:?}");
+    let resp = Req::get("/").send(server.port);
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    assert!(resp
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("application/json")));
+    let body = resp.json();
+    assert_eq!(body["name"], "claudecron");
+    assert!(body["version"].as_str().is_some_and(|v| !v.is_empty()));
+    let versions: Vec<&str> = body["protocolVersions"]
+        .as_array()
+        .expect("protocolVersions")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(versions.contains(&"2025-11-25"), "{body}");
+    assert_eq!(body["endpoints"]["mcp"], "/mcp", "{body}");
+    assert_eq!(body["authRequired"], true, "{body}");
+    assert!(!resp.text().contains(&token), "/ leaks the token");
+}
+
+#[test]
+fn health_is_ok() {
+    let server = Server::start_default();
+    let resp = Req::get("/health").send(server.port);
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    let body = resp.json();
+    assert_eq!(body["status"], "ok", "{body}");
+    assert!(body["version"].is_string(), "{body}");
+    assert!(body["uptime_seconds"].is_u64(), "{body}");
+    // No token needed for /health.
+    assert!(!resp.text().contains(server.token()));
+}
+
+#[test]
+fn unknown_path_is_404_json() {
+    let server = Server::start_default();
+    for req in [
+        Req::get("/nope"),
+        Req::post("/mcp/extra").bearer(server.token()),
+        Req::get("/hooks/x"),
+    ] {
+        let resp = req.send(server.port);
+        assert_json_error(&resp, 404);
+    }
+}
+
+#[test]
+fn wrong_method_is_405_with_allow() {
+    let server = Server::start_default();
+    for (method, path) in [
+        ("POST", "/"),
+        ("DELETE", "/"),
+        ("POST", "/health"),
+        ("PUT", "/health"),
+        ("PUT", "/mcp"),
+        ("PATCH", "/mcp"),
+    ] {
+        let resp = Req::new(method, path)
+            .bearer(server.token())
+            .header("Content-Type", "application/json")
+            .body("{}")
+            .send(server.port);
+        assert_json_error(&resp, 405);
+        let allow = resp
+            .header("allow")
+            .unwrap_or_else(|| panic!("{method} {path}: 405 without Allow"));
+        assert!(allow.contains("GET"), "{method} {path}: Allow {allow}");
+        assert!(
+            !allow.contains(method),
+            "{method} {path}: Allow lists the refused method: {allow}"
+        );
+        if path == "/mcp" {
+            for m in ["GET", "POST", "DELETE"] {
+                assert!(allow.contains(m), "Allow for /mcp: {allow}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle: initialize, negotiation, notifications
+
+#[test]
+fn initialize_creates_a_session_and_negotiates_the_version() {
+    let server = Server::start_default();
+    let mut ids = Vec::new();
+    for (asked, answered) in [
+        ("2025-11-25", "2025-11-25"),
+        ("2025-06-18", "2025-06-18"),
+        ("2025-03-26", "2025-03-26"),
+        ("1999-01-01", "2025-11-25"),
+    ] {
+        let resp = server.initialize_response(asked);
+        assert_eq!(resp.status, 200, "{}", resp.describe());
+        assert!(resp
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")));
+        let id = resp
+            .header("mcp-session-id")
+            .expect("MCP-Session-Id header")
+            .to_string();
+        assert!(id.len() >= 32, "session id too short: {id:?}");
+        assert!(
+            id.bytes().all(|b| (0x21..=0x7e).contains(&b)),
+            "session id must be visible ASCII: {id:?}"
+        );
+        let body = resp.json();
+        assert_eq!(body["id"], 1);
+        assert_eq!(body["result"]["protocolVersion"], answered, "asked {asked}");
+        assert_eq!(body["result"]["serverInfo"]["name"], "claudecron");
+        assert!(body["result"]["serverInfo"]["version"].is_string());
+        assert!(
+            body["result"]["capabilities"]["tools"].is_object(),
+            "{body}"
+        );
+        assert!(
+            body["result"]["capabilities"]["logging"].is_object(),
+            "{body}"
+        );
+        ids.push(id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "session ids must differ");
+}
+
+#[test]
+fn initialized_notification_is_202_with_empty_body() {
+    let server = Server::start_default();
+    let resp = server.initialize_response("2025-11-25");
+    let sid = resp.header("mcp-session-id").unwrap().to_string();
+    for note in [
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 99}}),
+    ] {
+        let resp = server.mcp(Some(&sid), &note).send(server.port);
+        assert_eq!(resp.status, 202, "{note}: {}", resp.describe());
+        assert!(
+            resp.body.is_empty(),
+            "202 must have no body: {}",
+            resp.describe()
+        );
+    }
+    // A JSON-RPC response from the client is also accepted with 202.
+    let resp = server
+        .mcp(
+            Some(&sid),
+            &json!({"jsonrpc": "2.0", "id": "s1", "result": {}}),
+        )
+        .send(server.port);
+    assert_eq!(resp.status, 202, "{}", resp.describe());
+    assert!(resp.body.is_empty());
+}
+
+#[test]
+fn second_initialize_on_a_session_is_refused() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let resp = server
+        .mcp(Some(&sid), &initialize_body("2025-11-25"))
+        .send(server.port);
+    assert_rpc_error(&resp, 400, -32600);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tools
+
+const TOOLS: &[&str] = &[
+    "claudecron_add_task",
+    "claudecron_list_tasks",
+    "claudecron_get_task",
+    "claudecron_update_task",
+    "claudecron_delete_task",
+    "claudecron_toggle_task",
+    "claudecron_get_history",
+    "claudecron_get_run",
+    "claudecron_preview_schedule",
+];
+
+#[test]
+fn tools_list_has_the_nine_complete_tools() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let msg = server.rpc(&sid, "tools/list", json!({}));
+    let tools = msg["result"]["tools"].as_array().expect("tools array");
+    let mut names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+    names.sort();
+    let mut want = TOOLS.to_vec();
+    want.sort();
+    assert_eq!(names, want, "exactly the working tools are listed");
+    for tool in tools {
+        let name = tool["name"].as_str().unwrap();
+        assert!(
+            name.len() <= 128
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)),
+            "{name}"
+        );
+        assert!(
+            tool["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "{name}: title"
+        );
+        let description = tool["description"].as_str().unwrap_or("");
+        assert!(
+            description.len() >= 40,
+            "{name}: description {description:?}"
+        );
+        assert_eq!(tool["inputSchema"]["type"], "object", "{name}: inputSchema");
+        assert_eq!(
+            tool["outputSchema"]["type"], "object",
+            "{name}: outputSchema"
+        );
+        let ann = &tool["annotations"];
+        assert!(ann.is_object(), "{name}: annotations");
+        for hint in ["readOnlyHint", "destructiveHint", "idempotentHint"] {
+            assert!(ann[hint].is_boolean(), "{name}: annotations.{hint}");
+        }
+    }
+    let add = tools
+        .iter()
+        .find(|t| t["name"] == "claudecron_add_task")
+        .unwrap();
+    let required: Vec<&str> = add["inputSchema"]["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(required.contains(&"name") && required.contains(&"type"));
+    assert_eq!(
+        add["inputSchema"]["properties"]["type"]["enum"],
+        json!(["bash", "subagent"])
+    );
+    // Paging: a bogus cursor is an invalid-params error.
+    let msg = server.rpc(&sid, "tools/list", json!({"cursor": "nope"}));
+    assert_eq!(msg["error"]["code"], -32602, "{msg}");
+}
+
+#[test]
+fn add_task_accepts_the_seed_examples_exactly() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let examples = [
+        r#"{"name":"daily-backup","type":"bash","schedule":"0 2 * * *","command":"/opt/scripts/backup.sh","timezone":"Europe/Moscow"}"#,
+        r#"{"name":"weekly-code-review","type":"subagent","schedule":"0 9 * * 1","prompt":"Review all commits from last week in /project, summarize changes and potential issues","timezone":"UTC"}"#,
+        r#"{"name":"config-watcher","type":"bash","trigger":{"type":"file-watch","path":"/etc/nginx/nginx.conf"},"command":"nginx -t && systemctl reload nginx"}"#,
+    ];
+    let mut ids = Vec::new();
+    for example in examples {
+        let args: Value = serde_json::from_str(example).unwrap();
+        let result = server.call_tool(&sid, "claudecron_add_task", args.clone());
+        assert_eq!(
+            result["isError"],
+            false,
+            "{example} was refused: {}",
+            tool_text(&result)
+        );
+        let task = &result["structuredContent"]["task"];
+        let id = task["id"].as_str().unwrap_or("");
+        assert!(!id.is_empty(), "structuredContent.task.id: {result}");
+        assert_eq!(task["name"], args["name"]);
+        assert!(!tool_text(&result).is_empty(), "a readable text block");
+        ids.push(id.to_string());
+    }
+    let result = server.call_tool(&sid, "claudecron_list_tasks", json!({}));
+    assert_eq!(result["isError"], false, "{}", tool_text(&result));
+    assert_eq!(result["structuredContent"]["count"], 3, "{result}");
+    // taskId takes the id or the exact name.
+    let by_name = server.call_tool(
+        &sid,
+        "claudecron_get_task",
+        json!({"taskId": "daily-backup"}),
+    );
+    assert_eq!(by_name["structuredContent"]["task"]["id"], json!(ids[0]));
+}
+
+#[test]
+fn bad_arguments_are_tool_errors_naming_the_field() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let result = server.call_tool(
+        &sid,
+        "claudecron_add_task",
+        json!({"name": "t1", "type": "bash", "schedule": "0 2 * * *", "command": "true", "timezone": "Europe/Moskow"}),
+    );
+    assert_eq!(result["isError"], true, "{result}");
+    let text = tool_text(&result);
+    assert!(text.contains("timezone"), "names the field: {text}");
+    assert!(text.contains("Europe/Moscow"), "suggests the zone: {text}");
+
+    let result = server.call_tool(
+        &sid,
+        "claudecron_add_task",
+        json!({"name": "t2", "type": "python", "schedule": "0 2 * * *", "command": "true"}),
+    );
+    assert_eq!(result["isError"], true, "{result}");
+    let text = tool_text(&result);
+    assert!(text.contains("type"), "{text}");
+    assert!(text.contains("bash") && text.contains("subagent"), "{text}");
+
+    let result = server.call_tool(
+        &sid,
+        "claudecron_preview_schedule",
+        json!({"schedule": "61 * * * *"}),
+    );
+    assert_eq!(result["isError"], true, "{result}");
+    assert!(
+        tool_text(&result).contains("schedule"),
+        "{}",
+        tool_text(&result)
+    );
+
+    let result = server.call_tool(&sid, "claudecron_toggle_task", json!({"taskId": "x"}));
+    assert_eq!(result["isError"], true, "{result}");
+    assert!(
+        tool_text(&result).contains("enabled"),
+        "{}",
+        tool_text(&result)
+    );
+
+    // Nothing was created by the refused calls.
+    let result = server.call_tool(&sid, "claudecron_list_tasks", json!({}));
+    assert_eq!(result["structuredContent"]["count"], 0, "{result}");
+}
+
+#[test]
+fn unknown_tool_is_invalid_params() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let msg = server.rpc(
+        &sid,
+        "tools/call",
+        json!({"name": "claudecron_run_task", "arguments": {"taskId": "x"}}),
+    );
+    assert_eq!(msg["error"]["code"], -32602, "{msg}");
+    assert!(msg.get("result").is_none());
+    let msg = server.rpc(&sid, "tools/call", json!({"arguments": {}}));
+    assert_eq!(msg["error"]["code"], -32602, "missing name: {msg}");
+}
+
+#[test]
+fn ping_logging_and_unknown_methods() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let msg = server.rpc(&sid, "ping", json!({}));
+    assert_eq!(msg["result"], json!({}), "{msg}");
+    let msg = server.rpc(&sid, "resources/list", json!({}));
+    assert_eq!(msg["error"]["code"], -32601, "{msg}");
+    let msg = server.rpc(&sid, "no/such/method", json!({}));
+    assert_eq!(msg["error"]["code"], -32601, "{msg}");
+    for level in ["debug", "info", "warning", "emergency"] {
+        let msg = server.rpc(&sid, "logging/setLevel", json!({"level": level}));
+        assert_eq!(msg["result"], json!({}), "{level}: {msg}");
+    }
+    let msg = server.rpc(&sid, "logging/setLevel", json!({"level": "loud"}));
+    assert_eq!(msg["error"]["code"], -32602, "{msg}");
+    let msg = server.rpc(&sid, "logging/setLevel", json!({}));
+    assert_eq!(msg["error"]["code"], -32602, "{msg}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+#[test]
+fn session_id_is_required_and_must_be_known() {
+    let server = Server::start_default();
+    let resp = server.mcp(None, &ping_body()).send(server.port);
+    assert_json_error(&resp, 400);
+    let resp = server
+        .mcp(Some("0123456789abcdef0123456789abcdef"), &ping_body())
+        .send(server.port);
+    assert_json_error(&resp, 404);
+}
+
+#[test]
+fn a_session_answers_only_to_the_token_that_opened_it() {
+    let (a, b) = (common::new_token(), common::new_token());
+    let server = Server::start(Options::default().auth(Auth::Tokens(vec![a.clone(), b.clone()])));
+    let sid = server.session(); // opened with token a
+    let resp = server.mcp(Some(&sid), &ping_body()).send(server.port);
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    // Token b is valid...
+    let resp = server
+        .mcp(None, &initialize_body("2025-11-25"))
+        .bearer(&b)
+        .send(server.port);
+    assert_eq!(
+        resp.status,
+        200,
+        "the second token is accepted: {}",
+        resp.describe()
+    );
+    // ...but not for a's session.
+    let resp = server
+        .mcp(Some(&sid), &ping_body())
+        .bearer(&b)
+        .send(server.port);
+    assert_json_error(&resp, 404);
+    let resp = Req::new("DELETE", "/mcp")
+        .bearer(&b)
+        .header("MCP-Session-Id", &sid)
+        .send(server.port);
+    assert_json_error(&resp, 404);
+    // The session still works for a.
+    let resp = server.mcp(Some(&sid), &ping_body()).send(server.port);
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+}
+
+#[test]
+fn delete_ends_the_session() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let mut stream = open_stream(&server, &sid);
+    let resp = Req::new("DELETE", "/mcp")
+        .bearer(server.token())
+        .header("MCP-Session-Id", &sid)
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .send(server.port);
+    assert!(
+        (200..300).contains(&resp.status),
+        "DELETE: {}",
+        resp.describe()
+    );
+    assert!(stream_ends(&mut stream), "DELETE ends the session's stream");
+    let resp = server.mcp(Some(&sid), &ping_body()).send(server.port);
+    assert_json_error(&resp, 404);
+    let resp = Req::new("DELETE", "/mcp")
+        .bearer(server.token())
+        .header("MCP-Session-Id", &sid)
+        .send(server.port);
+    assert_json_error(&resp, 404);
+    let resp = Req::get("/mcp")
+        .bearer(server.token())
+        .header("Accept", "text/event-stream")
+        .header("MCP-Session-Id", &sid)
+        .send(server.port);
+    assert_json_error(&resp, 404);
+}
+
+#[test]
+fn max_sessions_gives_a_clear_503() {
+    let server = Server::start(Options::default().env("CLAUDECRON_MAX_SESSIONS", "2"));
+    let first = server.session();
+    let _second = server.session();
+    let resp = server.initialize_response("2025-11-25");
+    let body = assert_json_error(&resp, 503);
+    assert!(resp.header("mcp-session-id").is_none());
+    let message = body["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("max_sessions"), "{body}");
+    // Ending one makes room.
+    let resp = Req::new("DELETE", "/mcp")
+        .bearer(server.token())
+        .header("MCP-Session-Id", &first)
+        .send(server.port);
+    assert!((200..300).contains(&resp.status), "{}", resp.describe());
+    let resp = server.initialize_response("2025-11-25");
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Guard: auth, Origin, Host, rate limit
+
+#[test]
+fn bearer_token_is_required() {
+    let server = Server::start_default();
+    let resp = server
+        .mcp(None, &initialize_body("2025-11-25"))
+        .without("Authorization")
+        .send(server.port);
+    assert_json_error(&resp, 401);
+    let www = resp.header("www-authenticate").expect("WWW-Authenticate");
+    assert!(www.starts_with("Bearer"), "{www}");
+    assert!(!www.contains("resource_metadata"), "{www}");
+
+    for bad in [
+        "Bearer wrong-token-0000000000000000".to_string(),
+        format!("Basic {}", server.token()),
+        format!("Bearer {}x", server.token()),
+        "Bearer".to_string(),
+    ] {
+        let resp = server
+            .mcp(None, &initialize_body("2025-11-25"))
+            .set("Authorization", &bad)
+            .send(server.port);
+        assert_json_error(&resp, 401);
+        assert!(resp.header("www-authenticate").is_some());
+    }
+    // The token is checked on every request, not only on initialize.
+    let sid = server.session();
+    let resp = server
+        .mcp(Some(&sid), &ping_body())
+        .without("Authorization")
+        .send(server.port);
+    assert_json_error(&resp, 401);
+    // Case-insensitive scheme.
+    let resp = server
+        .mcp(Some(&sid), &ping_body())
+        .set("Authorization", &format!("bearer {}", server.token()))
+        .send(server.port);
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+}
+
+#[test]
+fn foreign_origin_and_host_are_403() {
+    let server = Server::start_default();
+    let resp = server
+        .mcp(None, &initialize_body("2025-11-25"))
+        .header("Origin", "http://evil.example.com")
+        .send(server.port);
+    assert_json_error(&resp, 403);
+    let resp = server
+        .mcp(None, &initialize_body("2025-11-25"))
+        .set("Host", "evil.example.com")
+        .send(server.port);
+    assert_json_error(&resp, 403);
+    // What conformance `dns-rebinding-protection` sends.
+    let resp = server
+        .mcp(None, &initialize_body("2025-11-25"))
+        .set("Host", "evil.example.com")
+        .header("Origin", "http://evil.example.com")
+        .send(server.port);
+    assert_json_error(&resp, 403);
+    let resp = Req::get("/")
+        .set("Host", "evil.example.com")
+        .send(server.port);
+    assert_json_error(&resp, 403);
+    // Loopback names are always allowed.
+    for (host, origin) in [
+        (
+            server.host_header(),
+            format!("http://{}", server.host_header()),
+        ),
+        (
+            format!("localhost:{}", server.port),
+            format!("http://localhost:{}", server.port),
+        ),
+    ] {
+        let resp = server
+            .mcp(None, &initialize_body("2025-11-25"))
+            .set("Host", &host)
+            .header("Origin", &origin)
+            .send(server.port);
+        assert_eq!(resp.status, 200, "{host} {origin}: {}", resp.describe());
+    }
+}
+
+#[test]
+fn allowed_origins_and_public_url_are_accepted() {
+    let server = Server::start(
+        Options::default()
+            .env(
+                "CLAUDECRON_ALLOWED_ORIGINS",
+                "https://app.example.com,https://other.example.org",
+            )
+            .env("CLAUDECRON_PUBLIC_URL", "https://cron.example.net/cron"),
+    );
+    for origin in ["https://app.example.com", "https://other.example.org"] {
+        let resp = server
+            .mcp(None, &initialize_body("2025-11-25"))
+            .header("Origin", origin)
+            .send(server.port);
+        assert_eq!(resp.status, 200, "{origin}: {}", resp.describe());
+    }
+    // Behind the proxy named by public_url: its Host and Origin.
+    let resp = server
+        .mcp(None, &initialize_body("2025-11-25"))
+        .set("Host", "cron.example.net")
+        .header("Origin", "https://cron.example.net")
+        .send(server.port);
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    // Same host, other scheme: not the allowed origin.
+    let resp = server
+        .mcp(None, &initialize_body("2025-11-25"))
+        .header("Origin", "http://app.example.com")
+        .send(server.port);
+    assert_json_error(&resp, 403);
+}
+
+#[test]
+fn rate_limit_gives_429_with_retry_after() {
+    let server = Server::start(Options::default().env("CLAUDECRON_RATE_LIMIT_PER_MINUTE", "5"));
+    let sid = server.session(); // 2 requests
+    for n in 3..=5 {
+        let resp = server.mcp(Some(&sid), &ping_body()).send(server.port);
+        assert_eq!(resp.status, 200, "request {n}: {}", resp.describe());
+    }
+    let resp = server.mcp(Some(&sid), &ping_body()).send(server.port);
+    assert_json_error(&resp, 429);
+    let retry: u64 = resp
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+}
+
+#[test]
+fn trust_proxy_gives_each_forwarded_client_its_own_bucket() {
+    let server = Server::start(
+        Options::default()
+            .env("CLAUDECRON_RATE_LIMIT_PER_MINUTE", "2")
+            .env("CLAUDECRON_TRUST_PROXY", "true"),
+    );
+    let ping_from = |ip: &str, header: &str| {
+        server
+            .mcp(None, &ping_body())
+            .header(header, ip)
+            .send(server.port)
+            .status
+    };
+    // Without a session the answer is 400; what matters is 400 versus 429.
+    assert_eq!(ping_from("203.0.113.1", "X-Real-IP"), 400);
+    assert_eq!(ping_from("203.0.113.1", "X-Real-IP"), 400);
+    assert_eq!(ping_from("203.0.113.1", "X-Real-IP"), 429);
+    assert_eq!(
+        ping_from("203.0.113.2", "X-Real-IP"),
+        400,
+        "separate bucket"
+    );
+    assert_eq!(
+        ping_from("10.0.0.1, 203.0.113.3", "X-Forwarded-For"),
+        400,
+        "the proxy-appended X-Forwarded-For hop is the client"
+    );
+}
+
+#[test]
+fn without_trust_proxy_forwarding_headers_are_ignored() {
+    let server = Server::start(Options::default().env("CLAUDECRON_RATE_LIMIT_PER_MINUTE", "2"));
+    let ping_from = |ip: &str| {
+        server
+            .mcp(None, &ping_body())
+            .header("X-Real-IP", ip)
+            .header("X-Forwarded-For", ip)
+            .send(server.port)
+            .status
+    };
+    assert_eq!(ping_from("203.0.113.1"), 400);
+    assert_eq!(ping_from("203.0.113.2"), 400);
+    assert_eq!(
+        ping_from("203.0.113.3"),
+        429,
+        "one bucket: the peer address"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport rules: versions, framing, media types, sizes
+
+#[test]
+fn protocol_version_header_is_checked() {
+    let server = Server::start_default();
+    let sid = server.session();
+    for version in ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"] {
+        let resp = server
+            .mcp(Some(&sid), &ping_body())
+            .set("MCP-Protocol-Version", version)
+            .send(server.port);
+        assert_eq!(resp.status, 200, "{version}: {}", resp.describe());
+    }
+    // No header: allowed (the session's version is assumed).
+    let resp = server
+        .mcp(Some(&sid), &ping_body())
+        .without("MCP-Protocol-Version")
+        .send(server.port);
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    for version in ["2026-07-28", "1999-01-01", "latest"] {
+        let resp = server
+            .mcp(Some(&sid), &ping_body())
+            .set("MCP-Protocol-Version", version)
+            .send(server.port);
+        let body = assert_json_error(&resp, 400);
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains("2025-11-25"), "lists supported: {body}");
+    }
+}
+
+#[test]
+fn the_2026_probe_gets_a_plain_400_so_clients_fall_back() {
+    let server = Server::start_default();
+    let started = Instant::now();
+    let resp = server
+        .mcp(
+            None,
+            &json!({"jsonrpc": "2.0", "id": 0, "method": "server/discover", "params": {}}),
+        )
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "server/discover")
+        .send(server.port);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered at once"
+    );
+    let body = assert_json_error(&resp, 400);
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    let code = body["error"]["code"].as_i64().expect("error.code");
+    assert!(
+        !(-32022..=-32020).contains(&code),
+        "must not use a 2026 error code: {body}"
+    );
+    // Then the client falls back to initialize, which works.
+    let resp = server.initialize_response("2025-11-25");
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+}
+
+#[test]
+fn batches_and_malformed_messages_are_refused() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let resp = server
+        .mcp(Some(&sid), &json!([ping_body(), ping_body()]))
+        .send(server.port);
+    assert_rpc_error(&resp, 400, -32600);
+    let resp = server
+        .mcp(Some(&sid), &json!(null))
+        .body("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ")
+        .send(server.port);
+    let body = assert_rpc_error(&resp, 400, -32700);
+    assert!(body["id"].is_null() && body.get("id").is_some(), "{body}");
+    let resp = server
+        .mcp(Some(&sid), &json!(null))
+        .body(vec![b'{', 0xff, 0xfe, b'}'])
+        .send(server.port);
+    assert_rpc_error(&resp, 400, -32700);
+    for bad in [
+        json!({"id": 1, "method": "ping"}),
+        json!({"jsonrpc": "2.0", "id": null, "method": "ping"}),
+        json!({"jsonrpc": "2.0", "id": 1}),
+        json!("ping"),
+    ] {
+        let resp = server.mcp(Some(&sid), &bad).send(server.port);
+        assert_rpc_error(&resp, 400, -32600);
+    }
+}
+
+#[test]
+fn content_type_and_accept_rules() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let resp = server
+        .mcp(Some(&sid), &ping_body())
+        .set("Content-Type", "text/plain")
+        .send(server.port);
+    assert_json_error(&resp, 415);
+    let resp = server
+        .mcp(Some(&sid), &ping_body())
+        .without("Content-Type")
+        .send(server.port);
+    assert_json_error(&resp, 415);
+    let resp = server
+        .mcp(Some(&sid), &ping_body())
+        .set("Content-Type", "application/json; charset=utf-8")
+        .send(server.port);
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+
+    let resp = server
+        .mcp(Some(&sid), &ping_body())
+        .set("Accept", "text/html")
+        .send(server.port);
+    assert_json_error(&resp, 406);
+    for accept in [
+        Some("application/json"),
+        Some("*/*"),
+        Some("application/*"),
+        None,
+    ] {
+        let mut req = server.mcp(Some(&sid), &ping_body()).without("Accept");
+        if let Some(a) = accept {
+            req = req.header("Accept", a);
+        }
+        let resp = req.send(server.port);
+        assert_eq!(resp.status, 200, "Accept {accept:?}: {}", resp.describe());
+        assert!(
+            resp.header("content-type")
+                .is_some_and(|c| c.starts_with("application/json")),
+            "Accept {accept:?}: {}",
+            resp.describe()
+        );
+        assert_eq!(resp.json()["result"], json!({}));
+    }
+    // A client that takes only an event stream gets the answer as one SSE event, not JSON it
+    // said it cannot read.
+    let resp = server
+        .mcp(Some(&sid), &ping_body())
+        .set("Accept", "text/event-stream")
+        .send(server.port);
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    assert!(
+        resp.header("content-type")
+            .is_some_and(|c| c.starts_with("text/event-stream")),
+        "{}",
+        resp.describe()
+    );
+    assert!(
+        resp.text().contains("event: message\n"),
+        "{}",
+        resp.describe()
+    );
+    assert_eq!(resp.json()["result"], json!({}));
+    assert_eq!(resp.json()["id"], 7);
+    let resp = server
+        .mcp(None, &initialize_body("2025-11-25"))
+        .set("Accept", "text/event-stream")
+        .send(server.port);
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    assert!(resp.header("mcp-session-id").is_some());
+    assert_eq!(resp.json()["result"]["protocolVersion"], "2025-11-25");
+}
+
+#[test]
+fn bodies_over_max_body_bytes_are_413() {
+    let server = Server::start(Options::default().env("CLAUDECRON_MAX_BODY_BYTES", "2048"));
+    let sid = server.session();
+    let big =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x".repeat(4000)}});
+    let resp = server.mcp(Some(&sid), &big).send(server.port);
+    assert_json_error(&resp, 413);
+    // Without Content-Length (chunked), the limit still holds.
+    let resp = server.mcp(Some(&sid), &big).chunked().send(server.port);
+    assert_json_error(&resp, 413);
+    // Under the limit, chunked is fine.
+    let resp = server
+        .mcp(Some(&sid), &ping_body())
+        .chunked()
+        .send(server.port);
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Robustness: panic isolation
+
+#[test]
+fn a_panic_is_answered_500_and_the_server_keeps_serving() {
+    let server = Server::start_default();
+    let sid = server.session();
+    // More panics than worker threads: none of them may take a worker down.
+    for _ in 0..12 {
+        let resp = server
+            .mcp(Some(&sid), &ping_body())
+            .header("X-Claudecron-Test-Panic", "1")
+            .send(server.port);
+        assert_rpc_error(&resp, 500, -32603);
+    }
+    let msg = server.rpc(&sid, "ping", json!({}));
+    assert_eq!(msg["result"], json!({}));
+    let result = server.call_tool(&sid, "claudecron_list_tasks", json!({}));
+    assert_eq!(result["isError"], false);
+    let resp = Req::get("/health").send(server.port);
+    assert_eq!(resp.status, 200);
+    let log = server.stop();
+    assert!(log.contains("panic"), "the panic is logged: {log}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The GET event stream
+
+#[test]
+fn get_opens_an_event_stream() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let stream = open_stream(&server, &sid);
+    let ct = stream.header("content-type").unwrap_or("");
+    assert!(ct.starts_with("text/event-stream"), "{ct}");
+    assert_eq!(stream.header("cache-control"), Some("no-cache"));
+    // The session keeps working while its stream is open.
+    let msg = server.rpc(&sid, "ping", json!({}));
+    assert_eq!(msg["result"], json!({}));
+
+    // One standalone stream per session: a second GET replaces the first, which is ended.
+    let mut first = stream;
+    let second = open_stream(&server, &sid);
+    assert!(stream_ends(&mut first), "the older stream is ended");
+    second.close();
+}
+
+#[test]
+fn get_needs_a_session_and_an_acceptable_type() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let resp = Req::get("/mcp")
+        .bearer(server.token())
+        .header("Accept", "text/event-stream")
+        .send(server.port);
+    assert_json_error(&resp, 400);
+    let resp = Req::get("/mcp")
+        .bearer(server.token())
+        .header("Accept", "application/json")
+        .header("MCP-Session-Id", &sid)
+        .send(server.port);
+    assert_json_error(&resp, 406);
+    let resp = Req::get("/mcp")
+        .header("Accept", "text/event-stream")
+        .header("MCP-Session-Id", &sid)
+        .send(server.port);
+    assert_json_error(&resp, 401);
+}
+
+#[test]
+fn a_hundred_open_streams_do_not_starve_tools_call() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let call = || {
+        let started = Instant::now();
+        let result = server.call_tool(&sid, "claudecron_list_tasks", json!({}));
+        assert_eq!(result["isError"], false);
+        started.elapsed()
+    };
+    let baseline = call();
+    // One stream per session (a session holds one standalone stream).
+    let mut streams = Vec::new();
+    for _ in 0..100 {
+        let s = server.session();
+        streams.push(open_stream(&server, &s));
+    }
+    let started = Instant::now();
+    let handle = {
+        let port = server.port;
+        let req = server.mcp(
+            Some(&sid),
+            &json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call",
+                     "params": {"name": "claudecron_list_tasks", "arguments": {}}}),
+        );
+        std::thread::spawn(move || req.timeout(Duration::from_secs(5)).try_send(port))
+    };
+    let resp = handle
+        .join()
+        .unwrap()
+        .expect("tools/call answered within 5 s with 100 streams open");
+    let with_streams = started.elapsed();
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    assert_eq!(resp.json()["result"]["isError"], false);
+    println!(
+        "tools/call latency: {:.2} ms with no streams, {:.2} ms with 100 GET streams open",
+        baseline.as_secs_f64() * 1000.0,
+        with_streams.as_secs_f64() * 1000.0
+    );
+    assert!(with_streams < Duration::from_secs(5));
+    // More requests than workers, all answered while the streams stay open.
+    for _ in 0..20 {
+        assert!(call() < Duration::from_secs(5));
+    }
+    let open = streams.iter().filter(|s| !s.ended_now()).count();
+    assert_eq!(open, 100, "every stream is still open");
+    let health = Req::get("/health").send(server.port).json();
+    assert!(health["sessions"].as_u64().unwrap_or(0) >= 101, "{health}");
+    for s in streams {
+        s.close();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// auth = none, secrets in logs
+
+#[test]
+fn auth_none_is_accepted_on_loopback() {
+    let server = Server::start(Options::default().auth(Auth::None));
+    let root = Req::get("/").send(server.port).json();
+    assert_eq!(root["authRequired"], false, "{root}");
+    let sid = server.session(); // no Authorization header at all
+    let msg = server.rpc(&sid, "tools/list", json!({}));
+    assert_eq!(msg["result"]["tools"].as_array().map(Vec::len), Some(9));
+    let stream = open_stream(&server, &sid);
+    stream.close();
+}
+
+#[test]
+fn tokens_never_appear_in_the_log() {
+    let token_file_server = Server::start(
+        Options::default()
+            .auth(Auth::TokenFile)
+            .env("CLAUDECRON_LOG_LEVEL", "debug"),
+    );
+    let (a, b) = (common::new_token(), common::new_token());
+    let env_server = Server::start(
+        Options::default()
+            .auth(Auth::Tokens(vec![a, b]))
+            .env("CLAUDECRON_LOG_LEVEL", "debug"),
+    );
+    for server in [&token_file_server, &env_server] {
+        let sid = server.session();
+        server.rpc(&sid, "tools/list", json!({}));
+        server.call_tool(
+            &sid,
+            "claudecron_add_task",
+            json!({"name": "n", "type": "bash", "schedule": "@daily", "command": "true"}),
+        );
+        for token in &server.tokens {
+            // Every token in a failing position too: another session, a bad header.
+            server
+                .mcp(Some(&sid), &ping_body())
+                .bearer(token)
+                .header("X-Claudecron-Test-Panic", "1")
+                .send(server.port);
+            Req::get("/mcp")
+                .set("Authorization", &format!("Basic {token}"))
+                .send(server.port);
+        }
+        server
+            .mcp(None, &ping_body())
+            .bearer("not-the-token-but-secret-looking-0001")
+            .send(server.port);
+    }
+    for server in [token_file_server, env_server] {
+        let tokens = server.tokens.clone();
+        let log = server.stop();
+        assert!(log.contains("listening on"), "{log}");
+        assert!(log.contains("/mcp"), "requests are logged at debug: {log}");
+        for token in tokens {
+            assert!(!log.contains(&token), "a token appears in the log:\n{log}");
+        }
+        assert!(!log.contains("not-the-token-but-secret-looking-0001"));
+    }
+}
+
+#[test]
+fn idle_sessions_expire() {
+    let server = Server::start(Options::default().env("CLAUDECRON_SESSION_TIMEOUT_SECS", "1"));
+    let idle = server.session();
+    let busy = server.session();
+    // Expiry is about time passing: there is no event to wait for but the clock. `busy` is used
+    // every 400 ms, so it never sits idle for the whole second.
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(400));
+        let resp = server.mcp(Some(&busy), &ping_body()).send(server.port);
+        assert_eq!(
+            resp.status,
+            200,
+            "a session in use stays: {}",
+            resp.describe()
+        );
+    }
+    let resp = server.mcp(Some(&idle), &ping_body()).send(server.port);
+    assert_json_error(&resp, 404);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Misbehaving connections
+
+/// A raw connection with the test's read timeout.
+fn raw_connect(server: &Server) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    s.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    s
+}
+
+/// Read one response head from a raw connection: the status code.
+fn raw_status(s: &mut TcpStream) -> u16 {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            other => panic!(
+                "no response head ({other:?}); got {:?}",
+                String::from_utf8_lossy(&head)
+            ),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {text:?}"))
+}
+
+#[test]
+fn stalled_uploads_do_not_hold_the_workers() {
+    let server = Server::start_default();
+    let sid = server.session();
+    // Twice as many clients as worker threads start a body and stop sending. No token: the
+    // body is read before anything else is known about the client.
+    let mut stalled = Vec::new();
+    for _ in 0..16 {
+        let mut s = raw_connect(&server);
+        write!(
+            s,
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n",
+            server.host_header()
+        )
+        .unwrap();
+        // The server starts reading the body when it asks for it.
+        assert_eq!(raw_status(&mut s), 100, "100 Continue");
+        s.write_all(b"{\"jsonrpc\":").unwrap();
+        stalled.push(s);
+    }
+    let started = Instant::now();
+    let resp = server
+        .mcp(
+            Some(&sid),
+            &json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                     "params": {"name": "claudecron_list_tasks", "arguments": {}}}),
+        )
+        .timeout(Duration::from_secs(5))
+        .try_send(server.port)
+        .expect("tools/call answered while 16 uploads stall");
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let resp = Req::get("/health")
+        .timeout(Duration::from_secs(5))
+        .try_send(server.port)
+        .expect("/health answered while 16 uploads stall");
+    assert_eq!(resp.status, 200);
+    // A stalled client that finally sends the rest is still answered.
+    let mut last = stalled.pop().unwrap();
+    let rest = format!("{:<4989}", "\"2.0\",\"id\":1,\"method\":\"ping\"}");
+    last.write_all(rest.as_bytes()).unwrap();
+    assert_eq!(
+        raw_status(&mut last),
+        401,
+        "no token: 401 once the body is in"
+    );
+}
+
+#[test]
+fn a_huge_declared_content_length_is_refused_and_the_server_survives() {
+    let server = Server::start_default();
+    for length in ["100000000000000", "18446744073709551615"] {
+        for _ in 0..10 {
+            let mut s = raw_connect(&server);
+            write!(
+                s,
+                "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{\"jsonrpc\"",
+                server.host_header(),
+                server.token()
+            )
+            .unwrap();
+            let status = raw_status(&mut s);
+            assert!(
+                status == 413 || status == 400,
+                "Content-Length {length}: {status}"
+            );
+        }
+    }
+    let resp = Req::get("/health")
+        .timeout(Duration::from_secs(5))
+        .try_send(server.port)
+        .expect("the server is still up");
+    assert_eq!(resp.status, 200);
+}
+
+#[test]
+fn a_burst_of_keep_alive_connections_is_served() {
+    let server = Server::start_default();
+    let mut conns: Vec<TcpStream> = (0..50).map(|_| raw_connect(&server)).collect();
+    for s in &mut conns {
+        write!(
+            s,
+            "GET /health HTTP/1.1\r\nHost: {}\r\n\r\n",
+            server.host_header()
+        )
+        .unwrap();
+    }
+    // Every connection stays open (keep-alive) while the others wait for their answer.
+    for s in &mut conns {
+        assert_eq!(raw_status(s), 200);
+    }
+}
+
+#[test]
+fn idle_event_streams_get_keep_alive_comments() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let mut stream = open_stream(&server, &sid);
+    // The server writes a comment on idle streams every 15 s; wait for it (bounded).
+    stream
+        .reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(40)))
+        .unwrap();
+    let event = read_sse_event(&mut stream).expect("a keep-alive within 40 s");
+    assert!(
+        !event.is_empty() && event.iter().all(|l| l.starts_with(':')),
+        "only comment lines: {event:?}"
+    );
+    // The stream is still usable afterwards and the session still answers.
+    assert!(!stream.ended_now());
+    let msg = server.rpc(&sid, "ping", json!({}));
+    assert_eq!(msg["result"], json!({}));
+}
