@@ -10,7 +10,7 @@ use crate::run::{self, RunJob, RunSettings};
 use crate::schedule::{parse_timezone, Schedule};
 use crate::store::{NewRun, RunEnd, Store};
 use crate::task::{AfterOn, CatchUp, Overlap, Task, Trigger};
-use crate::validate::rfc3339;
+use crate::validate::{rfc3339, rfc3339_millis};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use serde_json::json;
@@ -245,8 +245,15 @@ pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHa
     std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || {
+            // Cleared however the thread ends, a panic included, so /health reports it.
+            struct Alive(Arc<AtomicBool>);
+            impl Drop for Alive {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::Relaxed);
+                }
+            }
+            let _alive = Alive(alive);
             engine.serve(rx);
-            alive.store(false, Ordering::Relaxed);
         })
         .map_err(|e| format!("cannot start the engine thread: {e}"))?;
     Ok(handle)
@@ -430,7 +437,7 @@ impl Engine {
             Msg::ClockChanged => log::info!("the wall clock was set; re-checking fire times"),
             Msg::Shutdown(ack) => {
                 self.shutting_down.store(true, Ordering::Relaxed);
-                let stamp = rfc3339(now);
+                let stamp = rfc3339_millis(now);
                 for q in self.queue.drain(..) {
                     let _ = self.store.finish_run(
                         q.run_id,
@@ -610,7 +617,7 @@ impl Engine {
         if missed.is_empty() {
             return;
         }
-        let stamp = rfc3339(now);
+        let stamp = rfc3339_millis(now);
         let (each, rest) = missed.split_at(missed.len().min(MISSED_ROWS));
         let mut rows: Vec<(DateTime<Utc>, String)> = each
             .iter()
@@ -685,7 +692,7 @@ impl Engine {
         context: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<i64, String> {
-        let stamp = rfc3339(now);
+        let stamp = rfc3339_millis(now);
         let scheduled = scheduled_for.map(rfc3339);
         let active = self.active_runs(&task.id);
         if task.spec.overlap == Overlap::Skip && !active.is_empty() {
@@ -782,7 +789,7 @@ impl Engine {
 
     fn start_run(&mut self, task: Task, q: Queued) {
         let now = Utc::now();
-        if let Err(e) = self.store.start_run(q.run_id, &rfc3339(now), None) {
+        if let Err(e) = self.store.start_run(q.run_id, &rfc3339_millis(now), None) {
             log::error!("cannot start run {}: {e}", q.run_id);
             return;
         }
@@ -842,7 +849,7 @@ impl Engine {
             }
             Err(e) => {
                 log::error!("cannot start a run thread: {e}");
-                let stamp = rfc3339(now);
+                let stamp = rfc3339_millis(now);
                 let _ = self.store.finish_run(
                     q.run_id,
                     &RunEnd {
@@ -872,7 +879,7 @@ impl Engine {
                 self.queue.remove(i);
             }
             self.disarm(&TimerKey::Retry(run_id));
-            let stamp = rfc3339(now);
+            let stamp = rfc3339_millis(now);
             self.store
                 .finish_run(
                     run_id,
@@ -941,7 +948,7 @@ impl Engine {
                 .saturating_mul(factor)
                 .min(7 * 86_400);
             let due = now + ChronoDuration::seconds(delay as i64);
-            let stamp = rfc3339(now);
+            let stamp = rfc3339_millis(now);
             let scheduled = rfc3339(due);
             let inserted = self.store.insert_run(&NewRun {
                 task_id: &task.id,

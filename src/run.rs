@@ -6,7 +6,7 @@
 use crate::process::{self, Ending, ProcessSpec};
 use crate::store::{RunEnd, Store};
 use crate::task::{NotifyOn, Task, TaskType};
-use crate::validate::rfc3339;
+use crate::validate::{rfc3339, rfc3339_millis};
 use chrono::{DateTime, Utc};
 use crossbeam_channel::Receiver;
 use serde_json::{json, Value};
@@ -174,7 +174,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
     let finished_at = Utc::now();
     let duration_ms = (finished_at - job.started_at).num_milliseconds().max(0);
     if let Ok(s) = &store {
-        let stamp = rfc3339(finished_at);
+        let stamp = rfc3339_millis(finished_at);
         let end = RunEnd {
             status: &status,
             finished_at: &stamp,
@@ -212,8 +212,8 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
                 "task": {"id": job.task.id, "name": job.task.spec.name, "type": job.task.spec.task_type.as_str()},
                 "run": {
                     "id": job.run_id, "trigger": job.trigger, "status": status, "attempt": job.attempt,
-                    "scheduled_for": scheduled_at, "started_at": rfc3339(job.started_at),
-                    "finished_at": rfc3339(finished_at), "duration_ms": duration_ms,
+                    "scheduled_for": scheduled_at, "started_at": rfc3339_millis(job.started_at),
+                    "finished_at": rfc3339_millis(finished_at), "duration_ms": duration_ms,
                     "exit_code": outcome.as_ref().and_then(|o| o.exit_code), "error": error,
                 },
                 "output_excerpt": excerpt,

@@ -7,10 +7,12 @@
 
 use crate::catalog::Defaults;
 use crate::config::{AuthMode, Config};
+use crate::engine::{EngineHandle, EngineSettings, RunEvent, RunListener};
 use crate::guard::Guard;
 use crate::http::{HttpRequest, Reply};
-use crate::mcp::session::{lock, Sessions};
+use crate::mcp::session::{level_rank, lock, Sessions};
 use crate::mcp::{Mcp, Outcome, HEADER_VERSIONS};
+use crate::run::RunSettings;
 use crate::sse::SseStream;
 use crate::store::Store;
 use serde_json::json;
@@ -35,7 +37,91 @@ pub struct App {
     pub config: Config,
     pub guard: Guard,
     pub mcp: Mcp,
+    pub engine: EngineHandle,
     pub started: Instant,
+    /// Set once a stop signal arrived.
+    pub stopping: std::sync::atomic::AtomicBool,
+}
+
+/// Between SIGTERM and SIGKILL for a run's process group (timeouts, cancels, shutdown).
+pub const RUN_GRACE: Duration = Duration::from_secs(5);
+
+/// Sessions that set a log level hear about finished runs on their GET stream.
+fn run_notifier(sessions: Arc<Sessions>) -> RunListener {
+    Arc::new(move |event: &RunEvent| {
+        let level = match event.status.as_str() {
+            "success" => "info",
+            "failed" | "timeout" | "interrupted" => "error",
+            _ => "warning",
+        };
+        let rank = level_rank(level).unwrap_or(0);
+        let message = json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/message",
+            "params": {
+                "level": level,
+                "logger": "claudecron",
+                "data": {
+                    "event": "run_finished",
+                    "run_id": event.run_id,
+                    "task_id": event.task_id,
+                    "task_name": event.task_name,
+                    "status": event.status,
+                    "error": event.error,
+                }
+            }
+        })
+        .to_string();
+        for session in sessions.all() {
+            let mut s = lock(&session);
+            if s.log_level.is_some_and(|min| rank >= min) {
+                s.push_event(message.clone());
+            }
+        }
+    })
+}
+
+/// Block SIGTERM and SIGINT in this thread (and so in every thread started after it).
+fn block_shutdown_signals() -> Option<libc::sigset_t> {
+    // SAFETY: sigset manipulation on a local value; pthread_sigmask on the calling thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            log::warn!("cannot block SIGTERM/SIGINT; a stop signal will end the server without recording runs");
+            return None;
+        }
+        Some(set)
+    }
+}
+
+/// Wait for SIGTERM or SIGINT, then stop: no new requests, every running process group ended
+/// (grace, then kill) and recorded, event streams closed, exit 0.
+fn wait_for_shutdown(set: libc::sigset_t, app: &App, server: &tiny_http::Server) {
+    let mut signal: libc::c_int = 0;
+    // SAFETY: sigwait on a set blocked in every thread.
+    let rc = unsafe { libc::sigwait(&set, &mut signal) };
+    if rc != 0 {
+        log::error!("sigwait failed ({rc}); stop signals are not handled");
+        return;
+    }
+    let name = if signal == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    };
+    log::info!(
+        "{name} received: stopping (running tasks get SIGTERM, then SIGKILL after {} s)",
+        RUN_GRACE.as_secs()
+    );
+    app.stopping.store(true, Ordering::Release);
+    server.unblock();
+    app.engine.shutdown(RUN_GRACE + Duration::from_secs(10));
+    app.mcp.sessions.close_all();
+    log::info!("stopped");
+    std::process::exit(0);
 }
 
 fn init_logging(config: &Config) -> Result<(), String> {
@@ -68,28 +154,58 @@ pub fn serve(config: Config) -> Result<(), String> {
             config.db_path.display()
         );
     }
+    // SIGTERM/SIGINT are taken by a dedicated thread (sigwait); block them here, before any
+    // other thread exists, so every thread inherits the mask (run children clear it again).
+    let signals = block_shutdown_signals();
     let server = tiny_http::Server::http((config.host.as_str(), config.port))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
+    let server = Arc::new(server);
     let addr = server
         .server_addr()
         .to_ip()
         .ok_or("the listener has no IP address")?;
 
+    let sessions = Arc::new(Sessions::new(
+        Duration::from_secs(config.session_timeout_secs),
+        config.max_sessions,
+    ));
+    let engine = crate::engine::start(
+        EngineSettings {
+            db_path: config.db_path.clone(),
+            max_concurrent: config.max_concurrent_tasks,
+            history_keep_per_task: config.history_keep_per_task as i64,
+            run: RunSettings {
+                output_max_bytes: config.output_max_bytes,
+                default_timeout_secs: config.task_timeout_secs,
+                grace: RUN_GRACE,
+            },
+        },
+        run_notifier(Arc::clone(&sessions)),
+    )?;
     let app = Arc::new(App {
         guard: Guard::new(&config, tokens),
         mcp: Mcp {
-            sessions: Sessions::new(
-                Duration::from_secs(config.session_timeout_secs),
-                config.max_sessions,
-            ),
+            sessions,
             defaults: Defaults {
                 timezone: config.default_timezone.clone(),
                 task_timeout_secs: config.task_timeout_secs,
             },
+            engine: Some(engine.clone()),
+            db_path: config.db_path.clone(),
         },
+        engine,
         started: Instant::now(),
+        stopping: std::sync::atomic::AtomicBool::new(false),
         config,
     });
+    if let Some(set) = signals {
+        let app = Arc::clone(&app);
+        let server = Arc::clone(&server);
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || wait_for_shutdown(set, &app, &server))
+            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    }
     announce(&app.config, addr);
 
     let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE);
@@ -139,8 +255,14 @@ pub fn serve(config: Config) -> Result<(), String> {
             log::error!("cannot start a thread for a request: {e}");
         }
     }
-    // tiny_http ends the request stream only when its accept loop failed (e.g. out of file
-    // descriptors) and will never accept again: exit with an error so the service manager
+    if app.stopping.load(Ordering::Acquire) {
+        // A stop signal unblocked the listener; the signal thread finishes and exits 0.
+        loop {
+            std::thread::park();
+        }
+    }
+    // Otherwise tiny_http ends the request stream only when its accept loop failed (e.g. out of
+    // file descriptors) and will never accept again: exit with an error so the service manager
     // restarts us, rather than idling as a server that answers nobody.
     Err("the listener stopped accepting connections (see the error above); exiting".into())
 }
@@ -249,6 +371,7 @@ fn serve_request(
             reply.send(request);
             (status, "")
         }
+        Ok(Outcome::WaitForRun(wait)) => wait.respond(request),
         Ok(Outcome::OpenStream {
             session,
             last_event_id,
@@ -349,35 +472,31 @@ fn health(app: &App, store: Option<&Store>) -> Reply {
     let uptime = app.started.elapsed().as_secs();
     let db = store
         .ok_or_else(|| "cannot open the database".to_string())
-        .and_then(|s| {
-            let (tasks, enabled) = s.count_tasks().map_err(|e| e.to_string())?;
-            let running = s
-                .count_runs_with_status("running")
-                .map_err(|e| e.to_string())?;
-            Ok((tasks, enabled, running))
-        });
+        .and_then(|s| s.count_tasks().map_err(|e| e.to_string()));
+    let scheduler_ok = app.engine.is_alive();
     match db {
-        Ok((tasks, enabled, running)) => Reply::json(
+        Ok((tasks, enabled)) if scheduler_ok => Reply::json(
             200,
             &json!({
                 "status": "ok",
                 "version": env!("CARGO_PKG_VERSION"),
                 "uptime_seconds": uptime,
                 "database": "ok",
-                "scheduler": "not built yet (arrives with the execution engine)",
+                "scheduler": "running",
                 "tasks": tasks,
                 "enabled_tasks": enabled,
-                "running_runs": running,
+                "running_runs": app.engine.running(),
                 "sessions": app.mcp.sessions.len(),
             }),
         ),
-        Err(reason) => Reply::json(
+        other => Reply::json(
             503,
             &json!({
                 "status": "unavailable",
                 "version": env!("CARGO_PKG_VERSION"),
                 "uptime_seconds": uptime,
-                "database": reason,
+                "database": other.as_ref().err().cloned().unwrap_or_else(|| "ok".into()),
+                "scheduler": if scheduler_ok { "running" } else { "stopped: the engine thread ended; see the log" },
             }),
         ),
     }

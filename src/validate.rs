@@ -941,6 +941,11 @@ fn trigger(
     }
 }
 
+/// RFC 3339 in UTC with millisecond precision (run timestamps, so lateness is visible).
+pub fn rfc3339_millis(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// RFC 3339 in UTC with second precision.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -268,10 +268,12 @@ const TOOLS: &[&str] = &[
     "claudecron_get_history",
     "claudecron_get_run",
     "claudecron_preview_schedule",
+    "claudecron_run_task",
+    "claudecron_cancel_run",
 ];
 
 #[test]
-fn tools_list_has_the_nine_complete_tools() {
+fn tools_list_has_the_eleven_complete_tools() {
     let server = Server::start_default();
     let sid = server.session();
     let msg = server.rpc(&sid, "tools/list", json!({}));
@@ -424,7 +426,7 @@ fn unknown_tool_is_invalid_params() {
     let msg = server.rpc(
         &sid,
         "tools/call",
-        json!({"name": "claudecron_run_task", "arguments": {"taskId": "x"}}),
+        json!({"name": "claudecron_trigger_hook", "arguments": {"event": "Stop"}}),
     );
     assert_eq!(msg["error"]["code"], -32602, "{msg}");
     assert!(msg.get("result").is_none());
@@ -1052,7 +1054,10 @@ fn auth_none_is_accepted_on_loopback() {
     assert_eq!(root["authRequired"], false, "{root}");
     let sid = server.session(); // no Authorization header at all
     let msg = server.rpc(&sid, "tools/list", json!({}));
-    assert_eq!(msg["result"]["tools"].as_array().map(Vec::len), Some(9));
+    assert_eq!(
+        msg["result"]["tools"].as_array().map(Vec::len),
+        Some(TOOLS.len())
+    );
     let stream = open_stream(&server, &sid);
     stream.close();
 }

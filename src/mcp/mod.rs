@@ -5,8 +5,10 @@
 
 pub mod session;
 pub mod tools;
+pub mod wait;
 
 use crate::catalog::{Catalog, Defaults, OpError};
+use crate::engine::EngineHandle;
 use crate::guard::TokenId;
 use crate::http::{accepts, HttpRequest, Reply};
 use crate::store::Store;
@@ -30,12 +32,18 @@ pub enum Outcome {
         session: SessionRef,
         last_event_id: Option<String>,
     },
+    /// Answer once a run has ended (or the wait ran out), on the request's own thread.
+    WaitForRun(Box<wait::RunWait>),
 }
 
 /// State shared by all workers for the MCP endpoint.
 pub struct Mcp {
-    pub sessions: Sessions,
+    pub sessions: std::sync::Arc<Sessions>,
     pub defaults: Defaults,
+    /// The execution engine (None only in tools-only setups such as unit tests).
+    pub engine: Option<EngineHandle>,
+    /// For threads that wait for runs and need their own store connection.
+    pub db_path: std::path::PathBuf,
 }
 
 fn bad_request(code: i64, message: &str) -> Outcome {
@@ -216,6 +224,11 @@ impl Mcp {
             }
             return Outcome::Reply(Reply::accepted());
         };
+        if method == "tools/call" {
+            if let Some(outcome) = self.run_tools(req, &id, &params, store) {
+                return outcome;
+            }
+        }
         let reply = match self.dispatch(method, &params, &session, store) {
             Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
             Err((code, message)) => {
@@ -337,23 +350,12 @@ impl Mcp {
                 "internal error: the database is not available; see the server log",
             ));
         };
-        let catalog = Catalog::new(store, &self.defaults);
+        let catalog = Catalog::new(store, &self.defaults).with_engine(self.engine.as_ref());
         match tools::call(&catalog, name, args) {
             Err(tools::CallError::UnknownTool(name)) => {
                 Err((-32602, format!("Unknown tool: {name}")))
             }
-            Ok(Ok(value)) => {
-                let text = format!(
-                    "{}\n{}",
-                    tools::summary(name, &value),
-                    serde_json::to_string_pretty(&value).unwrap_or_default()
-                );
-                Ok(json!({
-                    "content": [{"type": "text", "text": text}],
-                    "structuredContent": value,
-                    "isError": false,
-                }))
-            }
+            Ok(Ok(value)) => Ok(tool_result(&tools::summary(name, &value), value)),
             Ok(Err(OpError::Internal(msg))) => {
                 log::error!("tool {name} failed: {msg}");
                 Ok(tool_error(
@@ -389,6 +391,100 @@ fn as_accepted(req: &HttpRequest, reply: Reply) -> Reply {
     }
 }
 
-fn tool_error(message: &str) -> Value {
+impl Mcp {
+    /// `run_task` and `cancel_run`, which act through the engine and may wait for a run: None
+    /// for every other tool.
+    fn run_tools(
+        &self,
+        req: &HttpRequest,
+        id: &Value,
+        params: &Value,
+        store: Option<&Store>,
+    ) -> Option<Outcome> {
+        let name = params.get("name").and_then(Value::as_str)?;
+        let tool: &'static str = match name {
+            "claudecron_run_task" => "claudecron_run_task",
+            "claudecron_cancel_run" => "claudecron_cancel_run",
+            _ => return None,
+        };
+        let empty = Map::new();
+        let args = params
+            .get("arguments")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let answer = |result: Value| {
+            Some(Outcome::Reply(as_accepted(
+                req,
+                Reply::json(200, &json!({"jsonrpc": "2.0", "id": id, "result": result})),
+            )))
+        };
+        let (Some(store), Some(engine)) = (store, self.engine.as_ref()) else {
+            return answer(tool_error("internal error: the database or the execution engine is not available; see the server log"));
+        };
+        let catalog = Catalog::new(store, &self.defaults).with_engine(Some(engine));
+        let (run_id, wait, finished) = if tool == "claudecron_run_task" {
+            let (task_id, wait) = match tools::run_task_args(args) {
+                Ok(a) => a,
+                Err(e) => return answer(tool_error(&e.to_string())),
+            };
+            let run_id = match catalog.fire_now(&task_id) {
+                Ok(r) => r,
+                Err(e) => return answer(tool_error(&e.to_string())),
+            };
+            if wait == 0 {
+                return answer(match catalog.run(run_id, Some(16 * 1024)) {
+                    Ok(v) => tool_result(&tools::summary(tool, &v), v),
+                    Err(e) => tool_error(&e.to_string()),
+                });
+            }
+            // Subscribed after the fire: the waiter re-reads the status, so an end that came
+            // before the subscription is not missed.
+            (run_id, wait, engine.subscribe(run_id))
+        } else {
+            let run_id = match tools::cancel_run_args(args) {
+                Ok(r) => r,
+                Err(e) => return answer(tool_error(&e.to_string())),
+            };
+            let finished = engine.subscribe(run_id);
+            if let Err(e) = catalog.cancel_run(run_id) {
+                return answer(tool_error(&e.to_string()));
+            }
+            (run_id, 30, finished)
+        };
+        let progress_token = params
+            .pointer("/_meta/progressToken")
+            .filter(|t| t.is_string() || t.is_number())
+            .cloned();
+        Some(Outcome::WaitForRun(Box::new(wait::RunWait {
+            rpc_id: id.clone(),
+            tool,
+            run_id,
+            finished,
+            wait: std::time::Duration::from_secs(wait),
+            progress_token,
+            sse: req
+                .header("accept")
+                .is_some_and(|a| accepts(a, "text/event-stream")),
+            db_path: self.db_path.clone(),
+            defaults: self.defaults.clone(),
+            engine: engine.clone(),
+        })))
+    }
+}
+
+/// A successful tool result: a readable line, the JSON, and the same JSON as structured content.
+pub(crate) fn tool_result(summary: &str, value: Value) -> Value {
+    let text = format!(
+        "{summary}\n{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+    json!({
+        "content": [{"type": "text", "text": text}],
+        "structuredContent": value,
+        "isError": false,
+    })
+}
+
+pub(crate) fn tool_error(message: &str) -> Value {
     json!({"content": [{"type": "text", "text": message}], "isError": true})
 }

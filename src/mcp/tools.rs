@@ -169,6 +169,27 @@ pub fn definitions() -> Vec<Value> {
             "annotations": annotations(true, false, true),
         }),
         json!({
+            "name": "claudecron_run_task",
+            "title": "Run a claudecron task now",
+            "description": "Start a run of a claudecron task right away, whatever its trigger (manual tasks run only this way). Returns the run id at once; with wait_seconds (1-600) it waits for the run to finish and returns its status, exit code and output (the run keeps going if the wait ends first or the client disconnects: poll claudecron_get_run). Clients that time out requests after 60 s should use wait_seconds <= 50 and poll for longer runs. The task's overlap policy applies: with overlap = skip and a run still active, the new run is recorded as skipped. Example: {\"taskId\":\"daily-backup\",\"wait_seconds\":30}",
+            "inputSchema": object_schema(json!({
+                "taskId": task_id_property(),
+                "wait_seconds": {"type": "integer", "minimum": 0, "maximum": 600, "default": 0, "description": "How long to wait for the run to finish (0: return the run id at once)."}
+            }), &["taskId"]),
+            "outputSchema": output_schema(&["run"]),
+            "annotations": annotations(false, false, false),
+        }),
+        json!({
+            "name": "claudecron_cancel_run",
+            "title": "Cancel a claudecron run",
+            "description": "Cancel a queued or running run: its whole process group gets SIGTERM, then SIGKILL after a grace period, and the run is recorded as cancelled. Returns the run as recorded. Example: {\"runId\":42}",
+            "inputSchema": object_schema(json!({
+                "runId": {"type": "integer", "minimum": 1, "description": "The run's id (from claudecron_run_task or claudecron_get_history)."}
+            }), &["runId"]),
+            "outputSchema": output_schema(&["run"]),
+            "annotations": annotations(false, true, true),
+        }),
+        json!({
             "name": "claudecron_preview_schedule",
             "title": "Preview a cron schedule",
             "description": format!("Check a cron expression without creating anything: the expression in words and its next fire times. {TZ_RULE} Example: {{\"schedule\":\"0 9 * * 1-5\",\"timezone\":\"Europe/Moscow\",\"count\":3}}"),
@@ -259,6 +280,38 @@ fn only_fields(args: &Map<String, Value>, accepted: &[&str]) -> Result<(), OpErr
     }
 }
 
+/// `runId`: a whole number (or its decimal string).
+pub fn run_id_arg(args: &Map<String, Value>) -> Result<i64, OpError> {
+    match args.get("runId") {
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|i| i >= 1) => Ok(n.as_i64().unwrap_or(0)),
+        Some(Value::String(s)) if s.parse::<i64>().is_ok_and(|i| i >= 1) => {
+            Ok(s.parse().unwrap_or(0))
+        }
+        Some(other) => Err(invalid(
+            "runId",
+            format!("{other} is not accepted; expected a run id, a whole number such as 42"),
+        )),
+        None => Err(invalid(
+            "runId",
+            "is required: a run id from claudecron_get_history",
+        )),
+    }
+}
+
+/// `run_task` arguments: the task and how long to wait.
+pub fn run_task_args(args: &Map<String, Value>) -> Result<(String, u64), OpError> {
+    only_fields(args, &["taskId", "wait_seconds"])?;
+    let task_id = required_str(args, "taskId", "a task id or name")?.to_string();
+    let wait = optional_int(args, "wait_seconds", 0, 600)?.unwrap_or(0) as u64;
+    Ok((task_id, wait))
+}
+
+/// `cancel_run` arguments.
+pub fn cancel_run_args(args: &Map<String, Value>) -> Result<i64, OpError> {
+    only_fields(args, &["runId"])?;
+    run_id_arg(args)
+}
+
 /// Run one tool. `Err(CallError)` is a protocol error; `Ok(Err(OpError))` a tool error result.
 pub fn call(
     catalog: &Catalog,
@@ -336,28 +389,7 @@ pub fn call(
         })(),
         "claudecron_get_run" => (|| {
             only_fields(args, &["runId", "tail_bytes"])?;
-            let run_id = match args.get("runId") {
-                Some(Value::Number(n)) if n.as_i64().is_some_and(|i| i >= 1) => {
-                    n.as_i64().unwrap_or(0)
-                }
-                Some(Value::String(s)) if s.parse::<i64>().is_ok_and(|i| i >= 1) => {
-                    s.parse().unwrap_or(0)
-                }
-                Some(other) => {
-                    return Err(invalid(
-                        "runId",
-                        format!(
-                            "{other} is not accepted; expected a run id, a whole number such as 42"
-                        ),
-                    ))
-                }
-                None => {
-                    return Err(invalid(
-                        "runId",
-                        "is required: a run id from claudecron_get_history",
-                    ))
-                }
-            };
+            let run_id = run_id_arg(args)?;
             let tail = optional_int(args, "tail_bytes", 1, 64 << 20)?.map(|n| n as usize);
             catalog.run(run_id, tail)
         })(),
@@ -414,7 +446,7 @@ pub fn summary(name: &str, value: &Value) -> String {
         ),
         "claudecron_list_tasks" => format!("{} tasks.", value["count"]),
         "claudecron_get_history" => format!("{} runs, newest first.", value["count"]),
-        "claudecron_get_run" => format!(
+        "claudecron_get_run" | "claudecron_run_task" | "claudecron_cancel_run" => format!(
             "Run {} of task \"{}\": {}.",
             value["run"]["id"],
             value["run"]["task_name"].as_str().unwrap_or(""),
