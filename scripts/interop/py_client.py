@@ -22,6 +22,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from typing import Any
 
 import anyio
@@ -29,6 +30,9 @@ import httpx2
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+
+# logging/setLevel is deprecated in the 2026 revision; we speak 2025-11-25, where it is current.
+warnings.filterwarnings("ignore", message=".*logging capability is deprecated.*")
 
 # --------------------------------------------------------------------------------------------
 # Result shapes the checks expect. The server is young: adjust names here, in one place.
@@ -44,6 +48,8 @@ EXPECTED_TOOLS = [
     "claudecron_get_history",
     "claudecron_get_run",
     "claudecron_preview_schedule",
+    "claudecron_run_task",
+    "claudecron_cancel_run",
 ]
 # add/get/update/toggle: structuredContent[TASK_KEY] is the task object. When the key is absent
 # the structuredContent itself is taken as the task if it carries TASK_ID.
@@ -71,6 +77,10 @@ UPDATED_SCHEDULE = "30 3 * * *"
 PREVIEW_ARGS = {"schedule": "0 9 * * 1-5", "timezone": "Europe/Moscow", "count": 3}
 BAD_TASK = {"name": "interop-bad-tz", "type": "bash", "schedule": "0 2 * * *", "command": "true",
             "timezone": "Europe/Moskow"}
+# run_task / cancel_run: a manual task that prints, sleeps and prints again; a long one to cancel.
+RUN_TASK = {"name": "interop-run", "type": "bash", "trigger": {"type": "manual"},
+            "command": "echo hello-from-run; sleep 2; echo done-after-sleep"}
+LONG_TASK = {"name": "interop-long", "type": "bash", "trigger": {"type": "manual"}, "command": "sleep 300"}
 OVERALL_TIMEOUT_S = 90
 
 
@@ -141,6 +151,10 @@ def short(obj: Any) -> str:
 
 async def run(url: str, mode: str, token: str | None, ck: Checks) -> None:
     sent: list[tuple[str, str, str]] = []  # (http method, MCP-Protocol-Version, body method)
+    logs: list[Any] = []  # notifications/message params received (run finished / failed)
+
+    async def on_log(params: Any) -> None:
+        logs.append(params)
 
     async def on_request(request: httpx2.Request) -> None:
         body_method = ""
@@ -161,7 +175,7 @@ async def run(url: str, mode: str, token: str | None, ck: Checks) -> None:
     async with http:
         transport = streamable_http_client(url, http_client=http)
         try:
-            client_cm = Client(transport, mode=mode)
+            client_cm = Client(transport, mode=mode, logging_callback=on_log)
             client = await client_cm.__aenter__()
         except BaseException as e:  # noqa: BLE001 - report and stop
             ck.fail("connect", describe(e))
@@ -169,6 +183,7 @@ async def run(url: str, mode: str, token: str | None, ck: Checks) -> None:
         ck.ok("connect")
         try:
             await scenario(client, mode, sent, ck)
+            await run_scenario(client, logs, ck)
         finally:
             try:
                 await client_cm.__aexit__(None, None, None)
@@ -387,6 +402,74 @@ async def scenario(client: Client, mode: str, sent: list[tuple[str, str, str]], 
         left = [r.get(TASK_NAME) for r in rows] if isinstance(rows, list) else rows
         ck.check("list_tasks is empty of seed tasks after delete",
                  isinstance(left, list) and not any(s["name"] in left for s in SEED_TASKS), f"left: {left}")
+
+
+async def run_scenario(client: Client, logs: list[Any], ck: Checks) -> None:
+    """run_task with wait_seconds and a progress token, run notifications, cancel_run."""
+    for t in (RUN_TASK, LONG_TASK):
+        try:
+            await client.call_tool("claudecron_delete_task", {"taskId": t["name"]})
+        except BaseException:  # noqa: BLE001,S110
+            pass
+    try:
+        await client.set_logging_level("info")
+        ck.ok("logging/setLevel info")
+    except BaseException as e:  # noqa: BLE001
+        ck.fail("logging/setLevel info", describe(e))
+    for t in (RUN_TASK, LONG_TASK):
+        res = await call(client, ck, f"add_task {t['name']}", "claudecron_add_task", t)
+        expect_ok(ck, f"add_task {t['name']}", res)
+
+    progress: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append((value, total, message))
+
+    t0 = time.monotonic()
+    try:
+        res = await client.call_tool("claudecron_run_task", {"taskId": RUN_TASK["name"], "wait_seconds": 30},
+                                     progress_callback=on_progress)
+    except BaseException as e:  # noqa: BLE001
+        ck.fail("run_task with wait_seconds", describe(e))
+        res = None
+    took = time.monotonic() - t0
+    run_id = None
+    if expect_ok(ck, "run_task with wait_seconds", res):
+        run = res.structured_content.get("run") or {}
+        run_id = run.get("id")
+        out = run.get("output") or ""
+        ck.check(f"run_task waited for the finished run ({took:.1f} s)",
+                 run.get("status") == "success" and run.get("exit_code") == 0
+                 and "hello-from-run" in out and "done-after-sleep" in out,
+                 f"run={short(run)}")
+    values = [p[0] for p in progress]
+    ck.check(f"progress notifications arrived while waiting ({len(progress)})",
+             len(values) >= 1 and all(b > a for a, b in zip(values, values[1:])),
+             f"progress={progress}")
+    # The run's end is announced on the GET stream to a session whose level admits it.
+    with anyio.move_on_after(5):
+        while not any(isinstance(getattr(m, "data", None), dict) and m.data.get("run_id") == run_id for m in logs):
+            await anyio.sleep(0.05)
+    ck.check("notifications/message announced the finished run",
+             any(isinstance(getattr(m, "data", None), dict) and m.data.get("run_id") == run_id
+                 and m.data.get("status") == "success" for m in logs),
+             f"messages={[getattr(m, 'data', m) for m in logs][:5]}")
+
+    res = await call(client, ck, "run_task without waiting", "claudecron_run_task", {"taskId": LONG_TASK["name"]})
+    long_id = None
+    if expect_ok(ck, "run_task without waiting", res):
+        run = res.structured_content.get("run") or {}
+        long_id = run.get("id")
+        ck.check("run_task returns the run id at once", isinstance(long_id, int)
+                 and run.get("status") in ("queued", "running"), f"run={short(run)}")
+    if long_id is not None:
+        res = await call(client, ck, "cancel_run", "claudecron_cancel_run", {"runId": long_id})
+        if expect_ok(ck, "cancel_run", res):
+            run = res.structured_content.get("run") or {}
+            ck.check("cancel_run ends the long run", run.get("status") == "cancelled", f"run={short(run)}")
+    for t in (RUN_TASK, LONG_TASK):
+        res = await call(client, ck, f"delete_task {t['name']}", "claudecron_delete_task", {"taskId": t["name"]})
+        expect_ok(ck, f"delete_task {t['name']}", res)
 
 
 async def amain(args: argparse.Namespace) -> int:
