@@ -288,6 +288,9 @@ impl<'a> Catalog<'a> {
                 .map(|t| time_pair(t, tz))
                 .collect();
             obj.insert("next_runs".into(), Value::Array(next));
+            if let Some((error, at)) = self.store.trigger_error(&task.id)? {
+                obj.insert("trigger_error".into(), json!({"error": error, "since": at}));
+            }
             if runs > 0 {
                 let recent = self.store.list_runs(Some(&task.id), None, runs)?;
                 obj.insert(

@@ -58,6 +58,13 @@ const MIGRATIONS: &[&str] = &[
         task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
         cursor  TEXT NOT NULL
     );",
+    // 3: why an event trigger could not be armed (inotify limit, unreadable directory), shown
+    // on the task until it arms again.
+    "CREATE TABLE trigger_errors (
+        task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+        error   TEXT NOT NULL,
+        at      TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.
@@ -489,6 +496,33 @@ impl Store {
             params![task_id, cursor],
         )?;
         Ok(())
+    }
+
+    /// Record why a task's trigger could not be armed (None clears it).
+    pub fn set_trigger_error(&self, task_id: &str, error: Option<&str>, at: &str) -> Result<()> {
+        match error {
+            Some(error) => self.conn.execute(
+                "INSERT INTO trigger_errors (task_id, error, at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(task_id) DO UPDATE SET error = excluded.error, at = excluded.at",
+                params![task_id, error, at],
+            )?,
+            None => self
+                .conn
+                .execute("DELETE FROM trigger_errors WHERE task_id = ?1", [task_id])?,
+        };
+        Ok(())
+    }
+
+    /// Why a task's trigger is not armed, and since when.
+    pub fn trigger_error(&self, task_id: &str) -> Result<Option<(String, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT error, at FROM trigger_errors WHERE task_id = ?1",
+                [task_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
     }
 
     /// Enabled tasks whose trigger is of `trigger_type`.

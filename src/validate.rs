@@ -721,8 +721,9 @@ fn trigger(
             )
         }
     };
-    let debounce = |t: &Map<String, Value>| -> Result<u64, FieldError> {
-        Ok(int_field(t, "debounce_ms", "trigger.debounce_ms", 0, 3_600_000)?.unwrap_or(1000))
+    // File saves come in bursts (default 1 s of quiet); each hook event counts (default 0).
+    let debounce = |t: &Map<String, Value>, default: u64| -> Result<u64, FieldError> {
+        Ok(int_field(t, "debounce_ms", "trigger.debounce_ms", 0, 3_600_000)?.unwrap_or(default))
     };
     match kind.as_str() {
         "cron" => {
@@ -811,7 +812,7 @@ fn trigger(
                 pattern,
                 recursive,
                 events,
-                debounce_ms: debounce(t)?,
+                debounce_ms: debounce(t, 1000)?,
             })
         }
         "hook" => {
@@ -851,7 +852,7 @@ fn trigger(
                 event,
                 matcher,
                 file_pattern,
-                debounce_ms: debounce(t)?.min(3_600_000),
+                debounce_ms: debounce(t, 0)?,
             })
         }
         "interval" => {

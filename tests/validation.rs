@@ -1086,7 +1086,7 @@ fn every_trigger_type_and_policy_is_accepted_when_valid() {
             event: "PostToolUse".into(),
             matcher: Some("Edit|Write".into()),
             file_pattern: Some("**/*.rs".into()),
-            debounce_ms: 1000,
+            debounce_ms: 0, // hook events are not debounced unless asked
         }
     );
 
