@@ -8,6 +8,7 @@ use crate::schedule::{parse_timezone, Schedule};
 use crate::store::{Run, Store, StoreError};
 use crate::task::{Task, Trigger};
 use crate::validate::{self, Context, FieldError, TaskLookup, TaskRef};
+use crate::watch::WatchHandle;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
@@ -210,6 +211,8 @@ pub struct Catalog<'a> {
     pub defaults: &'a Defaults,
     /// The running engine, told about every change so triggers are re-armed at once.
     pub engine: Option<&'a EngineHandle>,
+    /// The file watcher, told likewise.
+    pub watch: Option<&'a WatchHandle>,
 }
 
 impl<'a> Catalog<'a> {
@@ -218,7 +221,13 @@ impl<'a> Catalog<'a> {
             store,
             defaults,
             engine: None,
+            watch: None,
         }
+    }
+
+    pub fn with_watch(mut self, watch: Option<&'a WatchHandle>) -> Self {
+        self.watch = watch;
+        self
     }
 
     pub fn with_engine(mut self, engine: Option<&'a EngineHandle>) -> Self {
@@ -360,6 +369,9 @@ impl<'a> Catalog<'a> {
         if let Some(engine) = self.engine {
             engine.task_changed(task_id);
         }
+        if let Some(watch) = self.watch {
+            watch.task_changed(task_id);
+        }
     }
 
     /// `toggle_task`.
@@ -377,6 +389,9 @@ impl<'a> Catalog<'a> {
         })?;
         if let Some(engine) = self.engine {
             engine.task_deleted(&task.id);
+        }
+        if let Some(watch) = self.watch {
+            watch.task_deleted(&task.id);
         }
         Ok(json!({
             "deleted": { "id": task.id, "name": task.spec.name, "runs_deleted": runs }

@@ -18,3 +18,4 @@ pub mod store;
 pub mod task;
 pub mod token;
 pub mod validate;
+pub mod watch;

@@ -15,6 +15,7 @@ use crate::mcp::{Mcp, Outcome, HEADER_VERSIONS};
 use crate::run::RunSettings;
 use crate::sse::SseStream;
 use crate::store::Store;
+use crate::watch::WatchHandle;
 use serde_json::json;
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -47,8 +48,14 @@ pub struct App {
 pub const RUN_GRACE: Duration = Duration::from_secs(5);
 
 /// Sessions that set a log level hear about finished runs on their GET stream.
-fn run_notifier(sessions: Arc<Sessions>) -> RunListener {
+fn run_notifier(
+    sessions: Arc<Sessions>,
+    watch: Arc<std::sync::Mutex<Option<WatchHandle>>>,
+) -> RunListener {
     Arc::new(move |event: &RunEvent| {
+        if let Some(w) = watch.lock().ok().and_then(|w| w.clone()) {
+            w.run_finished(&event.task_id);
+        }
         let level = match event.status.as_str() {
             "success" => "info",
             "failed" | "timeout" | "interrupted" => "error",
@@ -169,6 +176,10 @@ pub fn serve(config: Config) -> Result<(), String> {
         Duration::from_secs(config.session_timeout_secs),
         config.max_sessions,
     ));
+    // The run listener tells the watcher about finished runs; the watcher needs the engine to
+    // start, so it is filled in right after.
+    let watch_slot: Arc<std::sync::Mutex<Option<WatchHandle>>> =
+        Arc::new(std::sync::Mutex::new(None));
     let engine = crate::engine::start(
         EngineSettings {
             db_path: config.db_path.clone(),
@@ -180,8 +191,12 @@ pub fn serve(config: Config) -> Result<(), String> {
                 grace: RUN_GRACE,
             },
         },
-        run_notifier(Arc::clone(&sessions)),
+        run_notifier(Arc::clone(&sessions), Arc::clone(&watch_slot)),
     )?;
+    let watch = crate::watch::start(config.db_path.clone(), engine.clone())?;
+    if let Ok(mut slot) = watch_slot.lock() {
+        *slot = Some(watch.clone());
+    }
     let app = Arc::new(App {
         guard: Guard::new(&config, tokens),
         mcp: Mcp {
@@ -191,6 +206,7 @@ pub fn serve(config: Config) -> Result<(), String> {
                 task_timeout_secs: config.task_timeout_secs,
             },
             engine: Some(engine.clone()),
+            watch: Some(watch),
             db_path: config.db_path.clone(),
         },
         engine,

@@ -12,6 +12,7 @@ use crate::engine::EngineHandle;
 use crate::guard::TokenId;
 use crate::http::{accepts, HttpRequest, Reply};
 use crate::store::Store;
+use crate::watch::WatchHandle;
 use serde_json::{json, Map, Value};
 use session::{level_rank, lock, SessionRef, Sessions, LOG_LEVELS};
 
@@ -42,6 +43,8 @@ pub struct Mcp {
     pub defaults: Defaults,
     /// The execution engine (None only in tools-only setups such as unit tests).
     pub engine: Option<EngineHandle>,
+    /// The file watcher (None in tools-only setups).
+    pub watch: Option<WatchHandle>,
     /// For threads that wait for runs and need their own store connection.
     pub db_path: std::path::PathBuf,
 }
@@ -350,7 +353,9 @@ impl Mcp {
                 "internal error: the database is not available; see the server log",
             ));
         };
-        let catalog = Catalog::new(store, &self.defaults).with_engine(self.engine.as_ref());
+        let catalog = Catalog::new(store, &self.defaults)
+            .with_engine(self.engine.as_ref())
+            .with_watch(self.watch.as_ref());
         match tools::call(&catalog, name, args) {
             Err(tools::CallError::UnknownTool(name)) => {
                 Err((-32602, format!("Unknown tool: {name}")))
