@@ -4,6 +4,7 @@
 //! or JSON-RPC.
 
 use crate::engine::EngineHandle;
+use crate::hooks::HookDispatcher;
 use crate::schedule::{parse_timezone, Schedule};
 use crate::store::{Run, Store, StoreError};
 use crate::task::{Task, Trigger};
@@ -213,6 +214,8 @@ pub struct Catalog<'a> {
     pub engine: Option<&'a EngineHandle>,
     /// The file watcher, told likewise.
     pub watch: Option<&'a WatchHandle>,
+    /// Fires hook tasks for `trigger_hook`.
+    pub hooks: Option<&'a HookDispatcher>,
 }
 
 impl<'a> Catalog<'a> {
@@ -222,7 +225,39 @@ impl<'a> Catalog<'a> {
             defaults,
             engine: None,
             watch: None,
+            hooks: None,
         }
+    }
+
+    pub fn with_hooks(mut self, hooks: Option<&'a HookDispatcher>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// `trigger_hook`: fire the hook tasks a payload matches, at once (debounce bypassed).
+    pub fn trigger_hook(&self, payload: &Value) -> OpResult {
+        let hooks = self
+            .hooks
+            .ok_or_else(|| OpError::Internal("hook dispatch is not running".into()))?;
+        let event = payload["hook_event_name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let matched = hooks
+            .dispatch(self.store, payload, &payload.to_string(), true)
+            .map_err(OpError::Internal)?;
+        let rows: Vec<Value> = matched
+            .iter()
+            .map(|m| {
+                json!({
+                    "task_id": m.task_id,
+                    "task_name": m.task_name,
+                    "run_id": m.run_id,
+                    "note": m.note,
+                })
+            })
+            .collect();
+        Ok(json!({ "event": event, "matched": rows, "count": rows.len() }))
     }
 
     pub fn with_watch(mut self, watch: Option<&'a WatchHandle>) -> Self {

@@ -12,6 +12,8 @@ Usage:
   claudecron check [--config FILE]
   claudecron token [--rotate] [--config FILE]
   claudecron preview-schedule EXPR [--tz TZ] [--count N]
+  claudecron client-config [--url URL] [--config FILE]
+  claudecron hook [--url URL] [--token TOKEN]   (a Claude Code hook payload on stdin)
   claudecron --version
   claudecron --help
 
@@ -20,6 +22,8 @@ Commands:
   check             load and validate the config and the database; print the effective settings
   token             print the bearer token (--rotate: replace it; restart the server afterwards)
   preview-schedule  show a cron expression in words and its next fire times
+  client-config     print ready-to-paste setup for Claude Code, Claude Desktop and hooks
+  hook              forward a hook payload from stdin to the server (2 s at most; always exit 0)
 
 Settings come from the TOML config file (--config, $CLAUDECRON_CONFIG, ~/.claudecron/config.toml,
 /etc/claudecron/config.toml), then CLAUDECRON_<KEY> environment variables, then flags.
@@ -142,19 +146,69 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
             token(&config, rotate)
         }
         "preview-schedule" => preview(&parsed.rest, &parsed.sources),
+        "hook" => {
+            crate::forward::run(&parsed.rest, &parsed.sources);
+            Ok(())
+        }
+        "client-config" => client_config(&parsed.rest, &parsed.sources),
         "" => match parsed.rest.first() {
             // Only options and no command: the first one is not a known global option.
             Some(option) => Err(CliError::Usage(format!(
-                "unknown option \"{option}\"; expected a command (serve, check, token, preview-schedule), --help or --version"
+                "unknown option \"{option}\"; expected a command (serve, check, token, preview-schedule, client-config, hook), --help or --version"
             ))),
             None => Err(CliError::Usage(
-                "no command given; expected one of: serve, check, token, preview-schedule".into(),
+                "no command given; expected one of: serve, check, token, preview-schedule, client-config, hook".into(),
             )),
         },
         other => Err(CliError::Usage(format!(
-            "unknown command \"{other}\"; expected one of: serve, check, token, preview-schedule"
+            "unknown command \"{other}\"; expected one of: serve, check, token, preview-schedule, client-config, hook"
         ))),
     }
+}
+
+fn client_config(rest: &[String], sources: &Sources) -> Result<(), CliError> {
+    let mut url: Option<String> = None;
+    let mut iter = rest.iter();
+    while let Some(arg) = iter.next() {
+        match arg.split_once('=') {
+            Some(("--url", v)) => url = Some(v.to_string()),
+            _ if arg == "--url" => {
+                url = Some(iter.next().cloned().ok_or_else(|| {
+                    CliError::Usage(
+                        "--url needs a value, e.g. --url https://mcp.example.com/cron".into(),
+                    )
+                })?)
+            }
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "unexpected argument \"{arg}\" for `client-config`; accepted: --url URL"
+                )))
+            }
+        }
+    }
+    let config = load_config(sources)?;
+    let base = url
+        .or_else(|| config.public_url.clone())
+        .unwrap_or_else(|| {
+            crate::forward::default_url(&config)
+                .trim_end_matches("/hooks")
+                .to_string()
+        });
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(CliError::Usage(format!(
+            "--url \"{base}\" is not an http(s) URL; e.g. https://mcp.example.com/cron"
+        )));
+    }
+    let token = match config.auth {
+        config::AuthMode::None => "(none: auth is off)".to_string(),
+        config::AuthMode::Token => crate::token::accepted_tokens(&config)
+            .map_err(CliError::Failed)?
+            .into_iter()
+            .next()
+            .unwrap_or_default(),
+    };
+    print!("{}", crate::client_config::render(&base, &token));
+    Ok(())
 }
 
 fn check(sources: &Sources) -> Result<(), CliError> {

@@ -3,9 +3,12 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod client_config;
 pub mod config;
 pub mod engine;
+pub mod forward;
 pub mod guard;
+pub mod hooks;
 pub mod http;
 pub mod ids;
 pub mod mcp;

@@ -9,6 +9,7 @@ use crate::catalog::Defaults;
 use crate::config::{AuthMode, Config};
 use crate::engine::{EngineHandle, EngineSettings, RunEvent, RunListener};
 use crate::guard::Guard;
+use crate::hooks::HookDispatcher;
 use crate::http::{HttpRequest, Reply};
 use crate::mcp::session::{level_rank, lock, Sessions};
 use crate::mcp::{Mcp, Outcome, HEADER_VERSIONS};
@@ -39,6 +40,7 @@ pub struct App {
     pub guard: Guard,
     pub mcp: Mcp,
     pub engine: EngineHandle,
+    pub hooks: HookDispatcher,
     pub started: Instant,
     /// Set once a stop signal arrived.
     pub stopping: std::sync::atomic::AtomicBool,
@@ -194,6 +196,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         run_notifier(Arc::clone(&sessions), Arc::clone(&watch_slot)),
     )?;
     let watch = crate::watch::start(config.db_path.clone(), engine.clone())?;
+    let hooks = HookDispatcher::start(engine.clone())?;
     if let Ok(mut slot) = watch_slot.lock() {
         *slot = Some(watch.clone());
     }
@@ -207,9 +210,11 @@ pub fn serve(config: Config) -> Result<(), String> {
             },
             engine: Some(engine.clone()),
             watch: Some(watch),
+            hooks: Some(hooks.clone()),
             db_path: config.db_path.clone(),
         },
         engine,
+        hooks,
         started: Instant::now(),
         stopping: std::sync::atomic::AtomicBool::new(false),
         config,
@@ -469,7 +474,72 @@ fn route(app: &App, store: Option<&Store>, req: &HttpRequest, client: IpAddr) ->
             }
             app.mcp.handle(req, token, store)
         }
-        _ => Outcome::Reply(Reply::error(404, "not found; endpoints: /, /health, /mcp")),
+        "/hooks" => {
+            if req.method != "POST" {
+                return method_not_allowed("POST");
+            }
+            if let Err(reply) = app.guard.rate_limit(client) {
+                return Outcome::Reply(reply);
+            }
+            if let Err(reply) = app.guard.authenticate(req) {
+                return Outcome::Reply(reply);
+            }
+            Outcome::Reply(hook_request(app, store, req))
+        }
+        _ => Outcome::Reply(Reply::error(
+            404,
+            "not found; endpoints: /, /health, /mcp, /hooks",
+        )),
+    }
+}
+
+/// `POST /hooks`: a Claude Code hook payload. Matching tasks are fired, then the answer is
+/// `{}` (never plain text, never a decision: claudecron does not steer Claude Code).
+fn hook_request(app: &App, store: Option<&Store>, req: &HttpRequest) -> Reply {
+    if req.body_too_large {
+        return Reply::error(
+            413,
+            &format!(
+                "the hook payload is larger than max_body_bytes = {}",
+                app.config.max_body_bytes
+            ),
+        );
+    }
+    let payload: serde_json::Value =
+        match serde_json::from_slice(&req.body) {
+            Ok(v) => v,
+            Err(e) => return Reply::error(
+                400,
+                &format!(
+                    "the body is not valid JSON ({e}); send the hook input as Claude Code gives it"
+                ),
+            ),
+        };
+    let event = payload
+        .get("hook_event_name")
+        .and_then(serde_json::Value::as_str);
+    if !payload.is_object() || event.is_none() {
+        return Reply::error(400, "the body must be a JSON object with \"hook_event_name\" (the hook input as Claude Code sends it)");
+    }
+    let Some(store) = store else {
+        return Reply::error(503, "the database is not available; see the server log");
+    };
+    let raw = String::from_utf8_lossy(&req.body);
+    match app.hooks.dispatch(store, &payload, &raw, false) {
+        Ok(matched) => {
+            if !matched.is_empty() {
+                log::info!(
+                    "hook {}: {} tasks matched",
+                    event.unwrap_or(""),
+                    matched.len()
+                );
+            }
+            Reply::json(200, &json!({}))
+        }
+        Err(e) => {
+            log::error!("hook dispatch failed: {e}");
+            Reply::error(500, "the hook could not be dispatched; see the server log")
+        }
     }
 }
 
@@ -478,7 +548,7 @@ fn info(app: &App) -> serde_json::Value {
         "name": "claudecron",
         "version": env!("CARGO_PKG_VERSION"),
         "protocolVersions": HEADER_VERSIONS,
-        "endpoints": {"mcp": "/mcp", "health": "/health"},
+        "endpoints": {"mcp": "/mcp", "health": "/health", "hooks": "/hooks"},
         "auth": match app.config.auth { AuthMode::Token => "bearer", AuthMode::None => "none" },
         "authRequired": app.config.auth == AuthMode::Token,
     })

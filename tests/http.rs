@@ -270,10 +270,11 @@ const TOOLS: &[&str] = &[
     "claudecron_preview_schedule",
     "claudecron_run_task",
     "claudecron_cancel_run",
+    "claudecron_trigger_hook",
 ];
 
 #[test]
-fn tools_list_has_the_eleven_complete_tools() {
+fn tools_list_has_every_complete_tool() {
     let server = Server::start_default();
     let sid = server.session();
     let msg = server.rpc(&sid, "tools/list", json!({}));
@@ -426,7 +427,7 @@ fn unknown_tool_is_invalid_params() {
     let msg = server.rpc(
         &sid,
         "tools/call",
-        json!({"name": "claudecron_trigger_hook", "arguments": {"event": "Stop"}}),
+        json!({"name": "claudecron_no_such_tool", "arguments": {}}),
     );
     assert_eq!(msg["error"]["code"], -32602, "{msg}");
     assert!(msg.get("result").is_none());

@@ -10,6 +10,7 @@ pub mod wait;
 use crate::catalog::{Catalog, Defaults, OpError};
 use crate::engine::EngineHandle;
 use crate::guard::TokenId;
+use crate::hooks::HookDispatcher;
 use crate::http::{accepts, HttpRequest, Reply};
 use crate::store::Store;
 use crate::watch::WatchHandle;
@@ -45,6 +46,8 @@ pub struct Mcp {
     pub engine: Option<EngineHandle>,
     /// The file watcher (None in tools-only setups).
     pub watch: Option<WatchHandle>,
+    /// Hook dispatch for `claudecron_trigger_hook`.
+    pub hooks: Option<HookDispatcher>,
     /// For threads that wait for runs and need their own store connection.
     pub db_path: std::path::PathBuf,
 }
@@ -355,7 +358,8 @@ impl Mcp {
         };
         let catalog = Catalog::new(store, &self.defaults)
             .with_engine(self.engine.as_ref())
-            .with_watch(self.watch.as_ref());
+            .with_watch(self.watch.as_ref())
+            .with_hooks(self.hooks.as_ref());
         match tools::call(&catalog, name, args) {
             Err(tools::CallError::UnknownTool(name)) => {
                 Err((-32602, format!("Unknown tool: {name}")))

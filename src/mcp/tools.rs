@@ -190,6 +190,21 @@ pub fn definitions() -> Vec<Value> {
             "annotations": annotations(false, true, true),
         }),
         json!({
+            "name": "claudecron_trigger_hook",
+            "title": "Try claudecron hook tasks with a hook event",
+            "description": "Fire the enabled claudecron tasks whose hook trigger matches a Claude Code hook event, as if Claude Code had sent it to /hooks, and return which tasks matched and their run ids (debounce is skipped). Give `payload` (the hook input JSON), or just the fields an mcp_tool hook can interpolate: tool_name, file_path (becomes tool_input.file_path), session_id, cwd. Example: {\"event\":\"PostToolUse\",\"tool_name\":\"Write\",\"file_path\":\"/srv/app/main.py\"}",
+            "inputSchema": object_schema(json!({
+                "event": {"type": "string", "enum": crate::validate::HOOK_EVENTS, "description": "The hook event name (hook_event_name)."},
+                "payload": {"type": "object", "description": "The hook input as Claude Code sends it; hook_event_name is set from event."},
+                "tool_name": {"type": "string"},
+                "file_path": {"type": "string"},
+                "session_id": {"type": "string"},
+                "cwd": {"type": "string"}
+            }), &["event"]),
+            "outputSchema": output_schema(&["event", "matched", "count"]),
+            "annotations": annotations(false, false, false),
+        }),
+        json!({
             "name": "claudecron_preview_schedule",
             "title": "Preview a cron schedule",
             "description": format!("Check a cron expression without creating anything: the expression in words and its next fire times. {TZ_RULE} Example: {{\"schedule\":\"0 9 * * 1-5\",\"timezone\":\"Europe/Moscow\",\"count\":3}}"),
@@ -404,6 +419,61 @@ pub fn call(
             let count = optional_int(args, "count", 1, 50)?.unwrap_or(5) as usize;
             catalog::preview_schedule(schedule, tz, count, now)
         })(),
+        "claudecron_trigger_hook" => (|| {
+            only_fields(
+                args,
+                &[
+                    "event",
+                    "payload",
+                    "tool_name",
+                    "file_path",
+                    "session_id",
+                    "cwd",
+                ],
+            )?;
+            let event = required_str(
+                args,
+                "event",
+                "a Claude Code hook event name such as PostToolUse",
+            )?;
+            if !crate::validate::HOOK_EVENTS.contains(&event) {
+                return Err(invalid(
+                    "event",
+                    format!(
+                        "\"{event}\" is not a Claude Code hook event; accepted: {}",
+                        crate::validate::HOOK_EVENTS.join(", ")
+                    ),
+                ));
+            }
+            let mut payload = match args.get("payload") {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(p)) => p.clone(),
+                Some(other) => {
+                    return Err(invalid(
+                        "payload",
+                        format!("{other} is not an object; give the hook input JSON"),
+                    ))
+                }
+            };
+            payload.insert("hook_event_name".into(), Value::String(event.to_string()));
+            for key in ["tool_name", "session_id", "cwd"] {
+                if let Some(v) = optional_str(args, key, &[])? {
+                    payload.insert(key.into(), Value::String(v.to_string()));
+                }
+            }
+            if let Some(path) = optional_str(args, "file_path", &[])? {
+                let input = payload
+                    .entry("tool_input")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                match input.as_object_mut() {
+                    Some(obj) => {
+                        obj.insert("file_path".into(), Value::String(path.to_string()));
+                    }
+                    None => return Err(invalid("payload.tool_input", "is not an object")),
+                }
+            }
+            catalog.trigger_hook(&Value::Object(payload))
+        })(),
         other => return Err(CallError::UnknownTool(other.to_string())),
     };
     Ok(result)
@@ -451,6 +521,11 @@ pub fn summary(name: &str, value: &Value) -> String {
             value["run"]["id"],
             value["run"]["task_name"].as_str().unwrap_or(""),
             value["run"]["status"].as_str().unwrap_or("")
+        ),
+        "claudecron_trigger_hook" => format!(
+            "{} hook tasks matched {}.",
+            value["count"],
+            value["event"].as_str().unwrap_or("")
         ),
         "claudecron_preview_schedule" => format!(
             "{} ({}): {}",
