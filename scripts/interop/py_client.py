@@ -50,6 +50,7 @@ EXPECTED_TOOLS = [
     "claudecron_preview_schedule",
     "claudecron_run_task",
     "claudecron_cancel_run",
+    "claudecron_trigger_hook",
 ]
 # add/get/update/toggle: structuredContent[TASK_KEY] is the task object. When the key is absent
 # the structuredContent itself is taken as the task if it carries TASK_ID.
@@ -81,6 +82,9 @@ BAD_TASK = {"name": "interop-bad-tz", "type": "bash", "schedule": "0 2 * * *", "
 RUN_TASK = {"name": "interop-run", "type": "bash", "trigger": {"type": "manual"},
             "command": "echo hello-from-run; sleep 2; echo done-after-sleep"}
 LONG_TASK = {"name": "interop-long", "type": "bash", "trigger": {"type": "manual"}, "command": "sleep 300"}
+HOOK_TASK = {"name": "interop-hook", "type": "bash",
+             "trigger": {"type": "hook", "event": "PostToolUse", "matcher": "Write|Edit", "file_pattern": "*.py"},
+             "command": "echo \"hook=$CLAUDECRON_HOOK_EVENT tool=$CLAUDECRON_TOOL_NAME file=$CLAUDECRON_FILE_PATH\""}
 OVERALL_TIMEOUT_S = 90
 
 
@@ -406,7 +410,7 @@ async def scenario(client: Client, mode: str, sent: list[tuple[str, str, str]], 
 
 async def run_scenario(client: Client, logs: list[Any], ck: Checks) -> None:
     """run_task with wait_seconds and a progress token, run notifications, cancel_run."""
-    for t in (RUN_TASK, LONG_TASK):
+    for t in (RUN_TASK, LONG_TASK, HOOK_TASK):
         try:
             await client.call_tool("claudecron_delete_task", {"taskId": t["name"]})
         except BaseException:  # noqa: BLE001,S110
@@ -467,7 +471,35 @@ async def run_scenario(client: Client, logs: list[Any], ck: Checks) -> None:
         if expect_ok(ck, "cancel_run", res):
             run = res.structured_content.get("run") or {}
             ck.check("cancel_run ends the long run", run.get("status") == "cancelled", f"run={short(run)}")
-    for t in (RUN_TASK, LONG_TASK):
+    # trigger_hook: the way an mcp_tool hook fires hook tasks over this session.
+    res = await call(client, ck, "add_task interop-hook", "claudecron_add_task", HOOK_TASK)
+    expect_ok(ck, "add_task interop-hook", res)
+    res = await call(client, ck, "trigger_hook", "claudecron_trigger_hook",
+                     {"event": "PostToolUse", "tool_name": "Edit", "file_path": "/srv/app/main.py", "session_id": "py"})
+    if expect_ok(ck, "trigger_hook", res):
+        matched = res.structured_content.get("matched") or []
+        hook_run = matched[0].get("run_id") if len(matched) == 1 else None
+        ck.check("trigger_hook matched the hook task and started a run",
+                 len(matched) == 1 and matched[0].get("task_name") == HOOK_TASK["name"] and isinstance(hook_run, int),
+                 f"structuredContent={short(res.structured_content)}")
+        if isinstance(hook_run, int):
+            out = ""
+            with anyio.move_on_after(10):
+                while True:
+                    r = await client.call_tool("claudecron_get_run", {"runId": hook_run})
+                    run = (r.structured_content or {}).get("run") or {}
+                    if run.get("status") not in ("queued", "running"):
+                        out = run.get("output") or ""
+                        break
+                    await anyio.sleep(0.1)
+            ck.check("the hook run saw the event in its environment",
+                     "hook=PostToolUse tool=Edit file=/srv/app/main.py" in out, f"output={out!r}")
+    res = await call(client, ck, "trigger_hook without a match", "claudecron_trigger_hook",
+                     {"event": "PostToolUse", "tool_name": "Bash"})
+    if expect_ok(ck, "trigger_hook without a match", res):
+        ck.check("trigger_hook with no matching task matches nothing", res.structured_content.get("count") == 0,
+                 f"structuredContent={short(res.structured_content)}")
+    for t in (RUN_TASK, LONG_TASK, HOOK_TASK):
         res = await call(client, ck, f"delete_task {t['name']}", "claudecron_delete_task", {"taskId": t["name"]})
         expect_ok(ck, f"delete_task {t['name']}", res)
 
