@@ -505,16 +505,17 @@ fn hook_request(app: &App, store: Option<&Store>, req: &HttpRequest) -> Reply {
             ),
         );
     }
-    let payload: serde_json::Value =
-        match serde_json::from_slice(&req.body) {
-            Ok(v) => v,
-            Err(e) => return Reply::error(
+    let payload: serde_json::Value = match serde_json::from_slice(&req.body) {
+        Ok(v) => v,
+        Err(e) => {
+            return Reply::error(
                 400,
                 &format!(
                     "the body is not valid JSON ({e}); send the hook input as Claude Code gives it"
                 ),
-            ),
-        };
+            )
+        }
+    };
     let event = payload
         .get("hook_event_name")
         .and_then(serde_json::Value::as_str);
