@@ -59,6 +59,8 @@ pub type OpResult = Result<Value, OpError>;
 pub struct Defaults {
     pub timezone: String,
     pub task_timeout_secs: u64,
+    /// To say when a subagent task's runner cannot work as configured.
+    pub subagent: crate::subagent::SubagentSettings,
 }
 
 struct StoreLookup<'a>(&'a Store);
@@ -332,6 +334,19 @@ impl<'a> Catalog<'a> {
                 .map(|t| time_pair(t, tz))
                 .collect();
             obj.insert("next_runs".into(), Value::Array(next));
+            if task.spec.task_type == crate::task::TaskType::Subagent {
+                let settings = &self.defaults.subagent;
+                obj.insert(
+                    "effective_runner".into(),
+                    crate::subagent::runner_name(crate::subagent::choose_runner(
+                        &task.spec, settings,
+                    ))
+                    .into(),
+                );
+                if let Some(warning) = crate::subagent::readiness(&task.spec, settings) {
+                    obj.insert("warning".into(), warning.into());
+                }
+            }
             if let Some((error, at)) = self.store.trigger_error(&task.id)? {
                 obj.insert("trigger_error".into(), json!({"error": error, "since": at}));
             }

@@ -18,6 +18,7 @@ pub mod schedule;
 pub mod server;
 pub mod sse;
 pub mod store;
+pub mod subagent;
 pub mod task;
 pub mod token;
 pub mod validate;

@@ -4,7 +4,8 @@
 //! the engine's job) and uses its own store connection.
 
 use crate::process::{self, Ending, ProcessSpec};
-use crate::store::{RunEnd, Store};
+use crate::store::{RunEnd, RunUsage, Store};
+use crate::subagent::{self, SubagentJob, SubagentOutcome, SubagentSettings};
 use crate::task::{NotifyOn, Task, TaskType};
 use crate::validate::{rfc3339, rfc3339_millis};
 use chrono::{DateTime, Utc};
@@ -18,6 +19,8 @@ use std::time::Duration;
 /// Run settings from the config.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
+    /// For subagent tasks.
+    pub subagent: SubagentSettings,
     pub output_max_bytes: usize,
     pub default_timeout_secs: u64,
     /// Between SIGTERM and SIGKILL.
@@ -120,16 +123,53 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
         .timeout_seconds
         .unwrap_or(settings.default_timeout_secs);
 
-    let (status, error, outcome) = match job.task.spec.task_type {
-        TaskType::Subagent => (
-            "failed".to_string(),
-            Some("subagent runs are not available in this build yet (the claude-code and api runners arrive with the subagent issue)".to_string()),
-            None,
-        ),
+    let run_id = job.run_id;
+    let mut live = |text: &str, truncated: bool| {
+        if let Ok(s) = &store {
+            if let Err(e) = s.update_output(run_id, text, truncated) {
+                log::debug!("run {run_id}: live output not stored: {e}");
+            }
+        }
+    };
+    let shutting_down = Arc::clone(&job.shutting_down);
+    let cancelled_status = move || {
+        if shutting_down.load(Ordering::Relaxed) {
+            "interrupted"
+        } else {
+            "cancelled"
+        }
+    };
+    let ended: SubagentOutcome = match job.task.spec.task_type {
+        TaskType::Subagent => {
+            let mut env = run_env(&job, &scheduled_at);
+            env.retain(|(k, _)| !k.is_empty());
+            let sub = SubagentJob {
+                spec: &job.task.spec,
+                prompt: subagent::prompt_with_context(
+                    job.task.spec.prompt.as_deref().unwrap_or(""),
+                    job.context.as_deref(),
+                ),
+                env,
+                cwd: job.task.spec.cwd.as_ref().map(PathBuf::from),
+                timeout: Duration::from_secs(timeout_secs),
+                grace: settings.grace,
+                output_max_bytes: settings.output_max_bytes,
+                cancel: &job.cancel,
+                cancelled_status: &cancelled_status,
+            };
+            let mut ended = subagent::run(&sub, &settings.subagent, &mut live);
+            if ended.status == "interrupted" {
+                ended.error = Some("the server stopped while this run was running".into());
+            }
+            ended
+        }
         TaskType::Bash => {
             let spec = ProcessSpec {
                 program: "/bin/sh".into(),
-                args: vec!["-c".into(), job.task.spec.command.clone().unwrap_or_default()],
+                args: vec![
+                    "-c".into(),
+                    job.task.spec.command.clone().unwrap_or_default(),
+                ],
                 cwd: job.task.spec.cwd.as_ref().map(PathBuf::from),
                 env: run_env(&job, &scheduled_at),
                 env_remove: Vec::new(),
@@ -137,14 +177,6 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
                 timeout: Duration::from_secs(timeout_secs),
                 grace: settings.grace,
                 output_max_bytes: settings.output_max_bytes,
-            };
-            let run_id = job.run_id;
-            let mut live = |text: &str, truncated: bool| {
-                if let Ok(s) = &store {
-                    if let Err(e) = s.update_output(run_id, text, truncated) {
-                        log::debug!("run {run_id}: live output not stored: {e}");
-                    }
-                }
             };
             let outcome = process::run(&spec, &job.cancel, &mut live);
             let (status, error) = match &outcome.ending {
@@ -158,19 +190,31 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
                     "timeout".to_string(),
                     Some(format!("timed out after {timeout_secs} s; the process group was ended")),
                 ),
-                Ending::Cancelled if job.shutting_down.load(Ordering::Relaxed) => (
-                    "interrupted".to_string(),
-                    Some("the server stopped while this run was running; the process group was ended".into()),
-                ),
-                Ending::Cancelled => (
-                    "cancelled".to_string(),
-                    Some("cancelled; the process group was ended".into()),
-                ),
+                Ending::Cancelled => match cancelled_status() {
+                    "interrupted" => (
+                        "interrupted".to_string(),
+                        Some("the server stopped while this run was running; the process group was ended".into()),
+                    ),
+                    _ => (
+                        "cancelled".to_string(),
+                        Some("cancelled; the process group was ended".into()),
+                    ),
+                },
                 Ending::SpawnFailed(msg) => ("failed".to_string(), Some(msg.clone())),
             };
-            (status, error, Some(outcome))
+            SubagentOutcome {
+                status,
+                error,
+                output: outcome.output,
+                output_truncated: outcome.output_truncated,
+                exit_code: outcome.exit_code,
+                signal: outcome.signal,
+                ..Default::default()
+            }
         }
     };
+    let status = ended.status.clone();
+    let error = ended.error.clone();
     let finished_at = Utc::now();
     let duration_ms = (finished_at - job.started_at).num_milliseconds().max(0);
     if let Ok(s) = &store {
@@ -179,14 +223,28 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             status: &status,
             finished_at: &stamp,
             duration_ms: Some(duration_ms),
-            exit_code: outcome.as_ref().and_then(|o| o.exit_code).map(i64::from),
-            signal: outcome.as_ref().and_then(|o| o.signal).map(i64::from),
-            output: outcome.as_ref().map(|o| o.output.as_str()).unwrap_or(""),
-            output_truncated: outcome.as_ref().is_some_and(|o| o.output_truncated),
+            exit_code: ended.exit_code.map(i64::from),
+            signal: ended.signal.map(i64::from),
+            output: &ended.output,
+            output_truncated: ended.output_truncated,
             error: error.as_deref(),
         };
         if let Err(e) = s.finish_run(job.run_id, &end) {
             log::error!("run {}: result not recorded: {e}", job.run_id);
+        }
+        if !ended.runner.is_empty() {
+            let usage = RunUsage {
+                runner: ended.runner,
+                model: ended.model.as_deref(),
+                cost_usd: ended.cost_usd,
+                input_tokens: ended.input_tokens,
+                output_tokens: ended.output_tokens,
+                num_turns: ended.num_turns,
+                session_id: ended.session_id.as_deref(),
+            };
+            if let Err(e) = s.record_usage(job.run_id, &usage) {
+                log::error!("run {}: usage not recorded: {e}", job.run_id);
+            }
         }
     }
     log::info!(
@@ -203,10 +261,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             NotifyOn::Failure => status != "success",
         };
         if wanted {
-            let excerpt = outcome
-                .as_ref()
-                .map(|o| crate::catalog::tail(&o.output, 2000).to_string())
-                .unwrap_or_default();
+            let excerpt = crate::catalog::tail(&ended.output, 2000).to_string();
             let body = json!({
                 "event": "run_finished",
                 "task": {"id": job.task.id, "name": job.task.spec.name, "type": job.task.spec.task_type.as_str()},
@@ -214,11 +269,22 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
                     "id": job.run_id, "trigger": job.trigger, "status": status, "attempt": job.attempt,
                     "scheduled_for": scheduled_at, "started_at": rfc3339_millis(job.started_at),
                     "finished_at": rfc3339_millis(finished_at), "duration_ms": duration_ms,
-                    "exit_code": outcome.as_ref().and_then(|o| o.exit_code), "error": error,
+                    "exit_code": ended.exit_code, "error": error,
+                    "runner": (!ended.runner.is_empty()).then_some(ended.runner),
+                    "model": ended.model, "cost_usd": ended.cost_usd,
                 },
                 "output_excerpt": excerpt,
             });
-            send_webhook(&notify.url, &body, job.run_id);
+            // On its own thread: a slow or dead receiver (3 attempts of up to 10 s) must not
+            // hold the run's slot, its waiters, retries or `after` chaining.
+            let url = notify.url.clone();
+            let run_id = job.run_id;
+            let spawned = std::thread::Builder::new()
+                .name(format!("notify-{run_id}"))
+                .spawn(move || send_webhook(&url, &body, run_id));
+            if let Err(e) = spawned {
+                log::error!("run {run_id}: cannot start the notify thread: {e}");
+            }
         }
     }
     Finished {

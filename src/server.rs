@@ -16,6 +16,7 @@ use crate::mcp::{Mcp, Outcome, HEADER_VERSIONS};
 use crate::run::RunSettings;
 use crate::sse::SseStream;
 use crate::store::Store;
+use crate::subagent::SubagentSettings;
 use crate::watch::WatchHandle;
 use serde_json::json;
 use std::net::IpAddr;
@@ -174,6 +175,12 @@ pub fn serve(config: Config) -> Result<(), String> {
         .to_ip()
         .ok_or("the listener has no IP address")?;
 
+    let subagent_settings = SubagentSettings {
+        claude_path: config.claude_path.clone(),
+        api_key: config.anthropic_api_key.clone(),
+        base_url: config.anthropic_base_url.clone(),
+        default_model: config.default_model.clone(),
+    };
     let sessions = Arc::new(Sessions::new(
         Duration::from_secs(config.session_timeout_secs),
         config.max_sessions,
@@ -188,6 +195,7 @@ pub fn serve(config: Config) -> Result<(), String> {
             max_concurrent: config.max_concurrent_tasks,
             history_keep_per_task: config.history_keep_per_task as i64,
             run: RunSettings {
+                subagent: subagent_settings.clone(),
                 output_max_bytes: config.output_max_bytes,
                 default_timeout_secs: config.task_timeout_secs,
                 grace: RUN_GRACE,
@@ -207,6 +215,7 @@ pub fn serve(config: Config) -> Result<(), String> {
             defaults: Defaults {
                 timezone: config.default_timezone.clone(),
                 task_timeout_secs: config.task_timeout_secs,
+                subagent: subagent_settings,
             },
             engine: Some(engine.clone()),
             watch: Some(watch),

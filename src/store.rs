@@ -141,6 +141,18 @@ pub struct NewRun<'a> {
     pub context: Option<&'a str>,
 }
 
+/// What a subagent run used, as recorded.
+#[derive(Debug, Clone)]
+pub struct RunUsage<'a> {
+    pub runner: &'a str,
+    pub model: Option<&'a str>,
+    pub cost_usd: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub num_turns: Option<i64>,
+    pub session_id: Option<&'a str>,
+}
+
 /// How a run ended, as recorded.
 #[derive(Debug, Clone)]
 pub struct RunEnd<'a> {
@@ -435,6 +447,26 @@ impl Store {
         Ok(())
     }
 
+    /// Record a subagent run's runner, model, cost, tokens, turns and session.
+    pub fn record_usage(&self, id: i64, usage: &RunUsage) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET runner = ?2, model = ?3, cost_usd = ?4, input_tokens = ?5, output_tokens = ?6,
+                 num_turns = ?7, session_id = ?8
+             WHERE id = ?1",
+            params![
+                id,
+                usage.runner,
+                usage.model,
+                usage.cost_usd,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.num_turns,
+                usage.session_id
+            ],
+        )?;
+        Ok(())
+    }
+
     /// The event context stored with a run.
     pub fn run_context(&self, id: i64) -> Result<Option<String>> {
         Ok(self
@@ -599,6 +631,8 @@ mod tests {
             allowed_tools: vec![],
             max_turns: None,
             permission_mode: None,
+            max_tokens: None,
+            system: None,
             overlap: Overlap::Skip,
             catch_up: CatchUp::Skip,
             retries: Retries::default(),

@@ -188,6 +188,12 @@ pub struct TaskSpec {
     pub max_turns: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permission_mode: Option<String>,
+    /// `api` runner: the response token limit (default 4096).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// `api` runner: the system prompt; `claude-code`: appended to Claude Code's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
     pub overlap: Overlap,
     pub catch_up: CatchUp,
     pub retries: Retries,

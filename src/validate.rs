@@ -74,6 +74,8 @@ pub const TASK_FIELDS: &[&str] = &[
     "allowed_tools",
     "max_turns",
     "permission_mode",
+    "max_tokens",
+    "system",
     "overlap",
     "catch_up",
     "retries",
@@ -467,6 +469,8 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
         "allowed_tools",
         "max_turns",
         "permission_mode",
+        "max_tokens",
+        "system",
     ];
     match task_type {
         TaskType::Bash => {
@@ -565,6 +569,8 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
         }
     };
     let max_turns = int_field(obj, "max_turns", "max_turns", 1, 1000)?.map(|n| n as u32);
+    let max_tokens = int_field(obj, "max_tokens", "max_tokens", 1, 128_000)?.map(|n| n as u32);
+    let system = non_blank(string_field(obj, "system", "system")?, "system", 256 * 1024)?;
     let permission_mode =
         enum_field(obj, "permission_mode", "permission_mode", PERMISSION_MODES)?.map(String::from);
     let overlap = match enum_field(obj, "overlap", "overlap", &["skip", "queue", "allow"])? {
@@ -596,6 +602,8 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
         allowed_tools,
         max_turns,
         permission_mode,
+        max_tokens,
+        system,
         overlap,
         catch_up,
         retries,
@@ -994,6 +1002,8 @@ pub fn merge_update(existing: &TaskSpec, patch: &Map<String, Value>) -> Result<V
             "allowed_tools",
             "max_turns",
             "permission_mode",
+            "max_tokens",
+            "system",
         ] {
             base.remove(field);
         }

@@ -50,6 +50,8 @@ fn task_properties() -> Value {
         "allowed_tools": {"type": "array", "items": {"type": "string"}, "description": "Subagent only (claude-code): tools Claude may use, e.g. [\"Read\", \"Grep\", \"Bash(git *)\"]."},
         "max_turns": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Subagent only: turn limit."},
         "permission_mode": {"type": "string", "enum": ["default", "acceptEdits", "bypassPermissions", "plan", "dontAsk"], "description": "Subagent only (claude-code)."},
+        "max_tokens": {"type": "integer", "minimum": 1, "maximum": 128000, "description": "Subagent only (api runner): response token limit; default 4096."},
+        "system": {"type": "string", "description": "Subagent only: a system prompt (api runner), or text appended to Claude Code's system prompt (claude-code runner)."},
         "overlap": {"type": "string", "enum": ["skip", "queue", "allow"], "default": "skip", "description": "What a fire does while a run of this task is still active."},
         "catch_up": {"type": "string", "enum": ["skip", "once"], "default": "skip", "description": "Fires missed while the server was down: skip (recorded as skipped runs) or once (one run)."},
         "retries": {"type": "object", "properties": {"max_attempts": {"type": "integer", "minimum": 0, "maximum": 10, "default": 0}, "backoff_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "default": 30}, "doubling": {"type": "boolean", "default": true}}, "additionalProperties": false},
@@ -500,7 +502,10 @@ pub fn summary(name: &str, value: &Value) -> String {
             },
             t["trigger_summary"].as_str().unwrap_or(""),
             next
-        )
+        ) + &t["warning"]
+            .as_str()
+            .map(|w| format!(" WARNING: {w}"))
+            .unwrap_or_default()
     };
     match name {
         "claudecron_add_task" => format!("Created. {}", task_line(&value["task"])),

@@ -1,0 +1,670 @@
+//! Subagent runs: a task's prompt given to Claude, either through Claude Code headless
+//! (`claude -p … --output-format json`, a child process in the run's own process group under
+//! the same timeout/cancel rules as bash) or straight to the Anthropic Messages API (ureq, with
+//! retries that honour `retry-after`). Owns runner choice, the child's argv and environment, and
+//! reading results (text, cost, tokens, turns, session id) — never a success it cannot prove.
+
+use crate::process::{self, Ending, ProcessSpec};
+use crate::task::{Runner, TaskSpec};
+use crossbeam_channel::{after, bounded, select, Receiver};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Default response token limit of the `api` runner.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+/// The public API; any other base URL is passed on to Claude Code too.
+const PUBLIC_API: &str = "https://api.anthropic.com";
+/// Variables that make Claude Code think it runs inside another Claude Code session.
+const NESTING_VARS: &[&str] = &[
+    "CLAUDECODE",
+    "CLAUDE_CODE_ENTRYPOINT",
+    "CLAUDE_CODE_SESSION_ID",
+    "CLAUDE_CODE_CHILD_SESSION",
+    "CLAUDE_CODE_SSE_PORT",
+    "CLAUDE_PROJECT_DIR",
+    "CLAUDE_ENV_FILE",
+    "CLAUDE_EFFORT",
+];
+
+/// What the runners need from the config.
+#[derive(Debug, Clone, Default)]
+pub struct SubagentSettings {
+    pub claude_path: String,
+    pub api_key: Option<String>,
+    pub base_url: String,
+    pub default_model: String,
+}
+
+/// The `claude` executable: an absolute or relative path as given, else a search of `PATH`.
+pub fn resolve_claude(claude_path: &str) -> Option<PathBuf> {
+    let is_exec = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        p.is_file() && std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+    };
+    if claude_path.contains('/') {
+        let p = PathBuf::from(claude_path);
+        return is_exec(&p).then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(claude_path))
+            .find(|p| is_exec(p))
+    })
+}
+
+/// The runner a task uses: its own choice, else claude-code when `claude` is found, else api.
+pub fn choose_runner(spec: &TaskSpec, settings: &SubagentSettings) -> Runner {
+    spec.runner.unwrap_or_else(|| {
+        if resolve_claude(&settings.claude_path).is_some() {
+            Runner::ClaudeCode
+        } else {
+            Runner::Api
+        }
+    })
+}
+
+pub fn runner_name(runner: Runner) -> &'static str {
+    match runner {
+        Runner::ClaudeCode => "claude-code",
+        Runner::Api => "api",
+    }
+}
+
+/// Why a subagent task's runner cannot work as configured (None when it can).
+pub fn readiness(spec: &TaskSpec, settings: &SubagentSettings) -> Option<String> {
+    match choose_runner(spec, settings) {
+        Runner::ClaudeCode if resolve_claude(&settings.claude_path).is_none() => Some(format!(
+            "runner claude-code: no executable \"{}\" was found (set claude_path, or install Claude Code: npm install -g @anthropic-ai/claude-code); runs will fail until then",
+            settings.claude_path
+        )),
+        Runner::Api if settings.api_key.is_none() => Some(
+            "runner api: no API key is configured (set anthropic_api_key in the config, or ANTHROPIC_API_KEY in the server's environment); runs will fail until then".into(),
+        ),
+        _ => None,
+    }
+}
+
+/// The prompt with the event that fired the run appended as context.
+pub fn prompt_with_context(prompt: &str, context: Option<&str>) -> String {
+    let Some(ctx) = context.and_then(|c| serde_json::from_str::<Value>(c).ok()) else {
+        return prompt.to_string();
+    };
+    let event = ctx
+        .get("hook")
+        .cloned()
+        .or_else(|| ctx.get("after").map(|a| json!({"after": a})))
+        .or_else(|| ctx.get("env").cloned());
+    match event {
+        Some(e) => format!(
+            "{prompt}\n\n---\nThis run was triggered by the event below (JSON):\n{}",
+            serde_json::to_string_pretty(&e).unwrap_or_default()
+        ),
+        None => prompt.to_string(),
+    }
+}
+
+/// How a subagent run ended.
+#[derive(Debug, Clone, Default)]
+pub struct SubagentOutcome {
+    pub status: String,
+    pub error: Option<String>,
+    pub output: String,
+    pub output_truncated: bool,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub runner: &'static str,
+    pub model: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub num_turns: Option<i64>,
+    pub session_id: Option<String>,
+}
+
+/// Everything one run needs.
+pub struct SubagentJob<'a> {
+    pub spec: &'a TaskSpec,
+    pub prompt: String,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+    pub timeout: Duration,
+    pub grace: Duration,
+    pub output_max_bytes: usize,
+    pub cancel: &'a Receiver<()>,
+    /// Status for a cancel: `cancelled`, or `interrupted` when the server is stopping.
+    pub cancelled_status: &'a dyn Fn() -> &'static str,
+}
+
+/// Run the job with the task's runner.
+pub fn run(
+    job: &SubagentJob,
+    settings: &SubagentSettings,
+    on_progress: &mut dyn FnMut(&str, bool),
+) -> SubagentOutcome {
+    let model = job
+        .spec
+        .model
+        .clone()
+        .unwrap_or_else(|| settings.default_model.clone());
+    match choose_runner(job.spec, settings) {
+        Runner::ClaudeCode => run_claude_code(job, settings, &model, on_progress),
+        Runner::Api => run_api(job, settings, &model),
+    }
+}
+
+fn failed(runner: &'static str, model: &str, error: String) -> SubagentOutcome {
+    SubagentOutcome {
+        status: "failed".into(),
+        error: Some(error),
+        runner,
+        model: Some(model.to_string()),
+        ..Default::default()
+    }
+}
+
+/// The argv after the program for `claude -p`.
+pub fn claude_args(spec: &TaskSpec, prompt: &str, model: &str) -> Vec<String> {
+    let mut args = vec![
+        "-p".to_string(),
+        prompt.to_string(),
+        "--output-format".into(),
+        "json".into(),
+        "--model".into(),
+        model.to_string(),
+    ];
+    if let Some(n) = spec.max_turns {
+        args.extend(["--max-turns".into(), n.to_string()]);
+    }
+    if !spec.allowed_tools.is_empty() {
+        args.extend(["--allowedTools".into(), spec.allowed_tools.join(",")]);
+    }
+    if let Some(mode) = &spec.permission_mode {
+        args.extend(["--permission-mode".into(), mode.clone()]);
+    }
+    if let Some(system) = &spec.system {
+        args.extend(["--append-system-prompt".into(), system.clone()]);
+    }
+    args
+}
+
+/// The last line of `output` that is Claude Code's JSON result object.
+pub fn find_result(output: &str) -> Option<Value> {
+    output.lines().rev().find_map(|line| {
+        let line = line.trim();
+        if !line.starts_with('{') {
+            return None;
+        }
+        serde_json::from_str::<Value>(line)
+            .ok()
+            .filter(|v| v.get("type").and_then(Value::as_str) == Some("result"))
+    })
+}
+
+fn excerpt(text: &str, n: usize) -> String {
+    let t = text.trim();
+    if t.len() <= n {
+        return t.to_string();
+    }
+    let mut end = n;
+    while !t.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &t[..end])
+}
+
+/// Map Claude Code's result object (and its exit code) to an outcome.
+pub fn read_claude_result(result: &Value, exit_code: Option<i32>, model: &str) -> SubagentOutcome {
+    let text = |k: &str| result.get(k).and_then(Value::as_str).map(String::from);
+    let errors: Vec<String> = result
+        .get("errors")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let is_error = result
+        .get("is_error")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let subtype = text("subtype").unwrap_or_default();
+    let used_model = result
+        .get("modelUsage")
+        .and_then(Value::as_object)
+        .and_then(|m| m.keys().next().cloned())
+        .map(|m| m.trim_end_matches("[1m]").to_string())
+        .unwrap_or_else(|| model.to_string());
+    let output = text("result").unwrap_or_else(|| errors.join("\n"));
+    let error = if !is_error && exit_code == Some(0) {
+        None
+    } else if subtype == "error_max_turns" {
+        Some(format!(
+            "reached the turn limit (max_turns): {}",
+            if errors.is_empty() {
+                "error_max_turns".into()
+            } else {
+                errors.join("; ")
+            }
+        ))
+    } else if let Some(status) = result.get("api_error_status").and_then(Value::as_i64) {
+        Some(format!("API error {status}: {}", excerpt(&output, 500)))
+    } else if output.contains("cannot be used with root") {
+        Some(format!(
+            "{}; Claude Code refuses bypassPermissions as root: run the server as a normal user, or set IS_SANDBOX=1 in the task's env if the host is a sandbox",
+            excerpt(&output, 300)
+        ))
+    } else {
+        let why = if output.is_empty() {
+            subtype.clone()
+        } else {
+            excerpt(&output, 500)
+        };
+        Some(format!(
+            "Claude Code reported an error{}: {why}",
+            if subtype.is_empty() || subtype == "success" {
+                String::new()
+            } else {
+                format!(" ({subtype})")
+            }
+        ))
+    };
+    SubagentOutcome {
+        status: if error.is_none() { "success" } else { "failed" }.into(),
+        error,
+        output,
+        output_truncated: false,
+        exit_code,
+        signal: None,
+        runner: "claude-code",
+        model: Some(used_model),
+        cost_usd: result.get("total_cost_usd").and_then(Value::as_f64),
+        input_tokens: result
+            .pointer("/usage/input_tokens")
+            .and_then(Value::as_i64),
+        output_tokens: result
+            .pointer("/usage/output_tokens")
+            .and_then(Value::as_i64),
+        num_turns: result.get("num_turns").and_then(Value::as_i64),
+        session_id: text("session_id"),
+    }
+}
+
+fn run_claude_code(
+    job: &SubagentJob,
+    settings: &SubagentSettings,
+    model: &str,
+    on_progress: &mut dyn FnMut(&str, bool),
+) -> SubagentOutcome {
+    let Some(program) = resolve_claude(&settings.claude_path) else {
+        return failed(
+            "claude-code",
+            model,
+            format!(
+                "runner claude-code: no executable \"{}\" was found; set claude_path or install Claude Code (npm install -g @anthropic-ai/claude-code), or use runner api",
+                settings.claude_path
+            ),
+        );
+    };
+    let mut env = job.env.clone();
+    if let Some(key) = &settings.api_key {
+        env.push(("ANTHROPIC_API_KEY".into(), key.clone()));
+    }
+    if settings.base_url.trim_end_matches('/') != PUBLIC_API {
+        env.push(("ANTHROPIC_BASE_URL".into(), settings.base_url.clone()));
+    }
+    let spec = ProcessSpec {
+        program: program.to_string_lossy().into_owned(),
+        args: claude_args(job.spec, &job.prompt, model),
+        cwd: job.cwd.clone(),
+        env,
+        env_remove: NESTING_VARS.iter().map(|v| v.to_string()).collect(),
+        stdin: None,
+        timeout: job.timeout,
+        grace: job.grace,
+        output_max_bytes: job.output_max_bytes,
+    };
+    let outcome = process::run(&spec, job.cancel, on_progress);
+    let base = |status: &str, error: String| SubagentOutcome {
+        status: status.into(),
+        error: Some(error),
+        output: outcome.output.clone(),
+        output_truncated: outcome.output_truncated,
+        exit_code: outcome.exit_code,
+        signal: outcome.signal,
+        runner: "claude-code",
+        model: Some(model.to_string()),
+        ..Default::default()
+    };
+    match &outcome.ending {
+        Ending::TimedOut => base(
+            "timeout",
+            format!(
+                "timed out after {} s; the process group was ended",
+                job.timeout.as_secs()
+            ),
+        ),
+        Ending::Cancelled => base(
+            (job.cancelled_status)(),
+            "cancelled; the process group was ended".into(),
+        ),
+        Ending::SpawnFailed(msg) => base("failed", msg.clone()),
+        Ending::Exited => match find_result(&outcome.output) {
+            Some(result) => read_claude_result(&result, outcome.exit_code, model),
+            None => base(
+                "failed",
+                format!(
+                    "claude did not print its JSON result (exit code {}); it printed: {}",
+                    outcome
+                        .exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "none".into()),
+                    excerpt(&outcome.output, 500)
+                ),
+            ),
+        },
+    }
+}
+
+/// One Messages API response as an outcome (status 200 only).
+pub fn read_api_response(body: &Value, model: &str) -> SubagentOutcome {
+    let text: Vec<&str> = body
+        .get("content")
+        .and_then(Value::as_array)
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    SubagentOutcome {
+        status: "success".into(),
+        error: None,
+        output: text.join("\n"),
+        runner: "api",
+        model: Some(
+            body.get("model")
+                .and_then(Value::as_str)
+                .unwrap_or(model)
+                .to_string(),
+        ),
+        input_tokens: body.pointer("/usage/input_tokens").and_then(Value::as_i64),
+        output_tokens: body.pointer("/usage/output_tokens").and_then(Value::as_i64),
+        num_turns: Some(1),
+        session_id: body.get("id").and_then(Value::as_str).map(String::from),
+        ..Default::default()
+    }
+}
+
+/// The API's error message from an error body, else the body's start.
+fn api_error_message(body: &str) -> String {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            let kind = v
+                .pointer("/error/type")
+                .and_then(Value::as_str)
+                .unwrap_or("error")
+                .to_string();
+            v.pointer("/error/message")
+                .and_then(Value::as_str)
+                .map(|m| format!("{kind}: {m}"))
+        })
+        .unwrap_or_else(|| excerpt(body, 300))
+}
+
+/// POST the request, retrying 429, 529 and 5xx (honouring `retry-after`) until `deadline`.
+fn call_api(url: &str, key: &str, body: &Value, model: &str, deadline: Instant) -> SubagentOutcome {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return SubagentOutcome {
+                status: "timeout".into(),
+                error: Some("timed out waiting for the Messages API".into()),
+                runner: "api",
+                model: Some(model.into()),
+                ..Default::default()
+            };
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(remaining))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let response = agent
+            .post(url)
+            .header("x-api-key", key)
+            .header("anthropic-version", "2023-06-01")
+            .header("content-type", "application/json")
+            .send_json(body);
+        let (status, retry_after, text) = match response {
+            Ok(mut resp) => {
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<f64>().ok());
+                let status = resp.status().as_u16();
+                let text = resp
+                    .body_mut()
+                    .with_config()
+                    .limit(16 << 20)
+                    .read_to_string()
+                    .unwrap_or_default();
+                (status, retry_after, text)
+            }
+            Err(ureq::Error::Timeout(_)) => {
+                return SubagentOutcome {
+                    status: "timeout".into(),
+                    error: Some("timed out waiting for the Messages API".into()),
+                    runner: "api",
+                    model: Some(model.into()),
+                    ..Default::default()
+                }
+            }
+            Err(e) => {
+                if attempt < 4 && Instant::now() + Duration::from_secs(1) < deadline {
+                    log::warn!("Messages API unreachable ({e}); retrying");
+                    std::thread::sleep(Duration::from_secs(attempt as u64));
+                    continue;
+                }
+                return failed(
+                    "api",
+                    model,
+                    format!("cannot reach the Messages API at {url}: {e}"),
+                );
+            }
+        };
+        match status {
+            200 => {
+                return match serde_json::from_str::<Value>(&text) {
+                    Ok(v) => read_api_response(&v, model),
+                    Err(_) => failed(
+                        "api",
+                        model,
+                        format!(
+                            "the Messages API answered 200 with something that is not JSON: {}",
+                            excerpt(&text, 300)
+                        ),
+                    ),
+                }
+            }
+            429 | 500..=599 if attempt < 4 => {
+                let wait = retry_after
+                    .map(|s| Duration::from_secs_f64(s.clamp(0.0, 600.0)))
+                    .unwrap_or(Duration::from_secs(1 << (attempt - 1)));
+                if Instant::now() + wait >= deadline {
+                    return SubagentOutcome {
+                        status: "timeout".into(),
+                        error: Some(format!(
+                            "the Messages API answered {status} ({}) and asked to wait {} s, past the task's timeout",
+                            api_error_message(&text),
+                            wait.as_secs()
+                        )),
+                        runner: "api",
+                        model: Some(model.into()),
+                        ..Default::default()
+                    };
+                }
+                log::warn!(
+                    "Messages API answered {status}; retry {attempt} in {:.1} s",
+                    wait.as_secs_f64()
+                );
+                std::thread::sleep(wait);
+            }
+            _ => {
+                return failed(
+                    "api",
+                    model,
+                    format!("Messages API error {status}: {}", api_error_message(&text)),
+                )
+            }
+        }
+    }
+}
+
+fn run_api(job: &SubagentJob, settings: &SubagentSettings, model: &str) -> SubagentOutcome {
+    let Some(key) = settings.api_key.clone() else {
+        return failed(
+            "api",
+            model,
+            "runner api: no API key is configured; set anthropic_api_key in the config or ANTHROPIC_API_KEY in the server's environment".into(),
+        );
+    };
+    let mut body = json!({
+        "model": model,
+        "max_tokens": job.spec.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        "messages": [{"role": "user", "content": job.prompt}],
+    });
+    if let Some(system) = &job.spec.system {
+        body["system"] = Value::String(system.clone());
+    }
+    let url = format!("{}/v1/messages", settings.base_url.trim_end_matches('/'));
+    let deadline = Instant::now() + job.timeout;
+    let (tx, rx) = bounded(1);
+    let model_owned = model.to_string();
+    // The HTTP call runs on its own thread so a cancel or the timeout answers at once; an
+    // abandoned call ends by its own deadline.
+    let spawned = std::thread::Builder::new()
+        .name("api-call".into())
+        .spawn(move || {
+            let _ = tx.send(call_api(&url, &key, &body, &model_owned, deadline));
+        });
+    if spawned.is_err() {
+        return failed(
+            "api",
+            model,
+            "cannot start a thread for the API call".into(),
+        );
+    }
+    select! {
+        recv(rx) -> outcome => outcome.unwrap_or_else(|_| failed("api", model, "the API call thread ended without a result".into())),
+        recv(job.cancel) -> _ => SubagentOutcome {
+            status: (job.cancelled_status)().into(),
+            error: Some("cancelled during the Messages API request".into()),
+            runner: "api",
+            model: Some(model.into()),
+            ..Default::default()
+        },
+        recv(after(job.timeout + Duration::from_millis(200))) -> _ => SubagentOutcome {
+            status: "timeout".into(),
+            error: Some(format!("timed out after {} s waiting for the Messages API", job.timeout.as_secs())),
+            runner: "api",
+            model: Some(model.into()),
+            ..Default::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_result_is_read_with_cost_tokens_turns_and_session() {
+        let result = json!({"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"Hello.","session_id":"8da0f730","total_cost_usd":0.00075,"usage":{"input_tokens":100,"output_tokens":10},"modelUsage":{"claude-opus-4-8[1m]":{}}});
+        let out = read_claude_result(&result, Some(0), "m");
+        assert_eq!(out.status, "success");
+        assert_eq!(out.output, "Hello.");
+        assert_eq!(out.cost_usd, Some(0.00075));
+        assert_eq!(
+            (out.input_tokens, out.output_tokens, out.num_turns),
+            (Some(100), Some(10), Some(1))
+        );
+        assert_eq!(out.session_id.as_deref(), Some("8da0f730"));
+        assert_eq!(out.model.as_deref(), Some("claude-opus-4-8"));
+    }
+
+    #[test]
+    fn errors_are_failures_with_the_reason() {
+        let max_turns = json!({"type":"result","subtype":"error_max_turns","is_error":true,"num_turns":2,"errors":["Reached maximum number of turns (1)"]});
+        let out = read_claude_result(&max_turns, Some(1), "m");
+        assert_eq!(out.status, "failed");
+        assert!(out
+            .error
+            .unwrap()
+            .contains("Reached maximum number of turns (1)"));
+        let api = json!({"type":"result","subtype":"success","is_error":true,"api_error_status":401,"result":"Failed to authenticate. API Error: 401"});
+        let out = read_claude_result(&api, Some(1), "m");
+        assert_eq!(out.status, "failed");
+        assert!(out.error.unwrap().starts_with("API error 401"));
+        let odd = json!({"type":"result","subtype":"success","is_error":false,"result":"x"});
+        assert_eq!(
+            read_claude_result(&odd, Some(1), "m").status,
+            "failed",
+            "a nonzero exit is never success"
+        );
+    }
+
+    #[test]
+    fn the_result_line_is_found_among_other_output() {
+        let output = "warning: something\n{\"type\":\"system\"}\n{\"type\":\"result\",\"is_error\":false,\"result\":\"ok\"}\n";
+        assert_eq!(find_result(output).unwrap()["result"], "ok");
+        assert!(find_result("not json at all").is_none());
+    }
+
+    #[test]
+    fn argv_carries_the_task_settings() {
+        let spec: TaskSpec = serde_json::from_value(json!({
+            "name":"r","type":"subagent","enabled":true,"trigger":{"type":"manual"},"timezone":"UTC",
+            "prompt":"p","allowed_tools":["Read","Bash(git *)"],"max_turns":3,"permission_mode":"plan",
+            "system":"be brief","overlap":"skip","catch_up":"skip",
+            "retries":{"max_attempts":0,"backoff_seconds":30,"doubling":true}
+        }))
+        .unwrap();
+        let args = claude_args(&spec, "do it", "claude-x");
+        assert_eq!(
+            args,
+            [
+                "-p",
+                "do it",
+                "--output-format",
+                "json",
+                "--model",
+                "claude-x",
+                "--max-turns",
+                "3",
+                "--allowedTools",
+                "Read,Bash(git *)",
+                "--permission-mode",
+                "plan",
+                "--append-system-prompt",
+                "be brief"
+            ]
+        );
+    }
+
+    #[test]
+    fn context_is_appended_after_the_prompt() {
+        let ctx = json!({"env":{"CLAUDECRON_HOOK_EVENT":"Stop"},"stdin":"{}","hook":{"hook_event_name":"Stop"}}).to_string();
+        let p = prompt_with_context("Summarize.", Some(&ctx));
+        assert!(p.starts_with("Summarize.\n\n---\n"));
+        assert!(p.contains("\"hook_event_name\": \"Stop\""));
+        assert_eq!(prompt_with_context("Summarize.", None), "Summarize.");
+    }
+}
