@@ -181,6 +181,9 @@ struct Engine {
     listener: RunListener,
     shutting_down: Arc<AtomicBool>,
     shutdown_ack: Option<Sender<()>>,
+    /// When this process's engine started: a fire time before it passed while no server was
+    /// running, so it is missed (catch_up applies), however recent.
+    boot: DateTime<Utc>,
 }
 
 /// Start the engine thread: recover what a previous process left, arm every enabled task, and
@@ -222,6 +225,7 @@ pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHa
         listener,
         shutting_down: Arc::new(AtomicBool::new(false)),
         shutdown_ack: None,
+        boot: now,
     };
     for kind in ["cron", "interval", "once"] {
         let tasks = engine
@@ -558,7 +562,11 @@ impl Engine {
         if let Err(e) = self.store.set_cursor(&task.id, &rfc3339(latest)) {
             log::error!("cannot store the cursor of task {}: {e}", task.id);
         }
-        let on_time = (!jumped && now - latest <= LATE_TOLERANCE).then_some(latest);
+        // On time: due while this process was running (a fire from before the start passed
+        // while the server was down, and catch_up decides about it), not jumped over, and not
+        // later than the scheduler's own tolerance.
+        let on_time =
+            (!jumped && latest >= self.boot && now - latest <= LATE_TOLERANCE).then_some(latest);
         let missed: Vec<DateTime<Utc>> = due
             .iter()
             .copied()
@@ -585,11 +593,19 @@ impl Engine {
                     task.spec.name,
                     missed.len()
                 );
-                let _ = self.fire(&task, "catch-up", Some(t), None, now);
+                if let Err(e) = self.fire(&task, "catch-up", Some(t), None, now) {
+                    log::error!("task {}: catch-up fire not recorded: {e}", task.spec.name);
+                }
             }
         }
         if let Some(t) = on_time {
-            let _ = self.fire(&task, trigger, Some(t), None, now);
+            if let Err(e) = self.fire(&task, trigger, Some(t), None, now) {
+                log::error!(
+                    "task {}: fire at {} not recorded: {e}",
+                    task.spec.name,
+                    rfc3339(t)
+                );
+            }
         }
         if matches!(task.spec.trigger, Trigger::Once { .. }) {
             self.disable_once(&task, now);
@@ -949,7 +965,10 @@ impl Engine {
                 .min(7 * 86_400);
             let due = now + ChronoDuration::seconds(delay as i64);
             let stamp = rfc3339_millis(now);
-            let scheduled = rfc3339(due);
+            // With milliseconds: a retry's due time is not a fire time of the schedule, and
+            // must not take the (task, scheduled_for) slot of the regular fire in the same
+            // second (which the unique index would then refuse).
+            let scheduled = rfc3339_millis(due);
             let inserted = self.store.insert_run(&NewRun {
                 task_id: &task.id,
                 trigger: "retry",

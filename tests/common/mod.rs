@@ -89,6 +89,8 @@ pub struct Options {
     pub auth: Auth,
     /// Extra environment (`CLAUDECRON_<KEY>` settings and the like).
     pub env: Vec<(String, String)>,
+    /// Run the server as this user and group id (the test must be root to use it).
+    pub uid: Option<u32>,
 }
 
 impl Default for Options {
@@ -96,6 +98,7 @@ impl Default for Options {
         Options {
             auth: Auth::Tokens(vec![new_token()]),
             env: Vec::new(),
+            uid: None,
         }
     }
 }
@@ -108,6 +111,12 @@ impl Options {
 
     pub fn auth(mut self, auth: Auth) -> Options {
         self.auth = auth;
+        self
+    }
+
+    /// Run the server as `uid` (and gid `uid`): for permission tests when the tests run as root.
+    pub fn uid(mut self, uid: u32) -> Options {
+        self.uid = Some(uid);
         self
     }
 }
@@ -131,7 +140,12 @@ impl Server {
     }
 
     pub fn start(options: Options) -> Server {
-        let dir = TempDir::new("claudecron-it");
+        Server::start_in(options, TempDir::new("claudecron-it"))
+    }
+
+    /// Start on an existing data directory (its `tasks.db` and token file are reused): a
+    /// restart after [`Server::terminate`] or [`Server::kill9`].
+    pub fn start_in(options: Options, dir: TempDir) -> Server {
         let mut last_err = String::new();
         // A port picked by binding :0 can be taken by someone else before the server binds it;
         // then the server exits with "cannot listen" and we try another.
@@ -195,6 +209,10 @@ impl Server {
         }
         for (k, v) in &options.env {
             cmd.env(k, v);
+        }
+        if let Some(uid) = options.uid {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(uid);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -262,6 +280,65 @@ impl Server {
             let _ = r.join();
         }
         self.stderr()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send a signal (e.g. `libc::SIGTERM`) to the server process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) only sends a signal to our own child, which has not been reaped yet.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({}, {signal}) failed", self.child.id());
+    }
+
+    /// Wait (bounded) for the server to exit; None if it is still running after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                if let Some(r) = self.stderr_reader.take() {
+                    let _ = r.join();
+                }
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            // Poll interval while awaiting the exit (bounded by `timeout`).
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Hand the data directory over (for a restart) without deleting it; the server must have
+    /// exited already.
+    fn take_dir(&mut self) -> TempDir {
+        std::mem::replace(&mut self.dir, TempDir(PathBuf::new()))
+    }
+
+    /// SIGTERM, then wait (up to `timeout`) for the exit. Returns the exit status, the complete
+    /// stderr and the data directory (kept, for [`Server::start_in`]). Panics if the server does
+    /// not exit in time.
+    pub fn terminate(mut self, timeout: Duration) -> (std::process::ExitStatus, String, TempDir) {
+        self.signal(libc::SIGTERM);
+        let status = self.wait_exit(timeout).unwrap_or_else(|| {
+            panic!(
+                "the server did not exit within {timeout:?} of SIGTERM; stderr:\n{}",
+                self.stderr()
+            )
+        });
+        let log = self.stderr();
+        (status, log, self.take_dir())
+    }
+
+    /// SIGKILL (kill -9) the server, as a crash would. Returns its stderr and the data directory.
+    pub fn kill9(mut self) -> (String, TempDir) {
+        self.signal(libc::SIGKILL);
+        let _ = self.wait_exit(Duration::from_secs(10));
+        let log = self.stderr();
+        (log, self.take_dir())
     }
 
     pub fn host_header(&self) -> String {
