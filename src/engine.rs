@@ -191,12 +191,21 @@ struct Engine {
 pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHandle, String> {
     let store = Store::open(&settings.db_path).map_err(|e| format!("engine database: {e}"))?;
     let now = Utc::now();
-    let (interrupted, retries) = store
+    let recovered = store
         .recover_unfinished(&rfc3339(now))
         .map_err(|e| e.to_string())?;
-    if interrupted > 0 {
-        log::warn!("{interrupted} runs were left unfinished by the previous process; recorded as interrupted");
+    if recovered.interrupted > 0 {
+        log::warn!(
+            "{} runs were left unfinished by the previous process; recorded as interrupted",
+            recovered.interrupted
+        );
     }
+    // A crashed server (kill -9, OOM) leaves its runs' process groups behind: end them.
+    let orphans = crate::process::end_orphaned_runs(&recovered.were_running);
+    if orphans > 0 {
+        log::warn!("ended {orphans} processes left running by interrupted runs");
+    }
+    let retries = recovered.retries;
     let pruned = store
         .prune_runs(None, settings.history_keep_per_task)
         .map_err(|e| e.to_string())?;
@@ -558,7 +567,18 @@ impl Engine {
                 _ => break,
             }
         }
-        let latest = *due.last().unwrap_or(&first);
+        let mut latest = *due.last().unwrap_or(&first);
+        if due.len() >= MAX_DUE && next_fire(&task, latest).is_some_and(|t| t <= now) {
+            // A very long outage of a very frequent task: stop listing, note that there were
+            // more, and carry on from now.
+            log::warn!(
+                "task {}: more than {MAX_DUE} fires missed since {}; the rest are not listed",
+                task.spec.name,
+                rfc3339(first)
+            );
+            latest = now;
+            due.push(now);
+        }
         if let Err(e) = self.store.set_cursor(&task.id, &rfc3339(latest)) {
             log::error!("cannot store the cursor of task {}: {e}", task.id);
         }

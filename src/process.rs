@@ -313,6 +313,62 @@ pub fn run(
     }
 }
 
+/// After a crash: end every process that still belongs to one of `runs` (task id, run id). A
+/// process is recognised by `CLAUDECRON_TASK_ID` and `CLAUDECRON_RUN_ID` in its environment
+/// (inherited by everything a run starts; task ids are random, so another server's runs never
+/// match), and its whole process group is killed. Returns how many processes were found.
+pub fn end_orphaned_runs(runs: &[(String, i64)]) -> usize {
+    if runs.is_empty() {
+        return 0;
+    }
+    let wanted: std::collections::HashSet<(String, String)> = runs
+        .iter()
+        .map(|(task, run)| {
+            (
+                format!("CLAUDECRON_TASK_ID={task}"),
+                format!("CLAUDECRON_RUN_ID={run}"),
+            )
+        })
+        .collect();
+    let mut groups = std::collections::HashSet::new();
+    let mut found = 0;
+    let me = std::process::id() as i32;
+    // SAFETY: getpgrp has no failure mode.
+    let my_group = unsafe { libc::getpgrp() };
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let vars: Vec<String> = environ
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .filter(|v| v.starts_with("CLAUDECRON_TASK_ID=") || v.starts_with("CLAUDECRON_RUN_ID="))
+            .collect();
+        let task = vars.iter().find(|v| v.starts_with("CLAUDECRON_TASK_ID="));
+        let run = vars.iter().find(|v| v.starts_with("CLAUDECRON_RUN_ID="));
+        if let (Some(task), Some(run)) = (task, run) {
+            if wanted.contains(&(task.clone(), run.clone())) {
+                found += 1;
+                // SAFETY: getpgid and kill only inspect or signal processes.
+                let pgid = unsafe { libc::getpgid(pid) };
+                if pgid > 1 && pgid != my_group && groups.insert(pgid) {
+                    signal_group(pgid, libc::SIGKILL);
+                }
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

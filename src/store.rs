@@ -141,6 +141,14 @@ pub struct NewRun<'a> {
     pub context: Option<&'a str>,
 }
 
+/// What start-up recovery found.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    pub were_running: Vec<(String, i64)>,
+    pub interrupted: usize,
+    pub retries: Vec<Run>,
+}
+
 /// What a subagent run used, as recorded.
 #[derive(Debug, Clone)]
 pub struct RunUsage<'a> {
@@ -477,21 +485,35 @@ impl Store {
     }
 
     /// At start-up: runs left `running` or `queued` by a previous process become `interrupted`,
-    /// except queued retries, which are returned to be re-armed. Returns (interrupted, retries).
-    pub fn recover_unfinished(&self, now: &str) -> Result<(usize, Vec<Run>)> {
-        let interrupted = self.conn.execute(
+    /// except queued retries, which are returned to be re-armed. Returns the (task id, run id)
+    /// of the runs that were `running` (their processes may have outlived the old server), how
+    /// many were interrupted, and the retries.
+    pub fn recover_unfinished(&self, now: &str) -> Result<Recovered> {
+        let tx = self.conn.unchecked_transaction()?;
+        let mut stmt = tx.prepare("SELECT task_id, id FROM runs WHERE status = 'running'")?;
+        let were_running = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<(String, i64)>>>()?;
+        drop(stmt);
+        let interrupted = tx.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = ?1,
                  error = COALESCE(error, 'the server stopped while this run was ' || status)
              WHERE status = 'running' OR (status = 'queued' AND trigger <> 'retry')",
             [now],
         )?;
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = tx.prepare(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'queued' AND trigger = 'retry' ORDER BY id"
         ))?;
         let retries = stmt
             .query_map([], run_from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok((interrupted, retries))
+        drop(stmt);
+        tx.commit()?;
+        Ok(Recovered {
+            were_running,
+            interrupted,
+            retries,
+        })
     }
 
     /// Keep the newest `keep` finished runs of a task (of every task when `task_id` is None);
