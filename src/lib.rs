@@ -15,6 +15,7 @@ pub mod mcp;
 pub mod process;
 pub mod run;
 pub mod schedule;
+pub mod sdnotify;
 pub mod server;
 pub mod sse;
 pub mod store;

@@ -127,6 +127,7 @@ fn wait_for_shutdown(set: libc::sigset_t, app: &App, server: &tiny_http::Server)
         RUN_GRACE.as_secs()
     );
     app.stopping.store(true, Ordering::Release);
+    crate::sdnotify::notify("STOPPING=1");
     server.unblock();
     app.engine.shutdown(RUN_GRACE + Duration::from_secs(10));
     app.mcp.sessions.close_all();
@@ -259,6 +260,7 @@ pub fn serve(config: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot start housekeeping thread: {e}"))?;
     }
 
+    crate::sdnotify::notify(&format!("READY=1\nSTATUS=listening on {addr}"));
     // Each request gets a short-lived I/O thread that reads its body, waits for a worker's
     // answer and writes it: a client that is slow to send or to read holds that thread (as it
     // already holds tiny_http's thread for its connection), never one of the few workers.
