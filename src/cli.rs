@@ -13,6 +13,8 @@ Usage:
   claudecron token [--rotate] [--config FILE]
   claudecron preview-schedule EXPR [--tz TZ] [--count N]
   claudecron client-config [--url URL] [--config FILE]
+  claudecron backup DEST [--config FILE]
+  claudecron api-docs
   claudecron hook [--url URL] [--token TOKEN]   (a Claude Code hook payload on stdin)
   claudecron --version
   claudecron --help
@@ -23,6 +25,8 @@ Commands:
   token             print the bearer token (--rotate: replace it; restart the server afterwards)
   preview-schedule  show a cron expression in words and its next fire times
   client-config     print ready-to-paste setup for Claude Code, Claude Desktop and hooks
+  backup            copy the live database to DEST (a file, or a directory for a dated file), checked
+  api-docs          print docs/API.md (the tools, from the server's own definitions)
   hook              forward a hook payload from stdin to the server (2 s at most; always exit 0)
 
 Settings come from the TOML config file (--config, $CLAUDECRON_CONFIG, ~/.claudecron/config.toml,
@@ -151,17 +155,23 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
             Ok(())
         }
         "client-config" => client_config(&parsed.rest, &parsed.sources),
+        "backup" => backup(&parsed.rest, &parsed.sources),
+        "api-docs" => {
+            no_extra(&parsed.rest, "api-docs")?;
+            print!("{}", crate::api_docs::render());
+            Ok(())
+        }
         "" => match parsed.rest.first() {
             // Only options and no command: the first one is not a known global option.
             Some(option) => Err(CliError::Usage(format!(
-                "unknown option \"{option}\"; expected a command (serve, check, token, preview-schedule, client-config, hook), --help or --version"
+                "unknown option \"{option}\"; expected a command (serve, check, token, preview-schedule, client-config, hook, backup, api-docs), --help or --version"
             ))),
             None => Err(CliError::Usage(
-                "no command given; expected one of: serve, check, token, preview-schedule, client-config, hook".into(),
+                "no command given; expected one of: serve, check, token, preview-schedule, client-config, hook, backup, api-docs".into(),
             )),
         },
         other => Err(CliError::Usage(format!(
-            "unknown command \"{other}\"; expected one of: serve, check, token, preview-schedule, client-config, hook"
+            "unknown command \"{other}\"; expected one of: serve, check, token, preview-schedule, client-config, hook, backup, api-docs"
         ))),
     }
 }
@@ -208,6 +218,50 @@ fn client_config(rest: &[String], sources: &Sources) -> Result<(), CliError> {
             .unwrap_or_default(),
     };
     print!("{}", crate::client_config::render(&base, &token));
+    Ok(())
+}
+
+fn backup(rest: &[String], sources: &Sources) -> Result<(), CliError> {
+    let dest = match rest {
+        [dest] if !dest.starts_with("--") => PathBuf::from(dest),
+        _ => {
+            return Err(CliError::Usage(
+                "backup needs one destination: claudecron backup /var/backups/claudecron.db (or a directory)".into(),
+            ))
+        }
+    };
+    let config = load_config(sources)?;
+    let dest = if dest.is_dir() {
+        dest.join(format!(
+            "claudecron-{}.db",
+            chrono::Utc::now().format("%Y%m%d-%H%M%S")
+        ))
+    } else {
+        dest
+    };
+    if dest == config.db_path {
+        return Err(CliError::Usage(
+            "the destination is the live database itself".into(),
+        ));
+    }
+    if !config.db_path.exists() {
+        return Err(CliError::Failed(format!(
+            "no database at {} (db_path); nothing to back up",
+            config.db_path.display()
+        )));
+    }
+    let store = crate::store::Store::open(&config.db_path)
+        .map_err(|e| CliError::Failed(format!("database {}: {e}", config.db_path.display())))?;
+    let started = std::time::Instant::now();
+    let (tasks, runs) = store
+        .backup_to(&dest)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    println!(
+        "backed up {} to {} in {} ms: {tasks} tasks, {runs} runs, integrity ok",
+        config.db_path.display(),
+        dest.display(),
+        started.elapsed().as_millis()
+    );
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! claudecron: a self-hosted MCP server that schedules and runs work on a small Linux host.
 //! This crate root only declares the modules; see ARCHITECTURE.md for the map.
 
+pub mod api_docs;
 pub mod catalog;
 pub mod cli;
 pub mod client_config;

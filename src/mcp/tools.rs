@@ -17,7 +17,7 @@ fn task_properties() -> Value {
         "timezone": {"type": "string", "description": "IANA zone the schedule fires in and times are shown in, e.g. Europe/Moscow, America/New_York. Default: the server's default_timezone (UTC).", "examples": ["UTC", "Europe/Moscow"]},
         "trigger": {
             "type": "object",
-            "description": "What fires the task when it is not a plain cron schedule. type is one of: cron {schedule, timezone}; file-watch {path (absolute), pattern (glob), recursive (default true), events [create, modify, remove], debounce_ms (default 1000)}; hook {event (Claude Code hook event such as PostToolUse), matcher (tool-name regex), file_pattern (glob), debounce_ms}; interval {every: 30s/15m/2h/1d, start_at (RFC 3339)}; once {at (RFC 3339)}; after {task (id or name), on: success/failure/always}; manual {} (only run by claudecron_run_task).",
+            "description": "What fires the task when it is not a plain cron schedule. type is one of: cron {schedule, timezone}; file-watch {path (absolute), pattern (glob), recursive (default true), events [create, modify, remove], debounce_ms (default 1000)}; hook {event (Claude Code hook event such as PostToolUse), matcher (as in Claude Code settings: a name or A|B list is exact, anything else an unanchored regex; tested against tool_name for tool events), file_pattern (glob on tool_input.file_path), debounce_ms (default 0)}; interval {every: 30s/15m/2h/1d, start_at (RFC 3339)}; once {at (RFC 3339)}; after {task (id or name), on: success/failure/always}; manual {} (only run by claudecron_run_task).",
             "properties": {
                 "type": {"type": "string", "enum": ["cron", "file-watch", "file_watch", "hook", "interval", "once", "after", "manual"]},
                 "schedule": {"type": "string"},
@@ -41,7 +41,7 @@ fn task_properties() -> Value {
         "command": {"type": "string", "description": "Shell command for a bash task, run with /bin/sh -c."},
         "prompt": {"type": "string", "description": "Instructions for a subagent task."},
         "description": {"type": "string", "description": "Free text for people."},
-        "enabled": {"type": "boolean", "default": true},
+        "enabled": {"type": "boolean", "default": true, "description": "false: stored but not armed."},
         "cwd": {"type": "string", "description": "Absolute working directory for the run."},
         "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Extra environment variables for the run (CLAUDECRON_* are reserved)."},
         "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 604800, "description": "Run time limit; default the server's task_timeout_secs (300)."},
@@ -54,8 +54,8 @@ fn task_properties() -> Value {
         "system": {"type": "string", "description": "Subagent only: a system prompt (api runner), or text appended to Claude Code's system prompt (claude-code runner)."},
         "overlap": {"type": "string", "enum": ["skip", "queue", "allow"], "default": "skip", "description": "What a fire does while a run of this task is still active."},
         "catch_up": {"type": "string", "enum": ["skip", "once"], "default": "skip", "description": "Fires missed while the server was down: skip (recorded as skipped runs) or once (one run)."},
-        "retries": {"type": "object", "properties": {"max_attempts": {"type": "integer", "minimum": 0, "maximum": 10, "default": 0}, "backoff_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "default": 30}, "doubling": {"type": "boolean", "default": true}}, "additionalProperties": false},
-        "notify": {"type": "object", "properties": {"url": {"type": "string", "description": "http(s) URL receiving a JSON POST per finished run"}, "on": {"type": "string", "enum": ["failure", "success", "always"], "default": "failure"}}, "required": ["url"], "additionalProperties": false}
+        "retries": {"type": "object", "description": "Retry a failed or timed-out run: max_attempts more runs, backoff_seconds apart (doubling each time when doubling is true); each attempt is its own run.", "properties": {"max_attempts": {"type": "integer", "minimum": 0, "maximum": 10, "default": 0}, "backoff_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "default": 30}, "doubling": {"type": "boolean", "default": true}}, "additionalProperties": false},
+        "notify": {"type": "object", "description": "A JSON POST to url when a run finishes (on failure, success or always): task, run, status, output excerpt.", "properties": {"url": {"type": "string", "description": "http(s) URL receiving a JSON POST per finished run"}, "on": {"type": "string", "enum": ["failure", "success", "always"], "default": "failure"}}, "required": ["url"], "additionalProperties": false}
     })
 }
 
