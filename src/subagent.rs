@@ -213,6 +213,15 @@ fn excerpt(text: &str, n: usize) -> String {
     format!("{}…", &t[..end])
 }
 
+/// Claude Code refuses `bypassPermissions` as root, with a plain-text line on stderr (no JSON):
+/// say what to do about it.
+fn root_refusal(output: &str) -> Option<String> {
+    output.contains("cannot be used with root").then(|| format!(
+        "{}; Claude Code refuses permission_mode bypassPermissions as root: run the server as a normal user, use another permission_mode with allowed_tools, or set IS_SANDBOX=1 in the task's env if the host is a sandbox",
+        excerpt(output, 300)
+    ))
+}
+
 /// Map Claude Code's result object (and its exit code) to an outcome.
 pub fn read_claude_result(result: &Value, exit_code: Option<i32>, model: &str) -> SubagentOutcome {
     let text = |k: &str| result.get(k).and_then(Value::as_str).map(String::from);
@@ -250,11 +259,8 @@ pub fn read_claude_result(result: &Value, exit_code: Option<i32>, model: &str) -
         ))
     } else if let Some(status) = result.get("api_error_status").and_then(Value::as_i64) {
         Some(format!("API error {status}: {}", excerpt(&output, 500)))
-    } else if output.contains("cannot be used with root") {
-        Some(format!(
-            "{}; Claude Code refuses bypassPermissions as root: run the server as a normal user, or set IS_SANDBOX=1 in the task's env if the host is a sandbox",
-            excerpt(&output, 300)
-        ))
+    } else if let Some(hint) = root_refusal(&output) {
+        Some(hint)
     } else {
         let why = if output.is_empty() {
             subtype.clone()
@@ -354,14 +360,16 @@ fn run_claude_code(
             Some(result) => read_claude_result(&result, outcome.exit_code, model),
             None => base(
                 "failed",
-                format!(
-                    "claude did not print its JSON result (exit code {}); it printed: {}",
-                    outcome
-                        .exit_code
-                        .map(|c| c.to_string())
-                        .unwrap_or_else(|| "none".into()),
-                    excerpt(&outcome.output, 500)
-                ),
+                root_refusal(&outcome.output).unwrap_or_else(|| {
+                    format!(
+                        "claude did not print its JSON result (exit code {}); it printed: {}",
+                        outcome
+                            .exit_code
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "none".into()),
+                        excerpt(&outcome.output, 500)
+                    )
+                }),
             ),
         },
     }

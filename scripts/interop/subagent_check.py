@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""claudecron interop: subagent tasks end to end through the official Python MCP SDK.
+
+Run by scripts/interop.sh (part `subagent`) against a claudecron server started with
+CLAUDECRON_CLAUDE_PATH = the real Claude Code CLI (npm @anthropic-ai/claude-code, pinned),
+CLAUDECRON_ANTHROPIC_BASE_URL = scripts/interop/mock_anthropic.py, CLAUDECRON_ANTHROPIC_API_KEY =
+dummy, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 and CLAUDE_CODE_MAX_RETRIES=0 in the server's
+environment (inherited by runs), and a throwaway HOME:
+
+    CLAUDECRON_INTEROP_TOKEN=... python subagent_check.py --url http://127.0.0.1:PORT/mcp \\
+        --mock-log /tmp/.../requests.jsonl --claude-version 2.1.197
+
+Checks (one `ok - subagent ...` / `not ok - subagent ...: details` line each):
+  - the seed's weekly-code-review task (SPEC §4), created exactly as written, run once with
+    claudecron_run_task + wait_seconds: success, the mock's text as output, runner claude-code,
+    cost and tokens recorded, visible in get_history; Claude Code really called the mock with the
+    prompt;
+  - a real tool round trip (`[[bash: echo ...]]`, allowed_tools Bash): success with the tool output;
+  - max_turns 1 with a tool_use: failed, error_max_turns reason;
+  - an API error (mock forced 401): failed, exactly one request (CLAUDE_CODE_MAX_RETRIES reached
+    the child);
+  - runner api against the same mock: success with tokens; and a forced 401: failed with the API's
+    message.
+Exit status 0 when every check passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import anyio
+import httpx2
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from py_client import Checks, describe, short, text_of
+
+MOCK_TEXT = "Hello from the mock Anthropic API."
+# SPEC.md §4, exactly as written.
+WEEKLY = {"name": "weekly-code-review", "type": "subagent", "schedule": "0 9 * * 1",
+          "prompt": "Review all commits from last week in /project, summarize changes and potential issues",
+          "timezone": "UTC"}
+TOOL_TASK = {"name": "interop-cc-bash", "type": "subagent", "trigger": {"type": "manual"},
+             "prompt": "Run this: [[bash: echo hello-from-bash]]", "allowed_tools": ["Bash"], "max_turns": 4}
+MAX_TURNS_TASK = {"name": "interop-cc-max-turns", "type": "subagent", "trigger": {"type": "manual"},
+                  "prompt": "[[bash: echo hi]]", "max_turns": 1, "allowed_tools": ["Bash"]}
+API_ERROR_TASK = {"name": "interop-cc-401", "type": "subagent", "trigger": {"type": "manual"},
+                  "prompt": "[[status: 401]] this request is refused by the mock", "timeout_seconds": 60}
+API_RUNNER_TASK = {"name": "interop-api-runner", "type": "subagent", "trigger": {"type": "manual"},
+                   "runner": "api", "prompt": "Say hello from the api runner.", "max_tokens": 256,
+                   "system": "Be brief."}
+API_RUNNER_401 = {"name": "interop-api-401", "type": "subagent", "trigger": {"type": "manual"},
+                  "runner": "api", "prompt": "[[status: 401]] refused"}
+WAIT_S = 90
+OVERALL_TIMEOUT_S = 240
+USAGE_FIELDS = ("runner", "model", "cost_usd", "input_tokens", "output_tokens", "num_turns", "session_id")
+
+
+def mock_requests(path: str) -> list[dict[str, Any]]:
+    out = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+    except OSError:
+        pass
+    return out
+
+
+def posts_containing(path: str, needle: str) -> list[dict[str, Any]]:
+    return [r for r in mock_requests(path)
+            if r.get("method") == "POST" and needle in json.dumps(r.get("body"))]
+
+
+class Runner:
+    def __init__(self, client: Client, ck: Checks) -> None:
+        self.client = client
+        self.ck = ck
+
+    async def tool(self, label: str, name: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            res = await self.client.call_tool(name, args)
+        except BaseException as e:  # noqa: BLE001
+            self.ck.fail(label, f"{name} raised {describe(e)}")
+            return None
+        if res.is_error or not isinstance(res.structured_content, dict):
+            self.ck.fail(label, f"{name}: isError={res.is_error}: {text_of(res)[:400]}")
+            return None
+        return res.structured_content
+
+    async def add(self, task: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            await self.client.call_tool("claudecron_delete_task", {"taskId": task["name"]})
+        except BaseException:  # noqa: BLE001,S110 - absent is fine
+            pass
+        sc = await self.tool(f"add_task {task['name']}", "claudecron_add_task", task)
+        return sc.get("task") if sc else None
+
+    async def run(self, name: str) -> tuple[dict[str, Any] | None, float]:
+        t0 = time.monotonic()
+        sc = await self.tool(f"run_task {name}", "claudecron_run_task", {"taskId": name, "wait_seconds": WAIT_S})
+        took = time.monotonic() - t0
+        run = sc.get("run") if sc else None
+        if run is not None and run.get("status") in ("queued", "running"):
+            self.ck.fail(f"run_task {name}", f"still {run.get('status')} after {WAIT_S} s")
+            return None, took
+        return run, took
+
+
+async def scenario(r: Runner, ck: Checks, mock_log: str, claude_version: str) -> None:
+    # -- the seed's weekly-code-review, exactly as written, run once through claude-code ----------
+    task = await r.add(WEEKLY)
+    if task is not None:
+        ck.check("add_task weekly-code-review (SPEC §4, as written): effective_runner claude-code, no warning",
+                 task.get("effective_runner") == "claude-code" and "warning" not in task, short(task))
+    run, took = await r.run(WEEKLY["name"])
+    if run is not None:
+        ck.check(f"weekly-code-review run_task wait_seconds: success in {took:.1f} s",
+                 run.get("status") == "success", short(run))
+        ck.check("weekly-code-review: output is the mock's text", run.get("output") == MOCK_TEXT,
+                 f"output={run.get('output')!r} error={run.get('error')!r}")
+        ck.check("weekly-code-review: runner claude-code, cost and tokens recorded",
+                 run.get("runner") == "claude-code" and (run.get("cost_usd") or 0) > 0
+                 and run.get("input_tokens") == 100 and run.get("output_tokens") == 10
+                 and run.get("num_turns") == 1 and bool(run.get("session_id")) and bool(run.get("model")),
+                 short({k: run.get(k) for k in USAGE_FIELDS}))
+        hist = await r.tool("get_history weekly-code-review", "claudecron_get_history",
+                            {"taskId": WEEKLY["name"], "limit": 5})
+        if hist is not None:
+            row = next((x for x in hist.get("runs", []) if x.get("id") == run.get("id")), None)
+            ck.check("get_history shows runner, model, tokens, cost, turns, session id",
+                     row is not None and all(row.get(k) == run.get(k) for k in USAGE_FIELDS),
+                     f"row={short(row)}")
+        seen = posts_containing(mock_log, "Review all commits from last week in /project")
+        ck.check("Claude Code sent the prompt to the mock Messages API (stream, x-api-key, claude-cli agent)",
+                 bool(seen) and seen[0].get("body", {}).get("stream") is True
+                 and seen[0].get("headers", {}).get("x-api-key") == "***"
+                 and f"claude-cli/{claude_version}" in seen[0].get("headers", {}).get("user-agent", ""),
+                 f"{len(seen)} matching requests; first: {short(seen[0]) if seen else None}")
+
+    # -- a real tool round trip ---------------------------------------------------------------
+    if await r.add(TOOL_TASK) is not None:
+        run, took = await r.run(TOOL_TASK["name"])
+        if run is not None:
+            ck.check(f"claude-code with a Bash tool_use (allowed_tools Bash): success in {took:.1f} s, tool output",
+                     run.get("status") == "success"
+                     and run.get("output") == "MOCK_DONE after tool: hello-from-bash" and run.get("num_turns") == 2,
+                     short(run))
+
+    # -- error_max_turns ----------------------------------------------------------------------
+    if await r.add(MAX_TURNS_TASK) is not None:
+        run, took = await r.run(MAX_TURNS_TASK["name"])
+        if run is not None:
+            err = run.get("error") or ""
+            ck.check(f"claude-code max_turns 1 + tool_use: failed with the error_max_turns reason ({took:.1f} s)",
+                     run.get("status") == "failed" and "Reached maximum number of turns (1)" in err,
+                     short(run))
+
+    # -- an API error -------------------------------------------------------------------------
+    if await r.add(API_ERROR_TASK) is not None:
+        run, took = await r.run(API_ERROR_TASK["name"])
+        if run is not None:
+            err = run.get("error") or ""
+            ck.check(f"claude-code against a forced 401: failed naming the API error ({took:.1f} s)",
+                     run.get("status") == "failed" and "401" in err, short(run))
+            n = len(posts_containing(mock_log, "[[status: 401]] this request"))
+            ck.check("CLAUDE_CODE_MAX_RETRIES=0 reached the child: one request, no retries", n == 1,
+                     f"{n} requests carried the prompt")
+
+    # -- the api runner against the same mock -------------------------------------------------
+    if await r.add(API_RUNNER_TASK) is not None:
+        run, took = await r.run(API_RUNNER_TASK["name"])
+        if run is not None:
+            ck.check(f"runner api: success with the mock's text and tokens ({took:.1f} s)",
+                     run.get("status") == "success" and run.get("output") == MOCK_TEXT
+                     and run.get("runner") == "api" and run.get("input_tokens") == 100
+                     and run.get("output_tokens") == 10, short(run))
+            seen = posts_containing(mock_log, "Say hello from the api runner.")
+            body = seen[0].get("body", {}) if seen else {}
+            ck.check("runner api request: max_tokens, system, the prompt as the user message, no stream",
+                     body.get("max_tokens") == 256 and body.get("system") == "Be brief."
+                     and body.get("messages") == [{"role": "user", "content": API_RUNNER_TASK["prompt"]}]
+                     and not body.get("stream")
+                     and seen[0].get("headers", {}).get("anthropic-version") == "2023-06-01",
+                     short(seen[0]) if seen else "no request seen")
+    if await r.add(API_RUNNER_401) is not None:
+        run, _ = await r.run(API_RUNNER_401["name"])
+        if run is not None:
+            err = run.get("error") or ""
+            ck.check("runner api against a forced 401: failed with the API's message",
+                     run.get("status") == "failed" and "401" in err and "mock forced error" in err, short(run))
+
+
+async def amain(args: argparse.Namespace) -> int:
+    ck = Checks("subagent")
+    token = os.environ.get("CLAUDECRON_INTEROP_TOKEN") or None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with anyio.fail_after(OVERALL_TIMEOUT_S):
+            async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(20.0, read=WAIT_S + 30)) as http:
+                async with Client(streamable_http_client(args.url, http_client=http), mode="legacy") as client:
+                    ck.ok("connect (python mcp SDK)")
+                    await scenario(Runner(client, ck), ck, args.mock_log, args.claude_version)
+    except TimeoutError:
+        ck.fail("scenario", f"did not finish within {OVERALL_TIMEOUT_S} s")
+    except BaseException as e:  # noqa: BLE001
+        ck.fail("scenario", describe(e))
+    print(f"# subagent totals: passed={ck.passed} failed={ck.failed}", flush=True)
+    return 0 if ck.failed == 0 and ck.passed > 0 else 1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--mock-log", required=True, help="the mock's request log (JSON lines)")
+    ap.add_argument("--claude-version", required=True, help="the pinned Claude Code version")
+    args = ap.parse_args()
+    sys.exit(anyio.run(amain, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1116 @@
+//! Subagent tasks against the real binary, both runners:
+//!
+//! - `api`: the server POSTs to a loopback mock of the Anthropic Messages API written here on
+//!   `std::net::TcpListener` (one thread, a scripted reply per request, every request recorded):
+//!   200 with text blocks and usage, a 400 error body, 429 with `retry-after` then 200, 529, a
+//!   hang past the task's timeout, a cancel mid-request, and no key configured.
+//! - `claude-code`: a small fake `claude` (a shell script set through `CLAUDECRON_CLAUDE_PATH`)
+//!   that records its argv, environment and cwd and prints a result object in the exact shapes
+//!   Claude Code 2.1.197 prints (reference/claude-code.md §3.3): success, `error_max_turns`, an
+//!   API error (`is_error` with `api_error_status` 401), malformed output, a hang past the
+//!   timeout, and the hook event appended to the prompt. The real CLI against a mock API is run
+//!   by scripts/interop.sh.
+//!
+//! Every wait is for a condition with a deadline.
+
+mod common;
+
+use common::{Options, Server, TempDir};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "sk-ant-test-0123456789abcdef";
+const NO_CLAUDE: &str = "/nonexistent/claudecron-tests/claude";
+
+// ---------------------------------------------------------------------------------------------
+// MCP helpers
+// ---------------------------------------------------------------------------------------------
+
+struct Mcp<'a> {
+    server: &'a Server,
+    session: String,
+}
+
+impl<'a> Mcp<'a> {
+    fn new(server: &'a Server) -> Mcp<'a> {
+        Mcp {
+            server,
+            session: server.session(),
+        }
+    }
+
+    fn call(&self, name: &str, args: Value) -> Value {
+        self.server.call_tool(&self.session, name, args)
+    }
+
+    /// A tool call that must succeed: its structuredContent.
+    fn ok(&self, name: &str, args: Value) -> Value {
+        let result = self.call(name, args.clone());
+        assert_eq!(
+            result["isError"],
+            json!(false),
+            "{name} {args} failed: {result}"
+        );
+        result["structuredContent"].clone()
+    }
+
+    /// Add a task; returns the task view.
+    fn add(&self, args: Value) -> Value {
+        self.ok("claudecron_add_task", args)["task"].clone()
+    }
+
+    /// `run_task` with `wait_seconds`: the finished run, and how long the call took.
+    fn run_wait(&self, task: &str, wait_seconds: u64) -> (Value, Duration) {
+        let started = Instant::now();
+        let out = self.ok(
+            "claudecron_run_task",
+            json!({"taskId": task, "wait_seconds": wait_seconds}),
+        );
+        let run = out["run"].clone();
+        assert!(
+            !matches!(run["status"].as_str(), Some("queued" | "running")),
+            "run_task waited {wait_seconds} s and the run is still {}: {run}",
+            run["status"]
+        );
+        (run, started.elapsed())
+    }
+
+    /// `run_task` without waiting: the run id.
+    fn start(&self, task: &str) -> i64 {
+        let out = self.ok("claudecron_run_task", json!({"taskId": task}));
+        out["run"]["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("run_task returned no run id: {out}"))
+    }
+
+    fn get_run(&self, run_id: i64) -> Value {
+        self.ok("claudecron_get_run", json!({"runId": run_id}))["run"].clone()
+    }
+
+    /// Wait (bounded) until the run has ended; returns it.
+    fn wait_run(&self, run_id: i64, within: Duration) -> Value {
+        wait_until(&format!("run {run_id} to end"), within, || {
+            let run = self.get_run(run_id);
+            (!matches!(run["status"].as_str(), Some("queued" | "running"))).then_some(run)
+        })
+    }
+
+    /// The `get_history` row of a run.
+    fn history_row(&self, task: &str, run_id: i64) -> Value {
+        let out = self.ok("claudecron_get_history", json!({"taskId": task}));
+        out["runs"]
+            .as_array()
+            .and_then(|runs| runs.iter().find(|r| r["id"] == json!(run_id)).cloned())
+            .unwrap_or_else(|| panic!("run {run_id} not in the history of {task}: {out}"))
+    }
+}
+
+/// Poll `probe` until it gives a value; panics after `within`.
+fn wait_until<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        // Poll interval, bounded by `within`.
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn error_of(run: &Value) -> String {
+    run["error"].as_str().unwrap_or("").to_string()
+}
+
+/// Usage fields that `get_run` and `get_history` must both show for a subagent run.
+const USAGE_FIELDS: [&str; 7] = [
+    "runner",
+    "model",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "num_turns",
+    "session_id",
+];
+
+fn assert_history_matches_run(mcp: &Mcp, task: &str, run: &Value) {
+    let row = mcp.history_row(task, run["id"].as_i64().unwrap());
+    for field in USAGE_FIELDS {
+        assert!(
+            row.get(field).is_some(),
+            "get_history rows must show {field}: {row}"
+        );
+        assert_eq!(
+            row[field], run[field],
+            "get_history {field} vs get_run: {row}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A loopback mock of the Messages API
+// ---------------------------------------------------------------------------------------------
+
+/// What the mock does with the next request.
+enum Reply {
+    Respond {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    },
+    /// Read the request, then never answer (until the mock is dropped).
+    Hang,
+}
+
+fn respond(status: u16, body: Value) -> Reply {
+    Reply::Respond {
+        status,
+        headers: Vec::new(),
+        body: body.to_string(),
+    }
+}
+
+fn respond_with(status: u16, headers: &[(&'static str, &str)], body: Value) -> Reply {
+    Reply::Respond {
+        status,
+        headers: headers.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        body: body.to_string(),
+    }
+}
+
+/// A 200 Messages API response: the given content blocks and usage.
+fn message(id: &str, model: &str, content: Value, input: i64, output: i64) -> Reply {
+    respond(
+        200,
+        json!({
+            "id": id, "type": "message", "role": "assistant", "model": model,
+            "content": content, "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": input, "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": 0, "output_tokens": output}
+        }),
+    )
+}
+
+fn api_error(kind: &str, msg: &str) -> Value {
+    json!({"type": "error", "error": {"type": kind, "message": msg}})
+}
+
+#[derive(Clone, Debug)]
+struct Recorded {
+    at: Instant,
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl Recorded {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct MockApi {
+    port: u16,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MockApi {
+    /// Serve `script` one reply per request, in order; after the script, 500s.
+    fn start(script: Vec<Reply>) -> MockApi {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the mock API");
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (rec, halt) = (Arc::clone(&requests), Arc::clone(&stop));
+        let mut script: VecDeque<Reply> = script.into();
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if halt.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = conn else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let Some(request) = read_request(&stream) else {
+                    continue;
+                };
+                rec.lock().unwrap().push(request);
+                match script.pop_front() {
+                    Some(Reply::Respond {
+                        status,
+                        headers,
+                        body,
+                    }) => write_response(stream, status, &headers, &body),
+                    Some(Reply::Hang) => {
+                        // Hold the connection open without answering until the test ends.
+                        let deadline = Instant::now() + Duration::from_secs(120);
+                        while !halt.load(Ordering::SeqCst) && Instant::now() < deadline {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        drop(stream);
+                    }
+                    None => write_response(
+                        stream,
+                        500,
+                        &[],
+                        &api_error("api_error", "mock: script exhausted").to_string(),
+                    ),
+                }
+            }
+        });
+        MockApi {
+            port,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    fn wait_requests(&self, n: usize, within: Duration) -> Vec<Recorded> {
+        wait_until(&format!("{n} requests at the mock API"), within, || {
+            let r = self.requests();
+            (r.len() >= n).then_some(r)
+        })
+    }
+}
+
+impl Drop for MockApi {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn read_request(stream: &TcpStream) -> Option<Recorded> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.resize(len, 0);
+        reader.read_exact(&mut body).ok()?;
+    } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut chunk = vec![0u8; n + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
+    Some(Recorded {
+        at: Instant::now(),
+        method,
+        path,
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    })
+}
+
+fn write_response(mut stream: TcpStream, status: u16, headers: &[(&str, String)], body: &str) {
+    let mut head = format!(
+        "HTTP/1.1 {status} Mock\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nrequest-id: req_mock\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body.as_bytes());
+    let _ = stream.flush();
+}
+
+/// A server whose `api` runner talks to `mock` with `KEY`; no `claude` executable.
+fn api_server(mock: &MockApi) -> Server {
+    Server::start(
+        Options::default()
+            .env("CLAUDECRON_ANTHROPIC_BASE_URL", &mock.url())
+            .env("CLAUDECRON_ANTHROPIC_API_KEY", KEY)
+            .env("CLAUDECRON_DEFAULT_MODEL", "claude-test-default")
+            .env("CLAUDECRON_CLAUDE_PATH", NO_CLAUDE),
+    )
+}
+
+fn api_task(name: &str, extra: Value) -> Value {
+    let mut task = json!({
+        "name": name, "type": "subagent", "trigger": {"type": "manual"},
+        "runner": "api", "prompt": "Say hello to the tests."
+    });
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        task[k] = v;
+    }
+    task
+}
+
+fn assert_key_not_logged(server: &Server) {
+    assert!(
+        !server.stderr().contains(KEY),
+        "the API key appears in the server log"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// api runner
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn api_runner_success_records_text_tokens_and_sends_the_messages_api_request() {
+    let mock = MockApi::start(vec![
+        message(
+            "msg_01",
+            "claude-test-1",
+            json!([
+                {"type": "text", "text": "Hello from the API."},
+                {"type": "tool_use", "id": "toolu_1", "name": "x", "input": {}},
+                {"type": "text", "text": "Second block."}
+            ]),
+            12,
+            34,
+        ),
+        message(
+            "msg_02",
+            "claude-test-default",
+            json!([{"type": "text", "text": "ok"}]),
+            5,
+            6,
+        ),
+    ]);
+    let server = api_server(&mock);
+    let mcp = Mcp::new(&server);
+
+    let task = mcp.add(api_task(
+        "api-ok",
+        json!({"model": "claude-test-1", "system": "Be brief."}),
+    ));
+    assert_eq!(task["effective_runner"], "api", "{task}");
+    assert!(task.get("warning").is_none(), "{task}");
+
+    let (run, _) = mcp.run_wait("api-ok", 20);
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(run["output"], "Hello from the API.\nSecond block.");
+    assert_eq!(run["runner"], "api");
+    assert_eq!(run["model"], "claude-test-1");
+    assert_eq!(run["input_tokens"], 12);
+    assert_eq!(run["output_tokens"], 34);
+    assert_eq!(run["num_turns"], 1);
+    assert_eq!(run["session_id"], "msg_01");
+    assert!(
+        run["cost_usd"].is_null(),
+        "the api runner does not price tokens: {run}"
+    );
+    assert_history_matches_run(&mcp, "api-ok", &run);
+
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 1, "one request, no retry");
+    let r = &requests[0];
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/v1/messages")
+    );
+    assert_eq!(r.header("x-api-key"), Some(KEY));
+    assert_eq!(r.header("anthropic-version"), Some("2023-06-01"));
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(r.body["model"], "claude-test-1");
+    assert_eq!(r.body["max_tokens"], 4096, "default max_tokens");
+    assert_eq!(r.body["system"], "Be brief.");
+    assert_eq!(
+        r.body["messages"],
+        json!([{"role": "user", "content": "Say hello to the tests."}])
+    );
+
+    // No model, no system, a max_tokens of its own.
+    mcp.add(api_task("api-defaults", json!({"max_tokens": 100})));
+    let (run, _) = mcp.run_wait("api-defaults", 20);
+    assert_eq!(run["status"], "success", "{run}");
+    let r = &mock.requests()[1];
+    assert_eq!(r.body["model"], "claude-test-default", "default_model");
+    assert_eq!(r.body["max_tokens"], 100);
+    assert!(r.body.get("system").is_none(), "{}", r.body);
+    assert_key_not_logged(&server);
+}
+
+#[test]
+fn api_runner_4xx_fails_with_the_apis_message_and_no_retry() {
+    let msg = "max_tokens: 999999 > 64000, which is the maximum allowed number of output tokens";
+    let mock = MockApi::start(vec![respond(400, api_error("invalid_request_error", msg))]);
+    let server = api_server(&mock);
+    let mcp = Mcp::new(&server);
+    mcp.add(api_task("api-400", json!({})));
+    let (run, _) = mcp.run_wait("api-400", 20);
+    assert_eq!(run["status"], "failed", "{run}");
+    let error = error_of(&run);
+    assert!(error.contains("400"), "{error}");
+    assert!(error.contains("invalid_request_error"), "{error}");
+    assert!(error.contains(msg), "the API's own message: {error}");
+    assert_eq!(run["runner"], "api");
+    // Give a wrong retry a moment to show up.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(mock.requests().len(), 1, "a 400 is not retried");
+}
+
+#[test]
+fn api_runner_429_waits_for_retry_after_then_succeeds() {
+    let mock = MockApi::start(vec![
+        respond_with(
+            429,
+            &[("retry-after", "1")],
+            api_error(
+                "rate_limit_error",
+                "Number of requests has exceeded your rate limit",
+            ),
+        ),
+        message(
+            "msg_after_429",
+            "claude-test-default",
+            json!([{"type": "text", "text": "made it"}]),
+            1,
+            2,
+        ),
+    ]);
+    let server = api_server(&mock);
+    let mcp = Mcp::new(&server);
+    mcp.add(api_task("api-429", json!({})));
+    let (run, _) = mcp.run_wait("api-429", 30);
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(run["output"], "made it");
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2);
+    let gap = requests[1].at - requests[0].at;
+    assert!(
+        gap >= Duration::from_millis(1000),
+        "the retry came {gap:?} after the 429 (retry-after: 1)"
+    );
+    assert!(gap < Duration::from_secs(5), "retry took {gap:?}");
+    assert_eq!(requests[1].body, requests[0].body, "the same request again");
+}
+
+#[test]
+fn api_runner_529_is_retried_then_succeeds_or_fails_when_it_persists() {
+    let overloaded = || {
+        respond_with(
+            529,
+            &[("retry-after", "0")],
+            api_error("overloaded_error", "Overloaded"),
+        )
+    };
+    let mut script = vec![
+        overloaded(),
+        message(
+            "msg_after_529",
+            "claude-test-default",
+            json!([{"type": "text", "text": "recovered"}]),
+            1,
+            1,
+        ),
+    ];
+    // Then a run that sees only 529s.
+    script.extend((0..10).map(|_| overloaded()));
+    let mock = MockApi::start(script);
+    let server = api_server(&mock);
+    let mcp = Mcp::new(&server);
+    mcp.add(api_task("api-529", json!({})));
+
+    let (run, _) = mcp.run_wait("api-529", 30);
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(run["output"], "recovered");
+    assert_eq!(mock.requests().len(), 2);
+
+    let (run, took) = mcp.run_wait("api-529", 30);
+    assert_eq!(run["status"], "failed", "{run}");
+    let error = error_of(&run);
+    assert!(
+        error.contains("529") && error.contains("Overloaded"),
+        "{error}"
+    );
+    let attempts = mock.requests().len() - 2;
+    assert!(
+        (2..=6).contains(&attempts),
+        "a persistent 529 is retried a few times, then given up: {attempts} attempts"
+    );
+    assert!(took < Duration::from_secs(10), "gave up after {took:?}");
+}
+
+#[test]
+fn api_runner_hang_past_the_timeout_is_a_prompt_timeout() {
+    let mock = MockApi::start(vec![Reply::Hang]);
+    let server = api_server(&mock);
+    let mcp = Mcp::new(&server);
+    mcp.add(api_task("api-hang", json!({"timeout_seconds": 2})));
+    let (run, took) = mcp.run_wait("api-hang", 30);
+    assert_eq!(run["status"], "timeout", "{run}");
+    assert!(error_of(&run).contains("timed out"), "{run}");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
+        "a 2 s timeout ended the run after {took:?}"
+    );
+    assert_eq!(run["runner"], "api");
+}
+
+#[test]
+fn api_runner_cancel_mid_request_is_prompt() {
+    let mock = MockApi::start(vec![Reply::Hang]);
+    let server = api_server(&mock);
+    let mcp = Mcp::new(&server);
+    mcp.add(api_task("api-cancel", json!({"timeout_seconds": 120})));
+    let run_id = mcp.start("api-cancel");
+    mock.wait_requests(1, Duration::from_secs(10));
+    assert_eq!(mcp.get_run(run_id)["status"], "running");
+    let started = Instant::now();
+    let out = mcp.ok("claudecron_cancel_run", json!({"runId": run_id}));
+    let took = started.elapsed();
+    assert_eq!(out["run"]["status"], "cancelled", "{out}");
+    assert!(
+        took < Duration::from_secs(3),
+        "cancel took {took:?} with the request in flight"
+    );
+    let run = mcp.get_run(run_id);
+    assert_eq!(run["status"], "cancelled");
+    assert!(error_of(&run).contains("cancel"), "{run}");
+}
+
+#[test]
+fn no_key_and_no_claude_are_reported_at_add_time_and_fail_runs_naming_the_setting() {
+    let mock = MockApi::start(vec![]);
+    let server = Server::start(
+        Options::default()
+            .env("CLAUDECRON_ANTHROPIC_BASE_URL", &mock.url())
+            .env("CLAUDECRON_CLAUDE_PATH", NO_CLAUDE),
+    );
+    let mcp = Mcp::new(&server);
+
+    // No runner given and no claude executable: the api runner is chosen; it has no key.
+    let result = mcp.call(
+        "claudecron_add_task",
+        json!({"name": "no-key", "type": "subagent", "trigger": {"type": "manual"}, "prompt": "hi"}),
+    );
+    assert_eq!(
+        result["isError"], false,
+        "creating it still works: {result}"
+    );
+    let task = &result["structuredContent"]["task"];
+    assert_eq!(task["effective_runner"], "api", "{task}");
+    let warning = task["warning"].as_str().unwrap_or("");
+    assert!(warning.contains("anthropic_api_key"), "{task}");
+    assert!(
+        result["content"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("anthropic_api_key"),
+        "the text answer says so too: {result}"
+    );
+    let (run, _) = mcp.run_wait("no-key", 20);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(error_of(&run).contains("anthropic_api_key"), "{run}");
+    assert!(error_of(&run).contains("ANTHROPIC_API_KEY"), "{run}");
+    assert_eq!(run["runner"], "api");
+    assert!(mock.requests().is_empty(), "nothing was sent without a key");
+
+    // runner claude-code with no executable: said at add time, and the run fails naming it.
+    let task = mcp.add(
+        json!({"name": "no-claude", "type": "subagent", "trigger": {"type": "manual"}, "prompt": "hi", "runner": "claude-code"}),
+    );
+    assert_eq!(task["effective_runner"], "claude-code");
+    assert!(
+        task["warning"]
+            .as_str()
+            .unwrap_or("")
+            .contains("claude_path"),
+        "{task}"
+    );
+    let (run, _) = mcp.run_wait("no-claude", 20);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(error_of(&run).contains("claude_path"), "{run}");
+    assert_eq!(run["runner"], "claude-code");
+}
+
+// ---------------------------------------------------------------------------------------------
+// claude-code runner with a fake `claude`
+// ---------------------------------------------------------------------------------------------
+
+/// A fake `claude` in its own temp dir: records argv (NUL-separated), env, cwd and pid, then
+/// runs `body` (shell).
+struct FakeClaude {
+    dir: TempDir,
+}
+
+impl FakeClaude {
+    fn new(body: &str) -> FakeClaude {
+        let dir = TempDir::new("claudecron-fake-claude");
+        let d = dir.path().display();
+        let script = format!(
+            "#!/bin/sh\nd='{d}'\necho $$ > \"$d/pid.tmp\" && mv \"$d/pid.tmp\" \"$d/pid\"\nprintf '%s\\0' \"$@\" > \"$d/argv\"\nenv > \"$d/env\"\npwd > \"$d/cwd\"\n{body}\n"
+        );
+        let path = dir.path().join("claude");
+        std::fs::write(&path, script).expect("write the fake claude");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        FakeClaude { dir }
+    }
+
+    /// A fake that prints `result` (one JSON line) and exits with `rc`.
+    fn printing(result: &Value, rc: i32) -> FakeClaude {
+        FakeClaude::new(&format!("cat <<'EOF'\n{result}\nEOF\nexit {rc}"))
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("claude")
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    fn argv(&self) -> Vec<String> {
+        self.read("argv")
+            .split('\0')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    /// The value of `name` in the fake's environment (None when unset).
+    fn env(&self, name: &str) -> Option<String> {
+        self.read("env")
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")).map(String::from))
+    }
+}
+
+fn claude_server(fake: &FakeClaude, extra: &[(&str, &str)]) -> Server {
+    let mut options = Options::default()
+        .env("CLAUDECRON_CLAUDE_PATH", &fake.path().to_string_lossy())
+        .env("CLAUDECRON_DEFAULT_MODEL", "claude-test-default");
+    for (k, v) in extra {
+        options = options.env(k, v);
+    }
+    Server::start(options)
+}
+
+fn claude_task(name: &str, extra: Value) -> Value {
+    let mut task = json!({
+        "name": name, "type": "subagent", "trigger": {"type": "manual"},
+        "prompt": "Review the last commits."
+    });
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        task[k] = v;
+    }
+    task
+}
+
+/// Claude Code 2.1.197's success object (reference/claude-code.md §3.3).
+fn success_result() -> Value {
+    json!({"type":"result","subtype":"success","is_error":false,"api_error_status":null,"duration_ms":130,"duration_api_ms":16,
+        "ttft_ms":126,"ttft_stream_ms":125,"time_to_request_ms":117,"num_turns":3,"result":"Two commits; no issues found.",
+        "stop_reason":"end_turn","session_id":"8da0f730-a1b7-4ac9-bca3-0779b7becc3a","total_cost_usd":0.01234,
+        "usage":{"input_tokens":1500,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":250,
+            "server_tool_use":{"web_search_requests":0,"web_fetch_requests":0},"service_tier":"standard",
+            "cache_creation":{"ephemeral_1h_input_tokens":0,"ephemeral_5m_input_tokens":0},"inference_geo":"","iterations":[],"speed":"standard"},
+        "modelUsage":{"claude-sonnet-4-5":{"inputTokens":1500,"outputTokens":250,"cacheReadInputTokens":0,"cacheCreationInputTokens":0,
+            "webSearchRequests":0,"costUSD":0.01234,"contextWindow":200000,"maxOutputTokens":64000}},
+        "permission_denials":[],"terminal_reason":"completed","fast_mode_state":"off","uuid":"6cb29a9e-0000"})
+}
+
+#[test]
+fn claude_code_success_records_cost_tokens_turns_session_with_the_right_argv_and_env() {
+    let fake = FakeClaude::new(&format!(
+        "echo 'a warning line before the result' >&2\ncat > \"$d/stdin\"\ncat <<'EOF'\n{}\nEOF\nexit 0",
+        success_result()
+    ));
+    let workdir = TempDir::new("claudecron-cc-cwd");
+    let server = claude_server(
+        &fake,
+        &[
+            ("CLAUDECRON_ANTHROPIC_API_KEY", KEY),
+            ("CLAUDECRON_ANTHROPIC_BASE_URL", "http://127.0.0.1:9/base"),
+            // The server runs inside a Claude Code session: the child must not think it is nested.
+            ("CLAUDECODE", "1"),
+            ("CLAUDE_CODE_ENTRYPOINT", "cli"),
+            // Inherited by runs (the interop suite relies on it).
+            ("CLAUDE_CODE_MAX_RETRIES", "0"),
+        ],
+    );
+    let mcp = Mcp::new(&server);
+    let task = mcp.add(claude_task(
+        "cc-ok",
+        json!({
+            "model": "claude-sonnet-4-5", "max_turns": 3, "allowed_tools": ["Read", "Bash(git *)"],
+            "permission_mode": "acceptEdits", "system": "Be brief.",
+            "cwd": workdir.path().to_string_lossy(), "env": {"TASK_VAR": "from-task"}
+        }),
+    ));
+    assert_eq!(task["effective_runner"], "claude-code", "{task}");
+    assert!(task.get("warning").is_none(), "{task}");
+
+    let (run, took) = mcp.run_wait("cc-ok", 20);
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(run["output"], "Two commits; no issues found.");
+    assert_eq!(run["runner"], "claude-code");
+    assert_eq!(run["model"], "claude-sonnet-4-5");
+    assert_eq!(run["cost_usd"], 0.01234);
+    assert_eq!(run["input_tokens"], 1500);
+    assert_eq!(run["output_tokens"], 250);
+    assert_eq!(run["num_turns"], 3);
+    assert_eq!(run["session_id"], "8da0f730-a1b7-4ac9-bca3-0779b7becc3a");
+    assert_eq!(run["exit_code"], 0);
+    assert!(run["error"].is_null(), "{run}");
+    assert!(took < Duration::from_secs(10));
+    assert_history_matches_run(&mcp, "cc-ok", &run);
+
+    assert_eq!(
+        fake.argv(),
+        [
+            "-p",
+            "Review the last commits.",
+            "--output-format",
+            "json",
+            "--model",
+            "claude-sonnet-4-5",
+            "--max-turns",
+            "3",
+            "--allowedTools",
+            "Read,Bash(git *)",
+            "--permission-mode",
+            "acceptEdits",
+            "--append-system-prompt",
+            "Be brief."
+        ]
+    );
+    assert_eq!(fake.env("CLAUDECODE"), None, "CLAUDECODE is removed");
+    assert_eq!(fake.env("CLAUDE_CODE_ENTRYPOINT"), None);
+    assert_eq!(fake.env("ANTHROPIC_API_KEY").as_deref(), Some(KEY));
+    assert_eq!(
+        fake.env("ANTHROPIC_BASE_URL").as_deref(),
+        Some("http://127.0.0.1:9/base")
+    );
+    assert_eq!(fake.env("CLAUDE_CODE_MAX_RETRIES").as_deref(), Some("0"));
+    assert_eq!(fake.env("TASK_VAR").as_deref(), Some("from-task"));
+    assert_eq!(fake.env("CLAUDECRON_TASK_NAME").as_deref(), Some("cc-ok"));
+    assert_eq!(fake.env("CLAUDECRON_TRIGGER").as_deref(), Some("manual"));
+    assert_eq!(
+        fake.read("cwd").trim(),
+        workdir.path().canonicalize().unwrap().to_string_lossy()
+    );
+    assert_eq!(fake.read("stdin"), "", "stdin is /dev/null");
+    assert_key_not_logged(&server);
+}
+
+#[test]
+fn claude_code_defaults_pass_only_the_model_and_no_key_when_none_is_configured() {
+    let fake = FakeClaude::printing(&success_result(), 0);
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    // No runner given: claude_path resolves, so claude-code is chosen.
+    let task = mcp.add(claude_task("cc-defaults", json!({})));
+    assert_eq!(task["effective_runner"], "claude-code", "{task}");
+    assert!(
+        task.get("warning").is_none(),
+        "claude may be logged in on its own: {task}"
+    );
+    let (run, _) = mcp.run_wait("cc-defaults", 20);
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(
+        fake.argv(),
+        [
+            "-p",
+            "Review the last commits.",
+            "--output-format",
+            "json",
+            "--model",
+            "claude-test-default"
+        ]
+    );
+    assert_eq!(fake.env("ANTHROPIC_API_KEY"), None);
+    assert_eq!(
+        fake.env("ANTHROPIC_BASE_URL"),
+        None,
+        "the public API is Claude Code's own default"
+    );
+}
+
+#[test]
+fn claude_code_error_max_turns_fails_with_the_reason() {
+    let result = json!({"type":"result","subtype":"error_max_turns","duration_ms":174,"duration_api_ms":55,"is_error":true,"num_turns":2,
+        "stop_reason":"tool_use","session_id":"4f179d72-eab6-4604-8239-7d203e528c5c","total_cost_usd":0.00075,
+        "usage":{"input_tokens":100,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":10},
+        "modelUsage":{"claude-opus-4-8[1m]":{"inputTokens":100,"outputTokens":10,"costUSD":0.00075}},
+        "permission_denials":[],"terminal_reason":"max_turns","fast_mode_state":"off","uuid":"aa239de9",
+        "errors":["Reached maximum number of turns (1)"]});
+    let fake = FakeClaude::printing(&result, 1);
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    mcp.add(claude_task("cc-max-turns", json!({"max_turns": 1})));
+    let (run, _) = mcp.run_wait("cc-max-turns", 20);
+    assert_eq!(run["status"], "failed", "{run}");
+    let error = error_of(&run);
+    assert!(
+        error.contains("Reached maximum number of turns (1)"),
+        "{error}"
+    );
+    assert!(error.contains("max_turns"), "{error}");
+    assert_eq!(run["num_turns"], 2);
+    assert_eq!(run["cost_usd"], 0.00075, "a failed run still cost money");
+    assert_eq!(run["model"], "claude-opus-4-8");
+    assert_eq!(run["exit_code"], 1);
+    assert!(fake.argv().windows(2).any(|w| w == ["--max-turns", "1"]));
+}
+
+#[test]
+fn claude_code_api_error_401_fails() {
+    let result = json!({"type":"result","subtype":"success","is_error":true,"api_error_status":401,"duration_ms":71,"duration_api_ms":0,
+        "num_turns":1,"result":"Failed to authenticate. API Error: 401 mock forced error","stop_reason":"stop_sequence",
+        "session_id":"990b8324-35c0-436d-9bd3-652cdf9da7d5","total_cost_usd":0,
+        "usage":{"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":0},
+        "modelUsage":{},"permission_denials":[],"terminal_reason":"completed","fast_mode_state":"off","uuid":"0fa765fe"});
+    let fake = FakeClaude::printing(&result, 1);
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    mcp.add(claude_task("cc-401", json!({})));
+    let (run, _) = mcp.run_wait("cc-401", 20);
+    assert_eq!(run["status"], "failed", "{run}");
+    let error = error_of(&run);
+    assert!(error.contains("401"), "{error}");
+    assert!(error.contains("Failed to authenticate"), "{error}");
+    assert_eq!(run["session_id"], "990b8324-35c0-436d-9bd3-652cdf9da7d5");
+}
+
+#[test]
+fn claude_code_is_error_with_exit_zero_is_still_a_failure() {
+    // "Not logged in" keeps subtype success but sets is_error (reference §3.1).
+    let result = json!({"type":"result","subtype":"success","is_error":true,"num_turns":0,
+        "result":"Not logged in · Please run /login","session_id":"s-1","total_cost_usd":0});
+    let fake = FakeClaude::printing(&result, 0);
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    mcp.add(claude_task("cc-login", json!({})));
+    let (run, _) = mcp.run_wait("cc-login", 20);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(error_of(&run).contains("Not logged in"), "{run}");
+}
+
+#[test]
+fn claude_code_malformed_output_fails_with_an_excerpt() {
+    for (name, rc) in [("cc-garbage-0", 0), ("cc-garbage-1", 1)] {
+        let fake = FakeClaude::new(&format!(
+            "echo 'Error: unexpected token in settings.json'\necho 'this is not the JSON result'\necho '{{\"type\":\"system\"}}'\nexit {rc}"
+        ));
+        let server = claude_server(&fake, &[]);
+        let mcp = Mcp::new(&server);
+        mcp.add(claude_task(name, json!({})));
+        let (run, _) = mcp.run_wait(name, 20);
+        assert_eq!(run["status"], "failed", "exit {rc}: {run}");
+        let error = error_of(&run);
+        assert!(
+            error.contains("unexpected token in settings.json"),
+            "the error quotes what came back: {error}"
+        );
+        assert!(error.contains(&format!("exit code {rc}")), "{error}");
+        assert!(
+            run["output"]
+                .as_str()
+                .unwrap_or("")
+                .contains("this is not the JSON result"),
+            "the raw output is kept: {run}"
+        );
+    }
+}
+
+#[test]
+fn claude_code_root_refusal_of_bypass_permissions_says_what_to_do() {
+    // What Claude Code 2.1.197 prints (stderr, no JSON, rc 1) when run as root with
+    // --permission-mode bypassPermissions.
+    let fake = FakeClaude::new(
+        "printf '%s' '--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons' >&2\nexit 1",
+    );
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    mcp.add(claude_task(
+        "cc-root",
+        json!({"permission_mode": "bypassPermissions"}),
+    ));
+    let (run, _) = mcp.run_wait("cc-root", 20);
+    assert_eq!(run["status"], "failed", "{run}");
+    let error = error_of(&run);
+    assert!(error.contains("cannot be used with root"), "{error}");
+    assert!(error.contains("IS_SANDBOX=1"), "{error}");
+    assert!(fake
+        .argv()
+        .windows(2)
+        .any(|w| w == ["--permission-mode", "bypassPermissions"]));
+}
+
+/// Live (not zombie) processes whose process group is `pgid`, from /proc.
+fn live_group_members(pgid: i32) -> Vec<i32> {
+    let mut members = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[0] != "Z" && fields[0] != "X" && fields[2] == pgid.to_string()
+        {
+            members.push(pid);
+        }
+    }
+    members
+}
+
+#[test]
+fn claude_code_hang_past_the_timeout_ends_the_process_group() {
+    // The fake starts a grandchild and waits; both must be gone after the timeout.
+    let fake = FakeClaude::new("sleep 300 &\necho $! > \"$d/child\"\nwait");
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    mcp.add(claude_task("cc-hang", json!({"timeout_seconds": 1})));
+    let run_id = mcp.start("cc-hang");
+    let pgid: i32 = wait_until("the fake claude to start", Duration::from_secs(10), || {
+        fake.read("pid").trim().parse().ok()
+    });
+    wait_until(
+        "the fake's grandchild to start",
+        Duration::from_secs(10),
+        || (live_group_members(pgid).len() >= 2).then_some(()),
+    );
+    let run = mcp.wait_run(run_id, Duration::from_secs(10));
+    assert_eq!(run["status"], "timeout", "{run}");
+    assert!(error_of(&run).contains("timed out after 1 s"), "{run}");
+    assert_eq!(run["runner"], "claude-code");
+    let duration = run["duration_ms"].as_i64().unwrap_or(i64::MAX);
+    assert!(
+        (900..5000).contains(&duration),
+        "a 1 s timeout took {duration} ms"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = live_group_members(pgid);
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            // SAFETY: killpg only sends a signal; clean up before failing.
+            unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            panic!("processes {left:?} of the run's group {pgid} are still alive");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn claude_code_cancel_ends_the_run() {
+    let fake = FakeClaude::new("sleep 300 &\nwait");
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    mcp.add(claude_task("cc-cancel", json!({"timeout_seconds": 120})));
+    let run_id = mcp.start("cc-cancel");
+    let pgid: i32 = wait_until("the fake claude to start", Duration::from_secs(10), || {
+        fake.read("pid").trim().parse().ok()
+    });
+    let started = Instant::now();
+    let out = mcp.ok("claudecron_cancel_run", json!({"runId": run_id}));
+    assert_eq!(out["run"]["status"], "cancelled", "{out}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    wait_until("the group to be gone", Duration::from_secs(5), || {
+        live_group_members(pgid).is_empty().then_some(())
+    });
+}
+
+#[test]
+fn hook_triggered_subagent_gets_the_event_appended_to_its_prompt() {
+    let fake = FakeClaude::printing(&success_result(), 0);
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    mcp.add(json!({
+        "name": "cc-on-stop", "type": "subagent", "runner": "claude-code",
+        "trigger": {"type": "hook", "event": "Stop"},
+        "prompt": "Summarize what the session did."
+    }));
+    let payload = json!({"session_id": "8b23700e-hook", "transcript_path": "/x.jsonl", "cwd": "/home/dev/proj",
+        "hook_event_name": "Stop", "stop_hook_active": false,
+        "last_assistant_message": "MOCK_DONE after tool: hello-from-bash"});
+    let out = mcp.ok(
+        "claudecron_trigger_hook",
+        json!({"event": "Stop", "payload": payload}),
+    );
+    assert_eq!(out["count"], 1, "{out}");
+    let run_id = out["matched"][0]["run_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no run id: {out}"));
+    let run = mcp.wait_run(run_id, Duration::from_secs(10));
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(run["trigger"], "hook");
+
+    let argv = fake.argv();
+    assert_eq!(argv[0], "-p");
+    let prompt = &argv[1];
+    assert!(
+        prompt.starts_with("Summarize what the session did.\n"),
+        "{prompt}"
+    );
+    for needle in [
+        "\"hook_event_name\": \"Stop\"",
+        "8b23700e-hook",
+        "MOCK_DONE after tool: hello-from-bash",
+    ] {
+        assert!(prompt.contains(needle), "{needle} missing from: {prompt}");
+    }
+    assert_eq!(fake.env("CLAUDECRON_HOOK_EVENT").as_deref(), Some("Stop"));
+}
