@@ -132,11 +132,7 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
     ),
     ("default_timezone", Kind::Str, Some("UTC")),
     ("anthropic_api_key", Kind::OptStr, None),
-    (
-        "anthropic_base_url",
-        Kind::Str,
-        Some("https://api.anthropic.com"),
-    ),
+    ("anthropic_base_url", Kind::OptStr, None),
     ("default_model", Kind::Str, Some("claude-sonnet-4-20250514")),
     ("claude_path", Kind::Str, Some("claude")),
 ];
@@ -496,8 +492,17 @@ fn build(
     let default_timezone = string(take("default_timezone")).unwrap_or_default();
     crate::schedule::parse_timezone(&default_timezone)
         .map_err(|e| format!("default_timezone: {e}"))?;
+    // Unset: ANTHROPIC_BASE_URL (which a claude-code child would inherit anyway), else the
+    // public API.
     let anthropic_base_url = string(take("anthropic_base_url"))
-        .unwrap_or_default()
+        .or_else(|| {
+            sources
+                .env
+                .get("ANTHROPIC_BASE_URL")
+                .filter(|u| !u.is_empty())
+                .cloned()
+        })
+        .unwrap_or_else(|| "https://api.anthropic.com".into())
         .trim_end_matches('/')
         .to_string();
     if !is_http_url(&anthropic_base_url) {

@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Output captured from `claude` before its JSON result is read.
+const CLAUDE_CAPTURE_BYTES: usize = 16 << 20;
 /// Default response token limit of the `api` runner.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 /// The public API; any other base URL is passed on to Claude Code too.
@@ -329,9 +331,35 @@ fn run_claude_code(
         stdin: None,
         timeout: job.timeout,
         grace: job.grace,
-        output_max_bytes: job.output_max_bytes,
+        // Claude Code prints its whole result as one JSON line at the end: capture enough to
+        // keep it intact, then cut what is stored down to output_max_bytes below.
+        output_max_bytes: job.output_max_bytes.max(CLAUDE_CAPTURE_BYTES),
     };
     let outcome = process::run(&spec, job.cancel, on_progress);
+    let ended = claude_outcome(job, model, &outcome);
+    let (output, cut) = cap(&ended.output, job.output_max_bytes);
+    SubagentOutcome {
+        output,
+        output_truncated: ended.output_truncated || cut,
+        ..ended
+    }
+}
+
+/// Head and tail of `text` within `max` bytes (as run output is kept).
+fn cap(text: &str, max: usize) -> (String, bool) {
+    if text.len() <= max {
+        return (text.to_string(), false);
+    }
+    let mut capture = process::Capture::new(max);
+    capture.push(text.as_bytes());
+    capture.snapshot()
+}
+
+fn claude_outcome(
+    job: &SubagentJob,
+    model: &str,
+    outcome: &process::ProcessOutcome,
+) -> SubagentOutcome {
     let base = |status: &str, error: String| SubagentOutcome {
         status: status.into(),
         error: Some(error),

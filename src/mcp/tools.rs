@@ -150,7 +150,7 @@ pub fn definitions() -> Vec<Value> {
         json!({
             "name": "claudecron_get_history",
             "title": "Run history of claudecron tasks",
-            "description": "List runs newest first, for one task or all: id, task, trigger, status (queued, running, success, failed, timeout, cancelled, skipped, interrupted), times (UTC), duration, exit code, output excerpt, cost. Example: {\"taskId\":\"daily-backup\",\"status\":\"failed\",\"limit\":10}",
+            "description": "List runs newest first, for one task or all: id, task, trigger, status (queued, running, success, failed, timeout, cancelled, skipped, interrupted), times (UTC), duration, exit code, output excerpt, error; for subagent runs also runner, model, tokens, cost, turns and session id. Example: {\"taskId\":\"daily-backup\",\"status\":\"failed\",\"limit\":10}",
             "inputSchema": object_schema(json!({
                 "taskId": task_id_property(),
                 "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
