@@ -118,6 +118,14 @@ fn no_extra(rest: &[String], command: &str) -> Result<(), CliError> {
 
 pub fn run(args: Vec<String>) -> Result<(), CliError> {
     let parsed = parse(args)?;
+    if parsed.command != "serve" {
+        // A printing command piped into `head` should end quietly when the pipe closes, as
+        // other command-line tools do; the server keeps SIGPIPE ignored for its sockets.
+        // SAFETY: resetting a signal disposition before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match parsed.command.as_str() {
         "--help" | "-h" | "help" => {
             print!("{USAGE}");

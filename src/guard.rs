@@ -40,11 +40,18 @@ fn origin_of(url: &str) -> Option<String> {
     if authority.is_empty() {
         return None;
     }
-    Some(format!(
-        "{}://{}",
-        scheme.to_ascii_lowercase(),
-        authority.to_ascii_lowercase()
-    ))
+    let scheme = scheme.to_ascii_lowercase();
+    let mut authority = authority.to_ascii_lowercase();
+    // Browsers leave the default port out of Origin: compare without it.
+    let default_port = match scheme.as_str() {
+        "https" => Some(":443"),
+        "http" => Some(":80"),
+        _ => None,
+    };
+    if let Some(stripped) = default_port.and_then(|p| authority.strip_suffix(p)) {
+        authority = stripped.to_string();
+    }
+    Some(format!("{scheme}://{authority}"))
 }
 
 /// Constant-time equality of two byte strings (length is not secret).
@@ -251,6 +258,11 @@ mod tests {
             origin_of("https://mcp.example.com/cron").as_deref(),
             Some("https://mcp.example.com")
         );
+        assert_eq!(
+            origin_of("https://mcp.example.com:443/cron").as_deref(),
+            Some("https://mcp.example.com")
+        );
+        assert_eq!(origin_of("http://h:8080").as_deref(), Some("http://h:8080"));
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
     }
