@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every test claudecron has, in one command (the README's test command; CI runs exactly this):
-# formatting, lints, the Rust unit and integration tests (real binary, real SQLite, real HTTP),
-# then the interop suite (clients we did not write: Python MCP SDK, the official conformance
-# suite, mcp-remote, curl). Exits non-zero on the first failing stage.
+# formatting, lints, the Rust unit and integration tests (real binary, real SQLite, real HTTP,
+# real processes and signals), the interop suite (clients we did not write: Python MCP SDK, the
+# official conformance suite, mcp-remote, curl, the real Claude Code CLI), a real nginx in front,
+# and the service kit (systemd unit, install/deploy scripts). Exits non-zero on the first
+# failing stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +21,9 @@ cargo test --all-targets
 
 stage "interop suite (scripts/interop.sh)"
 bash scripts/interop.sh
+
+stage "nginx in front, for real (scripts/nginx_test.sh)"
+bash scripts/nginx_test.sh
+
+stage "service kit: unit, install, deploy, example config (scripts/service_test.sh)"
+bash scripts/service_test.sh
