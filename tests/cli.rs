@@ -2,37 +2,24 @@
 //! environment apart from PATH and a temporary HOME, so the real ~/.claudecron, a
 //! CLAUDECRON_CONFIG or an ANTHROPIC_API_KEY of whoever runs the tests is never touched or read.
 
-use chrono::{DateTime, Datelike, Duration, FixedOffset, Timelike, Utc, Weekday};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
-struct TempDir(PathBuf);
+use chrono::{DateTime, Datelike, Duration, FixedOffset, Timelike, Utc, Weekday};
+use common::TempDir;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output};
 
 impl TempDir {
-    fn new(label: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "claudecron-cli-test-{label}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(path.join("home")).unwrap();
-        TempDir(path)
+    /// A fresh temp dir with an empty `home` in it (the child's HOME).
+    fn with_home(label: &str) -> TempDir {
+        let dir = TempDir::new(&format!("claudecron-cli-test-{label}"));
+        std::fs::create_dir_all(dir.home()).unwrap();
+        dir
     }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn home(&self) -> PathBuf {
-        self.0.join("home")
-    }
-}
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    fn home(&self) -> PathBuf {
+        self.path().join("home")
     }
 }
 
@@ -83,7 +70,7 @@ fn usage_error(r: &Run, says: &[&str]) {
 
 #[test]
 fn version() {
-    let dir = TempDir::new("version");
+    let dir = TempDir::with_home("version");
     for flag in ["--version", "-V"] {
         let r = run(&dir, &[flag], &[]);
         assert_eq!(r.code, 0, "{}", r.stderr);
@@ -96,7 +83,7 @@ fn version() {
 
 #[test]
 fn help_lists_every_command() {
-    let dir = TempDir::new("help");
+    let dir = TempDir::with_home("help");
     for flag in ["--help", "-h", "help"] {
         let r = run(&dir, &[flag], &[]);
         assert_eq!(r.code, 0, "{}", r.stderr);
@@ -117,7 +104,7 @@ fn help_lists_every_command() {
 
 #[test]
 fn usage_errors_exit_2_and_say_what_was_expected() {
-    let dir = TempDir::new("usage");
+    let dir = TempDir::with_home("usage");
     let expected = "expected one of: serve, check, token, preview-schedule";
     usage_error(
         &run(&dir, &["frobnicate"], &[]),
@@ -177,7 +164,7 @@ fn fire_times(stdout: &str) -> Vec<(DateTime<FixedOffset>, DateTime<Utc>)> {
 
 #[test]
 fn preview_schedule_weekdays_in_moscow() {
-    let dir = TempDir::new("preview");
+    let dir = TempDir::with_home("preview");
     let before = Utc::now();
     let r = run(
         &dir,
@@ -237,7 +224,7 @@ fn preview_schedule_weekdays_in_moscow() {
 
 #[test]
 fn preview_schedule_refuses_bad_input() {
-    let dir = TempDir::new("preview-bad");
+    let dir = TempDir::with_home("preview-bad");
     for count in ["0", "51", "abc", "-1", ""] {
         usage_error(
             &run(&dir, &["preview-schedule", "@daily", "--count", count], &[]),
@@ -283,7 +270,7 @@ fn preview_schedule_refuses_bad_input() {
 
 #[test]
 fn preview_schedule_defaults_to_five_times_in_the_configured_zone() {
-    let dir = TempDir::new("preview-default");
+    let dir = TempDir::with_home("preview-default");
     let r = run(
         &dir,
         &["preview-schedule", "@hourly"],
@@ -301,7 +288,7 @@ fn preview_schedule_defaults_to_five_times_in_the_configured_zone() {
 
 #[test]
 fn check_prints_effective_settings_and_masks_secrets() {
-    let dir = TempDir::new("check");
+    let dir = TempDir::with_home("check");
     let db = dir.path().join("data/tasks.db");
     let db_text = db.to_string_lossy().into_owned();
     let r = run(
@@ -368,7 +355,7 @@ fn check_prints_effective_settings_and_masks_secrets() {
 
 #[test]
 fn check_uses_home_for_the_default_paths() {
-    let dir = TempDir::new("check-home");
+    let dir = TempDir::with_home("check-home");
     let r = run(&dir, &["check"], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(dir.home().join(".claudecron/tasks.db").is_file());
@@ -379,7 +366,7 @@ fn check_uses_home_for_the_default_paths() {
 
 #[test]
 fn check_refuses_a_bad_config_with_exit_2() {
-    let dir = TempDir::new("check-bad");
+    let dir = TempDir::with_home("check-bad");
     let r = run(&dir, &["check"], &[("CLAUDECRON_PORT", "99999")]);
     usage_error(
         &r,
@@ -418,7 +405,7 @@ fn is_token(text: &str) -> bool {
 
 #[test]
 fn token_is_created_0600_and_rotated() {
-    let dir = TempDir::new("token");
+    let dir = TempDir::with_home("token");
     let db = dir.path().join("data/tasks.db");
     let db_text = db.to_string_lossy().into_owned();
     let env = [("CLAUDECRON_DB_PATH", db_text.as_str())];
@@ -455,7 +442,7 @@ fn token_is_created_0600_and_rotated() {
 
 #[test]
 fn token_defaults_to_the_data_dir_under_home() {
-    let dir = TempDir::new("token-home");
+    let dir = TempDir::with_home("token-home");
     let r = run(&dir, &["token"], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let file = dir.home().join(".claudecron/token");
@@ -468,7 +455,7 @@ fn token_defaults_to_the_data_dir_under_home() {
 
 #[test]
 fn token_refuses_a_world_readable_file_and_reports_configured_tokens() {
-    let dir = TempDir::new("token-perms");
+    let dir = TempDir::with_home("token-perms");
     let file = dir.path().join("token");
     std::fs::write(&file, "0123456789abcdef0123456789abcdef\n").unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();

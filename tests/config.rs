@@ -2,41 +2,20 @@
 //! and refusals that name the key, the value and what is accepted. Every test builds `Sources`
 //! by hand (its own env map, flags and a fake home), so the real environment is never read.
 
+mod common;
+
 use claudecron::config::{load, AuthMode, Config, Sources};
+use common::TempDir;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// A fresh, empty directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new(label: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "claudecron-config-test-{label}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
     /// Write `text` to `name` inside the directory and return its path.
     fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
+        let path = self.path().join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
         path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -80,7 +59,7 @@ fn assert_says(message: &str, needles: &[&str]) {
 
 #[test]
 fn defaults_follow_spec_section_6() {
-    let dir = TempDir::new("defaults");
+    let dir = TempDir::new("claudecron-config-test-defaults");
     let c = ok(&sources(&dir, Some(""), &[], &[]));
     let home = dir.path().join("home");
     assert_eq!(c.host, "127.0.0.1");
@@ -112,7 +91,7 @@ fn defaults_follow_spec_section_6() {
 
 #[test]
 fn precedence_is_file_then_env_then_flag() {
-    let dir = TempDir::new("precedence");
+    let dir = TempDir::new("claudecron-config-test-precedence");
     let toml = r#"
 host = "127.0.0.2"
 port = 4000
@@ -198,7 +177,7 @@ allowed_hosts = ["file.example"]
 
 #[test]
 fn unrelated_environment_variables_are_ignored() {
-    let dir = TempDir::new("unrelated-env");
+    let dir = TempDir::new("claudecron-config-test-unrelated-env");
     let c = ok(&sources(
         &dir,
         Some(""),
@@ -216,7 +195,7 @@ fn unrelated_environment_variables_are_ignored() {
 
 #[test]
 fn tilde_expands_to_home_in_every_path() {
-    let dir = TempDir::new("tilde");
+    let dir = TempDir::new("claudecron-config-test-tilde");
     let home = dir.path().join("home");
     let toml = r#"
 db_path = "~/state/tasks.db"
@@ -261,7 +240,7 @@ claude_path = "~/bin/claude"
 
 #[test]
 fn the_default_config_file_is_found_under_home() {
-    let dir = TempDir::new("home-file");
+    let dir = TempDir::new("claudecron-config-test-home-file");
     dir.file("home/.claudecron/config.toml", "port = 3555");
     let s = sources(&dir, None, &[], &[]);
     let c = ok(&s);
@@ -292,7 +271,7 @@ fn the_default_config_file_is_found_under_home() {
 
 #[test]
 fn the_data_dir_is_the_directory_of_db_path() {
-    let dir = TempDir::new("datadir");
+    let dir = TempDir::new("claudecron-config-test-datadir");
     let c = ok(&sources(
         &dir,
         Some(r#"db_path = "/var/lib/claudecron/tasks.db""#),
@@ -329,7 +308,7 @@ fn the_data_dir_is_the_directory_of_db_path() {
 
 #[test]
 fn env_lists_are_comma_separated() {
-    let dir = TempDir::new("lists");
+    let dir = TempDir::new("claudecron-config-test-lists");
     let c = ok(&sources(
         &dir,
         Some(r#"allowed_origins = ["https://file.example"]"#),
@@ -367,7 +346,7 @@ fn env_lists_are_comma_separated() {
 
 #[test]
 fn env_booleans_and_numbers_are_parsed() {
-    let dir = TempDir::new("env-types");
+    let dir = TempDir::new("claudecron-config-test-env-types");
     for (text, expected) in [
         ("true", true),
         ("1", true),
@@ -396,7 +375,7 @@ fn env_booleans_and_numbers_are_parsed() {
 
 #[test]
 fn an_unknown_key_in_the_file_is_refused_with_the_accepted_keys() {
-    let dir = TempDir::new("unknown-key");
+    let dir = TempDir::new("claudecron-config-test-unknown-key");
     let e = refused(&sources(&dir, Some("prot = 3010"), &[], &[]));
     assert_says(
         &e,
@@ -419,7 +398,7 @@ fn an_unknown_key_in_the_file_is_refused_with_the_accepted_keys() {
 
 #[test]
 fn wrong_types_are_refused_with_key_value_and_type() {
-    let dir = TempDir::new("types");
+    let dir = TempDir::new("claudecron-config-test-types");
     let cases: &[(&str, &[&str])] = &[
         (
             r#"port = "3011""#,
@@ -482,7 +461,7 @@ fn wrong_types_are_refused_with_key_value_and_type() {
 
 #[test]
 fn out_of_range_and_bad_values_are_refused_with_what_is_accepted() {
-    let dir = TempDir::new("range");
+    let dir = TempDir::new("claudecron-config-test-range");
     let cases: &[(&str, &[&str])] = &[
         ("port = 70000", &["port", "70000", "from 0 to 65535"]),
         (
@@ -578,7 +557,7 @@ fn out_of_range_and_bad_values_are_refused_with_what_is_accepted() {
 
 #[test]
 fn auth_none_is_refused_unless_the_host_is_loopback() {
-    let dir = TempDir::new("auth-none");
+    let dir = TempDir::new("claudecron-config-test-auth-none");
     for host in ["0.0.0.0", "192.168.1.10", "::", "example.com"] {
         let e = refused(&sources(
             &dir,
@@ -615,7 +594,7 @@ fn auth_none_is_refused_unless_the_host_is_loopback() {
 
 #[test]
 fn a_named_config_file_must_exist() {
-    let dir = TempDir::new("missing");
+    let dir = TempDir::new("claudecron-config-test-missing");
     let missing = dir.path().join("nope.toml");
     let s = Sources {
         config_file: Some(missing.clone()),
@@ -655,7 +634,7 @@ fn a_named_config_file_must_exist() {
 
 #[test]
 fn anthropic_api_key_falls_back_to_the_standard_variable() {
-    let dir = TempDir::new("api-key");
+    let dir = TempDir::new("claudecron-config-test-api-key");
     let c = ok(&sources(
         &dir,
         Some(""),
@@ -698,7 +677,7 @@ fn anthropic_api_key_falls_back_to_the_standard_variable() {
 
 #[test]
 fn secrets_are_masked_in_settings_and_never_echoed_in_errors() {
-    let dir = TempDir::new("secrets");
+    let dir = TempDir::new("claudecron-config-test-secrets");
     let c = ok(&sources(
         &dir,
         Some(""),

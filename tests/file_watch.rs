@@ -14,7 +14,7 @@
 
 mod common;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use common::*;
 use serde_json::{json, Value};
 use std::fs;
@@ -38,41 +38,13 @@ const ECHO_ENV: &str = r#"printf 'PATH=%s\nEVENT=%s\nTRIGGER=%s\nPATHS<<\n%s\n>>
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-struct Mcp<'a> {
-    server: &'a Server,
-    session: String,
-}
-
-impl<'a> Mcp<'a> {
-    fn new(server: &'a Server) -> Mcp<'a> {
-        Mcp {
-            server,
-            session: server.session(),
-        }
-    }
-
-    /// A tool call that must succeed: its structuredContent.
-    fn ok(&self, name: &str, args: Value) -> Value {
-        let result = self.server.call_tool(&self.session, name, args.clone());
-        assert_eq!(
-            result["isError"],
-            json!(false),
-            "{name} {args} failed: {result}"
-        );
-        result["structuredContent"].clone()
-    }
-
+/// What only the file-watch tests ask of a session.
+impl Mcp<'_> {
     /// Add a file-watch task and wait until it is armed; returns its id.
     fn add_watch(&self, name: &str, trigger: Value, command: &str) -> String {
         let before = self.armed_count(name);
-        let out = self.ok(
-            "claudecron_add_task",
-            json!({"name": name, "type": "bash", "trigger": trigger, "command": command}),
-        );
-        let id = out["task"]["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("add_task returned no id: {out}"))
-            .to_string();
+        let id =
+            self.add(json!({"name": name, "type": "bash", "trigger": trigger, "command": command}));
         self.wait_armed(name, before + 1);
         id
     }
@@ -89,21 +61,6 @@ impl<'a> Mcp<'a> {
         wait_until(&format!("task {name} armed (#{n})"), RUN_TIMEOUT, || {
             (self.armed_count(name) >= n).then_some(())
         });
-    }
-
-    fn task(&self, task: &str) -> Value {
-        self.ok("claudecron_get_task", json!({"taskId": task}))["task"].clone()
-    }
-
-    /// Runs of a task, oldest first.
-    fn runs(&self, task: &str) -> Vec<Value> {
-        let out = self.ok(
-            "claudecron_get_history",
-            json!({"taskId": task, "limit": 1000}),
-        );
-        let mut runs = out["runs"].as_array().cloned().unwrap_or_default();
-        runs.sort_by_key(|r| r["id"].as_i64());
-        runs
     }
 
     /// Wait until the task has at least `n` runs, all finished; returns them oldest first.
@@ -126,18 +83,11 @@ impl<'a> Mcp<'a> {
         runs
     }
 
-    /// The full output of a run.
-    fn output(&self, run: &Value) -> String {
-        let id = run["id"].as_i64().expect("run id");
-        let out = self.ok("claudecron_get_run", json!({"runId": id}));
-        out["run"]["output"].as_str().unwrap_or("").to_string()
-    }
-
     /// What the ECHO_ENV command printed for a run.
     fn seen(&self, run: &Value) -> Seen {
         assert_eq!(run["status"], "success", "run: {run}");
         assert_eq!(run["trigger"], "file-watch", "run: {run}");
-        Seen::parse(&self.output(run))
+        Seen::parse(&self.output(id_of(run)))
     }
 }
 
@@ -176,26 +126,6 @@ impl Seen {
     }
 }
 
-fn is_terminal(run: &Value) -> bool {
-    !matches!(run["status"].as_str(), Some("queued") | Some("running"))
-}
-
-/// Poll `check` (every 50 ms) until it gives a value; panic naming `what` after `timeout`.
-fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        // Poll interval while awaiting the condition (bounded by `timeout`).
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn settle() {
     std::thread::sleep(SETTLE);
 }
@@ -226,14 +156,6 @@ fn save_by_rename(path: &Path, text: &str) {
     f.sync_all().expect("fsync temp");
     drop(f);
     fs::rename(&tmp, path).expect("rename over");
-}
-
-fn ts(value: &Value) -> DateTime<Utc> {
-    value
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| panic!("not an RFC 3339 time: {value}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -703,13 +625,9 @@ fn seed_config_watcher_fires_once_on_an_editor_save() {
     let conf = etc.join("nginx.conf");
     fs::write(&conf, "worker_processes 1;\n").expect("write");
     let before = mcp.armed_count("config-watcher");
-    let out = mcp.ok(
-        "claudecron_add_task",
-        json!({"name": "config-watcher", "type": "bash",
-               "trigger": {"type": "file-watch", "path": s(&conf)},
-               "command": "echo \"checking $CLAUDECRON_FILE_PATH\"; cat \"$CLAUDECRON_FILE_PATH\""}),
-    );
-    let id = out["task"]["id"].as_str().expect("id").to_string();
+    let id = mcp.add(json!({"name": "config-watcher", "type": "bash",
+           "trigger": {"type": "file-watch", "path": s(&conf)},
+           "command": "echo \"checking $CLAUDECRON_FILE_PATH\"; cat \"$CLAUDECRON_FILE_PATH\""}));
     mcp.wait_armed("config-watcher", before + 1);
 
     // vim's default save on Linux (backupcopy=auto with a hard-linked or special file, or
@@ -728,7 +646,7 @@ fn seed_config_watcher_fires_once_on_an_editor_save() {
     let runs = mcp.wait_runs(&id, 1);
     assert_eq!(runs[0]["status"], "success", "run: {}", runs[0]);
     assert_eq!(runs[0]["trigger"], "file-watch");
-    let output = mcp.output(&runs[0]);
+    let output = mcp.output(id_of(&runs[0]));
     assert!(
         output.contains(&format!("checking {}", s(&conf)))
             && output.contains("worker_processes 4;"),
@@ -773,12 +691,10 @@ fn an_unreadable_directory_is_a_trigger_error_until_fixed() {
     )
     .expect("chmod");
 
-    let out = mcp.ok(
-        "claudecron_add_task",
+    let id = mcp.add(
         json!({"name": "locked-out", "type": "bash", "trigger": file_watch(&file),
-               "command": ECHO_ENV}),
+           "command": ECHO_ENV}),
     );
-    let id = out["task"]["id"].as_str().expect("id").to_string();
     let error = wait_until("a trigger_error on the task", RUN_TIMEOUT, || {
         mcp.task(&id)
             .get("trigger_error")

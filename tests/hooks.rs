@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Req, Server};
+use common::{is_terminal, poll, Mcp, Req, Server};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -24,17 +24,9 @@ const SESSION_RESUME: &str = r#"{"session_id":"69f7eb06","transcript_path":"/x.j
 /// A command that shows the hook variables and then the payload from stdin.
 const SHOW: &str = "echo \"event=$CLAUDECRON_HOOK_EVENT tool=$CLAUDECRON_TOOL_NAME session=$CLAUDECRON_SESSION_ID file=$CLAUDECRON_FILE_PATH trigger=$CLAUDECRON_TRIGGER\"; cat";
 
-fn add(server: &Server, sid: &str, name: &str, trigger: Value) -> String {
-    let result = server.call_tool(
-        sid,
-        "claudecron_add_task",
-        json!({"name": name, "type": "bash", "trigger": trigger, "command": SHOW}),
-    );
-    assert_eq!(result["isError"], false, "{result}");
-    result["structuredContent"]["task"]["id"]
-        .as_str()
-        .expect("task id")
-        .to_string()
+/// Add a bash task with this trigger that runs SHOW; returns its id.
+fn add(mcp: &Mcp, name: &str, trigger: Value) -> String {
+    mcp.add(json!({"name": name, "type": "bash", "trigger": trigger, "command": SHOW}))
 }
 
 fn post_hook(server: &Server, body: &str) -> common::Response {
@@ -45,40 +37,19 @@ fn post_hook(server: &Server, body: &str) -> common::Response {
         .send(server.port)
 }
 
-fn runs(server: &Server, sid: &str, task: &str) -> Vec<Value> {
-    let result = server.call_tool(
-        sid,
-        "claudecron_get_history",
-        json!({"taskId": task, "limit": 100}),
-    );
-    result["structuredContent"]["runs"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+/// Wait (up to 10 s) until `task` has `count` finished runs; returns its runs, newest first
+/// (what there is by then, if the count was not reached).
+fn wait_runs(mcp: &Mcp, task: &str, count: usize) -> Vec<Value> {
+    poll(Duration::from_secs(10), || {
+        let r = mcp.history(task);
+        (r.iter().filter(|x| is_terminal(x)).count() >= count).then_some(r)
+    })
+    .unwrap_or_else(|| mcp.history(task))
 }
 
-/// Wait (bounded) until `task` has `count` finished runs; returns them newest first.
-fn wait_runs(server: &Server, sid: &str, task: &str, count: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = runs(server, sid, task);
-        let finished = r
-            .iter()
-            .filter(|x| !matches!(x["status"].as_str(), Some("queued" | "running")))
-            .count();
-        if finished >= count || Instant::now() > deadline {
-            return r;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-fn full_output(server: &Server, sid: &str, run_id: &Value) -> String {
-    let result = server.call_tool(sid, "claudecron_get_run", json!({"runId": run_id}));
-    result["structuredContent"]["run"]["output"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
+/// The whole output of the run with this id.
+fn full_output(mcp: &Mcp, run_id: &Value) -> String {
+    mcp.output(run_id.as_i64().expect("a run id"))
 }
 
 #[test]
@@ -125,40 +96,34 @@ fn hooks_endpoint_answers_json_and_refuses_bad_requests() {
 #[test]
 fn tool_events_match_by_matcher_and_file_pattern_with_env_and_stdin() {
     let server = Server::start_default();
-    let sid = server.session();
+    let mcp = Mcp::new(&server);
     add(
-        &server,
-        &sid,
+        &mcp,
         "bash-post",
         json!({"type": "hook", "event": "PostToolUse", "matcher": "Bash"}),
     );
     add(
-        &server,
-        &sid,
+        &mcp,
         "writes-txt",
         json!({"type": "hook", "event": "PostToolUse", "matcher": "Write|Edit", "file_pattern": "*.txt"}),
     );
     add(
-        &server,
-        &sid,
+        &mcp,
         "writes-rs",
         json!({"type": "hook", "event": "PostToolUse", "matcher": "Write", "file_pattern": "*.rs"}),
     );
     add(
-        &server,
-        &sid,
+        &mcp,
         "mcp-tools",
         json!({"type": "hook", "event": "PostToolUse", "matcher": "mcp__peer__.*"}),
     );
     add(
-        &server,
-        &sid,
+        &mcp,
         "pre-bash",
         json!({"type": "hook", "event": "PreToolUse", "matcher": "Bash"}),
     );
     add(
-        &server,
-        &sid,
+        &mcp,
         "failures",
         json!({"type": "hook", "event": "PostToolUseFailure"}),
     );
@@ -167,9 +132,9 @@ fn tool_events_match_by_matcher_and_file_pattern_with_env_and_stdin() {
         assert_eq!(post_hook(&server, payload).status, 200);
     }
 
-    let bash = wait_runs(&server, &sid, "bash-post", 1);
+    let bash = wait_runs(&mcp, "bash-post", 1);
     assert_eq!(bash.len(), 1, "only the PostToolUse Bash payload: {bash:?}");
-    let out = full_output(&server, &sid, &bash[0]["id"]);
+    let out = full_output(&mcp, &bash[0]["id"]);
     assert!(
         out.starts_with("event=PostToolUse tool=Bash session=8b23700e-6e43-4f75-a61b-2b0d3536f60b file= trigger=hook\n"),
         "{out}"
@@ -179,26 +144,24 @@ fn tool_events_match_by_matcher_and_file_pattern_with_env_and_stdin() {
         "the payload arrives on stdin byte for byte: {out}"
     );
 
-    let txt = wait_runs(&server, &sid, "writes-txt", 1);
+    let txt = wait_runs(&mcp, "writes-txt", 1);
     assert_eq!(txt.len(), 1);
-    let out = full_output(&server, &sid, &txt[0]["id"]);
+    let out = full_output(&mcp, &txt[0]["id"]);
     assert!(
         out.contains("tool=Write") && out.contains("file=/home/dev/proj/out.txt"),
         "{out}"
     );
 
-    let mcp = wait_runs(&server, &sid, "mcp-tools", 1);
-    assert_eq!(mcp.len(), 1, "the MCP tool matched the regex matcher");
-    assert_eq!(wait_runs(&server, &sid, "pre-bash", 1).len(), 1);
-    let fail = wait_runs(&server, &sid, "failures", 1);
+    let mcp_tools = wait_runs(&mcp, "mcp-tools", 1);
+    assert_eq!(mcp_tools.len(), 1, "the MCP tool matched the regex matcher");
+    assert_eq!(wait_runs(&mcp, "pre-bash", 1).len(), 1);
+    let fail = wait_runs(&mcp, "failures", 1);
     assert_eq!(fail.len(), 1);
-    assert!(
-        full_output(&server, &sid, &fail[0]["id"]).contains("event=PostToolUseFailure tool=Bash")
-    );
+    assert!(full_output(&mcp, &fail[0]["id"]).contains("event=PostToolUseFailure tool=Bash"));
 
     // Matching happens before /hooks answers, so a task that did not match has no run now.
     assert!(
-        runs(&server, &sid, "writes-rs").is_empty(),
+        mcp.history("writes-rs").is_empty(),
         "*.rs must not match out.txt"
     );
 }
@@ -206,47 +169,39 @@ fn tool_events_match_by_matcher_and_file_pattern_with_env_and_stdin() {
 #[test]
 fn non_tool_events_use_their_own_matcher_field() {
     let server = Server::start_default();
-    let sid = server.session();
+    let mcp = Mcp::new(&server);
     add(
-        &server,
-        &sid,
+        &mcp,
         "on-startup",
         json!({"type": "hook", "event": "SessionStart", "matcher": "startup"}),
     );
     add(
-        &server,
-        &sid,
+        &mcp,
         "on-prompt",
         json!({"type": "hook", "event": "UserPromptSubmit"}),
     );
-    add(
-        &server,
-        &sid,
-        "on-stop",
-        json!({"type": "hook", "event": "Stop"}),
-    );
+    add(&mcp, "on-stop", json!({"type": "hook", "event": "Stop"}));
     for payload in [SESSION_START, SESSION_RESUME, USER_PROMPT, STOP] {
         assert_eq!(post_hook(&server, payload).status, 200);
     }
-    let startup = wait_runs(&server, &sid, "on-startup", 1);
+    let startup = wait_runs(&mcp, "on-startup", 1);
     assert_eq!(
         startup.len(),
         1,
         "resume does not match the startup matcher"
     );
-    assert!(full_output(&server, &sid, &startup[0]["id"]).contains("\"source\":\"startup\""));
-    let prompt = wait_runs(&server, &sid, "on-prompt", 1);
-    assert!(full_output(&server, &sid, &prompt[0]["id"]).contains("please run"));
-    assert_eq!(wait_runs(&server, &sid, "on-stop", 1).len(), 1);
+    assert!(full_output(&mcp, &startup[0]["id"]).contains("\"source\":\"startup\""));
+    let prompt = wait_runs(&mcp, "on-prompt", 1);
+    assert!(full_output(&mcp, &prompt[0]["id"]).contains("please run"));
+    assert_eq!(wait_runs(&mcp, "on-stop", 1).len(), 1);
 }
 
 #[test]
 fn debounce_coalesces_a_burst_into_one_run_with_the_last_payload() {
     let server = Server::start_default();
-    let sid = server.session();
+    let mcp = Mcp::new(&server);
     add(
-        &server,
-        &sid,
+        &mcp,
         "debounced",
         json!({"type": "hook", "event": "PostToolUse", "matcher": "Bash", "debounce_ms": 300}),
     );
@@ -254,52 +209,39 @@ fn debounce_coalesces_a_burst_into_one_run_with_the_last_payload() {
         let payload = POST_BASH.replace("toolu_mock0002", &format!("toolu_burst{i}"));
         assert_eq!(post_hook(&server, &payload).status, 200);
     }
-    let r = wait_runs(&server, &sid, "debounced", 1);
+    let r = wait_runs(&mcp, "debounced", 1);
     assert_eq!(r.len(), 1, "{r:?}");
-    assert!(full_output(&server, &sid, &r[0]["id"]).contains("toolu_burst4"));
+    assert!(full_output(&mcp, &r[0]["id"]).contains("toolu_burst4"));
     // A second quiet period later, nothing else arrives.
     std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(runs(&server, &sid, "debounced").len(), 1);
+    assert_eq!(mcp.history("debounced").len(), 1);
 }
 
 #[test]
 fn disabled_tasks_do_not_fire() {
     let server = Server::start_default();
-    let sid = server.session();
-    add(
-        &server,
-        &sid,
-        "off",
-        json!({"type": "hook", "event": "Stop"}),
-    );
-    add(
-        &server,
-        &sid,
-        "on",
-        json!({"type": "hook", "event": "Stop"}),
-    );
-    server.call_tool(
-        &sid,
+    let mcp = Mcp::new(&server);
+    add(&mcp, "off", json!({"type": "hook", "event": "Stop"}));
+    add(&mcp, "on", json!({"type": "hook", "event": "Stop"}));
+    mcp.call(
         "claudecron_toggle_task",
         json!({"taskId": "off", "enabled": false}),
     );
     assert_eq!(post_hook(&server, STOP).status, 200);
-    assert_eq!(wait_runs(&server, &sid, "on", 1).len(), 1);
-    assert!(runs(&server, &sid, "off").is_empty());
+    assert_eq!(wait_runs(&mcp, "on", 1).len(), 1);
+    assert!(mcp.history("off").is_empty());
 }
 
 #[test]
 fn trigger_hook_tool_reports_matched_tasks_and_runs() {
     let server = Server::start_default();
-    let sid = server.session();
+    let mcp = Mcp::new(&server);
     let id = add(
-        &server,
-        &sid,
+        &mcp,
         "edits",
         json!({"type": "hook", "event": "PostToolUse", "matcher": "Edit", "file_pattern": "**/src/*.py", "debounce_ms": 5000}),
     );
-    let result = server.call_tool(
-        &sid,
+    let result = mcp.call(
         "claudecron_trigger_hook",
         json!({"event": "PostToolUse", "tool_name": "Edit", "file_path": "/srv/app/src/main.py", "session_id": "s-1"}),
     );
@@ -312,24 +254,19 @@ fn trigger_hook_tool_reports_matched_tasks_and_runs() {
         run_id.is_i64(),
         "debounce is skipped for trigger_hook: {result}"
     );
-    wait_runs(&server, &sid, "edits", 1);
-    let out = full_output(&server, &sid, &run_id);
+    wait_runs(&mcp, "edits", 1);
+    let out = full_output(&mcp, &run_id);
     assert!(
         out.contains("tool=Edit session=s-1 file=/srv/app/src/main.py"),
         "{out}"
     );
 
-    let none = server.call_tool(
-        &sid,
+    let none = mcp.call(
         "claudecron_trigger_hook",
         json!({"event": "PostToolUse", "tool_name": "Edit", "file_path": "/srv/app/README.md"}),
     );
     assert_eq!(none["structuredContent"]["count"], 0);
-    let bad = server.call_tool(
-        &sid,
-        "claudecron_trigger_hook",
-        json!({"event": "PostToolUze"}),
-    );
+    let bad = mcp.call("claudecron_trigger_hook", json!({"event": "PostToolUze"}));
     assert_eq!(bad["isError"], true);
     assert!(bad["content"][0]["text"]
         .as_str()
@@ -363,10 +300,9 @@ fn run_hook_cli(url: &str, token: &str, payload: &str) -> (std::process::Output,
 #[test]
 fn hook_cli_forwards_to_a_live_server_and_prints_nothing() {
     let server = Server::start_default();
-    let sid = server.session();
+    let mcp = Mcp::new(&server);
     add(
-        &server,
-        &sid,
+        &mcp,
         "via-cli",
         json!({"type": "hook", "event": "PostToolUse", "matcher": "Write"}),
     );
@@ -375,9 +311,9 @@ fn hook_cli_forwards_to_a_live_server_and_prints_nothing() {
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty(), "nothing on stdout: {:?}", out.stdout);
     assert!(took < Duration::from_secs(2), "{took:?}");
-    let r = wait_runs(&server, &sid, "via-cli", 1);
+    let r = wait_runs(&mcp, "via-cli", 1);
     assert_eq!(r.len(), 1);
-    assert!(full_output(&server, &sid, &r[0]["id"]).ends_with(POST_WRITE));
+    assert!(full_output(&mcp, &r[0]["id"]).ends_with(POST_WRITE));
 }
 
 #[test]

@@ -15,7 +15,10 @@
 
 mod common;
 
-use common::{Options, Server, TempDir};
+use common::{
+    assert_group_gone, header_in, is_terminal, live_group_members, over, wait_until, Mcp, Options,
+    Server, TempDir,
+};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -33,49 +36,14 @@ const NO_CLAUDE: &str = "/nonexistent/claudecron-tests/claude";
 // MCP helpers
 // ---------------------------------------------------------------------------------------------
 
-struct Mcp<'a> {
-    server: &'a Server,
-    session: String,
-}
-
-impl<'a> Mcp<'a> {
-    fn new(server: &'a Server) -> Mcp<'a> {
-        Mcp {
-            server,
-            session: server.session(),
-        }
-    }
-
-    fn call(&self, name: &str, args: Value) -> Value {
-        self.server.call_tool(&self.session, name, args)
-    }
-
-    /// A tool call that must succeed: its structuredContent.
-    fn ok(&self, name: &str, args: Value) -> Value {
-        let result = self.call(name, args.clone());
-        assert_eq!(
-            result["isError"],
-            json!(false),
-            "{name} {args} failed: {result}"
-        );
-        result["structuredContent"].clone()
-    }
-
-    /// Add a task; returns the task view.
-    fn add(&self, args: Value) -> Value {
-        self.ok("claudecron_add_task", args)["task"].clone()
-    }
-
+/// What only the subagent tests ask of a session.
+impl Mcp<'_> {
     /// `run_task` with `wait_seconds`: the finished run, and how long the call took.
     fn run_wait(&self, task: &str, wait_seconds: u64) -> (Value, Duration) {
         let started = Instant::now();
-        let out = self.ok(
-            "claudecron_run_task",
-            json!({"taskId": task, "wait_seconds": wait_seconds}),
-        );
-        let run = out["run"].clone();
+        let run = self.run_task(task, wait_seconds);
         assert!(
-            !matches!(run["status"].as_str(), Some("queued" | "running")),
+            is_terminal(&run),
             "run_task waited {wait_seconds} s and the run is still {}: {run}",
             run["status"]
         );
@@ -90,39 +58,26 @@ impl<'a> Mcp<'a> {
             .unwrap_or_else(|| panic!("run_task returned no run id: {out}"))
     }
 
-    fn get_run(&self, run_id: i64) -> Value {
-        self.ok("claudecron_get_run", json!({"runId": run_id}))["run"].clone()
-    }
-
-    /// Wait (bounded) until the run has ended; returns it.
-    fn wait_run(&self, run_id: i64, within: Duration) -> Value {
-        wait_until(&format!("run {run_id} to end"), within, || {
-            let run = self.get_run(run_id);
-            (!matches!(run["status"].as_str(), Some("queued" | "running"))).then_some(run)
-        })
-    }
-
     /// The `get_history` row of a run.
     fn history_row(&self, task: &str, run_id: i64) -> Value {
-        let out = self.ok("claudecron_get_history", json!({"taskId": task}));
-        out["runs"]
-            .as_array()
-            .and_then(|runs| runs.iter().find(|r| r["id"] == json!(run_id)).cloned())
-            .unwrap_or_else(|| panic!("run {run_id} not in the history of {task}: {out}"))
+        let runs = self.history(task);
+        runs.iter()
+            .find(|r| r["id"] == json!(run_id))
+            .cloned()
+            .unwrap_or_else(|| panic!("run {run_id} not in the history of {task}: {runs:?}"))
     }
 }
 
-/// Poll `probe` until it gives a value; panics after `within`.
-fn wait_until<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        // Poll interval, bounded by `within`.
-        std::thread::sleep(Duration::from_millis(25));
-    }
+/// Add `task` on `server` and run it once with `Mcp::run_wait`: the finished run and how long
+/// the call took.
+fn add_and_run(server: &Server, task: Value, wait_seconds: u64) -> (Value, Duration) {
+    let mcp = Mcp::new(server);
+    let name = task["name"]
+        .as_str()
+        .expect("the task has a name")
+        .to_string();
+    mcp.add_task(task);
+    mcp.run_wait(&name, wait_seconds)
 }
 
 fn error_of(run: &Value) -> String {
@@ -213,10 +168,7 @@ struct Recorded {
 
 impl Recorded {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, name)
     }
 }
 
@@ -382,14 +334,13 @@ fn api_server(mock: &MockApi) -> Server {
 }
 
 fn api_task(name: &str, extra: Value) -> Value {
-    let mut task = json!({
-        "name": name, "type": "subagent", "trigger": {"type": "manual"},
-        "runner": "api", "prompt": "Say hello to the tests."
-    });
-    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-        task[k] = v;
-    }
-    task
+    over(
+        json!({
+            "name": name, "type": "subagent", "trigger": {"type": "manual"},
+            "runner": "api", "prompt": "Say hello to the tests."
+        }),
+        extra,
+    )
 }
 
 fn assert_key_not_logged(server: &Server) {
@@ -428,7 +379,7 @@ fn api_runner_success_records_text_tokens_and_sends_the_messages_api_request() {
     let server = api_server(&mock);
     let mcp = Mcp::new(&server);
 
-    let task = mcp.add(api_task(
+    let task = mcp.add_task(api_task(
         "api-ok",
         json!({"model": "claude-test-1", "system": "Be brief."}),
     ));
@@ -474,7 +425,7 @@ fn api_runner_success_records_text_tokens_and_sends_the_messages_api_request() {
     );
 
     // No model, no system, a max_tokens of its own.
-    mcp.add(api_task("api-defaults", json!({"max_tokens": 100})));
+    mcp.add_task(api_task("api-defaults", json!({"max_tokens": 100})));
     let (run, _) = mcp.run_wait("api-defaults", 20);
     assert_eq!(run["status"], "success", "{run}");
     let r = &mock.requests()[1];
@@ -489,9 +440,7 @@ fn api_runner_4xx_fails_with_the_apis_message_and_no_retry() {
     let msg = "max_tokens: 999999 > 64000, which is the maximum allowed number of output tokens";
     let mock = MockApi::start(vec![respond(400, api_error("invalid_request_error", msg))]);
     let server = api_server(&mock);
-    let mcp = Mcp::new(&server);
-    mcp.add(api_task("api-400", json!({})));
-    let (run, _) = mcp.run_wait("api-400", 20);
+    let (run, _) = add_and_run(&server, api_task("api-400", json!({})), 20);
     assert_eq!(run["status"], "failed", "{run}");
     let error = error_of(&run);
     assert!(error.contains("400"), "{error}");
@@ -523,9 +472,7 @@ fn api_runner_429_waits_for_retry_after_then_succeeds() {
         ),
     ]);
     let server = api_server(&mock);
-    let mcp = Mcp::new(&server);
-    mcp.add(api_task("api-429", json!({})));
-    let (run, _) = mcp.run_wait("api-429", 30);
+    let (run, _) = add_and_run(&server, api_task("api-429", json!({})), 30);
     assert_eq!(run["status"], "success", "{run}");
     assert_eq!(run["output"], "made it");
     let requests = mock.requests();
@@ -563,7 +510,7 @@ fn api_runner_529_is_retried_then_succeeds_or_fails_when_it_persists() {
     let mock = MockApi::start(script);
     let server = api_server(&mock);
     let mcp = Mcp::new(&server);
-    mcp.add(api_task("api-529", json!({})));
+    mcp.add_task(api_task("api-529", json!({})));
 
     let (run, _) = mcp.run_wait("api-529", 30);
     assert_eq!(run["status"], "success", "{run}");
@@ -589,9 +536,11 @@ fn api_runner_529_is_retried_then_succeeds_or_fails_when_it_persists() {
 fn api_runner_hang_past_the_timeout_is_a_prompt_timeout() {
     let mock = MockApi::start(vec![Reply::Hang]);
     let server = api_server(&mock);
-    let mcp = Mcp::new(&server);
-    mcp.add(api_task("api-hang", json!({"timeout_seconds": 2})));
-    let (run, took) = mcp.run_wait("api-hang", 30);
+    let (run, took) = add_and_run(
+        &server,
+        api_task("api-hang", json!({"timeout_seconds": 2})),
+        30,
+    );
     assert_eq!(run["status"], "timeout", "{run}");
     assert!(error_of(&run).contains("timed out"), "{run}");
     assert!(
@@ -606,10 +555,10 @@ fn api_runner_cancel_mid_request_is_prompt() {
     let mock = MockApi::start(vec![Reply::Hang]);
     let server = api_server(&mock);
     let mcp = Mcp::new(&server);
-    mcp.add(api_task("api-cancel", json!({"timeout_seconds": 120})));
+    mcp.add_task(api_task("api-cancel", json!({"timeout_seconds": 120})));
     let run_id = mcp.start("api-cancel");
     mock.wait_requests(1, Duration::from_secs(10));
-    assert_eq!(mcp.get_run(run_id)["status"], "running");
+    assert_eq!(mcp.run(run_id)["status"], "running");
     let started = Instant::now();
     let out = mcp.ok("claudecron_cancel_run", json!({"runId": run_id}));
     let took = started.elapsed();
@@ -618,7 +567,7 @@ fn api_runner_cancel_mid_request_is_prompt() {
         took < Duration::from_secs(3),
         "cancel took {took:?} with the request in flight"
     );
-    let run = mcp.get_run(run_id);
+    let run = mcp.run(run_id);
     assert_eq!(run["status"], "cancelled");
     assert!(error_of(&run).contains("cancel"), "{run}");
 }
@@ -661,7 +610,7 @@ fn no_key_and_no_claude_are_reported_at_add_time_and_fail_runs_naming_the_settin
     assert!(mock.requests().is_empty(), "nothing was sent without a key");
 
     // runner claude-code with no executable: said at add time, and the run fails naming it.
-    let task = mcp.add(
+    let task = mcp.add_task(
         json!({"name": "no-claude", "type": "subagent", "trigger": {"type": "manual"}, "prompt": "hi", "runner": "claude-code"}),
     );
     assert_eq!(task["effective_runner"], "claude-code");
@@ -722,6 +671,13 @@ impl FakeClaude {
             .collect()
     }
 
+    /// Wait (bounded) for the fake to start: its pid, which leads the run's process group.
+    fn wait_pid(&self) -> i32 {
+        wait_until("the fake claude to start", Duration::from_secs(10), || {
+            self.read("pid").trim().parse().ok()
+        })
+    }
+
     /// The value of `name` in the fake's environment (None when unset).
     fn env(&self, name: &str) -> Option<String> {
         self.read("env")
@@ -741,14 +697,13 @@ fn claude_server(fake: &FakeClaude, extra: &[(&str, &str)]) -> Server {
 }
 
 fn claude_task(name: &str, extra: Value) -> Value {
-    let mut task = json!({
-        "name": name, "type": "subagent", "trigger": {"type": "manual"},
-        "prompt": "Review the last commits."
-    });
-    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-        task[k] = v;
-    }
-    task
+    over(
+        json!({
+            "name": name, "type": "subagent", "trigger": {"type": "manual"},
+            "prompt": "Review the last commits."
+        }),
+        extra,
+    )
 }
 
 /// Claude Code 2.1.197's success object (reference/claude-code.md §3.3).
@@ -784,7 +739,7 @@ fn claude_code_success_records_cost_tokens_turns_session_with_the_right_argv_and
         ],
     );
     let mcp = Mcp::new(&server);
-    let task = mcp.add(claude_task(
+    let task = mcp.add_task(claude_task(
         "cc-ok",
         json!({
             "model": "claude-sonnet-4-5", "max_turns": 3, "allowed_tools": ["Read", "Bash(git *)"],
@@ -854,7 +809,7 @@ fn claude_code_defaults_pass_only_the_model_and_no_key_when_none_is_configured()
     let server = claude_server(&fake, &[]);
     let mcp = Mcp::new(&server);
     // No runner given: claude_path resolves, so claude-code is chosen.
-    let task = mcp.add(claude_task("cc-defaults", json!({})));
+    let task = mcp.add_task(claude_task("cc-defaults", json!({})));
     assert_eq!(task["effective_runner"], "claude-code", "{task}");
     assert!(
         task.get("warning").is_none(),
@@ -891,9 +846,11 @@ fn claude_code_error_max_turns_fails_with_the_reason() {
         "errors":["Reached maximum number of turns (1)"]});
     let fake = FakeClaude::printing(&result, 1);
     let server = claude_server(&fake, &[]);
-    let mcp = Mcp::new(&server);
-    mcp.add(claude_task("cc-max-turns", json!({"max_turns": 1})));
-    let (run, _) = mcp.run_wait("cc-max-turns", 20);
+    let (run, _) = add_and_run(
+        &server,
+        claude_task("cc-max-turns", json!({"max_turns": 1})),
+        20,
+    );
     assert_eq!(run["status"], "failed", "{run}");
     let error = error_of(&run);
     assert!(
@@ -917,9 +874,7 @@ fn claude_code_api_error_401_fails() {
         "modelUsage":{},"permission_denials":[],"terminal_reason":"completed","fast_mode_state":"off","uuid":"0fa765fe"});
     let fake = FakeClaude::printing(&result, 1);
     let server = claude_server(&fake, &[]);
-    let mcp = Mcp::new(&server);
-    mcp.add(claude_task("cc-401", json!({})));
-    let (run, _) = mcp.run_wait("cc-401", 20);
+    let (run, _) = add_and_run(&server, claude_task("cc-401", json!({})), 20);
     assert_eq!(run["status"], "failed", "{run}");
     let error = error_of(&run);
     assert!(error.contains("401"), "{error}");
@@ -934,9 +889,7 @@ fn claude_code_is_error_with_exit_zero_is_still_a_failure() {
         "result":"Not logged in · Please run /login","session_id":"s-1","total_cost_usd":0});
     let fake = FakeClaude::printing(&result, 0);
     let server = claude_server(&fake, &[]);
-    let mcp = Mcp::new(&server);
-    mcp.add(claude_task("cc-login", json!({})));
-    let (run, _) = mcp.run_wait("cc-login", 20);
+    let (run, _) = add_and_run(&server, claude_task("cc-login", json!({})), 20);
     assert_eq!(run["status"], "failed", "{run}");
     assert!(error_of(&run).contains("Not logged in"), "{run}");
 }
@@ -948,9 +901,7 @@ fn claude_code_malformed_output_fails_with_an_excerpt() {
             "echo 'Error: unexpected token in settings.json'\necho 'this is not the JSON result'\necho '{{\"type\":\"system\"}}'\nexit {rc}"
         ));
         let server = claude_server(&fake, &[]);
-        let mcp = Mcp::new(&server);
-        mcp.add(claude_task(name, json!({})));
-        let (run, _) = mcp.run_wait(name, 20);
+        let (run, _) = add_and_run(&server, claude_task(name, json!({})), 20);
         assert_eq!(run["status"], "failed", "exit {rc}: {run}");
         let error = error_of(&run);
         assert!(
@@ -976,12 +927,11 @@ fn claude_code_root_refusal_of_bypass_permissions_says_what_to_do() {
         "printf '%s' '--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons' >&2\nexit 1",
     );
     let server = claude_server(&fake, &[]);
-    let mcp = Mcp::new(&server);
-    mcp.add(claude_task(
-        "cc-root",
-        json!({"permission_mode": "bypassPermissions"}),
-    ));
-    let (run, _) = mcp.run_wait("cc-root", 20);
+    let (run, _) = add_and_run(
+        &server,
+        claude_task("cc-root", json!({"permission_mode": "bypassPermissions"})),
+        20,
+    );
     assert_eq!(run["status"], "failed", "{run}");
     let error = error_of(&run);
     assert!(error.contains("cannot be used with root"), "{error}");
@@ -992,45 +942,21 @@ fn claude_code_root_refusal_of_bypass_permissions_says_what_to_do() {
         .any(|w| w == ["--permission-mode", "bypassPermissions"]));
 }
 
-/// Live (not zombie) processes whose process group is `pgid`, from /proc.
-fn live_group_members(pgid: i32) -> Vec<i32> {
-    let mut members = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() > 2 && fields[0] != "Z" && fields[0] != "X" && fields[2] == pgid.to_string()
-        {
-            members.push(pid);
-        }
-    }
-    members
-}
-
 #[test]
 fn claude_code_hang_past_the_timeout_ends_the_process_group() {
     // The fake starts a grandchild and waits; both must be gone after the timeout.
     let fake = FakeClaude::new("sleep 300 &\necho $! > \"$d/child\"\nwait");
     let server = claude_server(&fake, &[]);
     let mcp = Mcp::new(&server);
-    mcp.add(claude_task("cc-hang", json!({"timeout_seconds": 1})));
+    mcp.add_task(claude_task("cc-hang", json!({"timeout_seconds": 1})));
     let run_id = mcp.start("cc-hang");
-    let pgid: i32 = wait_until("the fake claude to start", Duration::from_secs(10), || {
-        fake.read("pid").trim().parse().ok()
-    });
+    let pgid = fake.wait_pid();
     wait_until(
         "the fake's grandchild to start",
         Duration::from_secs(10),
         || (live_group_members(pgid).len() >= 2).then_some(()),
     );
-    let run = mcp.wait_run(run_id, Duration::from_secs(10));
+    let run = mcp.wait_finished(run_id, Duration::from_secs(10));
     assert_eq!(run["status"], "timeout", "{run}");
     assert!(error_of(&run).contains("timed out after 1 s"), "{run}");
     assert_eq!(run["runner"], "claude-code");
@@ -1039,19 +965,7 @@ fn claude_code_hang_past_the_timeout_ends_the_process_group() {
         (900..5000).contains(&duration),
         "a 1 s timeout took {duration} ms"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let left = live_group_members(pgid);
-        if left.is_empty() {
-            break;
-        }
-        if Instant::now() > deadline {
-            // SAFETY: killpg only sends a signal; clean up before failing.
-            unsafe { libc::killpg(pgid, libc::SIGKILL) };
-            panic!("processes {left:?} of the run's group {pgid} are still alive");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert_group_gone(pgid, "after the timeout");
 }
 
 #[test]
@@ -1059,18 +973,14 @@ fn claude_code_cancel_ends_the_run() {
     let fake = FakeClaude::new("sleep 300 &\nwait");
     let server = claude_server(&fake, &[]);
     let mcp = Mcp::new(&server);
-    mcp.add(claude_task("cc-cancel", json!({"timeout_seconds": 120})));
+    mcp.add_task(claude_task("cc-cancel", json!({"timeout_seconds": 120})));
     let run_id = mcp.start("cc-cancel");
-    let pgid: i32 = wait_until("the fake claude to start", Duration::from_secs(10), || {
-        fake.read("pid").trim().parse().ok()
-    });
+    let pgid = fake.wait_pid();
     let started = Instant::now();
     let out = mcp.ok("claudecron_cancel_run", json!({"runId": run_id}));
     assert_eq!(out["run"]["status"], "cancelled", "{out}");
     assert!(started.elapsed() < Duration::from_secs(5));
-    wait_until("the group to be gone", Duration::from_secs(5), || {
-        live_group_members(pgid).is_empty().then_some(())
-    });
+    assert_group_gone(pgid, "after cancel_run");
 }
 
 #[test]
@@ -1078,7 +988,7 @@ fn hook_triggered_subagent_gets_the_event_appended_to_its_prompt() {
     let fake = FakeClaude::printing(&success_result(), 0);
     let server = claude_server(&fake, &[]);
     let mcp = Mcp::new(&server);
-    mcp.add(json!({
+    mcp.add_task(json!({
         "name": "cc-on-stop", "type": "subagent", "runner": "claude-code",
         "trigger": {"type": "hook", "event": "Stop"},
         "prompt": "Summarize what the session did."
@@ -1094,7 +1004,7 @@ fn hook_triggered_subagent_gets_the_event_appended_to_its_prompt() {
     let run_id = out["matched"][0]["run_id"]
         .as_i64()
         .unwrap_or_else(|| panic!("no run id: {out}"));
-    let run = mcp.wait_run(run_id, Duration::from_secs(10));
+    let run = mcp.wait_finished(run_id, Duration::from_secs(10));
     assert_eq!(run["status"], "success", "{run}");
     assert_eq!(run["trigger"], "hook");
 

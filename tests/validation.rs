@@ -2,6 +2,8 @@
 //! what is accepted; the seed's examples are accepted with the documented defaults; updates merge
 //! as documented; durations parse as documented.
 
+mod common;
+
 use chrono::{DateTime, TimeZone, Utc};
 use claudecron::task::{
     AfterOn, CatchUp, FileEvent, NotifyOn, Overlap, Retries, Runner, TaskSpec, TaskType, Trigger,
@@ -9,6 +11,7 @@ use claudecron::task::{
 use claudecron::validate::{
     merge_update, parse_duration, parse_time, task_spec, Context, FieldError, TaskLookup, TaskRef,
 };
+use common::over;
 use serde_json::{json, Map, Value};
 
 /// Other tasks, as the store would report them.
@@ -50,19 +53,6 @@ fn add(input: &Value) -> Result<TaskSpec, FieldError> {
         now: now(),
     };
     task_spec(input, &ctx)
-}
-
-/// `base` with `patch` laid over it; a null in `patch` removes the key.
-fn over(base: Value, patch: Value) -> Value {
-    let mut out = base.as_object().unwrap().clone();
-    for (k, v) in patch.as_object().unwrap() {
-        if v.is_null() {
-            out.remove(k);
-        } else {
-            out.insert(k.clone(), v.clone());
-        }
-    }
-    Value::Object(out)
 }
 
 /// A valid manual bash task, plus `patch`.

@@ -2,10 +2,15 @@
 //! spawning `claudecron serve` on a free loopback port with its own temporary data directory
 //! (killed and cleaned up on drop, stderr captured), and a small hand-written HTTP/1.1 client on
 //! `std::net::TcpStream` (Content-Length, chunked and read-to-EOF bodies; SSE streams kept open).
+//! On top of that: [`Mcp`], an initialized session with the tool calls the tests make; bounded
+//! waits for a condition ([`wait_until`], [`poll`]); run and JSON helpers; and /proc helpers for
+//! the process group of a run. A test file adds its own `impl Mcp` or `impl TempDir` blocks for
+//! helpers only it needs.
 //!
 //! Each test binary includes this with `mod common;`; not every binary uses every helper.
 #![allow(dead_code)]
 
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -47,8 +52,16 @@ pub fn new_token() -> String {
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
+    /// `PREFIX-PID-N` under the system temp dir, empty (a leftover of an earlier process with
+    /// the same id is removed first). Only the process id and a counter: no long run of digits
+    /// in paths that error messages quote (tests check that messages leave out certain numbers).
     pub fn new(prefix: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("{prefix}-{}", unique()));
+        let path = std::env::temp_dir().join(format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
         TempDir(path)
     }
@@ -623,7 +636,8 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+/// The value of the first header called `name` (any case).
+pub fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -807,5 +821,228 @@ pub fn read_sse_event(stream: &mut OpenResponse) -> std::io::Result<Vec<String>>
         stream.reader.read_exact(&mut chunk)?;
         read_line(&mut stream.reader)?;
         stream.pending.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// MCP tool calls
+// ---------------------------------------------------------------------------------------------
+
+/// An initialized MCP session on a server, with the tool calls the tests use.
+pub struct Mcp<'a> {
+    pub server: &'a Server,
+    pub session: String,
+}
+
+impl<'a> Mcp<'a> {
+    pub fn new(server: &'a Server) -> Mcp<'a> {
+        Mcp {
+            server,
+            session: server.session(),
+        }
+    }
+
+    /// `tools/call`: the CallToolResult.
+    pub fn call(&self, name: &str, args: Value) -> Value {
+        self.server.call_tool(&self.session, name, args)
+    }
+
+    /// A tool call that must succeed: its structuredContent.
+    pub fn ok(&self, name: &str, args: Value) -> Value {
+        let result = self.call(name, args.clone());
+        assert_eq!(
+            result["isError"],
+            json!(false),
+            "{name} {args} failed: {result}"
+        );
+        result["structuredContent"].clone()
+    }
+
+    /// Add a task; returns the task view `add_task` answers with.
+    pub fn add_task(&self, args: Value) -> Value {
+        self.ok("claudecron_add_task", args)["task"].clone()
+    }
+
+    /// Add a task; returns its id.
+    pub fn add(&self, args: Value) -> String {
+        let task = self.add_task(args);
+        task["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("add_task returned no id: {task}"))
+            .to_string()
+    }
+
+    pub fn task(&self, task: &str) -> Value {
+        self.ok("claudecron_get_task", json!({"taskId": task}))["task"].clone()
+    }
+
+    /// Every run of a task, newest first.
+    pub fn history(&self, task: &str) -> Vec<Value> {
+        let out = self.ok(
+            "claudecron_get_history",
+            json!({"taskId": task, "limit": 1000}),
+        );
+        out["runs"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Every run of a task, oldest first (by id).
+    pub fn runs(&self, task: &str) -> Vec<Value> {
+        let mut runs = self.history(task);
+        runs.sort_by_key(|r| r["id"].as_i64());
+        runs
+    }
+
+    /// Finished runs of a task, oldest first (by id).
+    pub fn finished_runs(&self, task: &str) -> Vec<Value> {
+        self.runs(task).into_iter().filter(is_terminal).collect()
+    }
+
+    /// One run with its whole output.
+    pub fn run(&self, run_id: i64) -> Value {
+        self.ok("claudecron_get_run", json!({"runId": run_id}))["run"].clone()
+    }
+
+    /// The whole output of a run.
+    pub fn output(&self, run_id: i64) -> String {
+        self.run(run_id)["output"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// `run_task`: the run as returned (plus the `note`, if any, under "note").
+    pub fn run_task(&self, task: &str, wait_seconds: u64) -> Value {
+        let out = self.ok(
+            "claudecron_run_task",
+            json!({"taskId": task, "wait_seconds": wait_seconds}),
+        );
+        let mut run = out["run"].clone();
+        if let Some(note) = out.get("note") {
+            run["note"] = note.clone();
+        }
+        run
+    }
+
+    /// Wait (bounded) for a run to reach a final status; returns it.
+    pub fn wait_finished(&self, run_id: i64, timeout: Duration) -> Value {
+        wait_until(&format!("run {run_id} to finish"), timeout, || {
+            let run = self.run(run_id);
+            is_terminal(&run).then_some(run)
+        })
+    }
+}
+
+/// A run that is over (neither queued nor running).
+pub fn is_terminal(run: &Value) -> bool {
+    !matches!(run["status"].as_str(), Some("queued") | Some("running"))
+}
+
+pub fn id_of(run: &Value) -> i64 {
+    run["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("run without id: {run}"))
+}
+
+/// An RFC 3339 time in a JSON value.
+pub fn ts(value: &Value) -> DateTime<Utc> {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a time: {value}"));
+    DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("not RFC 3339 ({e}): {text}"))
+        .with_timezone(&Utc)
+}
+
+/// `base` (a JSON object) with `patch`'s keys laid over it; a null in `patch` removes the key.
+pub fn over(base: Value, patch: Value) -> Value {
+    let mut out = base.as_object().unwrap().clone();
+    for (k, v) in patch.as_object().unwrap() {
+        if v.is_null() {
+            out.remove(k);
+        } else {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounded waits
+// ---------------------------------------------------------------------------------------------
+
+/// How often a bounded wait checks its condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Check `check` every 50 ms until it gives a value; None once `timeout` has passed without one.
+pub fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        // Poll interval of a bounded wait for a condition.
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// Like [`poll`], but a timeout fails the test, naming `what`.
+pub fn wait_until<T>(what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
+    poll(timeout, check).unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process groups, from /proc
+// ---------------------------------------------------------------------------------------------
+
+/// Live (not zombie) processes whose process group is `pgid`, from /proc.
+pub fn live_group_members(pgid: i32) -> Vec<i32> {
+    let mut members = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // After the command name (in parentheses): state ppid pgrp ...
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[0] != "Z" && fields[0] != "X" && fields[2] == pgid.to_string()
+        {
+            members.push(pid);
+        }
+    }
+    members
+}
+
+/// A SIGKILLed process takes a moment to be torn down: wait (bounded) for the group to empty.
+/// On failure the group is killed before the test panics.
+pub fn assert_group_gone(pgid: i32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = live_group_members(pgid);
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            kill_group(pgid);
+            panic!("{what}: processes {left:?} of group {pgid} are still alive");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGKILL a whole process group (clean-up; never group 0 or 1).
+pub fn kill_group(pgid: i32) {
+    if pgid > 1 {
+        // SAFETY: killpg only sends a signal.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
     }
 }
