@@ -450,20 +450,13 @@ impl Engine {
             Msg::ClockChanged => log::info!("the wall clock was set; re-checking fire times"),
             Msg::Shutdown(ack) => {
                 self.shutting_down.store(true, Ordering::Relaxed);
-                let stamp = rfc3339_millis(now);
-                for q in self.queue.drain(..) {
-                    let _ = self.store.finish_run(
-                        q.run_id,
-                        &RunEnd {
-                            status: "interrupted",
-                            finished_at: &stamp,
-                            duration_ms: None,
-                            exit_code: None,
-                            signal: None,
-                            output: "",
-                            output_truncated: false,
-                            error: Some("the server stopped before this run started"),
-                        },
+                let queued: Vec<i64> = self.queue.drain(..).map(|q| q.run_id).collect();
+                for run_id in queued {
+                    let _ = self.end_unstarted(
+                        run_id,
+                        "interrupted",
+                        "the server stopped before this run started",
+                        now,
                     );
                 }
                 for r in self.running.values() {
@@ -885,22 +878,38 @@ impl Engine {
             }
             Err(e) => {
                 log::error!("cannot start a run thread: {e}");
-                let stamp = rfc3339_millis(now);
-                let _ = self.store.finish_run(
+                let _ = self.end_unstarted(
                     q.run_id,
-                    &RunEnd {
-                        status: "failed",
-                        finished_at: &stamp,
-                        duration_ms: Some(0),
-                        exit_code: None,
-                        signal: None,
-                        output: "",
-                        output_truncated: false,
-                        error: Some("the server could not start a thread for this run"),
-                    },
+                    "failed",
+                    "the server could not start a thread for this run",
+                    now,
                 );
             }
         }
+    }
+
+    /// Record the end of a run that never ran (no output, no exit status).
+    fn end_unstarted(
+        &self,
+        run_id: i64,
+        status: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> crate::store::Result<()> {
+        let stamp = rfc3339_millis(now);
+        self.store.finish_run(
+            run_id,
+            &RunEnd {
+                status,
+                finished_at: &stamp,
+                duration_ms: None,
+                exit_code: None,
+                signal: None,
+                output: "",
+                output_truncated: false,
+                error: Some(error),
+            },
+        )
     }
 
     fn cancel(&mut self, run_id: i64, now: DateTime<Utc>) -> Result<(), String> {
@@ -915,21 +924,7 @@ impl Engine {
                 self.queue.remove(i);
             }
             self.disarm(&TimerKey::Retry(run_id));
-            let stamp = rfc3339_millis(now);
-            self.store
-                .finish_run(
-                    run_id,
-                    &RunEnd {
-                        status: "cancelled",
-                        finished_at: &stamp,
-                        duration_ms: None,
-                        exit_code: None,
-                        signal: None,
-                        output: "",
-                        output_truncated: false,
-                        error: Some("cancelled before it started"),
-                    },
-                )
+            self.end_unstarted(run_id, "cancelled", "cancelled before it started", now)
                 .map_err(|e| e.to_string())?;
             if let Some(list) = self
                 .handle
