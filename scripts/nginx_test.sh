@@ -41,6 +41,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib/checks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh" || exit 1
 HERE=$REPO/scripts/nginx
 CACHE=${CLAUDECRON_INTEROP_CACHE:-$REPO/.interop-cache}
 STARTED_AT=$SECONDS
@@ -48,22 +50,10 @@ WAIT_S=20 # start-up waits (server, nginx)
 MAX_NOTIFY_LATENCY=2.0
 BURST=50
 
-PASSED=0
-FAILED=0
-FINISHED=0
 NGINX_PID=""
 SERVER_PID=""
 POLICY_RC_CREATED=0
 
-ok() {
-  PASSED=$((PASSED + 1))
-  echo "ok - $*"
-}
-not_ok() {
-  FAILED=$((FAILED + 1))
-  echo "not ok - $1: ${2:-failed}"
-}
-note() { echo "# $*"; }
 check() { # check NAME DETAILS-IF-FAILED CMD...
   local name=$1 details=$2
   shift 2
@@ -84,7 +74,8 @@ stop_pid() { # stop_pid PID SIGNAL: signal, wait up to 5 s, then SIGKILL
   wait "$pid" 2>/dev/null || true
 }
 
-print_logs() {
+# shellcheck disable=SC2317  # (called by finish and checks_abort_report when anything failed)
+checks_on_failure() { # the server's and nginx's logs
   local f
   for f in "$TMP/server/server.log" "$TMP/nginx/error.log"; do
     [[ -s "$f" ]] || continue
@@ -99,13 +90,7 @@ cleanup() {
   stop_pid "$NGINX_PID" TERM
   stop_pid "$SERVER_PID" TERM
   if [[ $POLICY_RC_CREATED -eq 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
-  if [[ $FINISHED -eq 0 ]]; then
-    FAILED=$((FAILED + 1))
-    echo "not ok - nginx_test.sh: aborted (exit $rc) near line ${ABORT_LINE:-?}"
-    print_logs
-    echo "$PASSED passed, $FAILED failed"
-    rc=1
-  fi
+  checks_abort_report nginx_test.sh "$rc" || rc=1 # set -e or a signal ended the run before finish
   if [[ -n "${NGINX_TEST_KEEP_TMP:-}" ]]; then echo "# kept $TMP" >&2; else rm -rf "$TMP"; fi
   exit "$rc"
 }
@@ -113,37 +98,8 @@ trap 'ABORT_LINE=$LINENO' ERR
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-finish() {
-  FINISHED=1
-  [[ $FAILED -eq 0 ]] || print_logs
-  note "runtime $((SECONDS - STARTED_AT)) s"
-  echo "$PASSED passed, $FAILED failed"
-  [[ $FAILED -eq 0 && $PASSED -gt 0 ]] && exit 0
-  exit 1
-}
-fatal() {
-  not_ok "$1" "$2"
-  finish
-}
-
-# run_counted LABEL CMD...: run a helper printing ok/not ok lines; add its lines to the counters.
-run_counted() {
-  local label=$1
-  shift
-  local out=$TMP/counted.$RANDOM rc=0 p f
-  "$@" >"$out" 2>"$out.err" || rc=$?
-  cat "$out"
-  p=$(grep -c '^ok - ' "$out" || true)
-  f=$(grep -c '^not ok - ' "$out" || true)
-  PASSED=$((PASSED + p))
-  FAILED=$((FAILED + f))
-  if [[ $rc -ne 0 && $f -eq 0 ]]; then
-    not_ok "$label" "exit $rc: $(tail -n 15 "$out.err" | tr '\n' ' ')"
-  elif [[ $rc -ne 0 && -s "$out.err" ]]; then
-    note "$label stderr (last lines):"
-    tail -n 15 "$out.err" | sed 's/^/#   /'
-  fi
-}
+# shellcheck disable=SC2317  # (called by finish)
+checks_on_finish() { note "runtime $((SECONDS - STARTED_AT)) s"; }
 
 # ------------------------------------------------------------------------------------------------------
 # 1. nginx and the other tools
@@ -210,34 +166,13 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   fatal "setup: self-signed certificate (openssl req -x509)" "$(tail -n 5 "$TMP/tls/openssl.log" | tr '\n' ' ')"
 CERT=$TMP/tls/cert.pem
 
-free_ports() { # three distinct free loopback ports
-  python3 -c '
-import socket
-socks = []
-for _ in range(3):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks: s.close()'
-}
-read -r HTTP_PORT HTTPS_PORT UP_PORT < <(free_ports)
+read -r HTTP_PORT HTTPS_PORT UP_PORT < <(free_ports 3)
 BASE=https://127.0.0.1:$HTTPS_PORT/cron
 note "ports: nginx http $HTTP_PORT, https $HTTPS_PORT; claudecron $UP_PORT"
 
 # The interop suite's venv (scripts/interop.sh runs first in CI); made the same way when missing.
-ensure_venv() {
-  local stamp
-  stamp=$(sha256sum "$REPO/scripts/interop/requirements.txt" | cut -c1-16)
-  if [[ -x "$CACHE/venv/bin/python" && "$(cat "$CACHE/venv/.interop-stamp" 2>/dev/null)" == "$stamp" ]]; then
-    return 0
-  fi
-  note "installing the Python SDK into $CACHE/venv"
-  rm -rf "$CACHE/venv"
-  mkdir -p "$CACHE"
-  python3 -m venv "$CACHE/venv" &&
-    "$CACHE/venv/bin/pip" install --disable-pip-version-check -q -r "$REPO/scripts/interop/requirements.txt" &&
-    echo "$stamp" >"$CACHE/venv/.interop-stamp"
-}
-ensure_venv >"$TMP/venv.log" 2>&1 || fatal "setup: python venv (mcp)" "$(tail -n 20 "$TMP/venv.log" | tr '\n' ' ')"
+ensure_sdk_venv "$CACHE" "$REPO/scripts/interop/requirements.txt" >"$TMP/venv.log" 2>&1 ||
+  fatal "setup: python venv (mcp)" "$(tail -n 20 "$TMP/venv.log" | tr '\n' ' ')"
 grep '^#' "$TMP/venv.log" || true
 PY=$CACHE/venv/bin/python
 
@@ -280,14 +215,7 @@ start_server() {
     CLAUDECRON_PUBLIC_URL="https://127.0.0.1:$HTTPS_PORT/cron" "$@" \
     "$BIN" serve --host 127.0.0.1 --port "$UP_PORT" --db "$TMP/server/tasks.db") >>"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
-  local deadline=$((SECONDS + WAIT_S)) code=""
-  while ((SECONDS < deadline)); do
-    kill -0 "$SERVER_PID" 2>/dev/null || return 1
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$UP_PORT/health" || true)
-    [[ "$code" == 200 ]] && return 0
-    sleep 0.1
-  done
-  return 1
+  wait_health "http://127.0.0.1:$UP_PORT/health" "$WAIT_S" "$SERVER_PID"
 }
 start_server || fatal "server starts (127.0.0.1:$UP_PORT)" "no /health 200 within $WAIT_S s; log: $(tail -n 20 "$SERVER_LOG" | tr '\n' ' ')"
 ok "claudecron starts on 127.0.0.1:$UP_PORT (trust_proxy, public_url $BASE)"
@@ -364,43 +292,17 @@ fi
 
 "$NGINX" "${NGINX_ARGS[@]}" >"$TMP/nginx/stdout.log" 2>&1 &
 NGINX_PID=$!
-deadline=$((SECONDS + WAIT_S))
-code=""
-while ((SECONDS < deadline)); do
-  kill -0 "$NGINX_PID" 2>/dev/null || break
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 --cacert "$CERT" "$BASE/health" || true)
-  [[ "$code" == 200 ]] && break
-  sleep 0.1
-done
-[[ "$code" == 200 ]] || fatal "nginx starts and proxies $BASE/health" "last answer ${code:-none}; $(tail -n 10 "$TMP/nginx/error.log" 2>/dev/null | tr '\n' ' ')"
+wait_health "$BASE/health" "$WAIT_S" "$NGINX_PID" --cacert "$CERT" ||
+  fatal "nginx starts and proxies $BASE/health" "last answer ${HEALTH_CODE:-none}; $(tail -n 10 "$TMP/nginx/error.log" 2>/dev/null | tr '\n' ' ')"
 ok "nginx ($NGINX_VERSION) runs as $(id -un) on 127.0.0.1:$HTTP_PORT (http) and 127.0.0.1:$HTTPS_PORT (https)"
 
 # ------------------------------------------------------------------------------------------------------
 # 5. checks through the proxy
 # ------------------------------------------------------------------------------------------------------
 mkdir -p "$TMP/curl"
-# req NAME CURL-ARGS... -> $STATUS, $HDRS, $BODY (for an event stream: its last data line)
-req() {
-  local name=$1
-  shift
-  HDRS=$TMP/curl/$name.headers
-  BODY=$TMP/curl/$name.body
-  STATUS=$(curl -sS -o "$BODY.raw" -D "$HDRS" -w '%{http_code}' --max-time 10 --cacert "$CERT" "$@" 2>"$TMP/curl/$name.err") || STATUS=${STATUS:-000}
-  [[ "$STATUS" =~ ^[0-9]{3}$ ]] || STATUS=000
-  if [[ "$(hdr Content-Type)" == text/event-stream* ]]; then
-    { grep '^data:' "$BODY.raw" | tail -n 1 | sed 's/^data: \{0,1\}//'; } >"$BODY" || true
-  else
-    cp "$BODY.raw" "$BODY" 2>/dev/null || : >"$BODY"
-  fi
-}
-hdr() { { grep -i "^$1:" "$HDRS" 2>/dev/null || true; } | tail -n 1 | cut -d: -f2- | tr -d '\r' | sed 's/^ *//; s/ *$//'; }
-jqb() { jq -e "$1" "$BODY" >/dev/null 2>&1; }
-what() {
-  local b e
-  b=$(head -c 300 "$TMP/curl/$1.body.raw" 2>/dev/null | tr '\n\r' '  ')
-  e=$(head -c 200 "$TMP/curl/$1.err" 2>/dev/null | tr '\n' ' ')
-  echo "HTTP $STATUS, body: ${b:-<empty>}${e:+, curl: $e}"
-}
+# req NAME CURL-ARGS... -> $STATUS, $HDRS, $BODY; hdr, jqb, what: scripts/lib/checks.sh
+REQ_CURL=(curl -sS --max-time 10 --cacert "$CERT")
+REQ_DIR=$TMP/curl
 # The parts below send their requests back to back; a pause between them lets nginx's limit_req
 # (10 r/s, burst 20, per client) drain, so the suite itself stays clear of it (see "peak" below).
 pace() { sleep 1; }

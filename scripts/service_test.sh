@@ -18,19 +18,21 @@
 #      namespaces (install for real, Type=notify, tasks under the sandbox, the sudo and path-unit
 #      recipes, stop and restart); skipped with a reason where it cannot run
 #
-# Needs bash, coreutils, curl, cargo (or CLAUDECRON_BIN=path to a built binary) and
-# systemd-analyze (installed from Debian's `systemd` package when absent and running as root).
+# Needs bash, coreutils, curl, python3 (free ports), cargo (or CLAUDECRON_BIN=path to a built
+# binary) and systemd-analyze (installed from Debian's `systemd` package when absent and running
+# as root).
 # Only 127.0.0.1; every wait is bounded; everything it starts is stopped. Ends with the line
 # "N passed, N failed"; exits non-zero when anything failed.
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib/checks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh" || exit 1
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/claudecron-service-test.XXXXXX")
 START_TIME=$SECONDS
-PASSED=0
-FAILED=0
 PIDFILES=()
 
+# shellcheck disable=SC2317  # (invoked by the EXIT trap)
 cleanup() {
   local f pid
   for f in "${PIDFILES[@]}"; do
@@ -55,35 +57,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-pass() { PASSED=$((PASSED + 1)); printf 'ok   %s\n' "$1"; }
-fail() {
-  FAILED=$((FAILED + 1))
-  printf 'FAIL %s\n' "$1"
-  [[ $# -ge 2 && -n "$2" ]] && printf '%s\n' "$2" | sed 's/^/       /' | head -n 40
-  return 0
-}
-# check NAME COMMAND...: pass when the command succeeds.
-check() {
-  local name=$1
-  shift
-  local out
-  if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$out"; fi
-}
 mode_of() { stat -c '%a' "$1" 2>/dev/null || echo missing; }
 section() { printf '\n== %s\n' "$*"; }
-
-# A free TCP port on 127.0.0.1 (nothing answers on it right now).
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
 
 # --- the binary -----------------------------------------------------------------------------
 section "binary"
@@ -92,8 +67,8 @@ if [[ -n "${CLAUDECRON_BIN:-}" ]]; then
 else
   if ! (cd "$REPO" && timeout 600 cargo build --quiet --bin claudecron) >"$TMP/build.log" 2>&1; then
     fail "cargo build --bin claudecron" "$(tail -n 30 "$TMP/build.log")"
-    printf '\n%d passed, %d failed\n' "$PASSED" "$FAILED"
-    exit 1
+    echo
+    finish
   fi
   BIN=${CARGO_TARGET_DIR:-$REPO/target}/debug/claudecron
 fi
@@ -101,8 +76,8 @@ if [[ -x "$BIN" ]] && "$BIN" --version >/dev/null 2>&1; then
   pass "binary $BIN runs ($("$BIN" --version))"
 else
   fail "binary $BIN runs"
-  printf '\n%d passed, %d failed\n' "$PASSED" "$FAILED"
-  exit 1
+  echo
+  finish
 fi
 
 # --- 1. install.sh into a DESTDIR -----------------------------------------------------------
@@ -271,9 +246,7 @@ fi
 
 # --- 4. deploy.sh through shims ----------------------------------------------------------------
 section "deploy.sh (shim ssh/scp, local stand-in remote)"
-PORT=$(free_port) || PORT=""
-DEAD=$(free_port) || DEAD=""
-while [[ -n "$DEAD" && "$DEAD" == "$PORT" ]]; do DEAD=$(free_port); done
+read -r PORT DEAD < <(free_ports 2) || true # the deploy target's port, and one nothing answers on
 if [[ -z "$PORT" || -z "$DEAD" ]]; then
   fail "free loopback ports for the deploy test"
 else
@@ -444,5 +417,4 @@ else
 fi
 
 printf '\nservice tests took %ds\n' "$((SECONDS - START_TIME))"
-printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
-[[ $FAILED -eq 0 ]]
+finish

@@ -22,19 +22,13 @@
 # Needs curl and jq. The token is handed to curl in a 0600 temp file, never on its command line.
 set -uo pipefail
 
+# shellcheck source=scripts/lib/checks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh" || exit 1
+CHECKS_PREFIX="smoke: "          # ok - smoke: ... / not ok - smoke: ...: why
+CHECKS_SUMMARY_PREFIX="# smoke: " # a comment line inside the suite that runs this one
+
 PROTO=2025-11-25
 TIMEOUT=${SMOKE_TIMEOUT:-30}
-PASSED=0
-FAILED=0
-
-ok() {
-  PASSED=$((PASSED + 1))
-  echo "ok - smoke: $*"
-}
-not_ok() {
-  FAILED=$((FAILED + 1))
-  echo "not ok - smoke: $1: ${2:-failed}"
-}
 
 usage() {
   echo "usage: $0 URL [TOKEN]   (e.g. $0 https://cron.example.com/cron \"\$(claudecron token)\")" >&2
@@ -55,11 +49,7 @@ TOKEN=${2:-${CLAUDECRON_TOKEN:-}}
   exit 2
 }
 for tool in curl jq; do
-  if ! command -v "$tool" >/dev/null; then
-    not_ok "setup" "$tool is not installed (Debian: apt-get install $tool)"
-    echo "# smoke: $PASSED passed, $FAILED failed"
-    exit 1
-  fi
+  command -v "$tool" >/dev/null || fatal "setup" "$tool is not installed (Debian: apt-get install $tool)"
 done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/claudecron-smoke.XXXXXX")
@@ -77,35 +67,10 @@ trap cleanup EXIT
 
 AUTH_FILE=$TMP/auth.header
 (umask 077 && printf 'Authorization: Bearer %s\n' "$TOKEN" >"$AUTH_FILE")
-CURL=(curl -sS --max-time "$TIMEOUT")
-[[ "${SMOKE_INSECURE:-}" == 1 || "${SMOKE_INSECURE:-}" == true ]] && CURL+=(-k)
-
-# req NAME CURL-ARGS... -> $STATUS, files $TMP/NAME.{headers,raw,body}; for an event-stream answer
-# the body is the data of its last event (the JSON-RPC response).
-req() {
-  local name=$1
-  shift
-  HDRS=$TMP/$name.headers
-  BODY=$TMP/$name.body
-  STATUS=$("${CURL[@]}" -o "$BODY.raw" -D "$HDRS" -w '%{http_code}' "$@" 2>"$TMP/$name.err") || STATUS=${STATUS:-000}
-  [[ "$STATUS" =~ ^[0-9]{3}$ ]] || STATUS=000
-  if [[ "$(hdr Content-Type)" == text/event-stream* ]]; then
-    { grep '^data:' "$BODY.raw" | tail -n 1 | sed 's/^data: \{0,1\}//'; } >"$BODY" || true
-  else
-    cp "$BODY.raw" "$BODY" 2>/dev/null || : >"$BODY"
-  fi
-}
-# hdr NAME -> the last value of response header NAME (any case, CR stripped)
-hdr() {
-  { grep -i "^$1:" "$HDRS" 2>/dev/null || true; } | tail -n 1 | cut -d: -f2- | tr -d '\r' | sed 's/^ *//; s/ *$//'
-}
-jqb() { jq -e "$1" "$BODY" >/dev/null 2>&1; }
-what() {
-  local b e
-  b=$(head -c 300 "$TMP/$1.body.raw" 2>/dev/null | tr '\n\r' '  ')
-  e=$(head -c 200 "$TMP/$1.err" 2>/dev/null | tr '\n' ' ')
-  echo "HTTP $STATUS, body: ${b:-<empty>}${e:+, curl: $e}"
-}
+# req NAME CURL-ARGS... -> $STATUS, files $TMP/NAME.{headers,body.raw,body}; hdr, jqb, what:
+# scripts/lib/checks.sh
+REQ_CURL=(curl -sS --max-time "$TIMEOUT")
+[[ "${SMOKE_INSECURE:-}" == 1 || "${SMOKE_INSECURE:-}" == true ]] && REQ_CURL+=(-k)
 
 JSON_H=(-H "Content-Type: application/json" -H "Accept: application/json, text/event-stream")
 # post NAME JSON-BODY: a JSON-RPC POST on the session
@@ -143,8 +108,7 @@ else
   not_ok "initialize -> 200, protocolVersion 2025-11-25, MCP-Session-Id header" "$(what init), session id '${SID}'"
   [[ "$STATUS" == 401 ]] && echo "# smoke: 401: the token is not one the server accepts (claudecron token)"
   [[ "$STATUS" == 403 ]] && echo "# smoke: 403: Host or Origin not allowed: set public_url (or allowed_hosts) on the server"
-  echo "# smoke: $PASSED passed, $FAILED failed"
-  exit 1
+  finish
 fi
 
 # 3. initialized
@@ -194,5 +158,4 @@ else
   not_ok "DELETE /mcp ends the session" "$(what end)"
 fi
 
-echo "# smoke: $PASSED passed, $FAILED failed"
-[[ $FAILED -eq 0 ]]
+finish

@@ -28,21 +28,10 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=scripts/lib/checks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/checks.sh" || exit 1
+CHECKS_EMPTY_OK=1 # all skipped (CLAUDECRON_BOOT_TEST_AUTO=1, a prerequisite missing): exit 0
 BIN=${1:-${CLAUDECRON_BIN:-$REPO/target/debug/claudecron}}
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); printf 'ok   %s\n' "$1"; }
-fail() {
-  FAILED=$((FAILED + 1))
-  printf 'FAIL %s\n' "$1"
-  [[ $# -ge 2 && -n "$2" ]] && printf '%s\n' "$2" | sed 's/^/       /' | head -n 40
-  return 0
-}
-finish() {
-  printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
-  [[ $FAILED -eq 0 ]]
-  exit
-}
 
 # --- prerequisites ---------------------------------------------------------------------------
 missing=""
@@ -73,6 +62,7 @@ W=$(mktemp -d /tmp/claudecron-boot.XXXXXX)
 CG=claudecron-boot-$$
 STARTER=""
 SD=""
+# shellcheck disable=SC2317  # (invoked by the EXIT trap)
 cleanup() {
   [[ -n "$SD" ]] && kill -9 "$SD" 2>/dev/null
   # Everything still in the test's cgroup (the whole booted system) goes too.

@@ -9,24 +9,14 @@ REPO=$1
   exit 1
 }
 
-pass() { printf 'ok   %s\n' "$1"; }
-fail() {
-  printf 'FAIL %s\n' "$1"
-  [[ $# -ge 2 && -n "$2" ]] && printf '%s\n' "$2" | sed 's/^/       /' | head -n 40
-  return 0
-}
+# pass / fail (the "ok   ..." / "FAIL ..." lines boot_test.sh counts) and wait_health. This file
+# runs from a copy in /mnt, so the library comes from REPO (visible, read-only, in the namespaces).
+# shellcheck source=scripts/lib/checks.sh
+source "$REPO/scripts/lib/checks.sh" || exit 1
 show() { systemctl show claudecron -p "$1" --value; }
-wait_health() { # wait_health SECONDS
-  local i
-  for ((i = 0; i < $1 * 5; i++)); do
-    curl -fsS --max-time 2 http://127.0.0.1:3010/health 2>/dev/null | grep -q '"status":"ok"' && return 0
-    sleep 0.2
-  done
-  return 1
-}
+B=http://127.0.0.1:3010
 
 # --- MCP over curl: run a bash task and print "status=… exit=…" and its output ---------------
-B=http://127.0.0.1:3010
 SID=""
 mcp_open() {
   local tok
@@ -68,7 +58,7 @@ expected="/usr/local/bin/claudecron 755 root:root
 /var/lib/claudecron 750 claudecron:claudecron"
 [[ "$perms" == "$expected" ]] && pass "installed files, modes and owners" ||
   fail "installed files, modes and owners" "$perms"
-if [[ "$(systemctl is-enabled claudecron)" == enabled && "$(show ActiveState)" == active ]] && wait_health 10; then
+if [[ "$(systemctl is-enabled claudecron)" == enabled && "$(show ActiveState)" == active ]] && wait_health "$B/health" 10; then
   pass "enabled, active, /health ok"
 else
   fail "enabled, active, /health ok" "$(systemctl status claudecron --no-pager 2>&1 | tail -n 15)"
@@ -172,7 +162,7 @@ if command -v sudo >/dev/null 2>&1; then
     pass "with the unit as shipped, sudo in a task is refused (no new privileges)" ||
     fail "with the unit as shipped, sudo in a task is refused (no new privileges)" "$out"
   install -D -m 0644 "$REPO/scripts/service/sudo-override.conf" /etc/systemd/system/claudecron.service.d/sudo.conf
-  systemctl daemon-reload && systemctl restart claudecron && wait_health 10 && mcp_open
+  systemctl daemon-reload && systemctl restart claudecron && wait_health "$B/health" 10 && mcp_open
   out=$(task sudo-allowed 'sudo -n /usr/bin/systemctl reload nginx; echo reload-rc=$?
 sudo -n /usr/bin/systemctl restart nginx 2>/dev/null; echo restart-rc=$?
 sudo -n /usr/bin/id -u 2>/dev/null; echo id-rc=$?')
@@ -182,7 +172,7 @@ sudo -n /usr/bin/id -u 2>/dev/null; echo id-rc=$?')
   score=$(systemd-analyze security claudecron.service 2>&1 | sed -n 's/.*Overall exposure level for claudecron.service: \([0-9.]*.*\)/\1/p')
   echo "     (exposure with the sudo drop-in: $score)"
   rm -rf /etc/systemd/system/claudecron.service.d
-  systemctl daemon-reload && systemctl restart claudecron && wait_health 10 && mcp_open
+  systemctl daemon-reload && systemctl restart claudecron && wait_health "$B/health" 10 && mcp_open
 else
   echo "skip sudo recipe: no sudo package available"
 fi
@@ -205,10 +195,10 @@ $(journalctl -u claudecron --no-pager | tail -n 5)"
 fi
 
 # --- Restart=on-failure -------------------------------------------------------------------------
-systemctl start claudecron && wait_health 10
+systemctl start claudecron && wait_health "$B/health" 10
 pid=$(show MainPID)
 kill -9 "$pid"
-if wait_health 20 && [[ "$(show MainPID)" != "$pid" && "$(show NRestarts)" -ge 1 ]]; then
+if wait_health "$B/health" 20 && [[ "$(show MainPID)" != "$pid" && "$(show NRestarts)" -ge 1 ]]; then
   pass "Restart=on-failure: back after kill -9 (NRestarts=$(show NRestarts))"
 else
   fail "Restart=on-failure: back after kill -9" "$(systemctl status claudecron --no-pager 2>&1 | tail -n 10)"
