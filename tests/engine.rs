@@ -1102,3 +1102,77 @@ fn a_retry_pending_at_shutdown_runs_after_the_restart() {
         "not before its due time: {retried}"
     );
 }
+
+/// libfaketime, which lets the test move the server's wall clock while its monotonic clock runs
+/// on (scripts/test.sh installs it from Debian's packages when absent).
+fn libfaketime() -> Option<&'static str> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/faketime/libfaketimeMT.so.1",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+}
+
+#[test]
+fn a_wall_clock_jump_counts_the_fire_times_jumped_over_as_missed() {
+    let Some(lib) = libfaketime() else {
+        // scripts/test.sh installs libfaketime, so CI always runs this; say so loudly elsewhere.
+        eprintln!("SKIPPED: libfaketime is not installed (apt-get install libfaketime)");
+        return;
+    };
+    let clock = TempDir::new("claudecron-faketime");
+    let offset_file = clock.path().join("offset");
+    std::fs::write(&offset_file, "+0s\n").unwrap();
+    let server = Server::start(
+        Options::default()
+            .env("LD_PRELOAD", lib)
+            .env("FAKETIME_TIMESTAMP_FILE", offset_file.to_str().unwrap())
+            .env("FAKETIME_NO_CACHE", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    );
+    let mcp = Mcp::new(&server);
+    let id = mcp.add(json!({
+        "name": "ticking", "type": "bash", "schedule": "* * * * * *", "command": "true"
+    }));
+    wait_until("two fires on time", Duration::from_secs(10), || {
+        (mcp.finished_runs(&id).len() >= 2).then_some(())
+    });
+    // The host "sleeps" 30 s: its wall clock steps forward, the monotonic clock does not.
+    std::fs::write(&offset_file, "+30s\n").unwrap();
+    let skipped = wait_until(
+        "the jumped-over fires as skipped",
+        Duration::from_secs(10),
+        || {
+            let skipped: Vec<Value> = mcp
+                .history(&id)
+                .into_iter()
+                .filter(|r| r["status"] == "skipped")
+                .collect();
+            (skipped.len() >= 20).then_some(skipped)
+        },
+    );
+    for run in &skipped {
+        let error = run["error"].as_str().unwrap_or("");
+        assert!(
+            error.contains("wall clock jumped"),
+            "the reason names the jump: {run}"
+        );
+    }
+    // ... and it goes on firing on time after the jump.
+    let after_jump = skipped
+        .iter()
+        .map(|r| ts(&r["scheduled_for"]))
+        .max()
+        .unwrap();
+    wait_until("a fire after the jump", Duration::from_secs(10), || {
+        mcp.finished_runs(&id)
+            .into_iter()
+            .find(|r| r["status"] == "success" && ts(&r["scheduled_for"]) > after_jump)
+    });
+    assert!(
+        server.stderr().contains("the wall clock jumped forward"),
+        "the jump is logged"
+    );
+}
