@@ -29,6 +29,9 @@ fi
 stage "cargo test"
 cargo test --all-targets
 
+stage "benchmark script still runs (scripts/bench.sh, shortened, debug build; numbers not judged)"
+CLAUDECRON_BIN=target/debug/claudecron BENCH_SECONDS=3 BENCH_IDLE_SECONDS=2 bash scripts/bench.sh
+
 stage "interop suite (scripts/interop.sh)"
 bash scripts/interop.sh
 
@@ -37,6 +40,3 @@ bash scripts/nginx_test.sh
 
 stage "service kit: unit, install, deploy, example config (scripts/service_test.sh)"
 bash scripts/service_test.sh
-
-stage "benchmark script still runs (scripts/bench.sh, shortened, debug build; numbers not judged)"
-CLAUDECRON_BIN=target/debug/claudecron BENCH_SECONDS=3 BENCH_IDLE_SECONDS=2 bash scripts/bench.sh
