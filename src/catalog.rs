@@ -90,12 +90,6 @@ pub fn time_pair(t: DateTime<Utc>, tz: chrono_tz::Tz) -> Value {
     })
 }
 
-fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// The trigger in words, for people and models.
 pub fn trigger_summary(task: &Task) -> String {
     let tz = &task.spec.timezone;
@@ -165,47 +159,22 @@ pub fn trigger_summary(task: &Task) -> String {
 /// The next `count` fire times of a task's time-based trigger after `now` (empty for event
 /// triggers and disabled tasks).
 pub fn next_fire_times(task: &Task, now: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+    let mut times = Vec::with_capacity(count);
     if !task.spec.enabled {
-        return Vec::new();
+        return times;
     }
-    let Ok(tz) = parse_timezone(&task.spec.timezone) else {
-        return Vec::new();
-    };
-    match &task.spec.trigger {
-        Trigger::Cron { schedule } => Schedule::parse(schedule)
-            .map(|s| {
-                s.upcoming(now, tz, count)
-                    .into_iter()
-                    .map(|t| t.with_timezone(&Utc))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        Trigger::Interval {
-            every_seconds,
-            start_at,
-            ..
-        } => {
-            let Some(start) = parse_utc(start_at) else {
-                return Vec::new();
-            };
-            let step = (*every_seconds).max(1) as i64;
-            let first = if start > now {
-                start
-            } else {
-                let elapsed = (now - start).num_seconds();
-                start + chrono::Duration::seconds((elapsed / step + 1) * step)
-            };
-            (0..count as i64)
-                .map(|i| first + chrono::Duration::seconds(i * step))
-                .collect()
+    // The engine's own rule, so what the model is shown is what will fire.
+    let mut cursor = now;
+    while times.len() < count {
+        match crate::engine::next_fire(task, cursor) {
+            Some(t) => {
+                times.push(t);
+                cursor = t;
+            }
+            None => break,
         }
-        Trigger::Once { at } => parse_utc(at)
-            .filter(|t| *t > now)
-            .into_iter()
-            .take(count)
-            .collect(),
-        _ => Vec::new(),
     }
+    times
 }
 
 /// Operations over one store connection.
@@ -609,4 +578,63 @@ pub fn preview_schedule(expr: &str, timezone: &str, count: usize, now: DateTime<
         "description": schedule.describe(),
         "next_runs": times,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(trigger: Value, enabled: bool) -> Task {
+        let spec = serde_json::from_value(json!({
+            "name": "t", "type": "bash", "enabled": enabled, "trigger": trigger,
+            "timezone": "Europe/Moscow", "command": "true", "overlap": "skip", "catch_up": "skip",
+            "retries": {"max_attempts": 0, "backoff_seconds": 30, "doubling": true}
+        }))
+        .unwrap();
+        Task {
+            id: "x".into(),
+            spec,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn shown_fire_times_follow_the_engine_for_every_time_trigger() {
+        let now = at("2026-11-26T06:57:00Z");
+        let interval = task(
+            json!({"type": "interval", "every": "15m", "every_seconds": 900, "start_at": "2026-11-26T00:05:00Z"}),
+            true,
+        );
+        assert_eq!(
+            next_fire_times(&interval, now, 3),
+            [
+                at("2026-11-26T07:05:00Z"),
+                at("2026-11-26T07:20:00Z"),
+                at("2026-11-26T07:35:00Z")
+            ]
+        );
+        let cron = task(json!({"type": "cron", "schedule": "0 9 * * 1-5"}), true);
+        assert_eq!(
+            next_fire_times(&cron, now, 2),
+            [at("2026-11-27T06:00:00Z"), at("2026-11-30T06:00:00Z")],
+            "09:00 Moscow on weekdays"
+        );
+        let once = task(json!({"type": "once", "at": "2026-11-26T08:00:00Z"}), true);
+        assert_eq!(next_fire_times(&once, now, 5), [at("2026-11-26T08:00:00Z")]);
+        assert!(next_fire_times(&task(json!({"type": "manual"}), true), now, 5).is_empty());
+        assert!(next_fire_times(&cron.clone_disabled(), now, 5).is_empty());
+    }
+
+    impl Task {
+        fn clone_disabled(&self) -> Task {
+            let mut t = self.clone();
+            t.spec.enabled = false;
+            t
+        }
+    }
 }
