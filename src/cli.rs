@@ -59,6 +59,14 @@ pub enum CliError {
     Failed(String),
 }
 
+/// `--flag=value` → (`--flag`, the value); anything else → (the argument, None).
+pub fn split_flag(arg: &str) -> (&str, Option<String>) {
+    match arg.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
+        _ => (arg, None),
+    }
+}
+
 /// Parsed global flags plus what is left for the command.
 struct Parsed {
     command: String,
@@ -72,10 +80,8 @@ fn parse(args: Vec<String>) -> Result<Parsed, CliError> {
     let mut rest = Vec::new();
     let mut iter = args.into_iter().skip(1);
     while let Some(arg) = iter.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
+        let (flag, inline) = split_flag(&arg);
+        let flag = flag.to_string();
         let mut value = |name: &str| -> Result<String, CliError> {
             match inline.clone().or_else(|| iter.next()) {
                 Some(v) => Ok(v),
@@ -188,10 +194,9 @@ fn client_config(rest: &[String], sources: &Sources) -> Result<(), CliError> {
     let mut url: Option<String> = None;
     let mut iter = rest.iter();
     while let Some(arg) = iter.next() {
-        match arg.split_once('=') {
-            Some(("--url", v)) => url = Some(v.to_string()),
-            _ if arg == "--url" => {
-                url = Some(iter.next().cloned().ok_or_else(|| {
+        match split_flag(arg) {
+            ("--url", inline) => {
+                url = Some(inline.or_else(|| iter.next().cloned()).ok_or_else(|| {
                     CliError::Usage(
                         "--url needs a value, e.g. --url https://mcp.example.com/cron".into(),
                     )
@@ -361,10 +366,7 @@ fn preview(rest: &[String], sources: &Sources) -> Result<(), CliError> {
     let mut count: usize = 5;
     let mut iter = rest.iter();
     while let Some(arg) = iter.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
+        let (flag, inline) = split_flag(arg);
         match flag {
             "--tz" | "--timezone" => {
                 tz = Some(inline.or_else(|| iter.next().cloned()).ok_or_else(|| {
