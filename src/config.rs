@@ -490,7 +490,7 @@ fn build(
         ));
     }
     let default_timezone = string(take("default_timezone")).unwrap_or_default();
-    crate::schedule::parse_timezone(&default_timezone)
+    crate::tasks::schedule::parse_timezone(&default_timezone)
         .map_err(|e| format!("default_timezone: {e}"))?;
     // Unset: ANTHROPIC_BASE_URL (which a claude-code child would inherit anyway), else the
     // public API.

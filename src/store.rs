@@ -2,7 +2,7 @@
 //! thread (one connection each, WAL mode); no other module writes SQL, and the store never decides
 //! policy (what to run, when) — it only records and reads.
 
-use crate::task::{Task, TaskSpec};
+use crate::tasks::model::{Task, TaskSpec};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::path::Path;
@@ -660,7 +660,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::*;
+    use crate::tasks::model::*;
 
     fn spec(name: &str) -> TaskSpec {
         TaskSpec {

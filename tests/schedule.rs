@@ -1,4 +1,4 @@
-//! Table-driven tests for `claudecron::schedule`: exact fire instants (RFC 3339 with the
+//! Table-driven tests for `claudecron::tasks::schedule`: exact fire instants (RFC 3339 with the
 //! zone's offset), DST gaps and folds, restarts, validation messages and zone names.
 //!
 //! Every expected instant was worked out from the calendar and the zone rules, not copied
@@ -9,7 +9,7 @@
 //! 01:30, starts Sun 10-04 02:00 → 02:30. Cuba: 03-08 00:00 → 01:00, 11-01 01:00 → 00:00.
 
 use chrono::{DateTime, Utc};
-use claudecron::schedule::{parse_timezone, Schedule};
+use claudecron::tasks::schedule::{parse_timezone, Schedule};
 
 /// The reference "now" for the never-fires check, so the tests do not depend on the clock.
 fn reference_now() -> DateTime<Utc> {

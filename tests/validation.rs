@@ -5,10 +5,10 @@
 mod common;
 
 use chrono::{DateTime, TimeZone, Utc};
-use claudecron::task::{
+use claudecron::tasks::model::{
     AfterOn, CatchUp, FileEvent, NotifyOn, Overlap, Retries, Runner, TaskSpec, TaskType, Trigger,
 };
-use claudecron::validate::{
+use claudecron::tasks::validate::{
     merge_update, parse_duration, parse_time, task_spec, Context, FieldError, TaskLookup, TaskRef,
 };
 use common::over;

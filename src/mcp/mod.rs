@@ -3,17 +3,17 @@
 //! method dispatch (initialize, ping, logging/setLevel, tools/list, tools/call). It reaches tasks
 //! only through `catalog` (never SQL) and trusts `guard` to have authenticated the request.
 
-pub mod session;
+pub(crate) mod session;
 pub mod tools;
-pub mod wait;
+pub(crate) mod wait;
 
-use crate::catalog::{Catalog, Defaults, OpError};
 use crate::engine::EngineHandle;
-use crate::guard::TokenId;
-use crate::hooks::HookDispatcher;
+use crate::http::guard::TokenId;
 use crate::http::{accepts, HttpRequest, Reply};
 use crate::store::Store;
-use crate::watch::WatchHandle;
+use crate::tasks::catalog::{Catalog, Defaults, OpError};
+use crate::triggers::hooks::HookDispatcher;
+use crate::triggers::watch::WatchHandle;
 use serde_json::{json, Map, Value};
 use session::{level_rank, lock, SessionRef, Sessions, LOG_LEVELS};
 
@@ -396,7 +396,7 @@ fn as_accepted(req: &HttpRequest, reply: Reply) -> Reply {
     Reply {
         status: reply.status,
         headers,
-        body: crate::sse::format_event(None, &data).into_bytes(),
+        body: crate::http::sse::format_event(None, &data).into_bytes(),
     }
 }
 

@@ -2,8 +2,8 @@
 //! idle expiry, the `max_sessions` cap, and each session's standalone GET event stream with its
 //! bounded replay buffer. It holds connection state only; it never touches tasks or SQL.
 
-use crate::guard::TokenId;
-use crate::sse::SseStream;
+use crate::http::guard::TokenId;
+use crate::http::sse::SseStream;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! annotations, and the mapping from a `tools/call` to a catalog operation. Argument shapes are
 //! checked here; task semantics are checked by `validate` via the catalog. No SQL, no HTTP.
 
-use crate::catalog::{self, Catalog, OpError, OpResult};
+use crate::tasks::catalog::{self, Catalog, OpError, OpResult};
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 
@@ -196,7 +196,7 @@ pub fn definitions() -> Vec<Value> {
             "title": "Try claudecron hook tasks with a hook event",
             "description": "Fire the enabled claudecron tasks whose hook trigger matches a Claude Code hook event, as if Claude Code had sent it to /hooks, and return which tasks matched and their run ids (debounce is skipped). Give `payload` (the hook input JSON), or just the fields an mcp_tool hook can interpolate: tool_name, file_path (becomes tool_input.file_path), session_id, cwd. Example: {\"event\":\"PostToolUse\",\"tool_name\":\"Write\",\"file_path\":\"/srv/app/main.py\"}",
             "inputSchema": object_schema(json!({
-                "event": {"type": "string", "enum": crate::validate::HOOK_EVENTS, "description": "The hook event name (hook_event_name)."},
+                "event": {"type": "string", "enum": crate::tasks::validate::HOOK_EVENTS, "description": "The hook event name (hook_event_name)."},
                 "payload": {"type": "object", "description": "The hook input as Claude Code sends it; hook_event_name is set from event."},
                 "tool_name": {"type": "string"},
                 "file_path": {"type": "string"},
@@ -227,7 +227,7 @@ pub enum CallError {
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> OpError {
-    OpError::Invalid(crate::validate::FieldError {
+    OpError::Invalid(crate::tasks::validate::FieldError {
         field: field.into(),
         message: message.into(),
     })
@@ -438,12 +438,12 @@ pub fn call(
                 "event",
                 "a Claude Code hook event name such as PostToolUse",
             )?;
-            if !crate::validate::HOOK_EVENTS.contains(&event) {
+            if !crate::tasks::validate::HOOK_EVENTS.contains(&event) {
                 return Err(invalid(
                     "event",
                     format!(
                         "\"{event}\" is not a Claude Code hook event; accepted: {}",
-                        crate::validate::HOOK_EVENTS.join(", ")
+                        crate::tasks::validate::HOOK_EVENTS.join(", ")
                     ),
                 ));
             }

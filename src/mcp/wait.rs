@@ -4,11 +4,11 @@
 //! about once a second and then the response; otherwise a plain JSON response when the run ends
 //! or the wait runs out. A client that goes away does not stop the run.
 
-use crate::catalog::{Catalog, Defaults};
 use crate::engine::EngineHandle;
+use crate::http::sse::SseStream;
 use crate::http::Reply;
-use crate::sse::SseStream;
 use crate::store::Store;
+use crate::tasks::catalog::{Catalog, Defaults};
 use crossbeam_channel::{after, select, tick, Receiver};
 use serde_json::{json, Value};
 use std::path::PathBuf;

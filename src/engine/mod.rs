@@ -6,11 +6,11 @@
 //! a run thread (`run`). Its state lives only in this thread; others talk to it through
 //! `EngineHandle`. All SQL goes through its own `Store` connection.
 
-use crate::run::{self, RunJob, RunSettings};
-use crate::schedule::{parse_timezone, Schedule};
+use crate::exec::run::{self, RunJob, RunSettings};
 use crate::store::{NewRun, RunEnd, Store};
-use crate::task::{AfterOn, CatchUp, Overlap, Task, Trigger};
-use crate::validate::{rfc3339, rfc3339_millis};
+use crate::tasks::model::{AfterOn, CatchUp, Overlap, Task, Trigger};
+use crate::tasks::schedule::{parse_timezone, Schedule};
+use crate::tasks::validate::{rfc3339, rfc3339_millis};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use serde_json::json;
@@ -201,7 +201,7 @@ pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHa
         );
     }
     // A crashed server (kill -9, OOM) leaves its runs' process groups behind: end them.
-    let orphans = crate::process::end_orphaned_runs(&recovered.were_running);
+    let orphans = crate::exec::process::end_orphaned_runs(&recovered.were_running);
     if orphans > 0 {
         log::warn!("ended {orphans} processes left running by interrupted runs");
     }

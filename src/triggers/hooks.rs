@@ -6,7 +6,7 @@
 
 use crate::engine::EngineHandle;
 use crate::store::Store;
-use crate::task::{Task, Trigger};
+use crate::tasks::model::{Task, Trigger};
 use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
 use serde_json::{json, Value};
 use std::collections::HashMap;

@@ -46,8 +46,8 @@
 
 use crate::engine::EngineHandle;
 use crate::store::Store;
-use crate::task::{FileEvent, Task, Trigger};
-use crate::validate::rfc3339_millis;
+use crate::tasks::model::{FileEvent, Task, Trigger};
+use crate::tasks::validate::rfc3339_millis;
 use chrono::Utc;
 use crossbeam_channel::{after, never, select, unbounded, Receiver, Sender};
 use globset::{GlobBuilder, GlobMatcher};

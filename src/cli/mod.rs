@@ -2,6 +2,10 @@
 //! `preview-schedule`); `serve` hands over to the server module. Usage errors say what was
 //! expected. It prints for the user; it never prints a token unless asked (`token`).
 
+pub mod api_docs;
+mod client_config;
+mod forward;
+
 use crate::config::{self, Config, Sources};
 use std::path::PathBuf;
 
@@ -144,7 +148,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
         "serve" => {
             no_extra(&parsed.rest, "serve")?;
             let config = load_config(&parsed.sources)?;
-            crate::server::serve(config).map_err(CliError::Failed)
+            crate::http::server::serve(config).map_err(CliError::Failed)
         }
         "check" => {
             no_extra(&parsed.rest, "check")?;
@@ -165,14 +169,14 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
         }
         "preview-schedule" => preview(&parsed.rest, &parsed.sources),
         "hook" => {
-            crate::forward::run(&parsed.rest, &parsed.sources);
+            crate::cli::forward::run(&parsed.rest, &parsed.sources);
             Ok(())
         }
         "client-config" => client_config(&parsed.rest, &parsed.sources),
         "backup" => backup(&parsed.rest, &parsed.sources),
         "api-docs" => {
             no_extra(&parsed.rest, "api-docs")?;
-            print!("{}", crate::api_docs::render());
+            print!("{}", crate::cli::api_docs::render());
             Ok(())
         }
         "" => match parsed.rest.first() {
@@ -213,7 +217,7 @@ fn client_config(rest: &[String], sources: &Sources) -> Result<(), CliError> {
     let base = url
         .or_else(|| config.public_url.clone())
         .unwrap_or_else(|| {
-            crate::forward::default_url(&config)
+            crate::cli::forward::default_url(&config)
                 .trim_end_matches("/hooks")
                 .to_string()
         });
@@ -230,7 +234,7 @@ fn client_config(rest: &[String], sources: &Sources) -> Result<(), CliError> {
             .next()
             .unwrap_or_default(),
     };
-    print!("{}", crate::client_config::render(&base, &token));
+    print!("{}", crate::cli::client_config::render(&base, &token));
     Ok(())
 }
 
@@ -404,7 +408,7 @@ fn preview(rest: &[String], sources: &Sources) -> Result<(), CliError> {
             .map(|c| c.default_timezone)
             .unwrap_or_else(|_| "UTC".into()),
     };
-    let preview = crate::catalog::preview_schedule(&expr, &tz, count, chrono::Utc::now())
+    let preview = crate::tasks::catalog::preview_schedule(&expr, &tz, count, chrono::Utc::now())
         .map_err(|e| CliError::Usage(e.to_string()))?;
     println!(
         "{}  ({})",

@@ -4,12 +4,12 @@
 //! or JSON-RPC.
 
 use crate::engine::EngineHandle;
-use crate::hooks::HookDispatcher;
-use crate::schedule::{parse_timezone, Schedule};
 use crate::store::{Run, Store, StoreError};
-use crate::task::{Task, Trigger};
-use crate::validate::{self, Context, FieldError, TaskLookup, TaskRef};
-use crate::watch::WatchHandle;
+use crate::tasks::model::{Task, Trigger};
+use crate::tasks::schedule::{parse_timezone, Schedule};
+use crate::tasks::validate::{self, Context, FieldError, TaskLookup, TaskRef};
+use crate::triggers::hooks::HookDispatcher;
+use crate::triggers::watch::WatchHandle;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
@@ -60,7 +60,7 @@ pub struct Defaults {
     pub timezone: String,
     pub task_timeout_secs: u64,
     /// To say when a subagent task's runner cannot work as configured.
-    pub subagent: crate::subagent::SubagentSettings,
+    pub subagent: crate::exec::subagent::SubagentSettings,
 }
 
 struct StoreLookup<'a>(&'a Store);
@@ -108,9 +108,9 @@ pub fn trigger_summary(task: &Task) -> String {
             let events: Vec<&str> = events
                 .iter()
                 .map(|e| match e {
-                    crate::task::FileEvent::Create => "create",
-                    crate::task::FileEvent::Modify => "modify",
-                    crate::task::FileEvent::Remove => "remove",
+                    crate::tasks::model::FileEvent::Create => "create",
+                    crate::tasks::model::FileEvent::Modify => "modify",
+                    crate::tasks::model::FileEvent::Remove => "remove",
                 })
                 .collect();
             format!(
@@ -146,9 +146,9 @@ pub fn trigger_summary(task: &Task) -> String {
         Trigger::Once { at } => format!("once at {at}"),
         Trigger::After { task: upstream, on } => {
             let on = match on {
-                crate::task::AfterOn::Success => "succeeds",
-                crate::task::AfterOn::Failure => "fails",
-                crate::task::AfterOn::Always => "finishes",
+                crate::tasks::model::AfterOn::Success => "succeeds",
+                crate::tasks::model::AfterOn::Failure => "fails",
+                crate::tasks::model::AfterOn::Always => "finishes",
             };
             format!("after task {upstream} {on}")
         }
@@ -303,16 +303,16 @@ impl<'a> Catalog<'a> {
                 .map(|t| time_pair(t, tz))
                 .collect();
             obj.insert("next_runs".into(), Value::Array(next));
-            if task.spec.task_type == crate::task::TaskType::Subagent {
+            if task.spec.task_type == crate::tasks::model::TaskType::Subagent {
                 let settings = &self.defaults.subagent;
                 obj.insert(
                     "effective_runner".into(),
-                    crate::subagent::runner_name(crate::subagent::choose_runner(
+                    crate::exec::subagent::runner_name(crate::exec::subagent::choose_runner(
                         &task.spec, settings,
                     ))
                     .into(),
                 );
-                if let Some(warning) = crate::subagent::readiness(&task.spec, settings) {
+                if let Some(warning) = crate::exec::subagent::readiness(&task.spec, settings) {
                     obj.insert("warning".into(), warning.into());
                 }
             }

@@ -4,8 +4,8 @@
 //! retries that honour `retry-after`). Owns runner choice, the child's argv and environment, and
 //! reading results (text, cost, tokens, turns, session id) — never a success it cannot prove.
 
-use crate::process::{self, Ending, ProcessSpec};
-use crate::task::{Runner, TaskSpec};
+use crate::exec::process::{self, Ending, ProcessSpec};
+use crate::tasks::model::{Runner, TaskSpec};
 use crossbeam_channel::{after, bounded, select, Receiver};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

@@ -2,6 +2,10 @@
 //! (`Reply`), JSON error bodies, and writing a reply back. It knows no MCP and no SQL; routing
 //! lives in `server`, policy in `guard`, the protocol in `mcp`.
 
+pub(crate) mod guard;
+pub(crate) mod server;
+pub(crate) mod sse;
+
 use serde_json::{json, Value};
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};

@@ -2,11 +2,11 @@
 //! Every rejection names the field and what is accepted. Pure: it asks the caller (through
 //! `TaskLookup`) about other tasks and never touches SQL, the clock or the file system.
 
-use crate::schedule::{parse_timezone, Schedule};
-use crate::task::{
+use crate::tasks::model::{
     AfterOn, CatchUp, FileEvent, Notify, NotifyOn, Overlap, Retries, Runner, TaskSpec, TaskType,
     Trigger,
 };
+use crate::tasks::schedule::{parse_timezone, Schedule};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

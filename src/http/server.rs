@@ -5,19 +5,19 @@
 //! (keep-alives, session expiry). Each worker owns its SQLite connection. It never parses
 //! JSON-RPC (see `mcp`).
 
-use crate::catalog::Defaults;
 use crate::config::{AuthMode, Config};
 use crate::engine::{EngineHandle, EngineSettings, RunEvent, RunListener};
-use crate::guard::Guard;
-use crate::hooks::HookDispatcher;
+use crate::exec::run::RunSettings;
+use crate::exec::subagent::SubagentSettings;
+use crate::http::guard::Guard;
+use crate::http::sse::SseStream;
 use crate::http::{HttpRequest, Reply};
 use crate::mcp::session::{level_rank, lock, Sessions};
 use crate::mcp::{Mcp, Outcome, HEADER_VERSIONS};
-use crate::run::RunSettings;
-use crate::sse::SseStream;
 use crate::store::Store;
-use crate::subagent::SubagentSettings;
-use crate::watch::WatchHandle;
+use crate::tasks::catalog::Defaults;
+use crate::triggers::hooks::HookDispatcher;
+use crate::triggers::watch::WatchHandle;
 use serde_json::json;
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -204,7 +204,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         },
         run_notifier(Arc::clone(&sessions), Arc::clone(&watch_slot)),
     )?;
-    let watch = crate::watch::start(config.db_path.clone(), engine.clone())?;
+    let watch = crate::triggers::watch::start(config.db_path.clone(), engine.clone())?;
     let hooks = HookDispatcher::start(engine.clone())?;
     if let Ok(mut slot) = watch_slot.lock() {
         *slot = Some(watch.clone());

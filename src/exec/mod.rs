@@ -1,0 +1,6 @@
+//! Executing runs: one run on its own thread (`run`), one child process group (`process`),
+//! subagent runners (`subagent`). Nothing here decides when or whether to run.
+
+pub(crate) mod process;
+pub(crate) mod run;
+pub(crate) mod subagent;
