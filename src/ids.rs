@@ -5,21 +5,7 @@ use std::io;
 
 /// Fill `buf` with cryptographically secure random bytes.
 pub fn fill_random(buf: &mut [u8]) -> io::Result<()> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: the pointer and length describe the writable remainder of `buf`.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        filled += n as usize;
-    }
-    Ok(())
+    crate::sys::getrandom(buf)
 }
 
 /// Lower-case hex of `n` random bytes (2n characters).

@@ -10,6 +10,8 @@ pub(crate) mod ids;
 pub mod mcp;
 pub(crate) mod sdnotify;
 pub(crate) mod store;
+pub(crate) mod sys;
 pub mod tasks;
 pub(crate) mod token;
 pub(crate) mod triggers;
+pub mod util;

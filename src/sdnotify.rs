@@ -41,9 +41,9 @@ mod tests {
         let path = dir.join("notify.sock");
         let listener = UnixDatagram::bind(&path).unwrap();
         // SAFETY of the test: only this test reads or writes NOTIFY_SOCKET.
-        unsafe { std::env::set_var("NOTIFY_SOCKET", &path) };
+        crate::sys::set_env_for_test("NOTIFY_SOCKET", Some(path.as_os_str()));
         notify("READY=1\nSTATUS=test");
-        unsafe { std::env::remove_var("NOTIFY_SOCKET") };
+        crate::sys::set_env_for_test("NOTIFY_SOCKET", None);
         let mut buf = [0u8; 64];
         let n = listener.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"READY=1\nSTATUS=test");

@@ -131,10 +131,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     if parsed.command != "serve" {
         // A printing command piped into `head` should end quietly when the pipe closes, as
         // other command-line tools do; the server keeps SIGPIPE ignored for its sockets.
-        // SAFETY: resetting a signal disposition before any thread starts.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
+        crate::sys::default_sigpipe();
     }
     match parsed.command.as_str() {
         "--help" | "-h" | "help" => {

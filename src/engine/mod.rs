@@ -10,7 +10,7 @@ use crate::exec::run::{self, RunJob, RunSettings};
 use crate::store::{NewRun, RunEnd, Store};
 use crate::tasks::model::{AfterOn, CatchUp, Overlap, Task, Trigger};
 use crate::tasks::schedule::{parse_timezone, Schedule};
-use crate::tasks::validate::{rfc3339, rfc3339_millis};
+use crate::util::{parse_utc, rfc3339, rfc3339_millis};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use serde_json::json;
@@ -272,12 +272,6 @@ pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHa
     Ok(handle)
 }
 
-fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// The first fire time of a time-based trigger strictly after `after`.
 pub fn next_fire(task: &Task, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let tz = parse_timezone(&task.spec.timezone).ok()?;
@@ -304,45 +298,24 @@ pub fn next_fire(task: &Task, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     }
 }
 
-/// Watch for the wall clock being set (NTP step, manual change, resume from suspend) with a
-/// timerfd that the kernel cancels on such changes; each one wakes the engine.
+/// Watch for the wall clock being set (NTP step, manual change, resume from suspend); each
+/// change wakes the engine.
 fn start_clock_watch(tx: Sender<Msg>) {
-    let _ = std::thread::Builder::new().name("clock-watch".into()).spawn(move || loop {
-        // SAFETY: plain syscalls on a file descriptor this thread owns.
-        let fd = unsafe { libc::timerfd_create(libc::CLOCK_REALTIME, libc::TFD_CLOEXEC) };
-        if fd < 0 {
-            log::warn!("timerfd unavailable; wall-clock jumps are noticed at the next wake only");
-            return;
-        }
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
-            it_value: libc::timespec { tv_sec: i32::MAX as libc::time_t, tv_nsec: 0 },
-        };
-        let rc = unsafe {
-            libc::timerfd_settime(
-                fd,
-                libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET,
-                &spec,
-                std::ptr::null_mut(),
-            )
-        };
-        if rc < 0 {
-            unsafe { libc::close(fd) };
-            log::warn!("timerfd cancel-on-set unavailable; wall-clock jumps are noticed at the next wake only");
-            return;
-        }
-        let mut buf = [0u8; 8];
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), 8) };
-        let err = std::io::Error::last_os_error();
-        unsafe { libc::close(fd) };
-        if n < 0 && err.raw_os_error() == Some(libc::ECANCELED) {
-            if tx.send(Msg::ClockChanged).is_err() {
-                return;
+    let _ = std::thread::Builder::new()
+        .name("clock-watch".into())
+        .spawn(move || loop {
+            match crate::sys::wait_for_clock_set() {
+                Ok(()) => {
+                    if tx.send(Msg::ClockChanged).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    log::warn!("{e}; wall-clock jumps are noticed at the next wake only");
+                    return;
+                }
             }
-        } else if n < 0 && err.kind() != std::io::ErrorKind::Interrupted {
-            return;
-        }
-    });
+        });
 }
 
 impl Engine {

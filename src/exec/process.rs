@@ -4,9 +4,10 @@
 //! grace period, SIGKILL), and no member of the group left alive afterwards. It knows nothing of
 //! tasks, SQL or scheduling.
 
+use crate::sys::{signal_group, wait_exit_no_reap};
 use crossbeam_channel::{after, bounded, select, tick, Receiver};
 use std::io::{Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -110,35 +111,6 @@ impl Capture {
     }
 }
 
-fn signal_group(pgid: i32, signal: i32) {
-    if pgid > 0 {
-        // SAFETY: killpg only sends a signal; a stale group gives ESRCH, which we ignore.
-        unsafe {
-            libc::killpg(pgid, signal);
-        }
-    }
-}
-
-/// Wait until the child has exited without reaping it (its pid, which is the group id, stays
-/// reserved while it is a zombie, so signalling the group afterwards cannot hit a stranger).
-fn wait_exit_no_reap(pid: i32) {
-    loop {
-        // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if rc == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return;
-        }
-    }
-}
-
 /// Run `spec` to completion. `cancel` ends it early; `on_progress` is called about once a second
 /// while output changes, with the capture so far.
 pub fn run(
@@ -181,19 +153,7 @@ pub fn run(
     if let Some(dir) = &spec.cwd {
         command.current_dir(dir);
     }
-    // SAFETY: only async-signal-safe calls between fork and exec: setsid and sigprocmask.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The server may block signals in its threads; a task must start with none blocked.
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            Ok(())
-        });
-    }
+    crate::sys::new_session_on_spawn(&mut command);
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -335,8 +295,7 @@ pub fn end_orphaned_runs(runs: &[(String, i64)]) -> usize {
     let mut groups = std::collections::HashSet::new();
     let mut found = 0;
     let me = std::process::id() as i32;
-    // SAFETY: getpgrp has no failure mode.
-    let my_group = unsafe { libc::getpgrp() };
+    let my_group = crate::sys::own_process_group();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -357,14 +316,11 @@ pub fn end_orphaned_runs(runs: &[(String, i64)]) -> usize {
         if let (Some(task), Some(run)) = (task, run) {
             if wanted.contains(&(task.clone(), run.clone())) {
                 found += 1;
-                // SAFETY: getpgid and kill only inspect or signal processes.
-                let pgid = unsafe { libc::getpgid(pid) };
+                let pgid = crate::sys::process_group_of(pid);
                 if pgid > 1 && pgid != my_group && groups.insert(pgid) {
                     signal_group(pgid, libc::SIGKILL);
                 }
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
+                crate::sys::signal_process(pid, libc::SIGKILL);
             }
         }
     }

@@ -7,7 +7,7 @@ use crate::exec::process::{self, Ending, ProcessSpec};
 use crate::exec::subagent::{self, SubagentJob, SubagentOutcome, SubagentSettings};
 use crate::store::{RunEnd, RunUsage, Store};
 use crate::tasks::model::{NotifyOn, Task, TaskType};
-use crate::tasks::validate::{rfc3339, rfc3339_millis};
+use crate::util::{rfc3339, rfc3339_millis, tail};
 use chrono::{DateTime, Utc};
 use crossbeam_channel::Receiver;
 use serde_json::{json, Value};
@@ -261,7 +261,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             NotifyOn::Failure => status != "success",
         };
         if wanted {
-            let excerpt = crate::tasks::catalog::tail(&ended.output, 2000).to_string();
+            let excerpt = tail(&ended.output, 2000).to_string();
             let body = json!({
                 "event": "run_finished",
                 "task": {"id": job.task.id, "name": job.task.spec.name, "type": job.task.spec.task_type.as_str()},

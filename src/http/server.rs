@@ -15,6 +15,7 @@ use crate::http::{HttpRequest, Reply};
 use crate::mcp::session::{level_rank, lock, Sessions};
 use crate::mcp::{Mcp, Outcome, HEADER_VERSIONS};
 use crate::store::Store;
+use crate::sys::StopSignals;
 use crate::tasks::catalog::Defaults;
 use crate::triggers::hooks::HookDispatcher;
 use crate::triggers::watch::WatchHandle;
@@ -91,36 +92,15 @@ fn run_notifier(
     })
 }
 
-/// Block SIGTERM and SIGINT in this thread (and so in every thread started after it).
-fn block_shutdown_signals() -> Option<libc::sigset_t> {
-    // SAFETY: sigset manipulation on a local value; pthread_sigmask on the calling thread.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            log::warn!("cannot block SIGTERM/SIGINT; a stop signal will end the server without recording runs");
-            return None;
-        }
-        Some(set)
-    }
-}
-
 /// Wait for SIGTERM or SIGINT, then stop: no new requests, every running process group ended
 /// (grace, then kill) and recorded, event streams closed, exit 0.
-fn wait_for_shutdown(set: libc::sigset_t, app: &App, server: &tiny_http::Server) {
-    let mut signal: libc::c_int = 0;
-    // SAFETY: sigwait on a set blocked in every thread.
-    let rc = unsafe { libc::sigwait(&set, &mut signal) };
-    if rc != 0 {
-        log::error!("sigwait failed ({rc}); stop signals are not handled");
-        return;
-    }
-    let name = if signal == libc::SIGINT {
-        "SIGINT"
-    } else {
-        "SIGTERM"
+fn wait_for_shutdown(signals: StopSignals, app: &App, server: &tiny_http::Server) {
+    let name = match signals.wait() {
+        Ok(name) => name,
+        Err(rc) => {
+            log::error!("sigwait failed ({rc}); stop signals are not handled");
+            return;
+        }
     };
     log::info!(
         "{name} received: stopping (running tasks get SIGTERM, then SIGKILL after {} s)",
@@ -167,7 +147,12 @@ pub fn serve(config: Config) -> Result<(), String> {
     }
     // SIGTERM/SIGINT are taken by a dedicated thread (sigwait); block them here, before any
     // other thread exists, so every thread inherits the mask (run children clear it again).
-    let signals = block_shutdown_signals();
+    let signals = StopSignals::block();
+    if signals.is_none() {
+        log::warn!(
+            "cannot block SIGTERM/SIGINT; a stop signal will end the server without recording runs"
+        );
+    }
     let server = tiny_http::Server::http((config.host.as_str(), config.port))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
     let server = Arc::new(server);

@@ -10,6 +10,7 @@ use crate::tasks::schedule::{parse_timezone, Schedule};
 use crate::tasks::validate::{self, Context, FieldError, TaskLookup, TaskRef};
 use crate::triggers::hooks::HookDispatcher;
 use crate::triggers::watch::WatchHandle;
+use crate::util::{rfc3339, tail};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
@@ -86,7 +87,7 @@ impl TaskLookup for StoreLookup<'_> {
 pub fn time_pair(t: DateTime<Utc>, tz: chrono_tz::Tz) -> Value {
     json!({
         "local": t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-        "utc": validate::rfc3339(t),
+        "utc": rfc3339(t),
     })
 }
 
@@ -341,9 +342,7 @@ impl<'a> Catalog<'a> {
         };
         let spec = validate::task_spec(input, &ctx)?;
         let id = crate::ids::task_id().map_err(|e| OpError::Internal(e.to_string()))?;
-        let task = self
-            .store
-            .insert_task(&id, &spec, &validate::rfc3339(now))?;
+        let task = self.store.insert_task(&id, &spec, &rfc3339(now))?;
         self.changed(&task.id);
         Ok(json!({ "task": self.task_view(&task, now, 5, 0)? }))
     }
@@ -376,7 +375,7 @@ impl<'a> Catalog<'a> {
         let spec = validate::task_spec(&merged, &ctx)?;
         let task = self
             .store
-            .update_task(&existing.id, &spec, &validate::rfc3339(now))?
+            .update_task(&existing.id, &spec, &rfc3339(now))?
             .ok_or_else(|| {
                 OpError::NotFound(format!("taskId: task \"{task_id}\" was deleted meanwhile"))
             })?;
@@ -513,18 +512,6 @@ impl<'a> Catalog<'a> {
         }
         Ok(json!({ "run": v }))
     }
-}
-
-/// The last `n` bytes of `text`, cut at a character boundary.
-pub fn tail(text: &str, n: usize) -> &str {
-    if text.len() <= n {
-        return text;
-    }
-    let mut start = text.len() - n;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
 }
 
 /// A run as a history row: its fields with the output cut to an excerpt.

@@ -750,9 +750,9 @@ pub fn parse_timezone(name: &str) -> Result<Tz, String> {
 /// The zone name nearest to `input` by edit distance (case-insensitive), when it is close.
 /// An input without `/` is also compared with the city part of each name ("Moscow").
 fn closest_zone(input: &str) -> Option<&'static str> {
-    let wanted: Vec<char> = input.to_lowercase().chars().collect();
+    let wanted = input.to_lowercase();
     let whole_name = input.contains('/');
-    let limit = (wanted.len() / 4).max(2);
+    let limit = (wanted.chars().count() / 4).max(2);
     let mut best: Option<(usize, &'static str)> = None;
     for tz in chrono_tz::TZ_VARIANTS.iter() {
         let full = tz.name();
@@ -761,25 +761,11 @@ fn closest_zone(input: &str) -> Option<&'static str> {
         } else {
             full.rsplit('/').next().unwrap_or(full)
         };
-        let candidate: Vec<char> = target.to_lowercase().chars().collect();
-        let distance = levenshtein(&wanted, &candidate);
+        let candidate = target.to_lowercase();
+        let distance = crate::util::edit_distance(&wanted, &candidate);
         if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, full));
         }
     }
     best.map(|(_, name)| name)
-}
-
-fn levenshtein(a: &[char], b: &[char]) -> usize {
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
 }

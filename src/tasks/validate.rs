@@ -7,6 +7,7 @@ use crate::tasks::model::{
     Trigger,
 };
 use crate::tasks::schedule::{parse_timezone, Schedule};
+use crate::util::rfc3339;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -295,8 +296,8 @@ fn reject_unknown(
             let reach = if key.chars().count() >= 5 { 2 } else { 1 };
             let hint = accepted
                 .iter()
-                .filter(|a| edit_distance(a, key) <= reach)
-                .min_by_key(|a| edit_distance(a, key))
+                .filter(|a| crate::util::edit_distance(a, key) <= reach)
+                .min_by_key(|a| crate::util::edit_distance(a, key))
                 .map(|a| format!("did you mean \"{a}\"? "))
                 .unwrap_or_default();
             return err(
@@ -311,30 +312,8 @@ fn reject_unknown(
     Ok(())
 }
 
-/// Levenshtein distance over characters (for did-you-mean hints on short names).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
 fn check_glob(pattern: &str, path: &str) -> Result<(), FieldError> {
-    globset::GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
+    crate::util::PathGlob::new(pattern)
         .map(|_| ())
         .or_else(|e| {
             err(
@@ -948,16 +927,6 @@ fn trigger(
             format!("\"{other}\" is not accepted; accepted: {TRIGGER_TYPES}"),
         ),
     }
-}
-
-/// RFC 3339 in UTC with millisecond precision (run timestamps, so lateness is visible).
-pub fn rfc3339_millis(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// RFC 3339 in UTC with second precision.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// The input form of a stored spec, so an update can overlay its fields and re-validate the whole.

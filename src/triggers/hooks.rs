@@ -51,25 +51,6 @@ pub fn file_path(payload: &Value) -> Option<&str> {
         .find_map(|k| input.get(*k).and_then(Value::as_str))
 }
 
-/// A glob on a file path: with a `/` in the pattern it is matched against the whole path,
-/// otherwise against the file name.
-pub fn glob_matches(pattern: &str, path: &str) -> bool {
-    let Ok(glob) = globset::GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
-    else {
-        return false;
-    };
-    let matcher = glob.compile_matcher();
-    if pattern.contains('/') {
-        matcher.is_match(path) || matcher.is_match(path.trim_start_matches('/'))
-    } else {
-        std::path::Path::new(path)
-            .file_name()
-            .is_some_and(|name| matcher.is_match(name))
-    }
-}
-
 /// Whether a hook trigger matches a payload.
 pub fn trigger_matches(trigger: &Trigger, payload: &Value) -> bool {
     let Trigger::Hook {
@@ -96,7 +77,9 @@ pub fn trigger_matches(trigger: &Trigger, payload: &Value) -> bool {
     }
     if let Some(pattern) = file_pattern {
         match file_path(payload) {
-            Some(path) if glob_matches(pattern, path) => {}
+            Some(path)
+                if crate::util::PathGlob::new(pattern)
+                    .is_ok_and(|g| g.is_match(std::path::Path::new(path))) => {}
             _ => return false,
         }
     }
@@ -272,15 +255,6 @@ mod tests {
             !matcher_matches("mcp__peer", "mcp__peer__echo"),
             "a bare server name is exact"
         );
-    }
-
-    #[test]
-    fn file_patterns_match_names_or_whole_paths() {
-        assert!(glob_matches("*.rs", "/home/dev/proj/src/main.rs"));
-        assert!(!glob_matches("*.rs", "/home/dev/proj/README.md"));
-        assert!(glob_matches("**/src/*.rs", "/home/dev/proj/src/main.rs"));
-        assert!(!glob_matches("/etc/*.conf", "/etc/nginx/nginx.conf"));
-        assert!(glob_matches("/etc/**/*.conf", "/etc/nginx/nginx.conf"));
     }
 
     #[test]

@@ -47,10 +47,9 @@
 use crate::engine::EngineHandle;
 use crate::store::Store;
 use crate::tasks::model::{FileEvent, Task, Trigger};
-use crate::tasks::validate::rfc3339_millis;
+use crate::util::{rfc3339_millis, PathGlob};
 use chrono::Utc;
 use crossbeam_channel::{after, never, select, unbounded, Receiver, Sender};
-use globset::{GlobBuilder, GlobMatcher};
 use notify::event::{EventKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use serde_json::{json, Map, Value};
@@ -149,42 +148,12 @@ struct Resolved {
     alias: Option<PathBuf>,
 }
 
-/// A compiled `pattern`.
-struct Pattern {
-    matcher: GlobMatcher,
-    /// Contains a `/`: matched against the relative path, else against the file name.
-    relative: bool,
-}
-
-impl Pattern {
-    fn new(glob: &str) -> Result<Pattern, String> {
-        let matcher = GlobBuilder::new(glob)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| format!("trigger.pattern \"{glob}\" is not a valid glob: {e}"))?
-            .compile_matcher();
-        Ok(Pattern {
-            matcher,
-            relative: glob.contains('/'),
-        })
-    }
-
-    /// `rel`: the path relative to the watched directory.
-    fn is_match(&self, rel: &Path) -> bool {
-        if self.relative {
-            self.matcher.is_match(rel)
-        } else {
-            rel.file_name().is_some_and(|n| self.matcher.is_match(n))
-        }
-    }
-}
-
 /// An armed file-watch task.
 struct Armed {
     name: String,
     trigger: Trigger,
     target: PathBuf,
-    pattern: Option<Pattern>,
+    pattern: Option<PathGlob>,
     recursive: bool,
     events: Vec<FileEvent>,
     debounce: Duration,
@@ -218,7 +187,14 @@ impl Armed {
         else {
             return None;
         };
-        let pattern = match pattern.as_deref().map(Pattern::new).transpose() {
+        let pattern = match pattern
+            .as_deref()
+            .map(|p| {
+                PathGlob::new(p)
+                    .map_err(|e| format!("trigger.pattern \"{p}\" is not a valid glob: {e}"))
+            })
+            .transpose()
+        {
             Ok(p) => p,
             Err(e) => return Some(Err(e)),
         };

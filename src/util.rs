@@ -1,0 +1,136 @@
+//! Small helpers with no state and no I/O, shared across layers: RFC 3339 time text, cutting
+//! text at a character boundary, edit distance for did-you-mean hints, and the one path-glob
+//! rule used by file-watch patterns and hook file patterns. It depends on nothing in the crate.
+
+use chrono::{DateTime, Utc};
+use std::path::Path;
+
+/// RFC 3339 in UTC with second precision (`2026-11-28T09:00:00Z`).
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// RFC 3339 in UTC with milliseconds (`2026-11-28T09:00:00.123Z`).
+pub fn rfc3339_millis(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// An RFC 3339 time (any offset) as UTC.
+pub fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The last `n` bytes of `text`, cut at a character boundary.
+pub fn tail(text: &str, n: usize) -> &str {
+    if text.len() <= n {
+        return text;
+    }
+    let mut start = text.len() - n;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// At most `n` bytes of the start of `text`, cut at a character boundary.
+pub fn head(text: &str, n: usize) -> &str {
+    if text.len() <= n {
+        return text;
+    }
+    let mut end = n;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Levenshtein distance over characters (for did-you-mean hints).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// A path glob, the one rule for file-watch `pattern` and hook `file_pattern`: `*` does not
+/// cross `/`, `**` does; a pattern with a `/` is matched against the path (with or without its
+/// leading `/`), any other against the file name.
+#[derive(Debug, Clone)]
+pub struct PathGlob {
+    matcher: globset::GlobMatcher,
+    whole_path: bool,
+}
+
+impl PathGlob {
+    pub fn new(pattern: &str) -> Result<PathGlob, String> {
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| e.kind().to_string())?;
+        Ok(PathGlob {
+            matcher: glob.compile_matcher(),
+            whole_path: pattern.contains('/'),
+        })
+    }
+
+    pub fn is_match(&self, path: &Path) -> bool {
+        if self.whole_path {
+            self.matcher.is_match(path)
+                || path
+                    .strip_prefix("/")
+                    .is_ok_and(|rel| self.matcher.is_match(rel))
+        } else {
+            path.file_name().is_some_and(|n| self.matcher.is_match(n))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_cut_at_character_boundaries() {
+        assert_eq!(tail("héllo", 4), "llo");
+        assert_eq!(tail("abc", 10), "abc");
+        assert_eq!(head("héllo", 2), "h");
+        assert_eq!(head("abc", 10), "abc");
+    }
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    #[test]
+    fn globs_match_names_or_whole_paths() {
+        let g = |p: &str, path: &str| PathGlob::new(p).unwrap().is_match(Path::new(path));
+        assert!(g("*.rs", "/home/dev/proj/src/main.rs"));
+        assert!(!g("*.rs", "/home/dev/proj/README.md"));
+        assert!(g("**/src/*.rs", "/home/dev/proj/src/main.rs"));
+        assert!(!g("/etc/*.conf", "/etc/nginx/nginx.conf"));
+        assert!(g("/etc/**/*.conf", "/etc/nginx/nginx.conf"));
+        assert!(
+            g("sites/*.conf", "sites/a.conf"),
+            "relative to a watched dir"
+        );
+        assert!(!g("sites/*.conf", "sites/x/a.conf"));
+        assert!(PathGlob::new("a[").is_err());
+    }
+}
