@@ -2,7 +2,13 @@
 //! thread (one connection each, WAL mode); no other module writes SQL, and the store never decides
 //! policy (what to run, when) — it only records and reads.
 
-use crate::tasks::model::{Task, TaskSpec};
+use crate::tasks::model::{Task, TaskSpec, TaskType};
+use crate::tasks::runs::{RunContext, RunStatus, TriggerKind};
+use crate::util::{
+    parse_utc, rfc3339, rfc3339_millis, serialize_time_millis, serialize_time_millis_opt,
+    serialize_time_opt,
+};
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::path::Path;
@@ -103,12 +109,16 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Run {
     pub id: i64,
     pub task_id: String,
-    pub trigger: String,
-    pub status: String,
-    pub scheduled_for: Option<String>,
-    pub queued_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
+    pub trigger: TriggerKind,
+    pub status: RunStatus,
+    #[serde(serialize_with = "serialize_time_opt")]
+    pub scheduled_for: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "serialize_time_millis")]
+    pub queued_at: DateTime<Utc>,
+    #[serde(serialize_with = "serialize_time_millis_opt")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "serialize_time_millis_opt")]
+    pub finished_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<i64>,
     pub exit_code: Option<i64>,
     pub signal: Option<i64>,
@@ -130,15 +140,16 @@ pub struct Run {
 #[derive(Debug, Clone)]
 pub struct NewRun<'a> {
     pub task_id: &'a str,
-    pub trigger: &'a str,
-    pub status: &'a str,
-    pub scheduled_for: Option<&'a str>,
-    pub queued_at: &'a str,
+    pub trigger: TriggerKind,
+    pub status: RunStatus,
+    /// The fire time this run is for (at most one run per task and fire time).
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub queued_at: DateTime<Utc>,
     pub error: Option<&'a str>,
     pub attempt: i64,
     pub retry_of: Option<i64>,
-    /// Event context (hook payload, file paths) as JSON.
-    pub context: Option<&'a str>,
+    /// Event context (hook payload, file paths, upstream run).
+    pub context: Option<&'a RunContext>,
 }
 
 /// What start-up recovery found.
@@ -164,8 +175,8 @@ pub struct RunUsage<'a> {
 /// How a run ended, as recorded.
 #[derive(Debug, Clone)]
 pub struct RunEnd<'a> {
-    pub status: &'a str,
-    pub finished_at: &'a str,
+    pub status: RunStatus,
+    pub finished_at: DateTime<Utc>,
     pub duration_ms: Option<i64>,
     pub exit_code: Option<i64>,
     pub signal: Option<i64>,
@@ -178,16 +189,39 @@ const RUN_COLUMNS: &str = "id, task_id, trigger, status, scheduled_for, queued_a
     duration_ms, exit_code, signal, output, output_truncated, error, attempt, retry_of, runner, model,
     cost_usd, input_tokens, output_tokens, num_turns, session_id";
 
+/// A column that must hold one of our spellings or an RFC 3339 time; anything else is reported
+/// as an unreadable row rather than guessed.
+fn bad_column(index: usize, what: &str, text: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        index,
+        rusqlite::types::Type::Text,
+        format!("{what} \"{text}\" is not readable").into(),
+    )
+}
+
+fn time_col(row: &rusqlite::Row, index: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let text: String = row.get(index)?;
+    parse_utc(&text).ok_or_else(|| bad_column(index, "time", &text))
+}
+
+fn opt_time_col(row: &rusqlite::Row, index: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let text: Option<String> = row.get(index)?;
+    text.map(|t| parse_utc(&t).ok_or_else(|| bad_column(index, "time", &t)))
+        .transpose()
+}
+
 fn run_from_row(row: &rusqlite::Row) -> rusqlite::Result<Run> {
+    let trigger: String = row.get(2)?;
+    let status: String = row.get(3)?;
     Ok(Run {
         id: row.get(0)?,
         task_id: row.get(1)?,
-        trigger: row.get(2)?,
-        status: row.get(3)?,
-        scheduled_for: row.get(4)?,
-        queued_at: row.get(5)?,
-        started_at: row.get(6)?,
-        finished_at: row.get(7)?,
+        trigger: TriggerKind::parse(&trigger).ok_or_else(|| bad_column(2, "trigger", &trigger))?,
+        status: RunStatus::parse(&status).ok_or_else(|| bad_column(3, "status", &status))?,
+        scheduled_for: opt_time_col(row, 4)?,
+        queued_at: time_col(row, 5)?,
+        started_at: opt_time_col(row, 6)?,
+        finished_at: opt_time_col(row, 7)?,
         duration_ms: row.get(8)?,
         exit_code: row.get(9)?,
         signal: row.get(10)?,
@@ -301,6 +335,12 @@ impl Store {
     ) -> Result<Task> {
         let spec: TaskSpec = serde_json::from_str(&spec)
             .map_err(|e| StoreError::Db(format!("task {id} has an unreadable definition: {e}")))?;
+        let time = |text: &str| {
+            parse_utc(text).ok_or_else(|| {
+                StoreError::Db(format!("task {id} has an unreadable time \"{text}\""))
+            })
+        };
+        let (created_at, updated_at) = (time(&created_at)?, time(&updated_at)?);
         Ok(Task {
             id,
             spec,
@@ -322,32 +362,36 @@ impl Store {
     }
 
     /// Insert a new task with the given id.
-    pub fn insert_task(&self, id: &str, spec: &TaskSpec, now: &str) -> Result<Task> {
+    pub fn insert_task(&self, id: &str, spec: &TaskSpec, now: DateTime<Utc>) -> Result<Task> {
         let json = serde_json::to_string(spec).map_err(|e| StoreError::Db(e.to_string()))?;
+        let stamp = rfc3339(now);
         self.conn
             .execute(
                 "INSERT INTO tasks (id, name, type, enabled, trigger_type, spec, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind(), json, now],
+                params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind().as_str(), json, stamp],
             )
             .map_err(|e| Self::map_unique(e, &spec.name))?;
-        Ok(Task {
-            id: id.to_string(),
-            spec: spec.clone(),
-            created_at: now.to_string(),
-            updated_at: now.to_string(),
-        })
+        // As read back: second precision.
+        self.get_task(id)?
+            .ok_or_else(|| StoreError::Db(format!("task {id} vanished right after its insert")))
     }
 
     /// Replace a task's definition; None when the task does not exist.
-    pub fn update_task(&self, id: &str, spec: &TaskSpec, now: &str) -> Result<Option<Task>> {
+    pub fn update_task(
+        &self,
+        id: &str,
+        spec: &TaskSpec,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Task>> {
         let json = serde_json::to_string(spec).map_err(|e| StoreError::Db(e.to_string()))?;
+        let stamp = rfc3339(now);
         let changed = self
             .conn
             .execute(
                 "UPDATE tasks SET name = ?2, type = ?3, enabled = ?4, trigger_type = ?5, spec = ?6, updated_at = ?7
                  WHERE id = ?1",
-                params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind(), json, now],
+                params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind().as_str(), json, stamp],
             )
             .map_err(|e| Self::map_unique(e, &spec.name))?;
         if changed == 0 {
@@ -402,7 +446,12 @@ impl Store {
     }
 
     /// Tasks in name order, optionally filtered by enabled state and type.
-    pub fn list_tasks(&self, enabled: Option<bool>, task_type: Option<&str>) -> Result<Vec<Task>> {
+    pub fn list_tasks(
+        &self,
+        enabled: Option<bool>,
+        task_type: Option<TaskType>,
+    ) -> Result<Vec<Task>> {
+        let task_type = task_type.map(TaskType::as_str);
         let mut stmt = self.conn.prepare(
             "SELECT id, spec, created_at, updated_at FROM tasks
              WHERE (?1 IS NULL OR enabled = ?1) AND (?2 IS NULL OR type = ?2)
@@ -425,29 +474,36 @@ impl Store {
 
     /// Insert a run row; returns its id.
     pub fn insert_run(&self, run: &NewRun) -> Result<i64> {
+        // A fire time is stored to the second; a retry's due time to the millisecond, so it is
+        // never mistaken for (and never takes the slot of) the schedule's fire in that second.
+        let scheduled_for = run.scheduled_for.map(|t| match run.trigger {
+            TriggerKind::Retry => rfc3339_millis(t),
+            _ => rfc3339(t),
+        });
+        let context = run.context.map(RunContext::to_json);
         self.conn.execute(
             "INSERT INTO runs (task_id, trigger, status, scheduled_for, queued_at, error, attempt, retry_of, context)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 run.task_id,
-                run.trigger,
-                run.status,
-                run.scheduled_for,
-                run.queued_at,
+                run.trigger.as_str(),
+                run.status.as_str(),
+                scheduled_for,
+                rfc3339_millis(run.queued_at),
                 run.error,
                 run.attempt,
                 run.retry_of,
-                run.context
+                context
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
 
     /// A queued run starts.
-    pub fn start_run(&self, id: i64, started_at: &str, runner: Option<&str>) -> Result<()> {
+    pub fn start_run(&self, id: i64, started_at: DateTime<Utc>) -> Result<()> {
         self.conn.execute(
-            "UPDATE runs SET status = 'running', started_at = ?2, runner = ?3 WHERE id = ?1",
-            params![id, started_at, runner],
+            "UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1",
+            params![id, rfc3339_millis(started_at)],
         )?;
         Ok(())
     }
@@ -469,8 +525,8 @@ impl Store {
              WHERE id = ?1",
             params![
                 id,
-                end.status,
-                end.finished_at,
+                end.status.as_str(),
+                rfc3339_millis(end.finished_at),
                 end.duration_ms,
                 end.exit_code,
                 end.signal,
@@ -503,19 +559,27 @@ impl Store {
     }
 
     /// The event context stored with a run.
-    pub fn run_context(&self, id: i64) -> Result<Option<String>> {
-        Ok(self
+    pub fn run_context(&self, id: i64) -> Result<Option<RunContext>> {
+        let text: Option<String> = self
             .conn
             .query_row("SELECT context FROM runs WHERE id = ?1", [id], |r| r.get(0))
             .optional()?
-            .flatten())
+            .flatten();
+        Ok(text.and_then(|t| {
+            let context = RunContext::from_json(&t);
+            if context.is_none() {
+                log::warn!("run {id}: its stored event context is unreadable; running without it");
+            }
+            context
+        }))
     }
 
     /// At start-up: runs left `running` or `queued` by a previous process become `interrupted`,
     /// except queued retries, which are returned to be re-armed. Returns the (task id, run id)
     /// of the runs that were `running` (their processes may have outlived the old server), how
     /// many were interrupted, and the retries.
-    pub fn recover_unfinished(&self, now: &str) -> Result<Recovered> {
+    pub fn recover_unfinished(&self, now: DateTime<Utc>) -> Result<Recovered> {
+        let now = rfc3339(now);
         let tx = self.conn.unchecked_transaction()?;
         let mut stmt = tx.prepare("SELECT task_id, id FROM runs WHERE status = 'running'")?;
         let were_running = stmt
@@ -558,29 +622,35 @@ impl Store {
     }
 
     /// The scheduler's cursor for a task (RFC 3339), if any.
-    pub fn cursor(&self, task_id: &str) -> Result<Option<String>> {
+    pub fn cursor(&self, task_id: &str) -> Result<Option<DateTime<Utc>>> {
         Ok(self
             .conn
             .query_row(
                 "SELECT cursor FROM task_state WHERE task_id = ?1",
                 [task_id],
-                |r| r.get(0),
+                |r| time_col(r, 0),
             )
             .optional()?)
     }
 
     /// Move a task's cursor.
-    pub fn set_cursor(&self, task_id: &str, cursor: &str) -> Result<()> {
+    pub fn set_cursor(&self, task_id: &str, cursor: DateTime<Utc>) -> Result<()> {
         self.conn.execute(
             "INSERT INTO task_state (task_id, cursor) VALUES (?1, ?2)
              ON CONFLICT(task_id) DO UPDATE SET cursor = excluded.cursor",
-            params![task_id, cursor],
+            params![task_id, rfc3339(cursor)],
         )?;
         Ok(())
     }
 
     /// Record why a task's trigger could not be armed (None clears it).
-    pub fn set_trigger_error(&self, task_id: &str, error: Option<&str>, at: &str) -> Result<()> {
+    pub fn set_trigger_error(
+        &self,
+        task_id: &str,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let at = rfc3339_millis(at);
         match error {
             Some(error) => self.conn.execute(
                 "INSERT INTO trigger_errors (task_id, error, at) VALUES (?1, ?2, ?3)
@@ -595,19 +665,20 @@ impl Store {
     }
 
     /// Why a task's trigger is not armed, and since when.
-    pub fn trigger_error(&self, task_id: &str) -> Result<Option<(String, String)>> {
+    pub fn trigger_error(&self, task_id: &str) -> Result<Option<(String, DateTime<Utc>)>> {
         Ok(self
             .conn
             .query_row(
                 "SELECT error, at FROM trigger_errors WHERE task_id = ?1",
                 [task_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, time_col(r, 1)?)),
             )
             .optional()?)
     }
 
     /// Enabled tasks whose trigger is of `trigger_type`.
-    pub fn enabled_tasks_with_trigger(&self, trigger_type: &str) -> Result<Vec<Task>> {
+    pub fn enabled_tasks_with_trigger(&self, trigger: TriggerKind) -> Result<Vec<Task>> {
+        let trigger_type = trigger.as_str();
         let mut stmt = self.conn.prepare(
             "SELECT id, spec, created_at, updated_at FROM tasks WHERE enabled = 1 AND trigger_type = ?1 ORDER BY id",
         )?;
@@ -633,9 +704,10 @@ impl Store {
     pub fn list_runs(
         &self,
         task_id: Option<&str>,
-        status: Option<&str>,
+        status: Option<RunStatus>,
         limit: i64,
     ) -> Result<Vec<Run>> {
+        let status = status.map(RunStatus::as_str);
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {RUN_COLUMNS} FROM runs
              WHERE (?1 IS NULL OR task_id = ?1) AND (?2 IS NULL OR status = ?2)
@@ -646,21 +718,16 @@ impl Store {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(runs)
     }
-
-    /// Count of runs in a status.
-    pub fn count_runs_with_status(&self, status: &str) -> Result<i64> {
-        Ok(self.conn.query_row(
-            "SELECT COUNT(*) FROM runs WHERE status = ?1",
-            [status],
-            |r| r.get(0),
-        )?)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tasks::model::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        parse_utc(text).unwrap()
+    }
 
     fn spec(name: &str) -> TaskSpec {
         TaskSpec {
@@ -702,7 +769,7 @@ mod tests {
             let store = Store::open(&path).unwrap();
             assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
             store
-                .insert_task("t1", &spec("one"), "2026-01-01T00:00:00Z")
+                .insert_task("t1", &spec("one"), at("2026-01-01T00:00:00Z"))
                 .unwrap();
         }
         let store = Store::open(&path).unwrap();
@@ -732,18 +799,18 @@ mod tests {
         let path = temp_db("cascade");
         let store = Store::open(&path).unwrap();
         store
-            .insert_task("t1", &spec("same"), "2026-01-01T00:00:00Z")
+            .insert_task("t1", &spec("same"), at("2026-01-01T00:00:00Z"))
             .unwrap();
-        let dup = store.insert_task("t2", &spec("same"), "2026-01-01T00:00:00Z");
+        let dup = store.insert_task("t2", &spec("same"), at("2026-01-01T00:00:00Z"));
         assert!(matches!(dup, Err(StoreError::NameTaken(n)) if n == "same"));
         for _ in 0..3 {
             store
                 .insert_run(&NewRun {
                     task_id: "t1",
-                    trigger: "manual",
-                    status: "queued",
+                    trigger: TriggerKind::Manual,
+                    status: RunStatus::Queued,
                     scheduled_for: None,
-                    queued_at: "2026-01-01T00:00:00Z",
+                    queued_at: at("2026-01-01T00:00:00Z"),
                     error: None,
                     attempt: 1,
                     retry_of: None,
@@ -762,7 +829,7 @@ mod tests {
         let path = temp_db("backup");
         let store = Store::open(&path).unwrap();
         store
-            .insert_task("t1", &spec("kept"), "2026-01-01T00:00:00Z")
+            .insert_task("t1", &spec("kept"), at("2026-01-01T00:00:00Z"))
             .unwrap();
         let other = Store::open(&path).unwrap(); // a second live connection, as while serving
         let dest = path.with_file_name("copy.db");
@@ -778,14 +845,14 @@ mod tests {
         let path = temp_db("unique-fire");
         let store = Store::open(&path).unwrap();
         store
-            .insert_task("t1", &spec("fires"), "2026-01-01T00:00:00Z")
+            .insert_task("t1", &spec("fires"), at("2026-01-01T00:00:00Z"))
             .unwrap();
         let run = NewRun {
             task_id: "t1",
-            trigger: "cron",
-            status: "queued",
-            scheduled_for: Some("2026-01-01T02:00:00Z"),
-            queued_at: "2026-01-01T02:00:00Z",
+            trigger: TriggerKind::Cron,
+            status: RunStatus::Queued,
+            scheduled_for: Some(at("2026-01-01T02:00:00Z")),
+            queued_at: at("2026-01-01T02:00:00Z"),
             error: None,
             attempt: 1,
             retry_of: None,

@@ -15,6 +15,46 @@ pub fn rfc3339_millis(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// RFC 3339 in UTC, to the millisecond when the time has a fraction, else to the second (how
+/// stored times are shown).
+pub fn rfc3339_auto(t: DateTime<Utc>) -> String {
+    if t.timestamp_subsec_nanos() == 0 {
+        rfc3339(t)
+    } else {
+        rfc3339_millis(t)
+    }
+}
+
+/// serde: an optional time as `rfc3339_auto` text or null.
+pub fn serialize_time_opt<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&rfc3339_auto(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// serde: an optional time as `rfc3339_millis` text or null.
+pub fn serialize_time_millis_opt<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&rfc3339_millis(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// serde: a time as `rfc3339_millis` text.
+pub fn serialize_time_millis<S: serde::Serializer>(
+    t: &DateTime<Utc>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339_millis(*t))
+}
+
 /// An RFC 3339 time (any offset) as UTC.
 pub fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)

@@ -536,7 +536,7 @@ const CASES: &[Case] = &[
 fn fire_times_are_exact() {
     let mut failures = Vec::new();
     for case in CASES {
-        let schedule = Schedule::parse_at(case.expr, reference_now())
+        let schedule = Schedule::parse(case.expr, reference_now())
             .unwrap_or_else(|e| panic!("{:?} should parse: {e}", case.expr));
         let tz = parse_timezone(case.tz).unwrap_or_else(|e| panic!("{e}"));
         let got: Vec<String> = schedule
@@ -557,7 +557,7 @@ fn fire_times_are_exact() {
 
 #[test]
 fn year_field_ends_the_sequence() {
-    let schedule = Schedule::parse_at("0 30 9 1 1 * 2027", reference_now()).expect("parses");
+    let schedule = Schedule::parse("0 30 9 1 1 * 2027", reference_now()).expect("parses");
     let after = utc("2026-01-01T00:00:00Z");
     assert_eq!(schedule.upcoming(after, chrono_tz::UTC, 5).len(), 1);
     assert_eq!(
@@ -607,7 +607,7 @@ fn iteration_never_goes_backwards() {
         ),
     ];
     for (expr, zone, after) in runs {
-        let schedule = Schedule::parse_at(expr, reference_now()).expect("parses");
+        let schedule = Schedule::parse(expr, reference_now()).expect("parses");
         let tz = parse_timezone(zone).expect("zone");
         let times = schedule.upcoming(utc(after), tz, 400);
         assert_eq!(times.len(), 400, "{expr}");
@@ -625,7 +625,7 @@ fn iteration_never_goes_backwards() {
 
 #[test]
 fn fall_back_interval_runs_both_passes_monotonically() {
-    let schedule = Schedule::parse_at("*/20 1 * * *", reference_now()).expect("parses");
+    let schedule = Schedule::parse("*/20 1 * * *", reference_now()).expect("parses");
     let tz = parse_timezone("America/New_York").expect("zone");
     let times = schedule.upcoming(utc("2026-11-01T00:00:00-04:00"), tz, 6);
     let utc_times: Vec<String> = times
@@ -648,7 +648,7 @@ fn fall_back_interval_runs_both_passes_monotonically() {
 #[test]
 fn next_after_is_strict_for_every_returned_time() {
     // Feeding each result back in must give a later time, never the same one.
-    let schedule = Schedule::parse_at("30 1 * * *", reference_now()).expect("parses");
+    let schedule = Schedule::parse("30 1 * * *", reference_now()).expect("parses");
     let tz = parse_timezone("America/New_York").expect("zone");
     let first = schedule
         .next_after(utc("2026-11-01T05:29:59Z"), tz)
@@ -734,7 +734,7 @@ const ERRORS: &[(&str, &[&str])] = &[
 fn invalid_expressions_explain_themselves() {
     let mut failures = Vec::new();
     for (expr, needles) in ERRORS {
-        match Schedule::parse_at(expr, reference_now()) {
+        match Schedule::parse(expr, reference_now()) {
             Ok(_) => failures.push(format!("{expr:?} parsed but should fail")),
             Err(message) => {
                 if message.to_lowercase().starts_with("schedule") {
@@ -754,11 +754,13 @@ fn invalid_expressions_explain_themselves() {
 
 #[test]
 fn parse_uses_the_clock_and_keeps_the_expression() {
-    let schedule = Schedule::parse("  */15 9-17 * * MON-FRI ").expect("parses");
+    let schedule = Schedule::parse("  */15 9-17 * * MON-FRI ", reference_now()).expect("parses");
     assert_eq!(schedule.expression(), "*/15 9-17 * * MON-FRI");
     assert!(schedule.is_interval());
-    assert!(!Schedule::parse("30 1 * * *").expect("parses").is_interval());
-    assert!(Schedule::parse("0 0 31 2 *").is_err());
+    assert!(!Schedule::parse("30 1 * * *", reference_now())
+        .expect("parses")
+        .is_interval());
+    assert!(Schedule::parse("0 0 31 2 *", reference_now()).is_err());
 }
 
 #[test]
@@ -776,10 +778,10 @@ fn descriptions_are_one_line_of_english() {
         ("0 0 L * *", "At 00:00, on the last day of the month."),
     ];
     for (expr, expected) in cases {
-        let schedule = Schedule::parse_at(expr, reference_now()).expect("parses");
+        let schedule = Schedule::parse(expr, reference_now()).expect("parses");
         assert_eq!(schedule.describe(), expected, "{expr}");
     }
-    let described = Schedule::parse_at("0 0 1 * MON", reference_now())
+    let described = Schedule::parse("0 0 1 * MON", reference_now())
         .expect("parses")
         .describe();
     assert!(described.contains("day 1 or Monday"), "{described}");

@@ -1315,7 +1315,7 @@ fn update_with_a_trigger_replaces_the_cron_and_a_trigger_timezone_replaces_the_o
         &lookup,
     )
     .unwrap();
-    assert_eq!(spec.trigger.kind(), "interval");
+    assert_eq!(spec.trigger.kind().as_str(), "interval");
     assert_eq!(spec.timezone, "Europe/Moscow");
 
     let spec = update(

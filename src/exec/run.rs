@@ -7,7 +7,8 @@ use crate::exec::process::{self, Ending, ProcessSpec};
 use crate::exec::subagent::{self, SubagentJob, SubagentOutcome, SubagentSettings};
 use crate::store::{RunEnd, RunUsage, Store};
 use crate::tasks::model::{NotifyOn, Task, TaskType};
-use crate::util::{rfc3339, rfc3339_millis, tail};
+use crate::tasks::runs::{RunContext, RunEvent, RunStatus, TriggerKind};
+use crate::util::{rfc3339_auto, rfc3339_millis, tail};
 use chrono::{DateTime, Utc};
 use crossbeam_channel::Receiver;
 use serde_json::{json, Value};
@@ -31,10 +32,12 @@ pub struct RunSettings {
 pub struct RunJob {
     pub run_id: i64,
     pub task: Task,
-    pub trigger: String,
+    pub trigger: TriggerKind,
     pub attempt: i64,
-    /// Event context as JSON: `{"env": {...}, "stdin": "...", ...}`.
-    pub context: Option<String>,
+    /// The fire time the run is for (None for runs by hand and events).
+    pub scheduled_for: Option<DateTime<Utc>>,
+    /// The event the run is for.
+    pub context: Option<RunContext>,
     pub started_at: DateTime<Utc>,
     pub cancel: Receiver<()>,
     pub shutting_down: Arc<AtomicBool>,
@@ -46,10 +49,22 @@ pub struct Finished {
     pub run_id: i64,
     pub task_id: String,
     pub task_name: String,
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
     pub attempt: i64,
-    pub context: Option<String>,
+    pub context: Option<RunContext>,
+}
+
+impl Finished {
+    pub fn event(&self) -> RunEvent {
+        RunEvent {
+            run_id: self.run_id,
+            task_id: self.task_id.clone(),
+            task_name: self.task_name.clone(),
+            status: self.status,
+            error: self.error.clone(),
+        }
+    }
 }
 
 /// The environment every run gets (SPEC §5), before the task's own `env`.
@@ -61,48 +76,23 @@ fn run_env(job: &RunJob, scheduled_at: &str) -> Vec<(String, String)> {
             job.task.spec.name.clone(),
         ),
         ("CLAUDECRON_RUN_ID".to_string(), job.run_id.to_string()),
-        ("CLAUDECRON_TRIGGER".to_string(), job.trigger.clone()),
+        (
+            "CLAUDECRON_TRIGGER".to_string(),
+            job.trigger.as_str().into(),
+        ),
         (
             "CLAUDECRON_SCHEDULED_AT".to_string(),
             scheduled_at.to_string(),
         ),
         ("CLAUDECRON_ATTEMPT".to_string(), job.attempt.to_string()),
     ];
-    let context: Option<Value> = job
-        .context
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok());
-    if let Some(vars) = context
-        .as_ref()
-        .and_then(|c| c.get("env"))
-        .and_then(Value::as_object)
-    {
-        for (k, v) in vars {
-            if let Some(v) = v.as_str() {
-                env.push((k.clone(), v.to_string()));
-            }
-        }
-    }
-    if let Some(after) = context.as_ref().and_then(|c| c.get("after")) {
-        if let Some(id) = after.get("run_id").and_then(Value::as_i64) {
-            env.push(("CLAUDECRON_AFTER_RUN_ID".into(), id.to_string()));
-        }
-        if let Some(status) = after.get("status").and_then(Value::as_str) {
-            env.push(("CLAUDECRON_AFTER_STATUS".into(), status.to_string()));
-        }
+    if let Some(context) = &job.context {
+        env.extend(context.env_vars());
     }
     for (k, v) in &job.task.spec.env {
         env.push((k.clone(), v.clone()));
     }
     env
-}
-
-fn stdin_payload(job: &RunJob) -> Option<Vec<u8>> {
-    let context: Value = serde_json::from_str(job.context.as_deref()?).ok()?;
-    context
-        .get("stdin")
-        .and_then(Value::as_str)
-        .map(|s| s.as_bytes().to_vec())
 }
 
 /// Execute the job and record the result; never panics on what the task or the disk gives it.
@@ -111,12 +101,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
     if let Err(e) = &store {
         log::error!("run {}: cannot open the database: {e}", job.run_id);
     }
-    let scheduled_at = store
-        .as_ref()
-        .ok()
-        .and_then(|s| s.get_run(job.run_id).ok().flatten())
-        .and_then(|r| r.scheduled_for)
-        .unwrap_or_else(|| rfc3339(job.started_at));
+    let scheduled_at = rfc3339_auto(job.scheduled_for.unwrap_or(job.started_at));
     let timeout_secs = job
         .task
         .spec
@@ -134,9 +119,9 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
     let shutting_down = Arc::clone(&job.shutting_down);
     let cancelled_status = move || {
         if shutting_down.load(Ordering::Relaxed) {
-            "interrupted"
+            RunStatus::Interrupted
         } else {
-            "cancelled"
+            RunStatus::Cancelled
         }
     };
     let ended: SubagentOutcome = match job.task.spec.task_type {
@@ -147,7 +132,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
                 spec: &job.task.spec,
                 prompt: subagent::prompt_with_context(
                     job.task.spec.prompt.as_deref().unwrap_or(""),
-                    job.context.as_deref(),
+                    job.context.as_ref(),
                 ),
                 env,
                 cwd: job.task.spec.cwd.as_ref().map(PathBuf::from),
@@ -158,7 +143,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
                 cancelled_status: &cancelled_status,
             };
             let mut ended = subagent::run(&sub, &settings.subagent, &mut live);
-            if ended.status == "interrupted" {
+            if ended.status == RunStatus::Interrupted {
                 ended.error = Some("the server stopped while this run was running".into());
             }
             ended
@@ -173,7 +158,11 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
                 cwd: job.task.spec.cwd.as_ref().map(PathBuf::from),
                 env: run_env(&job, &scheduled_at),
                 env_remove: Vec::new(),
-                stdin: stdin_payload(&job),
+                stdin: job
+                    .context
+                    .as_ref()
+                    .and_then(|c| c.stdin.as_ref())
+                    .map(|s| s.as_bytes().to_vec()),
                 timeout: Duration::from_secs(timeout_secs),
                 grace: settings.grace,
                 output_max_bytes: settings.output_max_bytes,
@@ -181,26 +170,26 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             let outcome = process::run(&spec, &job.cancel, &mut live);
             let (status, error) = match &outcome.ending {
                 Ending::Exited => match (outcome.exit_code, outcome.signal) {
-                    (Some(0), _) => ("success".to_string(), None),
-                    (Some(code), _) => ("failed".to_string(), Some(format!("exit code {code}"))),
-                    (None, Some(sig)) => ("failed".to_string(), Some(format!("killed by signal {sig}"))),
-                    (None, None) => ("failed".to_string(), Some("the process ended without an exit status".into())),
+                    (Some(0), _) => (RunStatus::Success, None),
+                    (Some(code), _) => (RunStatus::Failed, Some(format!("exit code {code}"))),
+                    (None, Some(sig)) => (RunStatus::Failed, Some(format!("killed by signal {sig}"))),
+                    (None, None) => (RunStatus::Failed, Some("the process ended without an exit status".into())),
                 },
                 Ending::TimedOut => (
-                    "timeout".to_string(),
+                    RunStatus::Timeout,
                     Some(format!("timed out after {timeout_secs} s; the process group was ended")),
                 ),
                 Ending::Cancelled => match cancelled_status() {
-                    "interrupted" => (
-                        "interrupted".to_string(),
+                    RunStatus::Interrupted => (
+                        RunStatus::Interrupted,
                         Some("the server stopped while this run was running; the process group was ended".into()),
                     ),
                     _ => (
-                        "cancelled".to_string(),
+                        RunStatus::Cancelled,
                         Some("cancelled; the process group was ended".into()),
                     ),
                 },
-                Ending::SpawnFailed(msg) => ("failed".to_string(), Some(msg.clone())),
+                Ending::SpawnFailed(msg) => (RunStatus::Failed, Some(msg.clone())),
             };
             SubagentOutcome {
                 status,
@@ -213,15 +202,14 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             }
         }
     };
-    let status = ended.status.clone();
+    let status = ended.status;
     let error = ended.error.clone();
     let finished_at = Utc::now();
     let duration_ms = (finished_at - job.started_at).num_milliseconds().max(0);
     if let Ok(s) = &store {
-        let stamp = rfc3339_millis(finished_at);
         let end = RunEnd {
-            status: &status,
-            finished_at: &stamp,
+            status,
+            finished_at,
             duration_ms: Some(duration_ms),
             exit_code: ended.exit_code.map(i64::from),
             signal: ended.signal.map(i64::from),
@@ -257,8 +245,8 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
     if let Some(notify) = &job.task.spec.notify {
         let wanted = match notify.on {
             NotifyOn::Always => true,
-            NotifyOn::Success => status == "success",
-            NotifyOn::Failure => status != "success",
+            NotifyOn::Success => status == RunStatus::Success,
+            NotifyOn::Failure => status != RunStatus::Success,
         };
         if wanted {
             let excerpt = tail(&ended.output, 2000).to_string();

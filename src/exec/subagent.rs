@@ -6,6 +6,7 @@
 
 use crate::exec::process::{self, Ending, ProcessSpec};
 use crate::tasks::model::{Runner, TaskSpec};
+use crate::tasks::runs::{RunContext, RunStatus};
 use crossbeam_channel::{after, bounded, select, Receiver};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -88,16 +89,8 @@ pub fn readiness(spec: &TaskSpec, settings: &SubagentSettings) -> Option<String>
 }
 
 /// The prompt with the event that fired the run appended as context.
-pub fn prompt_with_context(prompt: &str, context: Option<&str>) -> String {
-    let Some(ctx) = context.and_then(|c| serde_json::from_str::<Value>(c).ok()) else {
-        return prompt.to_string();
-    };
-    let event = ctx
-        .get("hook")
-        .cloned()
-        .or_else(|| ctx.get("after").map(|a| json!({"after": a})))
-        .or_else(|| ctx.get("env").cloned());
-    match event {
+pub fn prompt_with_context(prompt: &str, context: Option<&RunContext>) -> String {
+    match context.and_then(RunContext::event_for_prompt) {
         Some(e) => format!(
             "{prompt}\n\n---\nThis run was triggered by the event below (JSON):\n{}",
             serde_json::to_string_pretty(&e).unwrap_or_default()
@@ -109,7 +102,7 @@ pub fn prompt_with_context(prompt: &str, context: Option<&str>) -> String {
 /// How a subagent run ended.
 #[derive(Debug, Clone, Default)]
 pub struct SubagentOutcome {
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
     pub output: String,
     pub output_truncated: bool,
@@ -135,7 +128,7 @@ pub struct SubagentJob<'a> {
     pub output_max_bytes: usize,
     pub cancel: &'a Receiver<()>,
     /// Status for a cancel: `cancelled`, or `interrupted` when the server is stopping.
-    pub cancelled_status: &'a dyn Fn() -> &'static str,
+    pub cancelled_status: &'a dyn Fn() -> RunStatus,
 }
 
 /// Run the job with the task's runner.
@@ -157,7 +150,7 @@ pub fn run(
 
 fn failed(runner: &'static str, model: &str, error: String) -> SubagentOutcome {
     SubagentOutcome {
-        status: "failed".into(),
+        status: RunStatus::Failed,
         error: Some(error),
         runner,
         model: Some(model.to_string()),
@@ -279,7 +272,11 @@ pub fn read_claude_result(result: &Value, exit_code: Option<i32>, model: &str) -
         ))
     };
     SubagentOutcome {
-        status: if error.is_none() { "success" } else { "failed" }.into(),
+        status: if error.is_none() {
+            RunStatus::Success
+        } else {
+            RunStatus::Failed
+        },
         error,
         output,
         output_truncated: false,
@@ -360,8 +357,8 @@ fn claude_outcome(
     model: &str,
     outcome: &process::ProcessOutcome,
 ) -> SubagentOutcome {
-    let base = |status: &str, error: String| SubagentOutcome {
-        status: status.into(),
+    let base = |status: RunStatus, error: String| SubagentOutcome {
+        status,
         error: Some(error),
         output: outcome.output.clone(),
         output_truncated: outcome.output_truncated,
@@ -373,7 +370,7 @@ fn claude_outcome(
     };
     match &outcome.ending {
         Ending::TimedOut => base(
-            "timeout",
+            RunStatus::Timeout,
             format!(
                 "timed out after {} s; the process group was ended",
                 job.timeout.as_secs()
@@ -383,11 +380,11 @@ fn claude_outcome(
             (job.cancelled_status)(),
             "cancelled; the process group was ended".into(),
         ),
-        Ending::SpawnFailed(msg) => base("failed", msg.clone()),
+        Ending::SpawnFailed(msg) => base(RunStatus::Failed, msg.clone()),
         Ending::Exited => match find_result(&outcome.output) {
             Some(result) => read_claude_result(&result, outcome.exit_code, model),
             None => base(
-                "failed",
+                RunStatus::Failed,
                 root_refusal(&outcome.output).unwrap_or_else(|| {
                     format!(
                         "claude did not print its JSON result (exit code {}); it printed: {}",
@@ -417,7 +414,7 @@ pub fn read_api_response(body: &Value, model: &str) -> SubagentOutcome {
         })
         .unwrap_or_default();
     SubagentOutcome {
-        status: "success".into(),
+        status: RunStatus::Success,
         error: None,
         output: text.join("\n"),
         runner: "api",
@@ -460,7 +457,7 @@ fn call_api(url: &str, key: &str, body: &Value, model: &str, deadline: Instant) 
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return SubagentOutcome {
-                status: "timeout".into(),
+                status: RunStatus::Timeout,
                 error: Some("timed out waiting for the Messages API".into()),
                 runner: "api",
                 model: Some(model.into()),
@@ -496,7 +493,7 @@ fn call_api(url: &str, key: &str, body: &Value, model: &str, deadline: Instant) 
             }
             Err(ureq::Error::Timeout(_)) => {
                 return SubagentOutcome {
-                    status: "timeout".into(),
+                    status: RunStatus::Timeout,
                     error: Some("timed out waiting for the Messages API".into()),
                     runner: "api",
                     model: Some(model.into()),
@@ -536,7 +533,7 @@ fn call_api(url: &str, key: &str, body: &Value, model: &str, deadline: Instant) 
                     .unwrap_or(Duration::from_secs(1 << (attempt - 1)));
                 if Instant::now() + wait >= deadline {
                     return SubagentOutcome {
-                        status: "timeout".into(),
+                        status: RunStatus::Timeout,
                         error: Some(format!(
                             "the Messages API answered {status} ({}) and asked to wait {} s, past the task's timeout",
                             api_error_message(&text),
@@ -601,14 +598,14 @@ fn run_api(job: &SubagentJob, settings: &SubagentSettings, model: &str) -> Subag
     select! {
         recv(rx) -> outcome => outcome.unwrap_or_else(|_| failed("api", model, "the API call thread ended without a result".into())),
         recv(job.cancel) -> _ => SubagentOutcome {
-            status: (job.cancelled_status)().into(),
+            status: (job.cancelled_status)(),
             error: Some("cancelled during the Messages API request".into()),
             runner: "api",
             model: Some(model.into()),
             ..Default::default()
         },
         recv(after(job.timeout + Duration::from_millis(200))) -> _ => SubagentOutcome {
-            status: "timeout".into(),
+            status: RunStatus::Timeout,
             error: Some(format!("timed out after {} s waiting for the Messages API", job.timeout.as_secs())),
             runner: "api",
             model: Some(model.into()),
@@ -625,7 +622,7 @@ mod tests {
     fn success_result_is_read_with_cost_tokens_turns_and_session() {
         let result = json!({"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"Hello.","session_id":"8da0f730","total_cost_usd":0.00075,"usage":{"input_tokens":100,"output_tokens":10},"modelUsage":{"claude-opus-4-8[1m]":{}}});
         let out = read_claude_result(&result, Some(0), "m");
-        assert_eq!(out.status, "success");
+        assert_eq!(out.status, RunStatus::Success);
         assert_eq!(out.output, "Hello.");
         assert_eq!(out.cost_usd, Some(0.00075));
         assert_eq!(
@@ -640,19 +637,19 @@ mod tests {
     fn errors_are_failures_with_the_reason() {
         let max_turns = json!({"type":"result","subtype":"error_max_turns","is_error":true,"num_turns":2,"errors":["Reached maximum number of turns (1)"]});
         let out = read_claude_result(&max_turns, Some(1), "m");
-        assert_eq!(out.status, "failed");
+        assert_eq!(out.status, RunStatus::Failed);
         assert!(out
             .error
             .unwrap()
             .contains("Reached maximum number of turns (1)"));
         let api = json!({"type":"result","subtype":"success","is_error":true,"api_error_status":401,"result":"Failed to authenticate. API Error: 401"});
         let out = read_claude_result(&api, Some(1), "m");
-        assert_eq!(out.status, "failed");
+        assert_eq!(out.status, RunStatus::Failed);
         assert!(out.error.unwrap().starts_with("API error 401"));
         let odd = json!({"type":"result","subtype":"success","is_error":false,"result":"x"});
         assert_eq!(
             read_claude_result(&odd, Some(1), "m").status,
-            "failed",
+            RunStatus::Failed,
             "a nonzero exit is never success"
         );
     }
@@ -697,7 +694,7 @@ mod tests {
 
     #[test]
     fn context_is_appended_after_the_prompt() {
-        let ctx = json!({"env":{"CLAUDECRON_HOOK_EVENT":"Stop"},"stdin":"{}","hook":{"hook_event_name":"Stop"}}).to_string();
+        let ctx = RunContext::from_json(r#"{"env":{"CLAUDECRON_HOOK_EVENT":"Stop"},"stdin":"{}","hook":{"hook_event_name":"Stop"}}"#).unwrap();
         let p = prompt_with_context("Summarize.", Some(&ctx));
         assert!(p.starts_with("Summarize.\n\n---\n"));
         assert!(p.contains("\"hook_event_name\": \"Stop\""));

@@ -6,19 +6,19 @@
 //! JSON-RPC (see `mcp`).
 
 use crate::config::{AuthMode, Config};
-use crate::engine::{EngineHandle, EngineSettings, RunEvent, RunListener};
+use crate::engine::{EngineSettings, RunListener};
 use crate::exec::run::RunSettings;
 use crate::exec::subagent::SubagentSettings;
 use crate::http::guard::Guard;
 use crate::http::sse::SseStream;
 use crate::http::{HttpRequest, Reply};
-use crate::mcp::session::{level_rank, lock, Sessions};
+use crate::mcp::session::{lock, Sessions};
 use crate::mcp::{Mcp, Outcome, HEADER_VERSIONS};
-use crate::store::Store;
 use crate::sys::StopSignals;
-use crate::tasks::catalog::Defaults;
+use crate::tasks::catalog::{Catalog, CatalogSource, Defaults, Services};
+use crate::tasks::runs::RunEvent;
 use crate::triggers::hooks::HookDispatcher;
-use crate::triggers::watch::WatchHandle;
+use crate::triggers::watch::{self, WatchHandle};
 use serde_json::json;
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -41,8 +41,8 @@ pub struct App {
     pub config: Config,
     pub guard: Guard,
     pub mcp: Mcp,
-    pub engine: EngineHandle,
-    pub hooks: HookDispatcher,
+    /// Opens each worker's catalog (its own store connection).
+    pub catalogs: CatalogSource,
     pub started: Instant,
     /// Set once a stop signal arrived.
     pub stopping: std::sync::atomic::AtomicBool,
@@ -51,44 +51,12 @@ pub struct App {
 /// Between SIGTERM and SIGKILL for a run's process group (timeouts, cancels, shutdown).
 pub const RUN_GRACE: Duration = Duration::from_secs(5);
 
-/// Sessions that set a log level hear about finished runs on their GET stream.
-fn run_notifier(
-    sessions: Arc<Sessions>,
-    watch: Arc<std::sync::Mutex<Option<WatchHandle>>>,
-) -> RunListener {
+/// What happens when a run is recorded as finished: the file watcher's self-trigger guard
+/// hears of it, and sessions that set a log level get a message on their GET stream.
+fn run_listener(sessions: Arc<Sessions>, watch: WatchHandle) -> RunListener {
     Arc::new(move |event: &RunEvent| {
-        if let Some(w) = watch.lock().ok().and_then(|w| w.clone()) {
-            w.run_finished(&event.task_id);
-        }
-        let level = match event.status.as_str() {
-            "success" => "info",
-            "failed" | "timeout" | "interrupted" => "error",
-            _ => "warning",
-        };
-        let rank = level_rank(level).unwrap_or(0);
-        let message = json!({
-            "jsonrpc": "2.0",
-            "method": "notifications/message",
-            "params": {
-                "level": level,
-                "logger": "claudecron",
-                "data": {
-                    "event": "run_finished",
-                    "run_id": event.run_id,
-                    "task_id": event.task_id,
-                    "task_name": event.task_name,
-                    "status": event.status,
-                    "error": event.error,
-                }
-            }
-        })
-        .to_string();
-        for session in sessions.all() {
-            let mut s = lock(&session);
-            if s.log_level.is_some_and(|min| rank >= min) {
-                s.push_event(message.clone());
-            }
-        }
+        watch.run_finished(&event.task_id);
+        crate::mcp::notify_run_finished(&sessions, event);
     })
 }
 
@@ -109,7 +77,8 @@ fn wait_for_shutdown(signals: StopSignals, app: &App, server: &tiny_http::Server
     app.stopping.store(true, Ordering::Release);
     crate::sdnotify::notify("STOPPING=1");
     server.unblock();
-    app.engine.shutdown(RUN_GRACE + Duration::from_secs(10));
+    app.catalogs
+        .shutdown_engine(RUN_GRACE + Duration::from_secs(10));
     app.mcp.sessions.close_all();
     log::info!("stopped");
     std::process::exit(0);
@@ -137,7 +106,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     init_logging(&config)?;
     let tokens = crate::token::accepted_tokens(&config)?;
     {
-        let store = Store::open(&config.db_path)
+        let store = crate::store::Store::open(&config.db_path)
             .map_err(|e| format!("database {}: {e}", config.db_path.display()))?;
         let version = store.schema_version().map_err(|e| e.to_string())?;
         log::info!(
@@ -171,10 +140,9 @@ pub fn serve(config: Config) -> Result<(), String> {
         Duration::from_secs(config.session_timeout_secs),
         config.max_sessions,
     ));
-    // The run listener tells the watcher about finished runs; the watcher needs the engine to
-    // start, so it is filled in right after.
-    let watch_slot: Arc<std::sync::Mutex<Option<WatchHandle>>> =
-        Arc::new(std::sync::Mutex::new(None));
+    // The watcher's inbox exists before the engine starts, so the engine's run listener can
+    // hold its handle; the watcher itself starts once the engine runs.
+    let (watch_handle, watch_inbox) = watch::channel();
     let engine = crate::engine::start(
         EngineSettings {
             db_path: config.db_path.clone(),
@@ -187,29 +155,30 @@ pub fn serve(config: Config) -> Result<(), String> {
                 grace: RUN_GRACE,
             },
         },
-        run_notifier(Arc::clone(&sessions), Arc::clone(&watch_slot)),
+        run_listener(Arc::clone(&sessions), watch_handle.clone()),
     )?;
-    let watch = crate::triggers::watch::start(config.db_path.clone(), engine.clone())?;
+    watch::start(watch_inbox, config.db_path.clone(), engine.clone())?;
     let hooks = HookDispatcher::start(engine.clone())?;
-    if let Ok(mut slot) = watch_slot.lock() {
-        *slot = Some(watch.clone());
-    }
+    let catalogs = CatalogSource::new(
+        config.db_path.clone(),
+        Defaults {
+            timezone: config.default_timezone.clone(),
+            task_timeout_secs: config.task_timeout_secs,
+            subagent: subagent_settings,
+        },
+        Services {
+            engine,
+            watch: watch_handle,
+            hooks,
+        },
+    );
     let app = Arc::new(App {
         guard: Guard::new(&config, tokens),
         mcp: Mcp {
             sessions,
-            defaults: Defaults {
-                timezone: config.default_timezone.clone(),
-                task_timeout_secs: config.task_timeout_secs,
-                subagent: subagent_settings,
-            },
-            engine: Some(engine.clone()),
-            watch: Some(watch),
-            hooks: Some(hooks.clone()),
-            db_path: config.db_path.clone(),
+            source: catalogs.clone(),
         },
-        engine,
-        hooks,
+        catalogs,
         started: Instant::now(),
         stopping: std::sync::atomic::AtomicBool::new(false),
         config,
@@ -336,16 +305,16 @@ pub struct Job {
 }
 
 fn worker(app: &App, rx: crossbeam_channel::Receiver<Job>) {
-    let mut store: Option<Store> = None;
+    let mut catalog: Option<Catalog> = None;
     for job in rx {
-        if store.is_none() {
-            match Store::open(&app.config.db_path) {
-                Ok(s) => store = Some(s),
+        if catalog.is_none() {
+            match app.catalogs.open() {
+                Ok(c) => catalog = Some(c),
                 Err(e) => log::error!("worker cannot open the database: {e}"),
             }
         }
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            route(app, store.as_ref(), &job.req, job.client)
+            route(app, catalog.as_ref(), &job.req, job.client)
         }))
         .map_err(|panic| {
             panic
@@ -430,7 +399,7 @@ fn method_not_allowed(allow: &str) -> Outcome {
     )
 }
 
-fn route(app: &App, store: Option<&Store>, req: &HttpRequest, client: IpAddr) -> Outcome {
+fn route(app: &App, catalog: Option<&Catalog>, req: &HttpRequest, client: IpAddr) -> Outcome {
     if let Err(reply) = app.guard.check_host_and_origin(req) {
         return Outcome::Reply(reply);
     }
@@ -440,7 +409,7 @@ fn route(app: &App, store: Option<&Store>, req: &HttpRequest, client: IpAddr) ->
             _ => method_not_allowed("GET, HEAD"),
         },
         "/health" => match req.method.as_str() {
-            "GET" | "HEAD" => Outcome::Reply(health(app, store)),
+            "GET" | "HEAD" => Outcome::Reply(health(app, catalog)),
             _ => method_not_allowed("GET, HEAD"),
         },
         "/mcp" => {
@@ -468,7 +437,7 @@ fn route(app: &App, store: Option<&Store>, req: &HttpRequest, client: IpAddr) ->
             {
                 panic!("test panic requested by header");
             }
-            app.mcp.handle(req, token, store)
+            app.mcp.handle(req, token, catalog)
         }
         "/hooks" => {
             if req.method != "POST" {
@@ -480,7 +449,7 @@ fn route(app: &App, store: Option<&Store>, req: &HttpRequest, client: IpAddr) ->
             if let Err(reply) = app.guard.authenticate(req) {
                 return Outcome::Reply(reply);
             }
-            Outcome::Reply(hook_request(app, store, req))
+            Outcome::Reply(hook_request(app, catalog, req))
         }
         _ => Outcome::Reply(Reply::error(
             404,
@@ -491,7 +460,7 @@ fn route(app: &App, store: Option<&Store>, req: &HttpRequest, client: IpAddr) ->
 
 /// `POST /hooks`: a Claude Code hook payload. Matching tasks are fired, then the answer is
 /// `{}` (never plain text, never a decision: claudecron does not steer Claude Code).
-fn hook_request(app: &App, store: Option<&Store>, req: &HttpRequest) -> Reply {
+fn hook_request(app: &App, catalog: Option<&Catalog>, req: &HttpRequest) -> Reply {
     if req.body_too_large {
         return Reply::error(
             413,
@@ -518,11 +487,11 @@ fn hook_request(app: &App, store: Option<&Store>, req: &HttpRequest) -> Reply {
     if !payload.is_object() || event.is_none() {
         return Reply::error(400, "the body must be a JSON object with \"hook_event_name\" (the hook input as Claude Code sends it)");
     }
-    let Some(store) = store else {
+    let Some(catalog) = catalog else {
         return Reply::error(503, "the database is not available; see the server log");
     };
     let raw = String::from_utf8_lossy(&req.body);
-    match app.hooks.dispatch(store, &payload, &raw, false) {
+    match catalog.hook_event(&payload, &raw, false) {
         Ok(matched) => {
             if !matched.is_empty() {
                 log::info!(
@@ -551,12 +520,12 @@ fn info(app: &App) -> serde_json::Value {
     })
 }
 
-fn health(app: &App, store: Option<&Store>) -> Reply {
+fn health(app: &App, catalog: Option<&Catalog>) -> Reply {
     let uptime = app.started.elapsed().as_secs();
-    let db = store
+    let db = catalog
         .ok_or_else(|| "cannot open the database".to_string())
-        .and_then(|s| s.count_tasks().map_err(|e| e.to_string()));
-    let scheduler_ok = app.engine.is_alive();
+        .and_then(|c| c.task_counts().map_err(|e| e.to_string()));
+    let (scheduler_ok, running) = app.catalogs.engine_state();
     match db {
         Ok((tasks, enabled)) if scheduler_ok => Reply::json(
             200,
@@ -568,7 +537,7 @@ fn health(app: &App, store: Option<&Store>) -> Reply {
                 "scheduler": "running",
                 "tasks": tasks,
                 "enabled_tasks": enabled,
-                "running_runs": app.engine.running(),
+                "running_runs": running,
                 "sessions": app.mcp.sessions.len(),
             }),
         ),

@@ -3,19 +3,19 @@
 //! method dispatch (initialize, ping, logging/setLevel, tools/list, tools/call). It reaches tasks
 //! only through `catalog` (never SQL) and trusts `guard` to have authenticated the request.
 
+mod args;
+mod schema;
 pub(crate) mod session;
 pub mod tools;
 pub(crate) mod wait;
 
-use crate::engine::EngineHandle;
 use crate::http::guard::TokenId;
 use crate::http::{accepts, HttpRequest, Reply};
-use crate::store::Store;
-use crate::tasks::catalog::{Catalog, Defaults, OpError};
-use crate::triggers::hooks::HookDispatcher;
-use crate::triggers::watch::WatchHandle;
+use crate::tasks::catalog::{Catalog, CatalogSource, OpError};
+use crate::tasks::runs::{RunEvent, RunStatus};
 use serde_json::{json, Map, Value};
 use session::{level_rank, lock, SessionRef, Sessions, LOG_LEVELS};
+use std::sync::Arc;
 
 /// The version we speak; listed first.
 pub const LATEST_VERSION: &str = "2025-11-25";
@@ -40,16 +40,9 @@ pub enum Outcome {
 
 /// State shared by all workers for the MCP endpoint.
 pub struct Mcp {
-    pub sessions: std::sync::Arc<Sessions>,
-    pub defaults: Defaults,
-    /// The execution engine (None only in tools-only setups such as unit tests).
-    pub engine: Option<EngineHandle>,
-    /// The file watcher (None in tools-only setups).
-    pub watch: Option<WatchHandle>,
-    /// Hook dispatch for `claudecron_trigger_hook`.
-    pub hooks: Option<HookDispatcher>,
-    /// For threads that wait for runs and need their own store connection.
-    pub db_path: std::path::PathBuf,
+    pub sessions: Arc<Sessions>,
+    /// For threads that wait for runs and need their own catalog.
+    pub source: CatalogSource,
 }
 
 fn bad_request(code: i64, message: &str) -> Outcome {
@@ -58,7 +51,7 @@ fn bad_request(code: i64, message: &str) -> Outcome {
 
 impl Mcp {
     /// Handle one authenticated request to `/mcp`.
-    pub fn handle(&self, req: &HttpRequest, token: TokenId, store: Option<&Store>) -> Outcome {
+    pub fn handle(&self, req: &HttpRequest, token: TokenId, catalog: Option<&Catalog>) -> Outcome {
         if let Some(version) = req.header("mcp-protocol-version") {
             if !HEADER_VERSIONS.contains(&version.trim()) {
                 return bad_request(
@@ -72,7 +65,7 @@ impl Mcp {
             }
         }
         match req.method.as_str() {
-            "POST" => self.post(req, token, store),
+            "POST" => self.post(req, token, catalog),
             "GET" => self.get(req, token),
             "DELETE" => match self.session_for(req, token) {
                 Ok(session) => {
@@ -143,7 +136,7 @@ impl Mcp {
         }
     }
 
-    fn post(&self, req: &HttpRequest, token: TokenId, store: Option<&Store>) -> Outcome {
+    fn post(&self, req: &HttpRequest, token: TokenId, catalog: Option<&Catalog>) -> Outcome {
         let content_type = req.header("content-type").unwrap_or("");
         let media = content_type.split(';').next().unwrap_or("").trim();
         if !media.eq_ignore_ascii_case("application/json") {
@@ -231,11 +224,11 @@ impl Mcp {
             return Outcome::Reply(Reply::accepted());
         };
         if method == "tools/call" {
-            if let Some(outcome) = self.run_tools(req, &id, &params, store) {
+            if let Some(outcome) = self.run_tools(req, &id, &params, catalog) {
                 return outcome;
             }
         }
-        let reply = match self.dispatch(method, &params, &session, store) {
+        let reply = match self.dispatch(method, &params, &session, catalog) {
             Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
             Err((code, message)) => {
                 json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
@@ -292,7 +285,7 @@ impl Mcp {
         method: &str,
         params: &Value,
         session: &SessionRef,
-        store: Option<&Store>,
+        catalog: Option<&Catalog>,
     ) -> Result<Value, (i64, String)> {
         match method {
             "ping" => Ok(json!({})),
@@ -321,7 +314,7 @@ impl Mcp {
                 }
                 Ok(json!({"tools": tools::definitions()}))
             }
-            "tools/call" => self.call_tool(params, store),
+            "tools/call" => self.call_tool(params, catalog),
             "initialize" => Err((
                 -32600,
                 "Invalid Request: initialize must be a request with an id".into(),
@@ -330,7 +323,7 @@ impl Mcp {
         }
     }
 
-    fn call_tool(&self, params: &Value, store: Option<&Store>) -> Result<Value, (i64, String)> {
+    fn call_tool(&self, params: &Value, catalog: Option<&Catalog>) -> Result<Value, (i64, String)> {
         let name = match params.get("name") {
             Some(Value::String(n)) => n.as_str(),
             _ => {
@@ -351,28 +344,33 @@ impl Mcp {
                 ))
             }
         };
-        let Some(store) = store else {
+        let Some(tool) = tools::find(name) else {
+            return Err((-32602, format!("Unknown tool: {name}")));
+        };
+        let Some(catalog) = catalog else {
             return Ok(tool_error(
                 "internal error: the database is not available; see the server log",
             ));
         };
-        let catalog = Catalog::new(store, &self.defaults)
-            .with_engine(self.engine.as_ref())
-            .with_watch(self.watch.as_ref())
-            .with_hooks(self.hooks.as_ref());
-        match tools::call(&catalog, name, args) {
-            Err(tools::CallError::UnknownTool(name)) => {
-                Err((-32602, format!("Unknown tool: {name}")))
-            }
-            Ok(Ok(value)) => Ok(tool_result(&tools::summary(name, &value), value)),
-            Ok(Err(OpError::Internal(msg))) => {
-                log::error!("tool {name} failed: {msg}");
-                Ok(tool_error(
-                    "internal error: the database failed; see the server log",
-                ))
-            }
-            Ok(Err(e)) => Ok(tool_error(&e.to_string())),
+        let tools::Handler::Now(handler) = tool.handler else {
+            // run_task and cancel_run are answered by `run_tools` before dispatch.
+            return Err((-32603, format!("{name} cannot be called here")));
+        };
+        Ok(match handler(catalog, args, chrono::Utc::now()) {
+            Ok(value) => tool_result(&(tool.summary)(&value), value),
+            Err(e) => op_error(name, &e),
+        })
+    }
+}
+
+/// A refused tool call as a tool error result: what was wrong, for the model to read.
+fn op_error(tool: &str, e: &OpError) -> Value {
+    match e {
+        OpError::Internal(msg) => {
+            log::error!("tool {tool} failed: {msg}");
+            tool_error("internal error: the database failed; see the server log")
         }
+        other => tool_error(&other.to_string()),
     }
 }
 
@@ -408,13 +406,11 @@ impl Mcp {
         req: &HttpRequest,
         id: &Value,
         params: &Value,
-        store: Option<&Store>,
+        catalog: Option<&Catalog>,
     ) -> Option<Outcome> {
-        let name = params.get("name").and_then(Value::as_str)?;
-        let tool: &'static str = match name {
-            "claudecron_run_task" => "claudecron_run_task",
-            "claudecron_cancel_run" => "claudecron_cancel_run",
-            _ => return None,
+        let tool = tools::find(params.get("name").and_then(Value::as_str)?)?;
+        let tools::Handler::Run(handler) = tool.handler else {
+            return None;
         };
         let empty = Map::new();
         let args = params
@@ -427,38 +423,20 @@ impl Mcp {
                 Reply::json(200, &json!({"jsonrpc": "2.0", "id": id, "result": result})),
             )))
         };
-        let (Some(store), Some(engine)) = (store, self.engine.as_ref()) else {
-            return answer(tool_error("internal error: the database or the execution engine is not available; see the server log"));
+        let Some(catalog) = catalog else {
+            return answer(tool_error(
+                "internal error: the database is not available; see the server log",
+            ));
         };
-        let catalog = Catalog::new(store, &self.defaults).with_engine(Some(engine));
-        let (run_id, wait, finished) = if tool == "claudecron_run_task" {
-            let (task_id, wait) = match tools::run_task_args(args) {
-                Ok(a) => a,
-                Err(e) => return answer(tool_error(&e.to_string())),
-            };
-            let run_id = match catalog.fire_now(&task_id) {
-                Ok(r) => r,
-                Err(e) => return answer(tool_error(&e.to_string())),
-            };
-            if wait == 0 {
-                return answer(match catalog.run(run_id, Some(16 * 1024)) {
-                    Ok(v) => tool_result(&tools::summary(tool, &v), v),
-                    Err(e) => tool_error(&e.to_string()),
-                });
-            }
-            // Subscribed after the fire: the waiter re-reads the status, so an end that came
-            // before the subscription is not missed.
-            (run_id, wait, engine.subscribe(run_id))
-        } else {
-            let run_id = match tools::cancel_run_args(args) {
-                Ok(r) => r,
-                Err(e) => return answer(tool_error(&e.to_string())),
-            };
-            let finished = engine.subscribe(run_id);
-            if let Err(e) = catalog.cancel_run(run_id) {
-                return answer(tool_error(&e.to_string()));
-            }
-            (run_id, 30, finished)
+        let call = match handler(catalog, args) {
+            Ok(call) => call,
+            Err(e) => return answer(op_error(tool.name, &e)),
+        };
+        let Some(finished) = call.finished.filter(|_| !call.wait.is_zero()) else {
+            return answer(match catalog.run(call.run_id, Some(wait::OUTPUT_TAIL)) {
+                Ok(v) => tool_result(&(tool.summary)(&v), v),
+                Err(e) => op_error(tool.name, &e),
+            });
         };
         let progress_token = params
             .pointer("/_meta/progressToken")
@@ -467,17 +445,49 @@ impl Mcp {
         Some(Outcome::WaitForRun(Box::new(wait::RunWait {
             rpc_id: id.clone(),
             tool,
-            run_id,
+            run_id: call.run_id,
             finished,
-            wait: std::time::Duration::from_secs(wait),
+            wait: call.wait,
             progress_token,
             sse: req
                 .header("accept")
                 .is_some_and(|a| accepts(a, "text/event-stream")),
-            db_path: self.db_path.clone(),
-            defaults: self.defaults.clone(),
-            engine: engine.clone(),
+            source: self.source.clone(),
         })))
+    }
+}
+
+/// Tell the sessions that asked for log messages (`logging/setLevel`) that a run finished:
+/// `info` for a success, `error` for a failure, `warning` otherwise.
+pub fn notify_run_finished(sessions: &Sessions, event: &RunEvent) {
+    let level = match event.status {
+        RunStatus::Success => "info",
+        RunStatus::Failed | RunStatus::Timeout | RunStatus::Interrupted => "error",
+        _ => "warning",
+    };
+    let rank = level_rank(level).unwrap_or(0);
+    let message = json!({
+        "jsonrpc": "2.0",
+        "method": "notifications/message",
+        "params": {
+            "level": level,
+            "logger": "claudecron",
+            "data": {
+                "event": "run_finished",
+                "run_id": event.run_id,
+                "task_id": event.task_id,
+                "task_name": event.task_name,
+                "status": event.status,
+                "error": event.error,
+            }
+        }
+    })
+    .to_string();
+    for session in sessions.all() {
+        let mut s = lock(&session);
+        if s.log_level.is_some_and(|min| rank >= min) {
+            s.push_event(message.clone());
+        }
     }
 }
 

@@ -4,25 +4,21 @@
 //! about once a second and then the response; otherwise a plain JSON response when the run ends
 //! or the wait runs out. A client that goes away does not stop the run.
 
-use crate::engine::EngineHandle;
+use super::tools::Tool;
 use crate::http::sse::SseStream;
 use crate::http::Reply;
-use crate::store::Store;
-use crate::tasks::catalog::{Catalog, Defaults};
+use crate::tasks::catalog::{Catalog, CatalogSource};
 use crossbeam_channel::{after, select, tick, Receiver};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Run statuses after which nothing changes.
-pub fn is_terminal(status: &str) -> bool {
-    !matches!(status, "queued" | "running")
-}
+/// How much of a run's output a run tool returns (the end of it).
+pub const OUTPUT_TAIL: usize = 16 * 1024;
 
 /// A `tools/call` whose answer waits for a run to end.
 pub struct RunWait {
     pub rpc_id: Value,
-    pub tool: &'static str,
+    pub tool: &'static Tool,
     pub run_id: i64,
     /// Signalled when the run has been recorded as finished (subscribed before the run could end).
     pub finished: Receiver<()>,
@@ -30,29 +26,25 @@ pub struct RunWait {
     pub progress_token: Option<Value>,
     /// The client accepts `text/event-stream`.
     pub sse: bool,
-    pub db_path: PathBuf,
-    pub defaults: Defaults,
-    pub engine: EngineHandle,
+    pub source: CatalogSource,
 }
 
 impl RunWait {
-    fn run_status(&self, store: Option<&Store>) -> Option<String> {
-        store?.get_run(self.run_id).ok().flatten().map(|r| r.status)
-    }
-
     /// The tool result for the run as it stands now.
-    fn result(&self, store: Option<&Store>, waited: Duration) -> Value {
-        let Some(store) = store else {
+    fn result(&self, catalog: Option<&Catalog>, waited: Duration) -> Value {
+        let Some(catalog) = catalog else {
             return super::tool_error(
                 "internal error: the database is not available; see the server log",
             );
         };
-        let catalog = Catalog::new(store, &self.defaults).with_engine(Some(&self.engine));
-        match catalog.run(self.run_id, Some(16 * 1024)) {
+        match catalog.run(self.run_id, Some(OUTPUT_TAIL)) {
             Ok(mut value) => {
                 let status = value["run"]["status"].as_str().unwrap_or("").to_string();
-                let mut text = super::tools::summary(self.tool, &value);
-                if !is_terminal(&status) {
+                let mut text = (self.tool.summary)(&value);
+                if !catalog
+                    .run_status(self.run_id)
+                    .is_some_and(|s| s.is_terminal())
+                {
                     let note = format!(
                         "still {status} after waiting {} s; it keeps going — poll claudecron_get_run with runId {}",
                         waited.as_secs(),
@@ -72,12 +64,14 @@ impl RunWait {
 
     /// Wait, then answer on `request`. Returns the HTTP status and a label for the log line.
     pub fn respond(self, request: tiny_http::Request) -> (u16, &'static str) {
-        let store = Store::open(&self.db_path).ok();
+        let catalog = self.source.open().ok();
+        let ended = |c: Option<&Catalog>| {
+            c.and_then(|c| c.run_status(self.run_id))
+                .is_some_and(|s| s.is_terminal())
+        };
         let started = Instant::now();
         let deadline = after(self.wait);
-        let done_already = self
-            .run_status(store.as_ref())
-            .is_some_and(|s| is_terminal(&s));
+        let done_already = ended(catalog.as_ref());
         let streaming = self.sse && self.progress_token.is_some() && !done_already;
         if !streaming {
             if !done_already {
@@ -86,7 +80,7 @@ impl RunWait {
                     recv(deadline) -> _ => {},
                 }
             }
-            let body = json!({"jsonrpc": "2.0", "id": self.rpc_id, "result": self.result(store.as_ref(), started.elapsed())});
+            let body = json!({"jsonrpc": "2.0", "id": self.rpc_id, "result": self.result(catalog.as_ref(), started.elapsed())});
             Reply::json(200, &body).send(request);
             return (200, " (after waiting for the run)");
         }
@@ -103,10 +97,11 @@ impl RunWait {
                 recv(deadline) -> _ => break,
                 recv(ticker) -> _ => {
                     step += 1;
-                    let status = self.run_status(store.as_ref()).unwrap_or_default();
-                    if is_terminal(&status) {
+                    let status = catalog.as_ref().and_then(|c| c.run_status(self.run_id));
+                    if status.is_some_and(|s| s.is_terminal()) {
                         break;
                     }
+                    let status = status.map(|s| s.as_str()).unwrap_or("unknown");
                     let note = json!({
                         "jsonrpc": "2.0",
                         "method": "notifications/progress",
@@ -124,7 +119,7 @@ impl RunWait {
                 }
             }
         }
-        let body = json!({"jsonrpc": "2.0", "id": self.rpc_id, "result": self.result(store.as_ref(), started.elapsed())});
+        let body = json!({"jsonrpc": "2.0", "id": self.rpc_id, "result": self.result(catalog.as_ref(), started.elapsed())});
         let _ = stream.send(None, &body.to_string());
         stream.close();
         (200, " (event stream with progress)")

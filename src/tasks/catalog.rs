@@ -1,18 +1,23 @@
-//! Task operations shared by the MCP tools and the CLI: add, update, delete, toggle, list, get,
-//! history, run lookup, schedule preview — validation plus store calls plus the JSON views the
-//! model reads. It speaks to the store through its methods (never SQL) and knows nothing of HTTP
-//! or JSON-RPC.
+//! Task operations shared by the MCP tools, `/hooks` and the CLI: add, update, delete, toggle,
+//! list, get, history, run lookup, run now, cancel, hook events, schedule preview — validation
+//! plus store calls plus the JSON views the model reads. It tells the running services (engine,
+//! file watcher, hook dispatch) about every change through `Services`. It speaks to the store
+//! through its methods (never SQL) and knows nothing of HTTP or JSON-RPC.
 
-use crate::engine::EngineHandle;
+use crate::engine::{EngineError, EngineHandle};
 use crate::store::{Run, Store, StoreError};
-use crate::tasks::model::{Task, Trigger};
-use crate::tasks::schedule::{parse_timezone, Schedule};
+use crate::tasks::model::{Task, TaskType, Trigger};
+use crate::tasks::runs::{RunStatus, TriggerKind};
+use crate::tasks::schedule::{parse_timezone, FireRule, Schedule};
 use crate::tasks::validate::{self, Context, FieldError, TaskLookup, TaskRef};
 use crate::triggers::hooks::HookDispatcher;
 use crate::triggers::watch::WatchHandle;
-use crate::util::{rfc3339, tail};
+use crate::util::{rfc3339, rfc3339_millis, tail};
 use chrono::{DateTime, Utc};
+use crossbeam_channel::Receiver;
 use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Why an operation was refused.
 #[derive(Debug)]
@@ -21,6 +26,10 @@ pub enum OpError {
     Invalid(FieldError),
     /// The named task or run does not exist.
     NotFound(String),
+    /// The request is well formed but does not fit the state (e.g. cancelling a finished run).
+    Conflict(String),
+    /// A service the operation needs is not running or did not answer (the text says which).
+    Unavailable(String),
     /// The database failed.
     Internal(String),
 }
@@ -29,7 +38,8 @@ impl std::fmt::Display for OpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OpError::Invalid(e) => write!(f, "{e}"),
-            OpError::NotFound(msg) => write!(f, "{msg}"),
+            OpError::NotFound(msg) | OpError::Conflict(msg) => write!(f, "{msg}"),
+            OpError::Unavailable(msg) => write!(f, "unavailable: {msg}"),
             OpError::Internal(msg) => write!(f, "internal error: {msg}"),
         }
     }
@@ -43,6 +53,20 @@ impl From<StoreError> for OpError {
                 message: format!("a task named \"{name}\" already exists; names are unique"),
             }),
             StoreError::Db(msg) => OpError::Internal(msg),
+        }
+    }
+}
+
+impl OpError {
+    /// An engine refusal in the catalog's terms.
+    fn from_engine(e: EngineError) -> OpError {
+        match e {
+            EngineError::NotFound(what) => OpError::NotFound(format!(
+                "runId: {what}; find runs with claudecron_get_history"
+            )),
+            e @ EngineError::NotActive { .. } => OpError::Conflict(e.to_string()),
+            EngineError::Down(why) => OpError::Unavailable(why.to_string()),
+            EngineError::Db(msg) => OpError::Internal(msg),
         }
     }
 }
@@ -62,6 +86,71 @@ pub struct Defaults {
     pub task_timeout_secs: u64,
     /// To say when a subagent task's runner cannot work as configured.
     pub subagent: crate::exec::subagent::SubagentSettings,
+}
+
+/// The running services the catalog tells about every task change and asks to run things: the
+/// engine, the file watcher and hook dispatch. One interface, never optional.
+#[derive(Clone)]
+pub struct Services {
+    pub engine: EngineHandle,
+    pub watch: WatchHandle,
+    pub hooks: HookDispatcher,
+}
+
+impl Services {
+    fn changed(&self, task_id: &str) {
+        self.engine.task_changed(task_id);
+        self.watch.task_changed(task_id);
+    }
+
+    fn deleted(&self, task_id: &str) {
+        self.engine.task_deleted(task_id);
+        self.watch.task_deleted(task_id);
+    }
+}
+
+/// What any thread needs to open its own catalog (one store connection per thread).
+#[derive(Clone)]
+pub struct CatalogSource {
+    db_path: PathBuf,
+    defaults: Arc<Defaults>,
+    services: Services,
+}
+
+impl CatalogSource {
+    pub fn new(db_path: PathBuf, defaults: Defaults, services: Services) -> CatalogSource {
+        CatalogSource {
+            db_path,
+            defaults: Arc::new(defaults),
+            services,
+        }
+    }
+
+    /// A catalog on a new store connection.
+    pub fn open(&self) -> Result<Catalog, OpError> {
+        let store = Store::open(&self.db_path).map_err(|e| OpError::Internal(e.to_string()))?;
+        Ok(Catalog {
+            store,
+            defaults: Arc::clone(&self.defaults),
+            services: self.services.clone(),
+        })
+    }
+
+    pub fn defaults(&self) -> &Defaults {
+        &self.defaults
+    }
+
+    /// Stop the engine: end every running group (grace, then kill), record them, return when
+    /// done or after `wait`.
+    pub fn shutdown_engine(&self, wait: std::time::Duration) {
+        self.services.engine.shutdown(wait);
+    }
+
+    /// Whether the engine thread is alive, and how many runs it is running.
+    pub fn engine_state(&self) -> (bool, usize) {
+        let engine = &self.services.engine;
+        (engine.is_alive(), engine.running())
+    }
 }
 
 struct StoreLookup<'a>(&'a Store);
@@ -95,7 +184,7 @@ pub fn time_pair(t: DateTime<Utc>, tz: chrono_tz::Tz) -> Value {
 pub fn trigger_summary(task: &Task) -> String {
     let tz = &task.spec.timezone;
     match &task.spec.trigger {
-        Trigger::Cron { schedule } => match Schedule::parse(schedule) {
+        Trigger::Cron { schedule } => match Schedule::load(schedule) {
             Ok(s) => format!("cron \"{schedule}\" ({tz}): {}", s.describe()),
             Err(_) => format!("cron \"{schedule}\" ({tz})"),
         },
@@ -158,66 +247,49 @@ pub fn trigger_summary(task: &Task) -> String {
 }
 
 /// The next `count` fire times of a task's time-based trigger after `now` (empty for event
-/// triggers and disabled tasks).
+/// triggers and disabled tasks): the engine's own rule, so what is shown is what will fire.
 pub fn next_fire_times(task: &Task, now: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
-    let mut times = Vec::with_capacity(count);
     if !task.spec.enabled {
-        return times;
+        return Vec::new();
     }
-    // The engine's own rule, so what the model is shown is what will fire.
-    let mut cursor = now;
-    while times.len() < count {
-        match crate::engine::next_fire(task, cursor) {
-            Some(t) => {
-                times.push(t);
-                cursor = t;
-            }
-            None => break,
-        }
-    }
-    times
+    FireRule::of(&task.spec)
+        .map(|rule| rule.upcoming(now, count))
+        .unwrap_or_default()
 }
 
 /// Operations over one store connection.
-pub struct Catalog<'a> {
-    pub store: &'a Store,
-    pub defaults: &'a Defaults,
-    /// The running engine, told about every change so triggers are re-armed at once.
-    pub engine: Option<&'a EngineHandle>,
-    /// The file watcher, told likewise.
-    pub watch: Option<&'a WatchHandle>,
-    /// Fires hook tasks for `trigger_hook`.
-    pub hooks: Option<&'a HookDispatcher>,
+pub struct Catalog {
+    store: Store,
+    defaults: Arc<Defaults>,
+    services: Services,
 }
 
-impl<'a> Catalog<'a> {
-    pub fn new(store: &'a Store, defaults: &'a Defaults) -> Self {
-        Catalog {
-            store,
-            defaults,
-            engine: None,
-            watch: None,
-            hooks: None,
-        }
+impl Catalog {
+    pub fn defaults(&self) -> &Defaults {
+        &self.defaults
     }
 
-    pub fn with_hooks(mut self, hooks: Option<&'a HookDispatcher>) -> Self {
-        self.hooks = hooks;
-        self
+    /// A hook event (`POST /hooks`, or `trigger_hook` with `bypass_debounce`): fire the enabled
+    /// hook tasks the payload matches.
+    pub fn hook_event(
+        &self,
+        payload: &Value,
+        raw: &str,
+        bypass_debounce: bool,
+    ) -> Result<Vec<crate::triggers::hooks::Matched>, OpError> {
+        self.services
+            .hooks
+            .dispatch(&self.store, payload, raw, bypass_debounce)
+            .map_err(OpError::from_engine)
     }
 
     /// `trigger_hook`: fire the hook tasks a payload matches, at once (debounce bypassed).
     pub fn trigger_hook(&self, payload: &Value) -> OpResult {
-        let hooks = self
-            .hooks
-            .ok_or_else(|| OpError::Internal("hook dispatch is not running".into()))?;
         let event = payload["hook_event_name"]
             .as_str()
             .unwrap_or("")
             .to_string();
-        let matched = hooks
-            .dispatch(self.store, payload, &payload.to_string(), true)
-            .map_err(OpError::Internal)?;
+        let matched = self.hook_event(payload, &payload.to_string(), true)?;
         let rows: Vec<Value> = matched
             .iter()
             .map(|m| {
@@ -232,29 +304,19 @@ impl<'a> Catalog<'a> {
         Ok(json!({ "event": event, "matched": rows, "count": rows.len() }))
     }
 
-    pub fn with_watch(mut self, watch: Option<&'a WatchHandle>) -> Self {
-        self.watch = watch;
-        self
-    }
-
-    pub fn with_engine(mut self, engine: Option<&'a EngineHandle>) -> Self {
-        self.engine = engine;
-        self
-    }
-
-    fn engine(&self) -> Result<&'a EngineHandle, OpError> {
-        self.engine
-            .filter(|e| e.is_alive())
-            .ok_or_else(|| OpError::Internal("the execution engine is not running".into()))
-    }
-
     /// `run_task`: fire a task now; returns the new run's id (a `skipped` run when the task's
     /// overlap policy says so).
     pub fn fire_now(&self, task_id: &str) -> Result<i64, OpError> {
         let task = self.resolve(task_id)?;
-        self.engine()?
-            .fire(&task.id, "manual", None)
-            .map_err(OpError::Internal)
+        self.services
+            .engine
+            .fire(&task.id, TriggerKind::Manual, None)
+            .map_err(|e| match e {
+                EngineError::NotFound(_) => {
+                    OpError::NotFound(format!("taskId: task \"{task_id}\" was deleted meanwhile"))
+                }
+                other => OpError::from_engine(other),
+            })
     }
 
     /// `cancel_run`: ask the engine to end a queued or running run.
@@ -264,12 +326,27 @@ impl<'a> Catalog<'a> {
                 "runId: no run has the id {run_id}; find runs with claudecron_get_history"
             )));
         }
-        self.engine()?.cancel(run_id).map_err(|msg| {
-            OpError::Invalid(FieldError {
-                field: "runId".into(),
-                message: msg,
-            })
-        })
+        self.services
+            .engine
+            .cancel(run_id)
+            .map_err(OpError::from_engine)
+    }
+
+    /// A receiver signalled once `run_id` is recorded as finished. Subscribe before reading the
+    /// run's status so the end cannot be missed.
+    pub fn subscribe(&self, run_id: i64) -> Receiver<()> {
+        self.services.engine.subscribe(run_id)
+    }
+
+    /// A run's status now (None when it does not exist or cannot be read).
+    pub fn run_status(&self, run_id: i64) -> Option<RunStatus> {
+        self.store.get_run(run_id).ok().flatten().map(|r| r.status)
+    }
+
+    /// For `/health`: the number of tasks and of enabled tasks (an error when the database
+    /// cannot be read).
+    pub fn task_counts(&self) -> Result<(i64, i64), OpError> {
+        Ok(self.store.count_tasks()?)
     }
 
     fn resolve(&self, task_id: &str) -> Result<Task, OpError> {
@@ -318,7 +395,10 @@ impl<'a> Catalog<'a> {
                 }
             }
             if let Some((error, at)) = self.store.trigger_error(&task.id)? {
-                obj.insert("trigger_error".into(), json!({"error": error, "since": at}));
+                obj.insert(
+                    "trigger_error".into(),
+                    json!({"error": error, "since": rfc3339_millis(at)}),
+                );
             }
             if runs > 0 {
                 let recent = self.store.list_runs(Some(&task.id), None, runs)?;
@@ -333,7 +413,7 @@ impl<'a> Catalog<'a> {
 
     /// `add_task`.
     pub fn add(&self, input: &Value, now: DateTime<Utc>) -> OpResult {
-        let lookup = StoreLookup(self.store);
+        let lookup = StoreLookup(&self.store);
         let ctx = Context {
             default_timezone: &self.defaults.timezone,
             lookup: &lookup,
@@ -342,7 +422,7 @@ impl<'a> Catalog<'a> {
         };
         let spec = validate::task_spec(input, &ctx)?;
         let id = crate::ids::task_id().map_err(|e| OpError::Internal(e.to_string()))?;
-        let task = self.store.insert_task(&id, &spec, &rfc3339(now))?;
+        let task = self.store.insert_task(&id, &spec, now)?;
         self.changed(&task.id);
         Ok(json!({ "task": self.task_view(&task, now, 5, 0)? }))
     }
@@ -365,7 +445,7 @@ impl<'a> Catalog<'a> {
             }));
         }
         let merged = validate::merge_update(&existing.spec, patch)?;
-        let lookup = StoreLookup(self.store);
+        let lookup = StoreLookup(&self.store);
         let ctx = Context {
             default_timezone: &self.defaults.timezone,
             lookup: &lookup,
@@ -375,7 +455,7 @@ impl<'a> Catalog<'a> {
         let spec = validate::task_spec(&merged, &ctx)?;
         let task = self
             .store
-            .update_task(&existing.id, &spec, &rfc3339(now))?
+            .update_task(&existing.id, &spec, now)?
             .ok_or_else(|| {
                 OpError::NotFound(format!("taskId: task \"{task_id}\" was deleted meanwhile"))
             })?;
@@ -384,12 +464,7 @@ impl<'a> Catalog<'a> {
     }
 
     fn changed(&self, task_id: &str) {
-        if let Some(engine) = self.engine {
-            engine.task_changed(task_id);
-        }
-        if let Some(watch) = self.watch {
-            watch.task_changed(task_id);
-        }
+        self.services.changed(task_id);
     }
 
     /// `toggle_task`.
@@ -405,12 +480,7 @@ impl<'a> Catalog<'a> {
         let (task, runs) = self.store.delete_task(&task.id)?.ok_or_else(|| {
             OpError::NotFound(format!("taskId: task \"{task_id}\" was deleted meanwhile"))
         })?;
-        if let Some(engine) = self.engine {
-            engine.task_deleted(&task.id);
-        }
-        if let Some(watch) = self.watch {
-            watch.task_deleted(&task.id);
-        }
+        self.services.deleted(&task.id);
         Ok(json!({
             "deleted": { "id": task.id, "name": task.spec.name, "runs_deleted": runs }
         }))
@@ -426,7 +496,7 @@ impl<'a> Catalog<'a> {
     pub fn list(
         &self,
         enabled: Option<bool>,
-        task_type: Option<&str>,
+        task_type: Option<TaskType>,
         now: DateTime<Utc>,
     ) -> OpResult {
         let tasks = self.store.list_tasks(enabled, task_type)?;
@@ -446,8 +516,8 @@ impl<'a> Catalog<'a> {
                 "last_run": last.first().map(|r| json!({
                     "id": r.id,
                     "status": r.status,
-                    "started_at": r.started_at,
-                    "finished_at": r.finished_at,
+                    "started_at": r.started_at.map(rfc3339_millis),
+                    "finished_at": r.finished_at.map(rfc3339_millis),
                 })),
             }));
         }
@@ -455,7 +525,12 @@ impl<'a> Catalog<'a> {
     }
 
     /// `get_history`: runs newest first.
-    pub fn history(&self, task_id: Option<&str>, status: Option<&str>, limit: i64) -> OpResult {
+    pub fn history(
+        &self,
+        task_id: Option<&str>,
+        status: Option<RunStatus>,
+        limit: i64,
+    ) -> OpResult {
         let task = match task_id {
             Some(t) => Some(self.resolve(t)?),
             None => None,
@@ -521,10 +596,10 @@ pub fn run_summary(run: &Run, excerpt_bytes: usize) -> Value {
         "task_id": run.task_id,
         "trigger": run.trigger,
         "status": run.status,
-        "scheduled_for": run.scheduled_for,
-        "queued_at": run.queued_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
+        "scheduled_for": run.scheduled_for.map(crate::util::rfc3339_auto),
+        "queued_at": rfc3339_millis(run.queued_at),
+        "started_at": run.started_at.map(rfc3339_millis),
+        "finished_at": run.finished_at.map(rfc3339_millis),
         "duration_ms": run.duration_ms,
         "exit_code": run.exit_code,
         "output_excerpt": tail(&run.output, excerpt_bytes),
@@ -542,7 +617,7 @@ pub fn run_summary(run: &Run, excerpt_bytes: usize) -> Value {
 
 /// `preview_schedule`: the expression in words and its next fire times; creates nothing.
 pub fn preview_schedule(expr: &str, timezone: &str, count: usize, now: DateTime<Utc>) -> OpResult {
-    let schedule = Schedule::parse(expr).map_err(|e| {
+    let schedule = Schedule::parse(expr, now).map_err(|e| {
         OpError::Invalid(FieldError {
             field: "schedule".into(),
             message: e,
@@ -581,8 +656,8 @@ mod tests {
         Task {
             id: "x".into(),
             spec,
-            created_at: String::new(),
-            updated_at: String::new(),
+            created_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
         }
     }
 

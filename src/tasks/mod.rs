@@ -3,5 +3,6 @@
 
 pub(crate) mod catalog;
 pub mod model;
+pub mod runs;
 pub mod schedule;
 pub mod validate;

@@ -2,6 +2,9 @@
 //! JSON shape. Plain data: it never validates raw input (see `validate`), never touches SQL and
 //! never runs anything.
 
+use super::runs::TriggerKind;
+use crate::util::rfc3339;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -119,15 +122,16 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    pub fn kind(&self) -> &'static str {
+    /// What fires this task, as a run's trigger kind.
+    pub fn kind(&self) -> TriggerKind {
         match self {
-            Trigger::Cron { .. } => "cron",
-            Trigger::FileWatch { .. } => "file-watch",
-            Trigger::Hook { .. } => "hook",
-            Trigger::Interval { .. } => "interval",
-            Trigger::Once { .. } => "once",
-            Trigger::After { .. } => "after",
-            Trigger::Manual => "manual",
+            Trigger::Cron { .. } => TriggerKind::Cron,
+            Trigger::FileWatch { .. } => TriggerKind::FileWatch,
+            Trigger::Hook { .. } => TriggerKind::Hook,
+            Trigger::Interval { .. } => TriggerKind::Interval,
+            Trigger::Once { .. } => TriggerKind::Once,
+            Trigger::After { .. } => TriggerKind::After,
+            Trigger::Manual => TriggerKind::Manual,
         }
     }
 }
@@ -206,9 +210,8 @@ pub struct TaskSpec {
 pub struct Task {
     pub id: String,
     pub spec: TaskSpec,
-    /// RFC 3339, UTC.
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 impl Task {
@@ -219,22 +222,10 @@ impl Task {
             let mut out = serde_json::Map::new();
             out.insert("id".into(), self.id.clone().into());
             out.append(obj);
-            out.insert("created_at".into(), self.created_at.clone().into());
-            out.insert("updated_at".into(), self.updated_at.clone().into());
+            out.insert("created_at".into(), rfc3339(self.created_at).into());
+            out.insert("updated_at".into(), rfc3339(self.updated_at).into());
             return serde_json::Value::Object(out);
         }
         value
     }
 }
-
-/// Run statuses (SPEC §5).
-pub const RUN_STATUSES: &[&str] = &[
-    "queued",
-    "running",
-    "success",
-    "failed",
-    "timeout",
-    "cancelled",
-    "skipped",
-    "interrupted",
-];

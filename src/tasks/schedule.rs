@@ -1,7 +1,8 @@
 //! Cron schedules: parsing crontab expressions, next fire times in a task's zone, and the
 //! expression in words. Pure computation: never touches the store, the network or the
-//! process; the one clock read is in [`Schedule::parse`], whose "never fires in the next 5
-//! years" check needs a reference instant ([`Schedule::parse_at`] takes it explicitly).
+//! process, and never reads the clock: [`Schedule::parse`] takes the reference instant for its
+//! "never fires in the next 5 years" check. [`FireRule`] is a time-based trigger parsed once,
+//! and the one rule for the next fire time of cron, interval and once tasks.
 //!
 //! # Accepted syntax
 //!
@@ -42,6 +43,8 @@
 //! * [`Schedule::next_after`] is always strictly after its argument, so iteration never goes
 //!   backwards and a restart inside a repeated hour never yields a past time.
 
+use crate::tasks::model::{TaskSpec, Trigger};
+use crate::util::parse_utc;
 use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::{GapInfo, Tz};
 use croner::errors::CronError;
@@ -70,16 +73,19 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Parse and validate; the error says what is wrong and what is accepted.
-    ///
-    /// Reads the clock once: an expression that never fires in the 5 years from now is
-    /// rejected. Use [`Schedule::parse_at`] to give the reference instant yourself.
-    pub fn parse(expression: &str) -> Result<Schedule, String> {
-        Schedule::parse_at(expression, Utc::now())
+    /// Parse and validate; the error says what is wrong and what is accepted. An expression
+    /// that never fires in the 5 years after `now` is rejected.
+    pub fn parse(expression: &str, now: DateTime<Utc>) -> Result<Schedule, String> {
+        Schedule::parse_inner(expression, Some(now))
     }
 
-    /// [`Schedule::parse`] with an explicit reference instant for the never-fires check.
-    pub fn parse_at(expression: &str, now: DateTime<Utc>) -> Result<Schedule, String> {
+    /// Parse an expression that was validated when it was stored (no never-fires check, which
+    /// would need the clock).
+    pub fn load(expression: &str) -> Result<Schedule, String> {
+        Schedule::parse_inner(expression, None)
+    }
+
+    fn parse_inner(expression: &str, now: Option<DateTime<Utc>>) -> Result<Schedule, String> {
         let trimmed = expression.trim();
         if trimmed.is_empty() {
             return Err(format!(
@@ -132,7 +138,9 @@ impl Schedule {
             .iter()
             .any(|f| f.contains('*') || f.contains('/'));
 
-        check_fires_soon(&cron, trimmed, now)?;
+        if let Some(now) = now {
+            check_fires_soon(&cron, trimmed, now)?;
+        }
 
         let description = match macro_description {
             Some(text) => text.to_string(),
@@ -712,6 +720,82 @@ fn english(cron: &Cron, fields: &[&str], specs: &[&FieldSpec]) -> String {
         text.push('.');
     }
     text
+}
+
+/// When a time-based task fires: its trigger parsed once (the engine keeps one per armed task,
+/// so a cron expression is not parsed again at each step of a loop).
+#[derive(Debug, Clone)]
+pub enum FireRule {
+    Cron {
+        schedule: Box<Schedule>,
+        tz: Tz,
+    },
+    /// `start + k * step_secs` for whole k (not reset by a restart).
+    Interval {
+        start: DateTime<Utc>,
+        step_secs: i64,
+    },
+    Once {
+        at: DateTime<Utc>,
+    },
+}
+
+impl FireRule {
+    /// The rule of a time-based trigger; None for event and manual triggers, and for a stored
+    /// definition that no longer parses (the caller logs it).
+    pub fn of(spec: &TaskSpec) -> Option<FireRule> {
+        match &spec.trigger {
+            Trigger::Cron { schedule } => Some(FireRule::Cron {
+                schedule: Box::new(Schedule::load(schedule).ok()?),
+                tz: parse_timezone(&spec.timezone).ok()?,
+            }),
+            Trigger::Interval {
+                every_seconds,
+                start_at,
+                ..
+            } => Some(FireRule::Interval {
+                start: parse_utc(start_at)?,
+                step_secs: (*every_seconds).clamp(1, i64::MAX as u64) as i64,
+            }),
+            Trigger::Once { at } => Some(FireRule::Once { at: parse_utc(at)? }),
+            _ => None,
+        }
+    }
+
+    /// The first fire time strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            FireRule::Cron { schedule, tz } => schedule
+                .next_after(after, *tz)
+                .map(|t| t.with_timezone(&Utc)),
+            FireRule::Interval { start, step_secs } => {
+                if *start > after {
+                    return Some(*start);
+                }
+                let elapsed = (after - *start).num_seconds();
+                start.checked_add_signed(Duration::seconds(
+                    (elapsed / step_secs + 1).checked_mul(*step_secs)?,
+                ))
+            }
+            FireRule::Once { at } => (*at > after).then_some(*at),
+        }
+    }
+
+    /// Up to `count` fire times strictly after `after`.
+    pub fn upcoming(&self, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+        let mut times = Vec::with_capacity(count.min(64));
+        let mut cursor = after;
+        while times.len() < count {
+            match self.next_after(cursor) {
+                Some(t) => {
+                    times.push(t);
+                    cursor = t;
+                }
+                None => break,
+            }
+        }
+        times
+    }
 }
 
 /// An IANA zone name → zone; the error suggests the closest name.

@@ -424,7 +424,7 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
             return err("schedule", "give either schedule (a cron expression) or trigger, not both")
         }
         (Some(expr), None) => {
-            Schedule::parse(&expr).or_else(|e| err("schedule", e))?;
+            Schedule::parse(&expr, ctx.now).or_else(|e| err("schedule", e))?;
             Trigger::Cron { schedule: expr.trim().to_string() }
         }
         (None, Some(t)) => trigger(t, tz, ctx)?,
@@ -720,7 +720,7 @@ fn trigger(
                     field: "trigger.schedule".into(),
                     message: "is required for a cron trigger, e.g. \"0 9 * * 1-5\"".into(),
                 })?;
-            Schedule::parse(&expr).or_else(|e| err("trigger.schedule", e))?;
+            Schedule::parse(&expr, ctx.now).or_else(|e| err("trigger.schedule", e))?;
             Ok(Trigger::Cron {
                 schedule: expr.trim().to_string(),
             })

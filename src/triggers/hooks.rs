@@ -4,12 +4,13 @@
 //! `POST /hooks` and `claudecron_trigger_hook`. It fires runs through the engine; it never runs
 //! anything itself and never answers Claude Code with a decision.
 
-use crate::engine::EngineHandle;
+use super::debounce::Debouncer;
+use crate::engine::{EngineError, EngineHandle};
 use crate::store::Store;
 use crate::tasks::model::{Task, Trigger};
+use crate::tasks::runs::{RunContext, TriggerKind};
 use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
-use serde_json::{json, Value};
-use std::collections::HashMap;
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// The payload field a hook event's matcher is tested against (claude-code reference §6);
@@ -88,7 +89,7 @@ pub fn trigger_matches(trigger: &Trigger, payload: &Value) -> bool {
 
 /// The run context for a payload: environment variables and the payload on stdin, byte for
 /// byte as it arrived (`raw`).
-pub fn context(payload: &Value, raw: &str) -> String {
+pub fn context(payload: &Value, raw: &str) -> RunContext {
     let text = |k: &str| {
         payload
             .get(k)
@@ -96,24 +97,30 @@ pub fn context(payload: &Value, raw: &str) -> String {
             .unwrap_or("")
             .to_string()
     };
-    json!({
-        "env": {
-            "CLAUDECRON_HOOK_EVENT": text("hook_event_name"),
-            "CLAUDECRON_TOOL_NAME": text("tool_name"),
-            "CLAUDECRON_SESSION_ID": text("session_id"),
-            "CLAUDECRON_FILE_PATH": file_path(payload).unwrap_or(""),
-        },
-        "stdin": raw,
-        "hook": payload,
-    })
-    .to_string()
+    let env = [
+        ("CLAUDECRON_HOOK_EVENT", text("hook_event_name")),
+        ("CLAUDECRON_TOOL_NAME", text("tool_name")),
+        ("CLAUDECRON_SESSION_ID", text("session_id")),
+        (
+            "CLAUDECRON_FILE_PATH",
+            file_path(payload).unwrap_or("").to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    RunContext {
+        env,
+        stdin: Some(raw.to_string()),
+        hook: Some(payload.clone()),
+        after: None,
+    }
 }
 
 /// Enabled hook tasks that match the payload.
-pub fn matching_tasks(store: &Store, payload: &Value) -> Result<Vec<Task>, String> {
+pub fn matching_tasks(store: &Store, payload: &Value) -> Result<Vec<Task>, EngineError> {
     Ok(store
-        .enabled_tasks_with_trigger("hook")
-        .map_err(|e| e.to_string())?
+        .enabled_tasks_with_trigger(TriggerKind::Hook)?
         .into_iter()
         .filter(|t| trigger_matches(&t.spec.trigger, payload))
         .collect())
@@ -131,7 +138,7 @@ pub struct Matched {
 
 struct Pending {
     task_id: String,
-    context: String,
+    context: RunContext,
     delay: Duration,
 }
 
@@ -149,34 +156,23 @@ impl HookDispatcher {
         std::thread::Builder::new()
             .name("hook-debounce".into())
             .spawn(move || {
-                // task id → (deadline, latest context)
-                let mut waiting: HashMap<String, (Instant, String)> = HashMap::new();
+                let mut waiting: Debouncer<RunContext> = Debouncer::default();
                 loop {
-                    let next = waiting.values().map(|(d, _)| *d).min();
-                    let msg = match next {
+                    let msg = match waiting.next_deadline() {
                         Some(deadline) => {
                             rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
                         }
                         None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
                     };
                     match msg {
-                        Ok(p) => {
-                            waiting.insert(p.task_id, (Instant::now() + p.delay, p.context));
-                        }
+                        // The last payload wins.
+                        Ok(p) => waiting.offer(&p.task_id, Instant::now() + p.delay, |_| p.context),
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
-                    let now = Instant::now();
-                    let due: Vec<String> = waiting
-                        .iter()
-                        .filter(|(_, (d, _))| *d <= now)
-                        .map(|(id, _)| id.clone())
-                        .collect();
-                    for id in due {
-                        if let Some((_, ctx)) = waiting.remove(&id) {
-                            if let Err(e) = fire_engine.fire(&id, "hook", Some(ctx)) {
-                                log::warn!("debounced hook run of task {id} not started: {e}");
-                            }
+                    for (id, ctx) in waiting.take_due(Instant::now()) {
+                        if let Err(e) = fire_engine.fire(&id, TriggerKind::Hook, Some(ctx)) {
+                            log::warn!("debounced hook run of task {id} not started: {e}");
                         }
                     }
                 }
@@ -196,7 +192,7 @@ impl HookDispatcher {
         payload: &Value,
         raw: &str,
         bypass_debounce: bool,
-    ) -> Result<Vec<Matched>, String> {
+    ) -> Result<Vec<Matched>, EngineError> {
         let context = context(payload, raw);
         let mut out = Vec::new();
         for task in matching_tasks(store, payload)? {
@@ -220,7 +216,10 @@ impl HookDispatcher {
                     "debounced: runs after {debounce} ms without another matching event"
                 ));
             } else {
-                match self.engine.fire(&task.id, "hook", Some(context.clone())) {
+                match self
+                    .engine
+                    .fire(&task.id, TriggerKind::Hook, Some(context.clone()))
+                {
                     Ok(id) => matched.run_id = Some(id),
                     Err(e) => matched.note = Some(format!("not started: {e}")),
                 }
@@ -234,6 +233,7 @@ impl HookDispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn matcher_semantics_follow_claude_code() {

@@ -44,15 +44,18 @@
 //! `get_task`) and cleared when the watch arms; failed watches are retried every 30 s and at every
 //! task change.
 
+use super::debounce::Debouncer;
 use crate::engine::EngineHandle;
 use crate::store::Store;
 use crate::tasks::model::{FileEvent, Task, Trigger};
-use crate::util::{rfc3339_millis, PathGlob};
+use crate::tasks::runs::{RunContext, RunStatus, TriggerKind};
+use crate::util::PathGlob;
 use chrono::Utc;
 use crossbeam_channel::{after, never, select, unbounded, Receiver, Sender};
 use notify::event::{EventKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use serde_json::{json, Map, Value};
+#[cfg(test)]
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::panic::AssertUnwindSafe;
@@ -76,7 +79,7 @@ const SCAN_LIMIT: usize = 1000;
 /// Resolve → watch → resolve rounds while paths keep changing under us.
 const REARM_ROUNDS: usize = 5;
 /// The trigger name recorded on runs.
-const TRIGGER: &str = "file-watch";
+const TRIGGER: TriggerKind = TriggerKind::FileWatch;
 
 enum WatchMsg {
     Changed(String),
@@ -107,23 +110,31 @@ impl WatchHandle {
     }
 }
 
-/// Start the watcher and its dispatcher thread; arms every enabled file-watch task.
+/// The watcher's inbox, made before the services start so each can hold the others' handles.
+pub struct WatchInbox(Receiver<WatchMsg>);
+
+/// A handle and the inbox it sends to.
+pub fn channel() -> (WatchHandle, WatchInbox) {
+    let (tx, rx) = unbounded::<WatchMsg>();
+    (WatchHandle { tx }, WatchInbox(rx))
+}
+
+/// Start the watcher and its dispatcher thread on `inbox`; arms every enabled file-watch task.
 ///
 /// Fails only when the database cannot be opened or the thread cannot start; an inotify watcher
 /// that cannot be created is an error on each file-watch task, retried, not a failed start.
-pub fn start(db_path: PathBuf, engine: EngineHandle) -> Result<WatchHandle, String> {
+pub fn start(inbox: WatchInbox, db_path: PathBuf, engine: EngineHandle) -> Result<(), String> {
     let store = Store::open(&db_path).map_err(|e| format!("file-watch database: {e}"))?;
-    let (tx, rx) = unbounded::<WatchMsg>();
     let (events_tx, events_rx) = unbounded::<notify::Result<notify::Event>>();
     std::thread::Builder::new()
         .name("file-events".into())
         .spawn(move || {
             let mut dispatcher = Dispatcher::new(store, engine, events_tx);
             dispatcher.arm_all();
-            dispatcher.run(rx, events_rx);
+            dispatcher.run(inbox.0, events_rx);
         })
         .map_err(|e| format!("cannot start the file-events thread: {e}"))?;
-    Ok(WatchHandle { tx })
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -439,7 +450,6 @@ fn scan(dir: &Path, recursive: bool, limit: usize) -> Vec<PathBuf> {
 
 /// Changes seen for one task since its last fire.
 struct Batch {
-    deadline: Instant,
     paths: Vec<PathBuf>,
     seen: HashSet<PathBuf>,
     bytes: usize,
@@ -449,9 +459,8 @@ struct Batch {
 }
 
 impl Batch {
-    fn new(path: &Path, event: FileEvent, deadline: Instant) -> Batch {
+    fn new(path: &Path, event: FileEvent) -> Batch {
         let mut batch = Batch {
-            deadline,
             paths: Vec::new(),
             seen: HashSet::new(),
             bytes: 0,
@@ -459,11 +468,11 @@ impl Batch {
             last_path: path.to_path_buf(),
             last_event: event,
         };
-        batch.push(path, event, deadline);
+        batch.push(path, event);
         batch
     }
 
-    fn push(&mut self, path: &Path, event: FileEvent, deadline: Instant) {
+    fn push(&mut self, path: &Path, event: FileEvent) {
         if !self.seen.contains(path) {
             let len = path.as_os_str().len() + 1;
             if self.paths.len() < MAX_BATCH_PATHS && self.bytes + len <= MAX_PATHS_BYTES {
@@ -476,33 +485,32 @@ impl Batch {
         }
         self.last_path = path.to_path_buf();
         self.last_event = event;
-        self.deadline = deadline;
     }
 
     /// The run context: environment variables for the command.
-    fn context(&self) -> String {
+    fn context(&self) -> RunContext {
         let paths: Vec<String> = self
             .paths
             .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
-        let mut env = Map::new();
+        let mut env = std::collections::BTreeMap::new();
         env.insert(
-            "CLAUDECRON_FILE_PATH".into(),
-            Value::String(self.last_path.to_string_lossy().into_owned()),
+            "CLAUDECRON_FILE_PATH".to_string(),
+            self.last_path.to_string_lossy().into_owned(),
         );
+        env.insert("CLAUDECRON_FILE_PATHS".to_string(), paths.join("\n"));
         env.insert(
-            "CLAUDECRON_FILE_PATHS".into(),
-            Value::String(paths.join("\n")),
-        );
-        env.insert(
-            "CLAUDECRON_FILE_EVENT".into(),
-            Value::String(event_name(self.last_event).into()),
+            "CLAUDECRON_FILE_EVENT".to_string(),
+            event_name(self.last_event).to_string(),
         );
         if self.truncated {
-            env.insert("CLAUDECRON_FILE_PATHS_TRUNCATED".into(), "1".into());
+            env.insert("CLAUDECRON_FILE_PATHS_TRUNCATED".to_string(), "1".into());
         }
-        json!({ "env": env }).to_string()
+        RunContext {
+            env,
+            ..RunContext::default()
+        }
     }
 }
 
@@ -522,7 +530,7 @@ impl Guard {
             return;
         }
         self.runs.retain(|id| match store.get_run(*id) {
-            Ok(Some(run)) => run.status == "queued" || run.status == "running",
+            Ok(Some(run)) => !run.status.is_terminal(),
             Ok(None) => false,
             Err(e) => {
                 log::warn!("file-watch: cannot read run {id}: {e}");
@@ -560,7 +568,7 @@ struct Dispatcher {
     desired: BTreeMap<PathBuf, bool>,
     /// Wanted directories whose watch failed, with the message for their tasks.
     failed: BTreeMap<PathBuf, String>,
-    batches: HashMap<String, Batch>,
+    batches: Debouncer<Batch>,
     guards: HashMap<String, Guard>,
     retry_at: Option<Instant>,
 }
@@ -581,7 +589,7 @@ impl Dispatcher {
             current: BTreeMap::new(),
             desired: BTreeMap::new(),
             failed: BTreeMap::new(),
-            batches: HashMap::new(),
+            batches: Debouncer::default(),
             guards: HashMap::new(),
             retry_at: None,
         }
@@ -645,8 +653,8 @@ impl Dispatcher {
 
     fn next_wake(&self) -> Option<Instant> {
         self.batches
-            .values()
-            .map(|b| b.deadline)
+            .next_deadline()
+            .into_iter()
             .chain(self.retry_at)
             .min()
     }
@@ -715,10 +723,7 @@ impl Dispatcher {
     }
 
     fn write_error(&self, id: &str, error: Option<&str>) -> bool {
-        match self
-            .store
-            .set_trigger_error(id, error, &rfc3339_millis(Utc::now()))
-        {
+        match self.store.set_trigger_error(id, error, Utc::now()) {
             Ok(()) => true,
             Err(e) => {
                 log::error!("file-watch: cannot record the trigger error of task {id}: {e}");
@@ -1007,26 +1012,17 @@ impl Dispatcher {
             path
         };
         let deadline = now + a.debounce;
-        match self.batches.get_mut(id) {
-            Some(batch) => batch.push(path, event, deadline),
-            None => {
-                self.batches
-                    .insert(id.to_string(), Batch::new(path, event, deadline));
+        self.batches.offer(id, deadline, |batch| match batch {
+            Some(mut b) => {
+                b.push(path, event);
+                b
             }
-        }
+            None => Batch::new(path, event),
+        });
     }
 
     fn fire_due(&mut self, now: Instant) {
-        let due: Vec<String> = self
-            .batches
-            .iter()
-            .filter(|(_, b)| b.deadline <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in due {
-            let Some(batch) = self.batches.remove(&id) else {
-                continue;
-            };
+        for (id, batch) in self.batches.take_due(now) {
             let Some(name) = self.armed.get(&id).map(|a| a.name.clone()) else {
                 continue;
             };
@@ -1035,12 +1031,12 @@ impl Dispatcher {
                     let status = self.store.get_run(run_id).ok().flatten().map(|r| r.status);
                     log::info!(
                         "file-watch: task {name} fired (run {run_id}, {}) after {} change(s), last: {} {}",
-                        status.as_deref().unwrap_or("?"),
+                        status.map(RunStatus::as_str).unwrap_or("?"),
                         batch.paths.len(),
                         event_name(batch.last_event),
                         batch.last_path.display()
                     );
-                    if status.as_deref() != Some("skipped") {
+                    if status != Some(RunStatus::Skipped) {
                         let guard = self.guards.entry(id).or_default();
                         guard.runs.push(run_id);
                         guard.checked = Some(Instant::now());
@@ -1242,20 +1238,19 @@ mod tests {
 
     #[test]
     fn batch_keeps_distinct_paths_and_the_last_event() {
-        let now = Instant::now();
-        let mut b = Batch::new(Path::new("/d/a"), FileEvent::Create, now);
-        b.push(Path::new("/d/b"), FileEvent::Modify, now);
-        b.push(Path::new("/d/a"), FileEvent::Remove, now);
-        let ctx: Value = serde_json::from_str(&b.context()).expect("json");
+        let mut b = Batch::new(Path::new("/d/a"), FileEvent::Create);
+        b.push(Path::new("/d/b"), FileEvent::Modify);
+        b.push(Path::new("/d/a"), FileEvent::Remove);
+        let ctx: Value = serde_json::to_value(b.context()).expect("json");
         assert_eq!(ctx["env"]["CLAUDECRON_FILE_PATH"], "/d/a");
         assert_eq!(ctx["env"]["CLAUDECRON_FILE_PATHS"], "/d/a\n/d/b");
         assert_eq!(ctx["env"]["CLAUDECRON_FILE_EVENT"], "remove");
         assert!(ctx["env"].get("CLAUDECRON_FILE_PATHS_TRUNCATED").is_none());
         for i in 0..(MAX_BATCH_PATHS + 10) {
-            b.push(Path::new(&format!("/d/many/{i}")), FileEvent::Create, now);
+            b.push(Path::new(&format!("/d/many/{i}")), FileEvent::Create);
         }
         assert_eq!(b.paths.len(), MAX_BATCH_PATHS);
-        let ctx: Value = serde_json::from_str(&b.context()).expect("json");
+        let ctx: Value = serde_json::to_value(b.context()).expect("json");
         assert_eq!(ctx["env"]["CLAUDECRON_FILE_PATHS_TRUNCATED"], "1");
     }
 

@@ -1,0 +1,308 @@
+//! The scheduling rules as pure functions (the engine's functional core): given a task's parsed
+//! fire rule, its cursor, the time (wall and monotonic) and what is queued or running, they
+//! return typed decisions — fire, miss with a reason, catch up, queue, skip, retry at, disable,
+//! chain `after`. No store, no clock, no threads, no logging: the engine thread reads the clock,
+//! asks these functions, and carries out the answer. Every rule in ARCHITECTURE.md's
+//! "Scheduling rules" is decided here and tested in the table below.
+
+use crate::tasks::model::{AfterOn, CatchUp, Overlap, Retries};
+use crate::tasks::runs::RunStatus;
+use crate::tasks::schedule::FireRule;
+use crate::util::rfc3339;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use std::time::Duration;
+
+/// A fire this late (scheduler delay) still runs; older ones count as missed.
+pub const LATE_TOLERANCE: ChronoDuration = ChronoDuration::seconds(10);
+/// A wall-clock move bigger than this, relative to the monotonic clock, is a jump.
+pub const JUMP_TOLERANCE: Duration = Duration::from_secs(2);
+/// Missed fires recorded one by one before the rest are summed up in one row.
+pub const MISSED_ROWS: usize = 20;
+/// Due fire times enumerated at one wake at most (bounded work for a very long outage).
+pub const MAX_DUE: usize = 100_000;
+/// The longest retry backoff.
+pub const MAX_BACKOFF_SECS: u64 = 7 * 86_400;
+
+/// How far the wall clock jumped forward between two wakes, beyond what the monotonic clock
+/// says passed (host suspend, clock step); None when it did not. A backward step is not a
+/// jump: fire times are never repeated because the next timer is always after the cursor.
+pub fn forward_jump(wall_elapsed: Option<Duration>, mono_elapsed: Duration) -> Option<Duration> {
+    let wall = wall_elapsed?;
+    (wall > mono_elapsed + JUMP_TOLERANCE).then(|| wall - mono_elapsed)
+}
+
+/// Where an armed task's enumeration starts: the stored cursor when resuming after a restart
+/// (so fires missed while the server was down are found), else now — except that a `once` task
+/// created for a time that has already come still fires. `store` says the cursor is new.
+pub fn start_cursor(
+    rule: &FireRule,
+    stored: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, bool) {
+    if let Some(cursor) = stored {
+        return (cursor, false);
+    }
+    let start = match rule {
+        FireRule::Once { at } => Some(*at - ChronoDuration::seconds(1))
+            .filter(|a| *a < now)
+            .unwrap_or(now),
+        _ => now,
+    };
+    (start, true)
+}
+
+/// Why fires were missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissReason {
+    /// The server was not running (or was more than `LATE_TOLERANCE` late).
+    NotRunning,
+    /// The wall clock jumped past them.
+    ClockJump,
+}
+
+impl MissReason {
+    pub fn text(self) -> &'static str {
+        match self {
+            MissReason::NotRunning => {
+                "the server was not running (or was too late) at this fire time"
+            }
+            MissReason::ClockJump => {
+                "the wall clock jumped past this fire time (host sleep or clock step)"
+            }
+        }
+    }
+}
+
+/// A task's timer went off: what to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerPlan {
+    /// The new cursor (the last fire time dealt with).
+    pub cursor: DateTime<Utc>,
+    /// Run this fire time now, with the task's own trigger.
+    pub on_time: Option<DateTime<Utc>>,
+    /// Run one `catch-up` run for this missed time (`catch_up = once`).
+    pub catch_up: Option<DateTime<Utc>>,
+    /// Missed fire times to record as skipped (the catch-up one excluded).
+    pub missed: Vec<DateTime<Utc>>,
+    /// How many fire times were missed in all (the catch-up one included).
+    pub missed_count: usize,
+    pub reason: MissReason,
+    /// More than `MAX_DUE` fires were due: the rest were not listed and firing goes on from now.
+    pub overflow: bool,
+    /// Arm the task again for this time; None: nothing more to fire.
+    pub next: Option<DateTime<Utc>>,
+    /// A `once` task: disable it now that its time was dealt with.
+    pub disable: bool,
+}
+
+/// What the clock says at a wake, for the timer rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Wake {
+    pub now: DateTime<Utc>,
+    /// When this process's engine started: a fire time before it passed while no server was
+    /// running, so it is missed (catch_up applies), however recent.
+    pub boot: DateTime<Utc>,
+    /// A forward wall-clock jump was seen at this wake.
+    pub jumped: bool,
+}
+
+/// A task's timer for `first` went off at `wake`: enumerate every due fire time, decide which
+/// one runs on time, which are missed, whether one catch-up run is made, and the next timer.
+pub fn on_timer(rule: &FireRule, catch_up: CatchUp, first: DateTime<Utc>, wake: Wake) -> TimerPlan {
+    let now = wake.now;
+    let mut due = vec![first];
+    let mut last = first;
+    while due.len() < MAX_DUE {
+        match rule.next_after(last) {
+            Some(t) if t <= now => {
+                due.push(t);
+                last = t;
+            }
+            _ => break,
+        }
+    }
+    let mut overflow = false;
+    if due.len() >= MAX_DUE && rule.next_after(last).is_some_and(|t| t <= now) {
+        overflow = true;
+        last = now;
+        due.push(now);
+    }
+    let on_time =
+        (!wake.jumped && last >= wake.boot && now - last <= LATE_TOLERANCE).then_some(last);
+    let missed: Vec<DateTime<Utc>> = due.into_iter().filter(|t| Some(*t) != on_time).collect();
+    let catch_up_run = (catch_up == CatchUp::Once && on_time.is_none())
+        .then(|| missed.last().copied())
+        .flatten();
+    let missed_count = missed.len();
+    let missed = missed
+        .into_iter()
+        .filter(|t| Some(*t) != catch_up_run)
+        .collect();
+    let once = matches!(rule, FireRule::Once { .. });
+    TimerPlan {
+        cursor: last,
+        on_time,
+        catch_up: catch_up_run,
+        missed,
+        missed_count,
+        reason: if wake.jumped {
+            MissReason::ClockJump
+        } else {
+            MissReason::NotRunning
+        },
+        overflow,
+        next: if once {
+            None
+        } else {
+            next_timer(rule, last, now)
+        },
+        disable: once,
+    }
+}
+
+/// The next timer after the cursor: never at or before it (so a backward clock step cannot fire
+/// a time twice) and never in the past.
+pub fn next_timer(
+    rule: &FireRule,
+    cursor: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    rule.next_after(cursor.max(now))
+}
+
+/// The skipped rows for missed fire times: one per time for the first `MISSED_ROWS`, then one
+/// summary row (at the last time) for the rest.
+pub fn missed_rows(
+    missed: &[DateTime<Utc>],
+    reason: MissReason,
+    catch_up: CatchUp,
+) -> Vec<(DateTime<Utc>, String)> {
+    let policy = match catch_up {
+        CatchUp::Skip => "skip",
+        CatchUp::Once => "once",
+    };
+    let reason = reason.text();
+    let (each, rest) = missed.split_at(missed.len().min(MISSED_ROWS));
+    let mut rows: Vec<(DateTime<Utc>, String)> = each
+        .iter()
+        .map(|t| (*t, format!("missed: {reason} (catch_up = {policy})")))
+        .collect();
+    if let (Some(first), Some(last)) = (rest.first(), rest.last()) {
+        rows.push((
+            *last,
+            format!(
+                "missed {} more fires from {} to {}: {reason} (catch_up = {policy})",
+                rest.len(),
+                rfc3339(*first),
+                rfc3339(*last)
+            ),
+        ));
+    }
+    rows
+}
+
+/// What a fire becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FireDecision {
+    /// A queued run; admission decides when it starts.
+    Queue,
+    /// A `skipped` run with this reason.
+    Skip(String),
+}
+
+/// A fire of a task with `active` = one of its runs that is queued or running (if any).
+pub fn on_fire(overlap: Overlap, active: Option<i64>) -> FireDecision {
+    match (overlap, active) {
+        (Overlap::Skip, Some(run)) => FireDecision::Skip(format!(
+            "skipped: run {run} of this task is still active (overlap = skip)"
+        )),
+        _ => FireDecision::Queue,
+    }
+}
+
+/// A queued run, as admission sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Start the queued run at this index of the queue.
+    Start(usize),
+    /// Its task is gone: drop the queued run at this index.
+    Drop(usize),
+}
+
+/// Which queued runs start now, in queue order, under the global cap `max`: a run of a task that
+/// already has a run going waits unless the task allows overlap. `overlap_of` gives a task's
+/// overlap policy (None: the task is gone). Indices refer to `queue` as given.
+pub fn admission(
+    queue: &[&str],
+    running: &[&str],
+    max: usize,
+    overlap_of: impl Fn(&str) -> Option<Overlap>,
+) -> Vec<Admit> {
+    let mut busy: Vec<&str> = running.to_vec();
+    let mut out = Vec::new();
+    for (index, task) in queue.iter().enumerate() {
+        if busy.len() >= max {
+            break;
+        }
+        match overlap_of(task) {
+            None => out.push(Admit::Drop(index)),
+            Some(overlap) if overlap != Overlap::Allow && busy.contains(task) => {}
+            Some(_) => {
+                busy.push(task);
+                out.push(Admit::Start(index));
+            }
+        }
+    }
+    out
+}
+
+/// What follows the end of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterEnd {
+    /// Attempt `attempt` runs at `due` (`delay_secs` from now).
+    Retry {
+        due: DateTime<Utc>,
+        delay_secs: u64,
+        attempt: i64,
+    },
+    /// The final outcome: chain `after` tasks.
+    Final,
+}
+
+/// A run ended with `status` on attempt `attempt` (1 for the first run).
+pub fn after_end(
+    status: RunStatus,
+    attempt: i64,
+    retries: &Retries,
+    now: DateTime<Utc>,
+) -> AfterEnd {
+    if !status.is_retryable() || attempt > i64::from(retries.max_attempts) {
+        return AfterEnd::Final;
+    }
+    let factor = if retries.doubling {
+        1u64 << (attempt - 1).clamp(0, 20)
+    } else {
+        1
+    };
+    let delay_secs = retries
+        .backoff_seconds
+        .saturating_mul(factor)
+        .min(MAX_BACKOFF_SECS);
+    AfterEnd::Retry {
+        due: now + ChronoDuration::seconds(delay_secs as i64),
+        delay_secs,
+        attempt: attempt + 1,
+    }
+}
+
+/// Whether an `after` task with `on` fires for an upstream final outcome.
+pub fn after_fires(on: AfterOn, status: RunStatus) -> bool {
+    match on {
+        AfterOn::Success => status == RunStatus::Success,
+        AfterOn::Failure => status != RunStatus::Success && status != RunStatus::Cancelled,
+        AfterOn::Always => true,
+    }
+}
+
+#[cfg(test)]
+mod tests;
