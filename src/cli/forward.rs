@@ -45,7 +45,7 @@ pub fn run(rest: &[String], sources: &Sources) {
     let mut token_flag: Option<String> = None;
     let mut iter = rest.iter();
     while let Some(arg) = iter.next() {
-        let (flag, inline) = crate::cli::split_flag(arg);
+        let (flag, inline) = super::flags::split_flag(arg);
         match flag {
             "--url" => url = inline.or_else(|| iter.next().cloned()),
             "--token" => token_flag = inline.or_else(|| iter.next().cloned()),

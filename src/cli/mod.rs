@@ -4,9 +4,11 @@
 
 pub mod api_docs;
 mod client_config;
+mod flags;
 mod forward;
 
 use crate::config::{self, Config, Sources};
+use flags::split_flag;
 use std::path::PathBuf;
 
 pub const USAGE: &str = "claudecron — schedule and run work for Claude over MCP (Streamable HTTP)
@@ -61,14 +63,6 @@ pub enum CliError {
     Usage(String),
     Config(String),
     Failed(String),
-}
-
-/// `--flag=value` → (`--flag`, the value); anything else → (the argument, None).
-pub fn split_flag(arg: &str) -> (&str, Option<String>) {
-    match arg.split_once('=') {
-        Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
-        _ => (arg, None),
-    }
 }
 
 /// Parsed global flags plus what is left for the command.

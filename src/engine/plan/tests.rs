@@ -243,7 +243,11 @@ fn a_very_long_outage_is_bounded_and_goes_on_from_now() {
     assert!(plan.overflow);
     assert_eq!(plan.cursor, t("2026-01-03T00:00:00Z"));
     assert_eq!(plan.missed_count, MAX_DUE);
-    assert_eq!(plan.on_time, Some(t("2026-01-03T00:00:00Z")), "runs once, now");
+    assert_eq!(
+        plan.on_time,
+        Some(t("2026-01-03T00:00:00Z")),
+        "runs once, now"
+    );
     assert_eq!(plan.next, Some(t("2026-01-03T00:00:01Z")));
 }
 
