@@ -6,7 +6,9 @@
 //! module is the imperative shell that reads the clock, records in the store, logs, and hands
 //! each admitted run to a run thread (`exec::run`). Others talk to it through `EngineHandle`.
 
+mod handle;
 pub(crate) mod plan;
+mod runs;
 pub(crate) mod timers;
 
 use crate::exec::run::{self, RunJob, RunSettings};
@@ -17,6 +19,8 @@ use crate::tasks::schedule::FireRule;
 use crate::util::rfc3339;
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+pub use handle::{EngineError, EngineHandle, RunListener};
+use handle::{Msg, Waiters};
 use plan::{Admit, AfterEnd, FireDecision, Wake};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -25,9 +29,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use timers::{TimerKey, Timers};
 
-/// How long a caller waits for the engine to answer a fire or a cancel.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Engine settings taken from the config.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -35,169 +36,6 @@ pub struct EngineSettings {
     pub max_concurrent: usize,
     pub history_keep_per_task: i64,
     pub run: RunSettings,
-}
-
-/// Why the engine refused or could not do what it was asked.
-#[derive(Debug, Clone, PartialEq)]
-pub enum EngineError {
-    /// The task or run does not exist (the text says which).
-    NotFound(String),
-    /// The run has already ended.
-    NotActive { run_id: i64, status: RunStatus },
-    /// The engine is not running, is stopping, or did not answer in time.
-    Down(&'static str),
-    /// The database failed.
-    Db(String),
-}
-
-impl std::fmt::Display for EngineError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EngineError::NotFound(what) => f.write_str(what),
-            EngineError::NotActive { run_id, status } => write!(
-                f,
-                "run {run_id} is not active (status {status}); nothing to cancel"
-            ),
-            EngineError::Down(why) => f.write_str(why),
-            EngineError::Db(msg) => write!(f, "database error: {msg}"),
-        }
-    }
-}
-
-impl From<crate::store::StoreError> for EngineError {
-    fn from(e: crate::store::StoreError) -> Self {
-        EngineError::Db(e.to_string())
-    }
-}
-
-/// Called on the run's thread when a run has been recorded as finished.
-pub type RunListener = Arc<dyn Fn(&RunEvent) + Send + Sync>;
-
-enum Msg {
-    /// A task was added, updated or toggled: re-arm it from now.
-    Rearm(String),
-    /// A task was deleted: disarm it and end its runs.
-    Remove(String),
-    /// Run a task now (by hand or for an event).
-    Fire {
-        task_id: String,
-        trigger: TriggerKind,
-        context: Option<RunContext>,
-        reply: Sender<Result<i64, EngineError>>,
-    },
-    Cancel {
-        run_id: i64,
-        reply: Sender<Result<(), EngineError>>,
-    },
-    Finished(run::Finished),
-    ClockChanged,
-    Shutdown(Sender<()>),
-}
-
-/// Who waits for which run to be recorded as finished; the one place that wakes them.
-#[derive(Default)]
-struct Waiters(Mutex<HashMap<i64, Vec<Sender<()>>>>);
-
-impl Waiters {
-    fn subscribe(&self, run_id: i64) -> Receiver<()> {
-        let (tx, rx) = bounded(1);
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(run_id)
-            .or_default()
-            .push(tx);
-        rx
-    }
-
-    fn wake(&self, run_id: i64) {
-        let list = self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&run_id);
-        for w in list.into_iter().flatten() {
-            let _ = w.try_send(());
-        }
-    }
-}
-
-/// What other threads hold to talk to the engine.
-#[derive(Clone)]
-pub struct EngineHandle {
-    tx: Sender<Msg>,
-    waiters: Arc<Waiters>,
-    running: Arc<AtomicUsize>,
-    alive: Arc<AtomicBool>,
-}
-
-impl EngineHandle {
-    pub fn task_changed(&self, task_id: &str) {
-        let _ = self.tx.send(Msg::Rearm(task_id.to_string()));
-    }
-
-    pub fn task_deleted(&self, task_id: &str) {
-        let _ = self.tx.send(Msg::Remove(task_id.to_string()));
-    }
-
-    fn ask<T>(
-        &self,
-        msg: impl FnOnce(Sender<Result<T, EngineError>>) -> Msg,
-    ) -> Result<T, EngineError> {
-        if !self.is_alive() {
-            return Err(EngineError::Down("the execution engine is not running"));
-        }
-        let (reply, rx) = bounded(1);
-        self.tx
-            .send(msg(reply))
-            .map_err(|_| EngineError::Down("the execution engine is not running"))?;
-        rx.recv_timeout(ANSWER_TIMEOUT)
-            .map_err(|_| EngineError::Down("the execution engine did not answer within 10 s"))?
-    }
-
-    /// Fire a task now; returns the run id (a `skipped` run when overlap says so).
-    pub fn fire(
-        &self,
-        task_id: &str,
-        trigger: TriggerKind,
-        context: Option<RunContext>,
-    ) -> Result<i64, EngineError> {
-        self.ask(|reply| Msg::Fire {
-            task_id: task_id.to_string(),
-            trigger,
-            context,
-            reply,
-        })
-    }
-
-    /// Cancel a queued or running run; returns once the engine has acted on it.
-    pub fn cancel(&self, run_id: i64) -> Result<(), EngineError> {
-        self.ask(|reply| Msg::Cancel { run_id, reply })
-    }
-
-    /// A receiver that gets a message when `run_id` has been recorded as finished. Subscribe
-    /// before reading the run's status to avoid missing the event.
-    pub fn subscribe(&self, run_id: i64) -> Receiver<()> {
-        self.waiters.subscribe(run_id)
-    }
-
-    /// Runs executing now.
-    pub fn running(&self) -> usize {
-        self.running.load(Ordering::Relaxed)
-    }
-
-    /// Whether the engine thread is alive.
-    pub fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::Relaxed)
-    }
-
-    /// Stop: end every running group (grace, then kill), record them, and return when done.
-    pub fn shutdown(&self, wait: Duration) {
-        let (ack, rx) = bounded(1);
-        if self.tx.send(Msg::Shutdown(ack)).is_ok() {
-            let _ = rx.recv_timeout(wait);
-        }
-    }
 }
 
 /// A time-based task as armed: the task and its fire rule, parsed once.
@@ -702,194 +540,6 @@ impl Engine {
         }
         for (task, q) in starts.into_iter().rev() {
             self.start_run(task, q);
-        }
-    }
-
-    fn start_run(&mut self, task: Task, q: Queued) {
-        let now = Utc::now();
-        if let Err(e) = self.store.start_run(q.run_id, now) {
-            log::error!("cannot start run {}: {e}", q.run_id);
-            return;
-        }
-        let (cancel_tx, cancel_rx) = bounded(1);
-        let context = self.store.run_context(q.run_id).ok().flatten();
-        let task_id = task.id.clone();
-        let job = RunJob {
-            run_id: q.run_id,
-            task,
-            trigger: q.trigger,
-            attempt: q.attempt,
-            scheduled_for: q.scheduled_for,
-            context,
-            started_at: now,
-            cancel: cancel_rx,
-            shutting_down: Arc::clone(&self.shutting_down),
-        };
-        let tx = self.finished_tx.clone();
-        let settings = self.settings.run.clone();
-        let db_path = self.settings.db_path.clone();
-        let waiters = Arc::clone(&self.handle.waiters);
-        let listener = Arc::clone(&self.listener);
-        let spawned = std::thread::Builder::new()
-            .name(format!("run-{}", q.run_id))
-            .spawn(move || {
-                let done = run::execute(job, &settings, &db_path);
-                waiters.wake(done.run_id);
-                listener(&done.event());
-                let _ = tx.send(Msg::Finished(done));
-            });
-        match spawned {
-            Ok(_) => {
-                self.running.insert(
-                    q.run_id,
-                    Running {
-                        task_id,
-                        cancel: cancel_tx,
-                    },
-                );
-                self.handle
-                    .running
-                    .store(self.running.len(), Ordering::Relaxed);
-            }
-            Err(e) => {
-                log::error!("cannot start a run thread: {e}");
-                self.end_unstarted(
-                    q.run_id,
-                    RunStatus::Failed,
-                    "the server could not start a thread for this run",
-                    now,
-                );
-            }
-        }
-    }
-
-    /// Record the end of a run that never ran (no output, no exit status) and wake its waiters.
-    fn end_unstarted(&self, run_id: i64, status: RunStatus, error: &str, now: DateTime<Utc>) {
-        let end = RunEnd {
-            status,
-            finished_at: now,
-            duration_ms: None,
-            exit_code: None,
-            signal: None,
-            output: "",
-            output_truncated: false,
-            error: Some(error),
-        };
-        if let Err(e) = self.store.finish_run(run_id, &end) {
-            log::error!("run {run_id}: its end ({status}) was not recorded: {e}");
-        }
-        self.handle.waiters.wake(run_id);
-    }
-
-    fn cancel(&mut self, run_id: i64, now: DateTime<Utc>) -> Result<(), EngineError> {
-        if let Some(r) = self.running.get(&run_id) {
-            let _ = r.cancel.try_send(());
-            return Ok(());
-        }
-        let queued = self.queue.iter().position(|q| q.run_id == run_id);
-        if queued.is_some() || self.timers.contains(&TimerKey::Retry(run_id)) {
-            if let Some(i) = queued {
-                self.queue.remove(i);
-            }
-            self.timers.remove(&TimerKey::Retry(run_id));
-            self.end_unstarted(
-                run_id,
-                RunStatus::Cancelled,
-                "cancelled before it started",
-                now,
-            );
-            return Ok(());
-        }
-        match self.store.get_run(run_id)? {
-            Some(run) => Err(EngineError::NotActive {
-                run_id,
-                status: run.status,
-            }),
-            None => Err(EngineError::NotFound(format!("no run has the id {run_id}"))),
-        }
-    }
-
-    fn finished(&mut self, done: run::Finished, now: DateTime<Utc>) {
-        self.running.remove(&done.run_id);
-        self.handle
-            .running
-            .store(self.running.len(), Ordering::Relaxed);
-        if let Err(e) = self
-            .store
-            .prune_runs(Some(&done.task_id), self.settings.history_keep_per_task)
-        {
-            log::error!("cannot prune runs of task {}: {e}", done.task_id);
-        }
-        if self.shutting_down.load(Ordering::Relaxed) {
-            return;
-        }
-        let Ok(Some(task)) = self.store.get_task(&done.task_id) else {
-            return;
-        };
-        match plan::after_end(done.status, done.attempt, &task.spec.retries, now) {
-            AfterEnd::Retry {
-                due,
-                delay_secs,
-                attempt,
-            } => {
-                let inserted = self.store.insert_run(&NewRun {
-                    task_id: &task.id,
-                    trigger: TriggerKind::Retry,
-                    status: RunStatus::Queued,
-                    scheduled_for: Some(due),
-                    queued_at: now,
-                    error: None,
-                    attempt,
-                    retry_of: Some(done.run_id),
-                    context: done.context.as_ref(),
-                });
-                match inserted {
-                    Ok(id) => {
-                        log::info!(
-                            "task {}: run {} {}; retry {} of {} in {delay_secs} s (run {id})",
-                            task.spec.name,
-                            done.run_id,
-                            done.status,
-                            done.attempt,
-                            task.spec.retries.max_attempts
-                        );
-                        self.timers.set(TimerKey::Retry(id), due);
-                    }
-                    Err(e) => log::error!("cannot schedule a retry of run {}: {e}", done.run_id),
-                }
-            }
-            AfterEnd::Final => self.chain_after(&done, now),
-        }
-    }
-
-    /// The final outcome of a run: fire the `after` tasks that follow it.
-    fn chain_after(&mut self, done: &run::Finished, now: DateTime<Utc>) {
-        let followers = match self.store.enabled_tasks_with_trigger(TriggerKind::After) {
-            Ok(t) => t,
-            Err(e) => {
-                log::error!("cannot list after-tasks: {e}");
-                return;
-            }
-        };
-        for follower in followers {
-            let Trigger::After { task: upstream, on } = &follower.spec.trigger else {
-                continue;
-            };
-            if upstream != &done.task_id || !plan::after_fires(*on, done.status) {
-                continue;
-            }
-            let context = RunContext {
-                after: Some(AfterContext {
-                    task_id: done.task_id.clone(),
-                    task_name: done.task_name.clone(),
-                    run_id: done.run_id,
-                    status: done.status,
-                }),
-                ..RunContext::default()
-            };
-            if let Err(e) = self.fire(&follower, TriggerKind::After, None, Some(&context), now) {
-                log::error!("cannot fire after-task {}: {e}", follower.spec.name);
-            }
         }
     }
 }

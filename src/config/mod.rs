@@ -2,6 +2,10 @@
 //! overridden by command-line flags. Owns the key table, types, defaults and validation; it never
 //! opens the database or the network, and never logs a secret.
 
+mod values;
+use values::*;
+pub use values::{expand_tilde, is_loopback_host};
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -273,137 +277,6 @@ pub fn load(sources: &Sources) -> Result<Config, String> {
     build(values, sources, file)
 }
 
-#[derive(Debug, Clone)]
-enum Typed {
-    Absent,
-    Str(String),
-    Bool(bool),
-    Int(u64),
-    List(Vec<String>),
-}
-
-fn describe_toml(value: &toml::Value) -> String {
-    match value {
-        toml::Value::String(s) => format!("\"{s}\""),
-        other => other.to_string(),
-    }
-}
-
-fn typed_value(key: &str, kind: Kind, raw: &Raw) -> Result<Typed, String> {
-    // A secret's value never appears in an error message (they reach logs and terminals).
-    let secret = SECRET_KEYS.contains(&key);
-    let show_toml = |v: &toml::Value| {
-        if secret {
-            "the value (not shown)".to_string()
-        } else {
-            describe_toml(v)
-        }
-    };
-    let show_text = |s: &str| {
-        if secret {
-            "the value (not shown)".to_string()
-        } else {
-            format!("\"{s}\"")
-        }
-    };
-    match (kind, raw) {
-        (
-            Kind::Str | Kind::OptStr | Kind::Path | Kind::OptPath,
-            Raw::Toml(toml::Value::String(s)),
-        )
-        | (Kind::Str | Kind::OptStr | Kind::Path | Kind::OptPath, Raw::Text(s)) => {
-            if s.is_empty() && matches!(kind, Kind::OptStr | Kind::OptPath) {
-                Ok(Typed::Absent)
-            } else {
-                Ok(Typed::Str(s.clone()))
-            }
-        }
-        (Kind::Bool, Raw::Toml(toml::Value::Boolean(b))) => Ok(Typed::Bool(*b)),
-        (Kind::Bool, Raw::Text(s)) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(Typed::Bool(true)),
-            "false" | "0" | "no" | "off" => Ok(Typed::Bool(false)),
-            _ => Err(format!(
-                "{} is not a boolean; accepted: true or false",
-                show_text(s)
-            )),
-        },
-        (Kind::Int { min, max }, raw) => {
-            let parsed = match raw {
-                Raw::Toml(toml::Value::Integer(i)) => u64::try_from(*i).ok(),
-                Raw::Text(s) => s.trim().parse::<u64>().ok(),
-                Raw::Toml(_) => None,
-            };
-            let shown = match raw {
-                Raw::Toml(v) => show_toml(v),
-                Raw::Text(s) => show_text(s),
-            };
-            match parsed {
-                Some(n) if (min..=max).contains(&n) => Ok(Typed::Int(n)),
-                _ => Err(format!(
-                    "{shown} is not accepted; {key} is a whole number from {min} to {max}"
-                )),
-            }
-        }
-        (Kind::List, Raw::Toml(toml::Value::Array(items))) => {
-            let mut out = Vec::new();
-            for item in items {
-                match item {
-                    toml::Value::String(s) => out.push(s.clone()),
-                    other => {
-                        return Err(format!(
-                            "list item {} is not a string; {key} is a list of strings",
-                            show_toml(other)
-                        ))
-                    }
-                }
-            }
-            Ok(Typed::List(out))
-        }
-        (Kind::List, Raw::Text(s)) => Ok(Typed::List(
-            s.split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(String::from)
-                .collect(),
-        )),
-        (kind, Raw::Toml(other)) => {
-            let wanted = match kind {
-                Kind::Bool => "true or false",
-                Kind::List => "a list of strings, e.g. [\"a\", \"b\"]",
-                _ => "a string",
-            };
-            Err(format!(
-                "{} is not accepted; expected {wanted}",
-                show_toml(other)
-            ))
-        }
-    }
-}
-
-/// Expand a leading `~` or `~/` to the home directory.
-pub fn expand_tilde(path: &str, home: Option<&Path>) -> PathBuf {
-    match (path, home) {
-        ("~", Some(home)) => home.to_path_buf(),
-        (p, Some(home)) if p.starts_with("~/") => home.join(&p[2..]),
-        (p, _) => PathBuf::from(p),
-    }
-}
-
-fn is_http_url(value: &str) -> bool {
-    (value.starts_with("http://") || value.starts_with("https://"))
-        && value.split("://").nth(1).is_some_and(|rest| {
-            let host = rest.split('/').next().unwrap_or("");
-            !host.is_empty() && !host.contains(char::is_whitespace)
-        })
-}
-
-/// True when `host` names the loopback interface.
-pub fn is_loopback_host(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 fn build(
     mut v: BTreeMap<&str, Typed>,
     sources: &Sources,
@@ -650,64 +523,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sources(env: &[(&str, &str)]) -> Sources {
-        Sources {
-            config_file: None,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            flags: Vec::new(),
-            home: Some(PathBuf::from("/nonexistent-home")),
-        }
-    }
-
-    #[test]
-    fn defaults_follow_the_spec() {
-        let c = load(&sources(&[])).unwrap();
-        assert_eq!(c.host, "127.0.0.1");
-        assert_eq!(c.port, 3010);
-        assert_eq!(
-            c.db_path,
-            PathBuf::from("/nonexistent-home/.claudecron/tasks.db")
-        );
-        assert_eq!(
-            c.token_file,
-            PathBuf::from("/nonexistent-home/.claudecron/token")
-        );
-        assert_eq!(c.rate_limit_per_minute, 100);
-        assert_eq!(c.max_body_bytes, 1_048_576);
-        assert_eq!(c.auth, AuthMode::Token);
-        assert_eq!(c.output_max_bytes, 262_144);
-    }
-
-    #[test]
-    fn env_lists_are_comma_separated() {
-        let c = load(&sources(&[(
-            "CLAUDECRON_ALLOWED_ORIGINS",
-            "https://a.example, https://b.example",
-        )]))
-        .unwrap();
-        assert_eq!(
-            c.allowed_origins,
-            vec!["https://a.example", "https://b.example"]
-        );
-    }
-
-    #[test]
-    fn bad_values_name_the_key_and_what_is_accepted() {
-        let err = load(&sources(&[("CLAUDECRON_PORT", "70000")])).unwrap_err();
-        assert!(err.contains("port") && err.contains("0 to 65535"), "{err}");
-        let err = load(&sources(&[
-            ("CLAUDECRON_AUTH", "none"),
-            ("CLAUDECRON_HOST", "0.0.0.0"),
-        ]))
-        .unwrap_err();
-        assert!(err.contains("auth") && err.contains("loopback"), "{err}");
-        let err = load(&sources(&[("CLAUDECRON_DEFAULT_TIMEZONE", "Mars/Base")])).unwrap_err();
-        assert!(err.starts_with("default_timezone"), "{err}");
-    }
-}
+mod tests;

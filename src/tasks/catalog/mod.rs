@@ -4,6 +4,9 @@
 //! file watcher, hook dispatch) about every change through `Services`. It speaks to the store
 //! through its methods (never SQL) and knows nothing of HTTP or JSON-RPC.
 
+mod views;
+pub use views::*;
+
 use crate::engine::{EngineError, EngineHandle};
 use crate::store::{Run, Store, StoreError};
 use crate::tasks::model::{Task, TaskType, Trigger};
@@ -170,91 +173,6 @@ impl TaskLookup for StoreLookup<'_> {
                 name: t.spec.name,
             })
     }
-}
-
-/// A time in the task's zone and in UTC.
-pub fn time_pair(t: DateTime<Utc>, tz: chrono_tz::Tz) -> Value {
-    json!({
-        "local": t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-        "utc": rfc3339(t),
-    })
-}
-
-/// The trigger in words, for people and models.
-pub fn trigger_summary(task: &Task) -> String {
-    let tz = &task.spec.timezone;
-    match &task.spec.trigger {
-        Trigger::Cron { schedule } => match Schedule::load(schedule) {
-            Ok(s) => format!("cron \"{schedule}\" ({tz}): {}", s.describe()),
-            Err(_) => format!("cron \"{schedule}\" ({tz})"),
-        },
-        Trigger::FileWatch {
-            path,
-            pattern,
-            recursive,
-            events,
-            debounce_ms,
-        } => {
-            let events: Vec<&str> = events
-                .iter()
-                .map(|e| match e {
-                    crate::tasks::model::FileEvent::Create => "create",
-                    crate::tasks::model::FileEvent::Modify => "modify",
-                    crate::tasks::model::FileEvent::Remove => "remove",
-                })
-                .collect();
-            format!(
-                "when {} changes ({}){}{}, after {debounce_ms} ms of quiet",
-                path,
-                events.join("/"),
-                pattern
-                    .as_ref()
-                    .map(|p| format!(", files matching {p}"))
-                    .unwrap_or_default(),
-                if *recursive { "" } else { ", not recursive" }
-            )
-        }
-        Trigger::Hook {
-            event,
-            matcher,
-            file_pattern,
-            ..
-        } => format!(
-            "on Claude Code hook {event}{}{}",
-            matcher
-                .as_ref()
-                .map(|m| format!(" matching \"{m}\""))
-                .unwrap_or_default(),
-            file_pattern
-                .as_ref()
-                .map(|p| format!(" for files {p}"))
-                .unwrap_or_default()
-        ),
-        Trigger::Interval {
-            every, start_at, ..
-        } => format!("every {every} from {start_at}"),
-        Trigger::Once { at } => format!("once at {at}"),
-        Trigger::After { task: upstream, on } => {
-            let on = match on {
-                crate::tasks::model::AfterOn::Success => "succeeds",
-                crate::tasks::model::AfterOn::Failure => "fails",
-                crate::tasks::model::AfterOn::Always => "finishes",
-            };
-            format!("after task {upstream} {on}")
-        }
-        Trigger::Manual => "manual: only when run by claudecron_run_task".into(),
-    }
-}
-
-/// The next `count` fire times of a task's time-based trigger after `now` (empty for event
-/// triggers and disabled tasks): the engine's own rule, so what is shown is what will fire.
-pub fn next_fire_times(task: &Task, now: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
-    if !task.spec.enabled {
-        return Vec::new();
-    }
-    FireRule::of(&task.spec)
-        .map(|rule| rule.upcoming(now, count))
-        .unwrap_or_default()
 }
 
 /// Operations over one store connection.
@@ -587,59 +505,6 @@ impl Catalog {
         }
         Ok(json!({ "run": v }))
     }
-}
-
-/// A run as a history row: its fields with the output cut to an excerpt.
-pub fn run_summary(run: &Run, excerpt_bytes: usize) -> Value {
-    json!({
-        "id": run.id,
-        "task_id": run.task_id,
-        "trigger": run.trigger,
-        "status": run.status,
-        "scheduled_for": run.scheduled_for.map(crate::util::rfc3339_auto),
-        "queued_at": rfc3339_millis(run.queued_at),
-        "started_at": run.started_at.map(rfc3339_millis),
-        "finished_at": run.finished_at.map(rfc3339_millis),
-        "duration_ms": run.duration_ms,
-        "exit_code": run.exit_code,
-        "output_excerpt": tail(&run.output, excerpt_bytes),
-        "output_truncated": run.output_truncated || run.output.len() > excerpt_bytes,
-        "error": run.error,
-        "runner": run.runner,
-        "model": run.model,
-        "cost_usd": run.cost_usd,
-        "input_tokens": run.input_tokens,
-        "output_tokens": run.output_tokens,
-        "num_turns": run.num_turns,
-        "session_id": run.session_id,
-    })
-}
-
-/// `preview_schedule`: the expression in words and its next fire times; creates nothing.
-pub fn preview_schedule(expr: &str, timezone: &str, count: usize, now: DateTime<Utc>) -> OpResult {
-    let schedule = Schedule::parse(expr, now).map_err(|e| {
-        OpError::Invalid(FieldError {
-            field: "schedule".into(),
-            message: e,
-        })
-    })?;
-    let tz = parse_timezone(timezone).map_err(|e| {
-        OpError::Invalid(FieldError {
-            field: "timezone".into(),
-            message: e,
-        })
-    })?;
-    let times: Vec<Value> = schedule
-        .upcoming(now, tz, count)
-        .into_iter()
-        .map(|t| time_pair(t.with_timezone(&Utc), tz))
-        .collect();
-    Ok(json!({
-        "schedule": schedule.expression(),
-        "timezone": tz.name(),
-        "description": schedule.describe(),
-        "next_runs": times,
-    }))
 }
 
 #[cfg(test)]

@@ -1,0 +1,136 @@
+//! One configuration value: the TOML, environment or flag text of a key read as its type
+//! (string, number, boolean, list, path, URL), with the error naming the key, the value, the
+//! layer it came from and what is accepted.
+
+use super::*;
+
+#[derive(Debug, Clone)]
+pub(super) enum Typed {
+    Absent,
+    Str(String),
+    Bool(bool),
+    Int(u64),
+    List(Vec<String>),
+}
+
+pub(super) fn describe_toml(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => format!("\"{s}\""),
+        other => other.to_string(),
+    }
+}
+
+pub(super) fn typed_value(key: &str, kind: Kind, raw: &Raw) -> Result<Typed, String> {
+    // A secret's value never appears in an error message (they reach logs and terminals).
+    let secret = SECRET_KEYS.contains(&key);
+    let show_toml = |v: &toml::Value| {
+        if secret {
+            "the value (not shown)".to_string()
+        } else {
+            describe_toml(v)
+        }
+    };
+    let show_text = |s: &str| {
+        if secret {
+            "the value (not shown)".to_string()
+        } else {
+            format!("\"{s}\"")
+        }
+    };
+    match (kind, raw) {
+        (
+            Kind::Str | Kind::OptStr | Kind::Path | Kind::OptPath,
+            Raw::Toml(toml::Value::String(s)),
+        )
+        | (Kind::Str | Kind::OptStr | Kind::Path | Kind::OptPath, Raw::Text(s)) => {
+            if s.is_empty() && matches!(kind, Kind::OptStr | Kind::OptPath) {
+                Ok(Typed::Absent)
+            } else {
+                Ok(Typed::Str(s.clone()))
+            }
+        }
+        (Kind::Bool, Raw::Toml(toml::Value::Boolean(b))) => Ok(Typed::Bool(*b)),
+        (Kind::Bool, Raw::Text(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(Typed::Bool(true)),
+            "false" | "0" | "no" | "off" => Ok(Typed::Bool(false)),
+            _ => Err(format!(
+                "{} is not a boolean; accepted: true or false",
+                show_text(s)
+            )),
+        },
+        (Kind::Int { min, max }, raw) => {
+            let parsed = match raw {
+                Raw::Toml(toml::Value::Integer(i)) => u64::try_from(*i).ok(),
+                Raw::Text(s) => s.trim().parse::<u64>().ok(),
+                Raw::Toml(_) => None,
+            };
+            let shown = match raw {
+                Raw::Toml(v) => show_toml(v),
+                Raw::Text(s) => show_text(s),
+            };
+            match parsed {
+                Some(n) if (min..=max).contains(&n) => Ok(Typed::Int(n)),
+                _ => Err(format!(
+                    "{shown} is not accepted; {key} is a whole number from {min} to {max}"
+                )),
+            }
+        }
+        (Kind::List, Raw::Toml(toml::Value::Array(items))) => {
+            let mut out = Vec::new();
+            for item in items {
+                match item {
+                    toml::Value::String(s) => out.push(s.clone()),
+                    other => {
+                        return Err(format!(
+                            "list item {} is not a string; {key} is a list of strings",
+                            show_toml(other)
+                        ))
+                    }
+                }
+            }
+            Ok(Typed::List(out))
+        }
+        (Kind::List, Raw::Text(s)) => Ok(Typed::List(
+            s.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect(),
+        )),
+        (kind, Raw::Toml(other)) => {
+            let wanted = match kind {
+                Kind::Bool => "true or false",
+                Kind::List => "a list of strings, e.g. [\"a\", \"b\"]",
+                _ => "a string",
+            };
+            Err(format!(
+                "{} is not accepted; expected {wanted}",
+                show_toml(other)
+            ))
+        }
+    }
+}
+
+/// Expand a leading `~` or `~/` to the home directory.
+pub fn expand_tilde(path: &str, home: Option<&Path>) -> PathBuf {
+    match (path, home) {
+        ("~", Some(home)) => home.to_path_buf(),
+        (p, Some(home)) if p.starts_with("~/") => home.join(&p[2..]),
+        (p, _) => PathBuf::from(p),
+    }
+}
+
+pub(super) fn is_http_url(value: &str) -> bool {
+    (value.starts_with("http://") || value.starts_with("https://"))
+        && value.split("://").nth(1).is_some_and(|rest| {
+            let host = rest.split('/').next().unwrap_or("");
+            !host.is_empty() && !host.contains(char::is_whitespace)
+        })
+}
+
+/// True when `host` names the loopback interface.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}

@@ -1,0 +1,201 @@
+//! The engine's side of a run's life: starting an admitted run on its own thread, recording
+//! runs that never ran, cancelling, and what follows a run's end (retry, `after` chaining) as
+//! `plan` decides. Runs on the engine thread only.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn start_run(&mut self, task: Task, q: Queued) {
+        let now = Utc::now();
+        if let Err(e) = self.store.start_run(q.run_id, now) {
+            log::error!("cannot start run {}: {e}", q.run_id);
+            return;
+        }
+        let (cancel_tx, cancel_rx) = bounded(1);
+        let context = self.store.run_context(q.run_id).ok().flatten();
+        let task_id = task.id.clone();
+        let job = RunJob {
+            run_id: q.run_id,
+            task,
+            trigger: q.trigger,
+            attempt: q.attempt,
+            scheduled_for: q.scheduled_for,
+            context,
+            started_at: now,
+            cancel: cancel_rx,
+            shutting_down: Arc::clone(&self.shutting_down),
+        };
+        let tx = self.finished_tx.clone();
+        let settings = self.settings.run.clone();
+        let db_path = self.settings.db_path.clone();
+        let waiters = Arc::clone(&self.handle.waiters);
+        let listener = Arc::clone(&self.listener);
+        let spawned = std::thread::Builder::new()
+            .name(format!("run-{}", q.run_id))
+            .spawn(move || {
+                let done = run::execute(job, &settings, &db_path);
+                waiters.wake(done.run_id);
+                listener(&done.event());
+                let _ = tx.send(Msg::Finished(done));
+            });
+        match spawned {
+            Ok(_) => {
+                self.running.insert(
+                    q.run_id,
+                    Running {
+                        task_id,
+                        cancel: cancel_tx,
+                    },
+                );
+                self.handle
+                    .running
+                    .store(self.running.len(), Ordering::Relaxed);
+            }
+            Err(e) => {
+                log::error!("cannot start a run thread: {e}");
+                self.end_unstarted(
+                    q.run_id,
+                    RunStatus::Failed,
+                    "the server could not start a thread for this run",
+                    now,
+                );
+            }
+        }
+    }
+
+    /// Record the end of a run that never ran (no output, no exit status) and wake its waiters.
+    pub(super) fn end_unstarted(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        error: &str,
+        now: DateTime<Utc>,
+    ) {
+        let end = RunEnd {
+            status,
+            finished_at: now,
+            duration_ms: None,
+            exit_code: None,
+            signal: None,
+            output: "",
+            output_truncated: false,
+            error: Some(error),
+        };
+        if let Err(e) = self.store.finish_run(run_id, &end) {
+            log::error!("run {run_id}: its end ({status}) was not recorded: {e}");
+        }
+        self.handle.waiters.wake(run_id);
+    }
+
+    pub(super) fn cancel(&mut self, run_id: i64, now: DateTime<Utc>) -> Result<(), EngineError> {
+        if let Some(r) = self.running.get(&run_id) {
+            let _ = r.cancel.try_send(());
+            return Ok(());
+        }
+        let queued = self.queue.iter().position(|q| q.run_id == run_id);
+        if queued.is_some() || self.timers.contains(&TimerKey::Retry(run_id)) {
+            if let Some(i) = queued {
+                self.queue.remove(i);
+            }
+            self.timers.remove(&TimerKey::Retry(run_id));
+            self.end_unstarted(
+                run_id,
+                RunStatus::Cancelled,
+                "cancelled before it started",
+                now,
+            );
+            return Ok(());
+        }
+        match self.store.get_run(run_id)? {
+            Some(run) => Err(EngineError::NotActive {
+                run_id,
+                status: run.status,
+            }),
+            None => Err(EngineError::NotFound(format!("no run has the id {run_id}"))),
+        }
+    }
+
+    pub(super) fn finished(&mut self, done: run::Finished, now: DateTime<Utc>) {
+        self.running.remove(&done.run_id);
+        self.handle
+            .running
+            .store(self.running.len(), Ordering::Relaxed);
+        if let Err(e) = self
+            .store
+            .prune_runs(Some(&done.task_id), self.settings.history_keep_per_task)
+        {
+            log::error!("cannot prune runs of task {}: {e}", done.task_id);
+        }
+        if self.shutting_down.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(Some(task)) = self.store.get_task(&done.task_id) else {
+            return;
+        };
+        match plan::after_end(done.status, done.attempt, &task.spec.retries, now) {
+            AfterEnd::Retry {
+                due,
+                delay_secs,
+                attempt,
+            } => {
+                let inserted = self.store.insert_run(&NewRun {
+                    task_id: &task.id,
+                    trigger: TriggerKind::Retry,
+                    status: RunStatus::Queued,
+                    scheduled_for: Some(due),
+                    queued_at: now,
+                    error: None,
+                    attempt,
+                    retry_of: Some(done.run_id),
+                    context: done.context.as_ref(),
+                });
+                match inserted {
+                    Ok(id) => {
+                        log::info!(
+                            "task {}: run {} {}; retry {} of {} in {delay_secs} s (run {id})",
+                            task.spec.name,
+                            done.run_id,
+                            done.status,
+                            done.attempt,
+                            task.spec.retries.max_attempts
+                        );
+                        self.timers.set(TimerKey::Retry(id), due);
+                    }
+                    Err(e) => log::error!("cannot schedule a retry of run {}: {e}", done.run_id),
+                }
+            }
+            AfterEnd::Final => self.chain_after(&done, now),
+        }
+    }
+
+    /// The final outcome of a run: fire the `after` tasks that follow it.
+    pub(super) fn chain_after(&mut self, done: &run::Finished, now: DateTime<Utc>) {
+        let followers = match self.store.enabled_tasks_with_trigger(TriggerKind::After) {
+            Ok(t) => t,
+            Err(e) => {
+                log::error!("cannot list after-tasks: {e}");
+                return;
+            }
+        };
+        for follower in followers {
+            let Trigger::After { task: upstream, on } = &follower.spec.trigger else {
+                continue;
+            };
+            if upstream != &done.task_id || !plan::after_fires(*on, done.status) {
+                continue;
+            }
+            let context = RunContext {
+                after: Some(AfterContext {
+                    task_id: done.task_id.clone(),
+                    task_name: done.task_name.clone(),
+                    run_id: done.run_id,
+                    status: done.status,
+                }),
+                ..RunContext::default()
+            };
+            if let Err(e) = self.fire(&follower, TriggerKind::After, None, Some(&context), now) {
+                log::error!("cannot fire after-task {}: {e}", follower.spec.name);
+            }
+        }
+    }
+}

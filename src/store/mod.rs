@@ -1,0 +1,411 @@
+//! The SQLite store: schema, migrations and every SQL statement in the program. One `Store` per
+//! thread (one connection each, WAL mode); no other module writes SQL, and the store never decides
+//! policy (what to run, when) — it only records and reads.
+
+mod runs;
+pub use runs::*;
+
+use crate::tasks::model::{Task, TaskSpec, TaskType};
+use crate::tasks::runs::{RunContext, RunStatus, TriggerKind};
+use crate::util::{
+    parse_utc, rfc3339, rfc3339_millis, serialize_time_millis, serialize_time_millis_opt,
+    serialize_time_opt,
+};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Duration;
+
+/// Forward migrations; `PRAGMA user_version` is the number applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: tasks and runs.
+    "CREATE TABLE tasks (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL UNIQUE,
+        type         TEXT NOT NULL,
+        enabled      INTEGER NOT NULL,
+        trigger_type TEXT NOT NULL,
+        spec         TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE INDEX tasks_by_enabled ON tasks(enabled, trigger_type);
+    CREATE TABLE runs (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id          TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+        trigger          TEXT NOT NULL,
+        status           TEXT NOT NULL CHECK (status IN
+                           ('queued','running','success','failed','timeout','cancelled','skipped','interrupted')),
+        scheduled_for    TEXT,
+        queued_at        TEXT NOT NULL,
+        started_at       TEXT,
+        finished_at      TEXT,
+        duration_ms      INTEGER,
+        exit_code        INTEGER,
+        signal           INTEGER,
+        output           TEXT NOT NULL DEFAULT '',
+        output_truncated INTEGER NOT NULL DEFAULT 0,
+        error            TEXT,
+        attempt          INTEGER NOT NULL DEFAULT 1,
+        retry_of         INTEGER,
+        runner           TEXT,
+        model            TEXT,
+        cost_usd         REAL,
+        input_tokens     INTEGER,
+        output_tokens    INTEGER,
+        num_turns        INTEGER,
+        session_id       TEXT,
+        context          TEXT
+    );
+    CREATE UNIQUE INDEX runs_once_per_fire ON runs(task_id, scheduled_for) WHERE scheduled_for IS NOT NULL;
+    CREATE INDEX runs_by_task_newest ON runs(task_id, id DESC);
+    CREATE INDEX runs_by_status ON runs(status, id DESC);",
+    // 2: the scheduler's cursor per task: the last fire time it has dealt with, so fires missed
+    // while the server was down can be found at the next start.
+    "CREATE TABLE task_state (
+        task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+        cursor  TEXT NOT NULL
+    );",
+    // 3: why an event trigger could not be armed (inotify limit, unreadable directory), shown
+    // on the task until it arms again.
+    "CREATE TABLE trigger_errors (
+        task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+        error   TEXT NOT NULL,
+        at      TEXT NOT NULL
+    );",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// Another task already has this name.
+    NameTaken(String),
+    /// Anything SQLite or the file system said.
+    Db(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::NameTaken(name) => write!(
+                f,
+                "name: a task named \"{name}\" already exists; names are unique"
+            ),
+            StoreError::Db(msg) => write!(f, "database error: {msg}"),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A per-thread connection to the task database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Open (creating the file and its directory if needed), set pragmas, migrate forward.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Db(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_millis(5000))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Db(format!(
+                "{} cannot use WAL journaling (got {mode})",
+                path.display()
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+        let store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let version = self.schema_version()?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Db(format!(
+                "the database has schema version {version}, newer than this build's {SCHEMA_VERSION}; upgrade claudecron"
+            )));
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// `PRAGMA user_version`.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// A consistent copy of the live database at `dest` through SQLite's online backup API
+    /// (other connections keep reading and writing meanwhile), then checked with
+    /// `PRAGMA integrity_check`. Returns (tasks, runs) counted in the copy.
+    pub fn backup_to(&self, dest: &Path) -> Result<(i64, i64)> {
+        let mut target = Connection::open(dest)
+            .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", dest.display())))?;
+        {
+            let backup = rusqlite::backup::Backup::new(&self.conn, &mut target)?;
+            backup.run_to_completion(256, Duration::from_millis(5), None)?;
+        }
+        let check: String = target.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(StoreError::Db(format!(
+                "the copy at {} failed its integrity check: {check}",
+                dest.display()
+            )));
+        }
+        // The copy is a plain database file, readable without the -wal of the source.
+        target.pragma_update(None, "journal_mode", "DELETE")?;
+        let counts = target.query_row(
+            "SELECT (SELECT COUNT(*) FROM tasks), (SELECT COUNT(*) FROM runs)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(counts)
+    }
+
+    /// `PRAGMA quick_check` → "ok" when healthy.
+    pub fn quick_check(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))?)
+    }
+
+    fn task_from_row(row: &rusqlite::Row) -> rusqlite::Result<(String, String, String, String)> {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    }
+
+    fn decode_task(
+        (id, spec, created_at, updated_at): (String, String, String, String),
+    ) -> Result<Task> {
+        let spec: TaskSpec = serde_json::from_str(&spec)
+            .map_err(|e| StoreError::Db(format!("task {id} has an unreadable definition: {e}")))?;
+        let time = |text: &str| {
+            parse_utc(text).ok_or_else(|| {
+                StoreError::Db(format!("task {id} has an unreadable time \"{text}\""))
+            })
+        };
+        let (created_at, updated_at) = (time(&created_at)?, time(&updated_at)?);
+        Ok(Task {
+            id,
+            spec,
+            created_at,
+            updated_at,
+        })
+    }
+
+    fn map_unique(e: rusqlite::Error, name: &str) -> StoreError {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, Some(msg))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation
+                    && msg.contains("tasks.name") =>
+            {
+                StoreError::NameTaken(name.to_string())
+            }
+            _ => StoreError::from(e),
+        }
+    }
+
+    /// Insert a new task with the given id.
+    pub fn insert_task(&self, id: &str, spec: &TaskSpec, now: DateTime<Utc>) -> Result<Task> {
+        let json = serde_json::to_string(spec).map_err(|e| StoreError::Db(e.to_string()))?;
+        let stamp = rfc3339(now);
+        self.conn
+            .execute(
+                "INSERT INTO tasks (id, name, type, enabled, trigger_type, spec, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind().as_str(), json, stamp],
+            )
+            .map_err(|e| Self::map_unique(e, &spec.name))?;
+        // As read back: second precision.
+        self.get_task(id)?
+            .ok_or_else(|| StoreError::Db(format!("task {id} vanished right after its insert")))
+    }
+
+    /// Replace a task's definition; None when the task does not exist.
+    pub fn update_task(
+        &self,
+        id: &str,
+        spec: &TaskSpec,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Task>> {
+        let json = serde_json::to_string(spec).map_err(|e| StoreError::Db(e.to_string()))?;
+        let stamp = rfc3339(now);
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE tasks SET name = ?2, type = ?3, enabled = ?4, trigger_type = ?5, spec = ?6, updated_at = ?7
+                 WHERE id = ?1",
+                params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind().as_str(), json, stamp],
+            )
+            .map_err(|e| Self::map_unique(e, &spec.name))?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.get_task(id)
+    }
+
+    /// Delete a task and (by cascade) its runs; returns the task and how many runs went with it.
+    pub fn delete_task(&self, id: &str) -> Result<Option<(Task, i64)>> {
+        let tx = self.conn.unchecked_transaction()?;
+        let task = match self.get_task(id)? {
+            Some(t) => t,
+            None => return Ok(None),
+        };
+        let runs: i64 =
+            tx.query_row("SELECT COUNT(*) FROM runs WHERE task_id = ?1", [id], |r| {
+                r.get(0)
+            })?;
+        tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(Some((task, runs)))
+    }
+
+    /// A task by id.
+    pub fn get_task(&self, id: &str) -> Result<Option<Task>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, spec, created_at, updated_at FROM tasks WHERE id = ?1",
+                [id],
+                Self::task_from_row,
+            )
+            .optional()?;
+        row.map(Self::decode_task).transpose()
+    }
+
+    /// A task by id, else by exact name.
+    pub fn find_task(&self, id_or_name: &str) -> Result<Option<Task>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, spec, created_at, updated_at FROM tasks WHERE id = ?1
+                 UNION ALL
+                 SELECT id, spec, created_at, updated_at FROM tasks WHERE name = ?1 AND id <> ?1
+                 LIMIT 1",
+                [id_or_name],
+                Self::task_from_row,
+            )
+            .optional()?;
+        row.map(Self::decode_task).transpose()
+    }
+
+    /// Tasks in name order, optionally filtered by enabled state and type.
+    pub fn list_tasks(
+        &self,
+        enabled: Option<bool>,
+        task_type: Option<TaskType>,
+    ) -> Result<Vec<Task>> {
+        let task_type = task_type.map(TaskType::as_str);
+        let mut stmt = self.conn.prepare(
+            "SELECT id, spec, created_at, updated_at FROM tasks
+             WHERE (?1 IS NULL OR enabled = ?1) AND (?2 IS NULL OR type = ?2)
+             ORDER BY name COLLATE NOCASE, id",
+        )?;
+        let rows = stmt
+            .query_map(params![enabled, task_type], Self::task_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(Self::decode_task).collect()
+    }
+
+    /// Number of tasks, and of enabled tasks.
+    pub fn count_tasks(&self) -> Result<(i64, i64)> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(enabled), 0) FROM tasks",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// The scheduler's cursor for a task (RFC 3339), if any.
+    pub fn cursor(&self, task_id: &str) -> Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT cursor FROM task_state WHERE task_id = ?1",
+                [task_id],
+                |r| time_col(r, 0),
+            )
+            .optional()?)
+    }
+
+    /// Move a task's cursor.
+    pub fn set_cursor(&self, task_id: &str, cursor: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO task_state (task_id, cursor) VALUES (?1, ?2)
+             ON CONFLICT(task_id) DO UPDATE SET cursor = excluded.cursor",
+            params![task_id, rfc3339(cursor)],
+        )?;
+        Ok(())
+    }
+
+    /// Record why a task's trigger could not be armed (None clears it).
+    pub fn set_trigger_error(
+        &self,
+        task_id: &str,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let at = rfc3339_millis(at);
+        match error {
+            Some(error) => self.conn.execute(
+                "INSERT INTO trigger_errors (task_id, error, at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(task_id) DO UPDATE SET error = excluded.error, at = excluded.at",
+                params![task_id, error, at],
+            )?,
+            None => self
+                .conn
+                .execute("DELETE FROM trigger_errors WHERE task_id = ?1", [task_id])?,
+        };
+        Ok(())
+    }
+
+    /// Why a task's trigger is not armed, and since when.
+    pub fn trigger_error(&self, task_id: &str) -> Result<Option<(String, DateTime<Utc>)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT error, at FROM trigger_errors WHERE task_id = ?1",
+                [task_id],
+                |r| Ok((r.get(0)?, time_col(r, 1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Enabled tasks whose trigger is of `trigger_type`.
+    pub fn enabled_tasks_with_trigger(&self, trigger: TriggerKind) -> Result<Vec<Task>> {
+        let trigger_type = trigger.as_str();
+        let mut stmt = self.conn.prepare(
+            "SELECT id, spec, created_at, updated_at FROM tasks WHERE enabled = 1 AND trigger_type = ?1 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([trigger_type], Self::task_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(Self::decode_task).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,325 @@
+//! Runs in the store: the row types, reading a row (unreadable values are errors, never
+//! guesses), and every statement on the `runs` table.
+
+use super::*;
+
+/// One run as stored.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Run {
+    pub id: i64,
+    pub task_id: String,
+    pub trigger: TriggerKind,
+    pub status: RunStatus,
+    #[serde(serialize_with = "serialize_time_opt")]
+    pub scheduled_for: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "serialize_time_millis")]
+    pub queued_at: DateTime<Utc>,
+    #[serde(serialize_with = "serialize_time_millis_opt")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "serialize_time_millis_opt")]
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub output: String,
+    pub output_truncated: bool,
+    pub error: Option<String>,
+    pub attempt: i64,
+    pub retry_of: Option<i64>,
+    pub runner: Option<String>,
+    pub model: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub num_turns: Option<i64>,
+    pub session_id: Option<String>,
+}
+
+/// What a new run row starts with.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub task_id: &'a str,
+    pub trigger: TriggerKind,
+    pub status: RunStatus,
+    /// The fire time this run is for (at most one run per task and fire time).
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub queued_at: DateTime<Utc>,
+    pub error: Option<&'a str>,
+    pub attempt: i64,
+    pub retry_of: Option<i64>,
+    /// Event context (hook payload, file paths, upstream run).
+    pub context: Option<&'a RunContext>,
+}
+
+/// What start-up recovery found.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    pub were_running: Vec<(String, i64)>,
+    pub interrupted: usize,
+    pub retries: Vec<Run>,
+}
+
+/// What a subagent run used, as recorded.
+#[derive(Debug, Clone)]
+pub struct RunUsage<'a> {
+    pub runner: &'a str,
+    pub model: Option<&'a str>,
+    pub cost_usd: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub num_turns: Option<i64>,
+    pub session_id: Option<&'a str>,
+}
+
+/// How a run ended, as recorded.
+#[derive(Debug, Clone)]
+pub struct RunEnd<'a> {
+    pub status: RunStatus,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub output: &'a str,
+    pub output_truncated: bool,
+    pub error: Option<&'a str>,
+}
+
+pub(super) const RUN_COLUMNS: &str = "id, task_id, trigger, status, scheduled_for, queued_at, started_at, finished_at,
+    duration_ms, exit_code, signal, output, output_truncated, error, attempt, retry_of, runner, model,
+    cost_usd, input_tokens, output_tokens, num_turns, session_id";
+
+/// A column that must hold one of our spellings or an RFC 3339 time; anything else is reported
+/// as an unreadable row rather than guessed.
+pub(super) fn bad_column(index: usize, what: &str, text: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        index,
+        rusqlite::types::Type::Text,
+        format!("{what} \"{text}\" is not readable").into(),
+    )
+}
+
+pub(super) fn time_col(row: &rusqlite::Row, index: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let text: String = row.get(index)?;
+    parse_utc(&text).ok_or_else(|| bad_column(index, "time", &text))
+}
+
+pub(super) fn opt_time_col(
+    row: &rusqlite::Row,
+    index: usize,
+) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let text: Option<String> = row.get(index)?;
+    text.map(|t| parse_utc(&t).ok_or_else(|| bad_column(index, "time", &t)))
+        .transpose()
+}
+
+pub(super) fn run_from_row(row: &rusqlite::Row) -> rusqlite::Result<Run> {
+    let trigger: String = row.get(2)?;
+    let status: String = row.get(3)?;
+    Ok(Run {
+        id: row.get(0)?,
+        task_id: row.get(1)?,
+        trigger: TriggerKind::parse(&trigger).ok_or_else(|| bad_column(2, "trigger", &trigger))?,
+        status: RunStatus::parse(&status).ok_or_else(|| bad_column(3, "status", &status))?,
+        scheduled_for: opt_time_col(row, 4)?,
+        queued_at: time_col(row, 5)?,
+        started_at: opt_time_col(row, 6)?,
+        finished_at: opt_time_col(row, 7)?,
+        duration_ms: row.get(8)?,
+        exit_code: row.get(9)?,
+        signal: row.get(10)?,
+        output: row.get(11)?,
+        output_truncated: row.get::<_, i64>(12)? != 0,
+        error: row.get(13)?,
+        attempt: row.get(14)?,
+        retry_of: row.get(15)?,
+        runner: row.get(16)?,
+        model: row.get(17)?,
+        cost_usd: row.get(18)?,
+        input_tokens: row.get(19)?,
+        output_tokens: row.get(20)?,
+        num_turns: row.get(21)?,
+        session_id: row.get(22)?,
+    })
+}
+
+impl Store {
+    /// Insert a run row; returns its id.
+    pub fn insert_run(&self, run: &NewRun) -> Result<i64> {
+        // A fire time is stored to the second; a retry's due time to the millisecond, so it is
+        // never mistaken for (and never takes the slot of) the schedule's fire in that second.
+        let scheduled_for = run.scheduled_for.map(|t| match run.trigger {
+            TriggerKind::Retry => rfc3339_millis(t),
+            _ => rfc3339(t),
+        });
+        let context = run.context.map(RunContext::to_json);
+        self.conn.execute(
+            "INSERT INTO runs (task_id, trigger, status, scheduled_for, queued_at, error, attempt, retry_of, context)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                run.task_id,
+                run.trigger.as_str(),
+                run.status.as_str(),
+                scheduled_for,
+                rfc3339_millis(run.queued_at),
+                run.error,
+                run.attempt,
+                run.retry_of,
+                context
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// A queued run starts.
+    pub fn start_run(&self, id: i64, started_at: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1",
+            params![id, rfc3339_millis(started_at)],
+        )?;
+        Ok(())
+    }
+
+    /// Live output of a running run.
+    pub fn update_output(&self, id: i64, output: &str, truncated: bool) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET output = ?2, output_truncated = ?3 WHERE id = ?1 AND status = 'running'",
+            params![id, output, truncated],
+        )?;
+        Ok(())
+    }
+
+    /// Record how a run ended.
+    pub fn finish_run(&self, id: i64, end: &RunEnd) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, exit_code = ?5, signal = ?6,
+                 output = ?7, output_truncated = ?8, error = ?9
+             WHERE id = ?1",
+            params![
+                id,
+                end.status.as_str(),
+                rfc3339_millis(end.finished_at),
+                end.duration_ms,
+                end.exit_code,
+                end.signal,
+                end.output,
+                end.output_truncated,
+                end.error
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Record a subagent run's runner, model, cost, tokens, turns and session.
+    pub fn record_usage(&self, id: i64, usage: &RunUsage) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET runner = ?2, model = ?3, cost_usd = ?4, input_tokens = ?5, output_tokens = ?6,
+                 num_turns = ?7, session_id = ?8
+             WHERE id = ?1",
+            params![
+                id,
+                usage.runner,
+                usage.model,
+                usage.cost_usd,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.num_turns,
+                usage.session_id
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The event context stored with a run.
+    pub fn run_context(&self, id: i64) -> Result<Option<RunContext>> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT context FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        Ok(text.and_then(|t| {
+            let context = RunContext::from_json(&t);
+            if context.is_none() {
+                log::warn!("run {id}: its stored event context is unreadable; running without it");
+            }
+            context
+        }))
+    }
+
+    /// At start-up: runs left `running` or `queued` by a previous process become `interrupted`,
+    /// except queued retries, which are returned to be re-armed. Returns the (task id, run id)
+    /// of the runs that were `running` (their processes may have outlived the old server), how
+    /// many were interrupted, and the retries.
+    pub fn recover_unfinished(&self, now: DateTime<Utc>) -> Result<Recovered> {
+        let now = rfc3339(now);
+        let tx = self.conn.unchecked_transaction()?;
+        let mut stmt = tx.prepare("SELECT task_id, id FROM runs WHERE status = 'running'")?;
+        let were_running = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<(String, i64)>>>()?;
+        drop(stmt);
+        let interrupted = tx.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?1,
+                 error = COALESCE(error, 'the server stopped while this run was ' || status)
+             WHERE status = 'running' OR (status = 'queued' AND trigger <> 'retry')",
+            [now],
+        )?;
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'queued' AND trigger = 'retry' ORDER BY id"
+        ))?;
+        let retries = stmt
+            .query_map([], run_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(stmt);
+        tx.commit()?;
+        Ok(Recovered {
+            were_running,
+            interrupted,
+            retries,
+        })
+    }
+
+    /// Keep the newest `keep` finished runs of a task (of every task when `task_id` is None);
+    /// runs still queued or running are never pruned. Returns how many were deleted.
+    pub fn prune_runs(&self, task_id: Option<&str>, keep: i64) -> Result<usize> {
+        Ok(self.conn.execute(
+            "DELETE FROM runs WHERE id IN (
+                 SELECT id FROM (
+                     SELECT id, status, ROW_NUMBER() OVER (PARTITION BY task_id ORDER BY id DESC) AS n
+                     FROM runs WHERE (?1 IS NULL OR task_id = ?1)
+                 ) WHERE n > ?2 AND status NOT IN ('queued', 'running')
+             )",
+            params![task_id, keep],
+        )?)
+    }
+
+    /// One run by id.
+    pub fn get_run(&self, id: i64) -> Result<Option<Run>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                [id],
+                run_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Runs newest first, optionally for one task and one status.
+    pub fn list_runs(
+        &self,
+        task_id: Option<&str>,
+        status: Option<RunStatus>,
+        limit: i64,
+    ) -> Result<Vec<Run>> {
+        let status = status.map(RunStatus::as_str);
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs
+             WHERE (?1 IS NULL OR task_id = ?1) AND (?2 IS NULL OR status = ?2)
+             ORDER BY id DESC LIMIT ?3"
+        ))?;
+        let runs = stmt
+            .query_map(params![task_id, status, limit], run_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(runs)
+    }
+}
