@@ -22,7 +22,7 @@ if ! compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q libfaketime >/dev/null 2>&1 ||
       { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libfaketime >/dev/null; }
   else
-    echo "libfaketime is missing and cannot be installed here (not root): the clock-jump test will say SKIPPED"
+    echo "libfaketime is missing and cannot be installed here (not root): the clock-jump test will FAIL; install it with apt-get install libfaketime"
   fi
 fi
 

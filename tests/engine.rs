@@ -1117,11 +1117,12 @@ fn libfaketime() -> Option<&'static str> {
 
 #[test]
 fn a_wall_clock_jump_counts_the_fire_times_jumped_over_as_missed() {
-    let Some(lib) = libfaketime() else {
-        // scripts/test.sh installs libfaketime, so CI always runs this; say so loudly elsewhere.
-        eprintln!("SKIPPED: libfaketime is not installed (apt-get install libfaketime)");
-        return;
-    };
+    // The clock-jump rule itself is table-tested in src/engine/plan/tests.rs; this test proves
+    // the real binary notices a real wall-clock move. It fails (never passes silently) without
+    // libfaketime, which scripts/test.sh installs from Debian's packages.
+    let lib = libfaketime().expect(
+        "libfaketime is not installed: apt-get install libfaketime (scripts/test.sh does it as root)",
+    );
     let clock = TempDir::new("claudecron-faketime");
     let offset_file = clock.path().join("offset");
     std::fs::write(&offset_file, "+0s\n").unwrap();

@@ -107,18 +107,6 @@ impl Reply {
         Reply::json(status, &json!({ "error": message, "status": status }))
     }
 
-    /// A JSON-RPC error body with the given HTTP status (`id` null unless known).
-    pub fn rpc_error(status: u16, id: Option<&Value>, code: i64, message: &str) -> Reply {
-        Reply::json(
-            status,
-            &json!({
-                "jsonrpc": "2.0",
-                "id": id.cloned().unwrap_or(Value::Null),
-                "error": { "code": code, "message": message },
-            }),
-        )
-    }
-
     pub fn with_header(mut self, name: &str, value: &str) -> Reply {
         self.headers.push((name.to_string(), value.to_string()));
         self

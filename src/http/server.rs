@@ -176,6 +176,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         guard: Guard::new(&config, tokens),
         mcp: Mcp {
             sessions,
+            max_body_bytes: config.max_body_bytes,
             source: catalogs.clone(),
         },
         catalogs,
@@ -373,13 +374,7 @@ fn serve_request(
         },
         Err(what) => {
             log::error!("panic while handling {method} {path}: {what}");
-            Reply::rpc_error(
-                500,
-                None,
-                -32603,
-                "Internal error; the server logged it and keeps serving",
-            )
-            .send(request);
+            crate::mcp::panic_reply().send(request);
             (500, " (panic)")
         }
     };
@@ -420,17 +415,6 @@ fn route(app: &App, catalog: Option<&Catalog>, req: &HttpRequest, client: IpAddr
                 Ok(t) => t,
                 Err(reply) => return Outcome::Reply(reply),
             };
-            if req.body_too_large {
-                return Outcome::Reply(Reply::rpc_error(
-                    413,
-                    None,
-                    -32000,
-                    &format!(
-                        "Payload Too Large: the limit is max_body_bytes = {}",
-                        app.config.max_body_bytes
-                    ),
-                ));
-            }
             if req.path == "/mcp"
                 && req.header("x-claudecron-test-panic").is_some()
                 && cfg!(debug_assertions)

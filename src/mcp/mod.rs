@@ -41,17 +41,52 @@ pub enum Outcome {
 /// State shared by all workers for the MCP endpoint.
 pub struct Mcp {
     pub sessions: Arc<Sessions>,
+    /// Bodies over this were not read (`HttpRequest::body_too_large`): answered 413.
+    pub max_body_bytes: usize,
     /// For threads that wait for runs and need their own catalog.
     pub source: CatalogSource,
 }
 
+/// A JSON-RPC error body with the given HTTP status (`id` null unless known).
+pub fn rpc_error(status: u16, id: Option<&Value>, code: i64, message: &str) -> Reply {
+    Reply::json(
+        status,
+        &json!({
+            "jsonrpc": "2.0",
+            "id": id.cloned().unwrap_or(Value::Null),
+            "error": { "code": code, "message": message },
+        }),
+    )
+}
+
+/// The answer to an `/mcp` request whose handling panicked.
+pub fn panic_reply() -> Reply {
+    rpc_error(
+        500,
+        None,
+        -32603,
+        "Internal error; the server logged it and keeps serving",
+    )
+}
+
 fn bad_request(code: i64, message: &str) -> Outcome {
-    Outcome::Reply(Reply::rpc_error(400, None, code, message))
+    Outcome::Reply(rpc_error(400, None, code, message))
 }
 
 impl Mcp {
     /// Handle one authenticated request to `/mcp`.
     pub fn handle(&self, req: &HttpRequest, token: TokenId, catalog: Option<&Catalog>) -> Outcome {
+        if req.body_too_large {
+            return Outcome::Reply(rpc_error(
+                413,
+                None,
+                -32000,
+                &format!(
+                    "Payload Too Large: the limit is max_body_bytes = {}",
+                    self.max_body_bytes
+                ),
+            ));
+        }
         if let Some(version) = req.header("mcp-protocol-version") {
             if !HEADER_VERSIONS.contains(&version.trim()) {
                 return bad_request(
@@ -81,7 +116,7 @@ impl Mcp {
                 Err(outcome) => outcome,
             },
             _ => Outcome::Reply(
-                Reply::rpc_error(
+                rpc_error(
                     405,
                     None,
                     -32000,
@@ -102,7 +137,7 @@ impl Mcp {
             )),
         };
         let not_found = || {
-            Outcome::Reply(Reply::rpc_error(
+            Outcome::Reply(rpc_error(
                 404,
                 None,
                 -32001,
@@ -119,7 +154,7 @@ impl Mcp {
     fn get(&self, req: &HttpRequest, token: TokenId) -> Outcome {
         if let Some(accept) = req.header("accept") {
             if !accepts(accept, "text/event-stream") {
-                return Outcome::Reply(Reply::rpc_error(
+                return Outcome::Reply(rpc_error(
                     406,
                     None,
                     -32000,
@@ -140,7 +175,7 @@ impl Mcp {
         let content_type = req.header("content-type").unwrap_or("");
         let media = content_type.split(';').next().unwrap_or("").trim();
         if !media.eq_ignore_ascii_case("application/json") {
-            return Outcome::Reply(Reply::rpc_error(
+            return Outcome::Reply(rpc_error(
                 415,
                 None,
                 -32000,
@@ -149,7 +184,7 @@ impl Mcp {
         }
         if let Some(accept) = req.header("accept") {
             if !accepts(accept, "application/json") && !accepts(accept, "text/event-stream") {
-                return Outcome::Reply(Reply::rpc_error(
+                return Outcome::Reply(rpc_error(
                     406,
                     None,
                     -32000,
@@ -251,8 +286,7 @@ impl Mcp {
             Ok(id) => id,
             Err(message) => {
                 return Outcome::Reply(
-                    Reply::rpc_error(503, Some(&id), -32000, &message)
-                        .with_header("Retry-After", "60"),
+                    rpc_error(503, Some(&id), -32000, &message).with_header("Retry-After", "60"),
                 )
             }
         };
