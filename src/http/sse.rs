@@ -71,11 +71,6 @@ impl SseStream {
         self.chunk(&format_event(id, data))
     }
 
-    /// Send raw SSE text (e.g. a `retry:` line or a priming event).
-    pub fn send_raw(&mut self, text: &str) -> io::Result<()> {
-        self.chunk(text)
-    }
-
     /// A comment line that keeps proxies from closing an idle stream.
     pub fn keep_alive(&mut self) -> io::Result<()> {
         self.chunk(": ping\n\n")

@@ -282,7 +282,7 @@ impl Mcp {
         } else {
             LATEST_VERSION
         };
-        let session_id = match self.sessions.create(token, version) {
+        let session_id = match self.sessions.create(token) {
             Ok(id) => id,
             Err(message) => {
                 return Outcome::Reply(

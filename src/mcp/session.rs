@@ -30,7 +30,6 @@ pub fn level_rank(level: &str) -> Option<usize> {
 pub struct Session {
     pub id: String,
     pub token: TokenId,
-    pub protocol_version: String,
     pub initialized: bool,
     /// Minimum level for `notifications/message`; None until the client sets one.
     pub log_level: Option<usize>,
@@ -124,7 +123,7 @@ impl Sessions {
     }
 
     /// Create a session, or Err when `max_sessions` are live even after expiring idle ones.
-    pub fn create(&self, token: TokenId, protocol_version: &str) -> Result<String, String> {
+    pub fn create(&self, token: TokenId) -> Result<String, String> {
         self.expire_idle(Instant::now());
         let id = crate::ids::session_id().map_err(|e| format!("cannot get random bytes: {e}"))?;
         let mut map = self.map();
@@ -137,7 +136,6 @@ impl Sessions {
         let session = Session {
             id: id.clone(),
             token,
-            protocol_version: protocol_version.to_string(),
             initialized: false,
             log_level: None,
             last_seen: Instant::now(),
@@ -189,10 +187,6 @@ impl Sessions {
 
     pub fn len(&self) -> usize {
         self.map().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Every live session (for broadcasting notifications to each session's own stream).

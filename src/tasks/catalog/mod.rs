@@ -139,10 +139,6 @@ impl CatalogSource {
         })
     }
 
-    pub fn defaults(&self) -> &Defaults {
-        &self.defaults
-    }
-
     /// Stop the engine: end every running group (grace, then kill), record them, return when
     /// done or after `wait`.
     pub fn shutdown_engine(&self, wait: std::time::Duration) {
