@@ -9,7 +9,7 @@
 #      (so the check can fail); `systemd-analyze security --offline` exposure ≤ 2.0
 #   3. `claudecron check --config config.example.toml` (db_path etc. pointed at a temp dir by
 #      CLAUDECRON_* variables) accepts the example, with its commented-out keys too; every key
-#      of src/config.rs KEYS is documented in the example
+#      of src/config/mod.rs KEYS is documented in the example
 #   4. deploy.sh through ssh/scp shims against a local stand-in "remote" (a temp directory;
 #      install.sh runs there under DESTDIR; a fake systemctl's `restart` starts the installed
 #      binary on a free 127.0.0.1 port): build → copy → install → restart → health in that order
@@ -234,13 +234,13 @@ else
   fail "claudecron check accepts the example with its commented-out keys enabled" "$out"
 fi
 # Every key the server knows is documented (as `key = ` or `# key = `), and nothing else.
-keys=$(sed -n '/^const KEYS/,/^];/p' "$REPO/src/config.rs" | tr -d ' \n' |
+keys=$(sed -n '/^const KEYS/,/^];/p' "$REPO/src/config/mod.rs" | tr -d ' \n' |
   grep -oE '\("[a-z_]+",Kind::' | sed -E 's/^\("([a-z_]+)".*/\1/' | sort)
 documented=$(grep -oE '^(# )?[a-z_]+ = ' "$REPO/config.example.toml" | sed -E 's/^# //; s/ = $//' | sort -u)
 if [[ -n "$keys" && "$keys" == "$documented" ]]; then
-  pass "config.example.toml documents exactly the $(wc -l <<<"$keys") keys of src/config.rs"
+  pass "config.example.toml documents exactly the $(wc -l <<<"$keys") keys of src/config/mod.rs"
 else
-  fail "config.example.toml documents exactly the keys of src/config.rs" \
+  fail "config.example.toml documents exactly the keys of src/config/mod.rs" \
     "$(diff <(echo "$keys") <(echo "$documented") | sed 's/^</missing in example:/; s/^>/not a key:/' | grep -v '^[0-9]')"
 fi
 

@@ -25,6 +25,8 @@ pub struct Config {
     pub rate_limit_per_minute: u32,
     pub session_timeout_secs: u64,
     pub max_sessions: usize,
+    /// Sessions one bearer token may hold at once (so one token cannot fill `max_sessions`).
+    pub max_sessions_per_token: usize,
     pub max_body_bytes: usize,
     pub db_path: PathBuf,
     pub log_level: String,
@@ -93,6 +95,14 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
             max: 100_000,
         },
         Some("1000"),
+    ),
+    (
+        "max_sessions_per_token",
+        Kind::Int {
+            min: 1,
+            max: 100_000,
+        },
+        Some("200"),
     ),
     (
         "max_body_bytes",
@@ -415,6 +425,7 @@ fn build(
         rate_limit_per_minute: int(take("rate_limit_per_minute")) as u32,
         session_timeout_secs: int(take("session_timeout_secs")),
         max_sessions: int(take("max_sessions")) as usize,
+        max_sessions_per_token: int(take("max_sessions_per_token")) as usize,
         max_body_bytes: int(take("max_body_bytes")) as usize,
         db_path,
         log_level,
@@ -487,6 +498,10 @@ impl Config {
                 self.session_timeout_secs.to_string(),
             ),
             ("max_sessions".into(), self.max_sessions.to_string()),
+            (
+                "max_sessions_per_token".into(),
+                self.max_sessions_per_token.to_string(),
+            ),
             ("max_body_bytes".into(), self.max_body_bytes.to_string()),
             ("db_path".into(), self.db_path.display().to_string()),
             ("log_level".into(), self.log_level.clone()),

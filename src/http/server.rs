@@ -33,8 +33,8 @@ const QUEUE: usize = 256;
 /// Requests being read or answered at once (each on its own short-lived I/O thread) before new
 /// ones get 503.
 const MAX_IN_FLIGHT: usize = 1024;
-/// How often idle event streams get a keep-alive comment.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How often idle sessions are looked for.
+const SESSION_SWEEP: Duration = Duration::from_secs(15);
 
 /// Everything the workers share.
 pub struct App {
@@ -139,6 +139,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     let sessions = Arc::new(Sessions::new(
         Duration::from_secs(config.session_timeout_secs),
         config.max_sessions,
+        config.max_sessions_per_token,
     ));
     // The watcher's inbox exists before the engine starts, so the engine's run listener can
     // hold its handle; the watcher itself starts once the engine runs.
@@ -208,8 +209,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         std::thread::Builder::new()
             .name("housekeeping".into())
             .spawn(move || loop {
-                std::thread::sleep(KEEP_ALIVE);
-                app.mcp.sessions.keep_alive_all();
+                std::thread::sleep(SESSION_SWEEP);
                 app.mcp.sessions.expire_idle(Instant::now());
             })
             .map_err(|e| format!("cannot start housekeeping thread: {e}"))?;

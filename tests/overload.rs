@@ -1,0 +1,102 @@
+//! Robustness against one client taking more than its share, against the real binary: one
+//! token cannot fill the session table, and a GET event stream that is never read does not
+//! hold up notifications to others, new sessions or the scheduler.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn initialize_with(server: &Server, token: &str) -> Response {
+    Req::post("/mcp")
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .bearer(token)
+        .json(&initialize_body("2025-11-25"))
+        .send(server.port)
+}
+
+#[test]
+fn one_token_cannot_fill_the_session_table() {
+    let (a, b) = (new_token(), new_token());
+    let server = Server::start(
+        Options::default()
+            .auth(Auth::Tokens(vec![a.clone(), b.clone()]))
+            .env("CLAUDECRON_MAX_SESSIONS_PER_TOKEN", "3"),
+    );
+    for n in 0..3 {
+        let resp = initialize_with(&server, &a);
+        assert_eq!(
+            resp.status,
+            200,
+            "session {n} of token a: {}",
+            resp.describe()
+        );
+    }
+    let refused = initialize_with(&server, &a);
+    assert_eq!(refused.status, 503, "{}", refused.describe());
+    let message = refused.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(message.contains("max_sessions_per_token"), "{message}");
+    assert!(refused.header("mcp-session-id").is_none());
+    let other = initialize_with(&server, &b);
+    assert_eq!(
+        other.status,
+        200,
+        "token b still gets a session: {}",
+        other.describe()
+    );
+}
+
+#[test]
+fn an_unread_event_stream_holds_up_nobody() {
+    let server = Server::start_default();
+    let mcp = Mcp::new(&server);
+    // A client opens its GET stream, asks for every log message, and never reads again.
+    let lazy = server.session();
+    let level = server.rpc(&lazy, "logging/setLevel", json!({"level": "debug"}));
+    assert!(level.get("error").is_none(), "{level}");
+    let stream = Req::get("/mcp")
+        .bearer(server.token())
+        .header("Accept", "text/event-stream")
+        .header("MCP-Session-Id", &lazy)
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .open(server.port)
+        .expect("GET stream");
+    assert_eq!(stream.status, 200);
+    // A busy task: each run ends with a notification queued for the lazy stream.
+    let task = mcp.add(json!({"name": "chatty", "type": "bash", "schedule": "* * * * * *", "command": "true", "overlap": "allow"}));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while mcp.finished_runs(&task).len() < 5 && Instant::now() < deadline {
+        // Meanwhile others are served promptly: health, a new session, a tool call.
+        let started = Instant::now();
+        let health = Req::get("/health").send(server.port);
+        assert_eq!(health.status, 200, "{}", health.describe());
+        let other = server.session();
+        let listed = server.call_tool(&other, "claudecron_list_tasks", json!({}));
+        assert_eq!(listed["isError"], false, "{listed}");
+        let ended = Req::new("DELETE", "/mcp")
+            .bearer(server.token())
+            .header("MCP-Session-Id", &other)
+            .send(server.port);
+        assert!((200..300).contains(&ended.status), "{}", ended.describe());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "health + initialize + a tool call took {:?} with an unread stream open",
+            started.elapsed()
+        );
+    }
+    let runs = mcp.finished_runs(&task);
+    assert!(
+        runs.len() >= 5,
+        "the every-second task kept firing: {runs:?}"
+    );
+    assert!(
+        runs.iter().all(|r| r["status"] == "success"),
+        "no fire was skipped or failed: {runs:?}"
+    );
+    drop(stream);
+}
