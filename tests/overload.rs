@@ -100,3 +100,64 @@ fn an_unread_event_stream_holds_up_nobody() {
     );
     drop(stream);
 }
+
+#[test]
+fn a_flood_of_hook_runs_is_bounded_and_does_not_starve_a_schedule() {
+    let server = Server::start(
+        Options::default()
+            .env("CLAUDECRON_MAX_CONCURRENT_TASKS", "2")
+            .env("CLAUDECRON_RATE_LIMIT_PER_MINUTE", "100000")
+            .env("CLAUDECRON_HISTORY_KEEP_PER_TASK", "1000"),
+    );
+    let mcp = Mcp::new(&server);
+    let hook = mcp.add(
+        json!({"name": "flooded", "type": "bash", "command": "sleep 0.3",
+        "overlap": "allow", "trigger": {"type": "hook", "event": "Stop"}}),
+    );
+    let cron = mcp.add(
+        json!({"name": "heartbeat", "type": "bash", "command": "true",
+        "schedule": "* * * * * *"}),
+    );
+    // 150 hook events at once: 2 run, at most 50 wait, the rest are recorded as overloaded.
+    for _ in 0..150 {
+        let resp = Req::post("/hooks")
+            .bearer(server.token())
+            .header("Content-Type", "application/json")
+            .body(r#"{"hook_event_name":"Stop","session_id":"s"}"#)
+            .send(server.port);
+        assert_eq!(resp.status, 200, "{}", resp.describe());
+    }
+    let flooded = mcp.history(&hook);
+    let overloaded = flooded
+        .iter()
+        .filter(|r| {
+            r["status"] == "skipped" && r["error"].as_str().unwrap_or("").contains("overloaded")
+        })
+        .count();
+    assert!(
+        overloaded >= 150 - 2 - 50,
+        "at least 98 of 150 fires are refused as overloaded, got {overloaded}"
+    );
+    // The every-second task keeps its turn while the backlog drains: each of its runs is the
+    // first of its task in the queue, so it is admitted ahead of the flood's later runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ran = Vec::new();
+    while Instant::now() < deadline {
+        ran = mcp.finished_runs(&cron);
+        if ran.iter().filter(|r| r["status"] == "success").count() >= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let successes = ran.iter().filter(|r| r["status"] == "success").count();
+    assert!(successes >= 4, "the schedule ran during the flood: {ran:?}");
+    let waiting = mcp
+        .history(&hook)
+        .iter()
+        .filter(|r| r["status"] == "queued")
+        .count();
+    assert!(
+        waiting > 0,
+        "the flood was still draining when the schedule ran 4 times"
+    );
+}

@@ -70,6 +70,9 @@ struct Engine {
     shutting_down: Arc<AtomicBool>,
     shutdown_ack: Option<Sender<()>>,
     boot: DateTime<Utc>,
+    /// When each task last had a run started (a rising count), for fair admission.
+    last_start: HashMap<String, u64>,
+    starts: u64,
 }
 
 /// Start the engine thread: recover what a previous process left, arm every enabled task, and
@@ -118,6 +121,8 @@ pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHa
         shutting_down: Arc::new(AtomicBool::new(false)),
         shutdown_ack: None,
         boot: now,
+        last_start: HashMap::new(),
+        starts: 0,
     };
     for kind in [TriggerKind::Cron, TriggerKind::Interval, TriggerKind::Once] {
         let tasks = engine
@@ -242,6 +247,7 @@ impl Engine {
             }
             Msg::Remove(task_id) => {
                 self.disarm(&task_id);
+                self.last_start.remove(&task_id);
                 self.queue.retain(|q| q.task_id != task_id);
                 for r in self.running.values().filter(|r| r.task_id == task_id) {
                     let _ = r.cancel.try_send(());
@@ -449,7 +455,12 @@ impl Engine {
         context: Option<&RunContext>,
         now: DateTime<Utc>,
     ) -> Result<i64, EngineError> {
-        let decision = plan::on_fire(task.spec.overlap, self.active_run(&task.id));
+        let load = plan::Load {
+            active: self.active_run(&task.id),
+            queued_for_task: self.queue.iter().filter(|q| q.task_id == task.id).count(),
+            queued: self.queue.len(),
+        };
+        let decision = plan::on_fire(task.spec.overlap, load);
         let (status, error) = match &decision {
             FireDecision::Queue => (RunStatus::Queued, None),
             FireDecision::Skip(reason) => (RunStatus::Skipped, Some(reason.as_str())),
@@ -513,12 +524,18 @@ impl Engine {
         let decisions = {
             let queue: Vec<&str> = self.queue.iter().map(|q| q.task_id.as_str()).collect();
             let running: Vec<&str> = self.running.values().map(|r| r.task_id.as_str()).collect();
-            plan::admission(&queue, &running, self.settings.max_concurrent, |id| {
-                tasks
-                    .get(id)
-                    .and_then(|t| t.as_ref())
-                    .map(|t| t.spec.overlap)
-            })
+            plan::admission(
+                &queue,
+                &running,
+                self.settings.max_concurrent,
+                |id| {
+                    tasks
+                        .get(id)
+                        .and_then(|t| t.as_ref())
+                        .map(|t| t.spec.overlap)
+                },
+                |id| self.last_start.get(id).copied(),
+            )
         };
         let mut taken: Vec<(usize, Option<Task>)> = decisions
             .into_iter()

@@ -22,6 +22,10 @@ pub const MISSED_ROWS: usize = 20;
 pub const MAX_DUE: usize = 100_000;
 /// The longest retry backoff.
 pub const MAX_BACKOFF_SECS: u64 = 7 * 86_400;
+/// Runs of one task waiting in the queue at most; a fire beyond is recorded skipped.
+pub const MAX_QUEUED_PER_TASK: usize = 50;
+/// Runs waiting in the queue at most, all tasks together.
+pub const MAX_QUEUED: usize = 1000;
 
 /// How far the wall clock jumped forward between two wakes, beyond what the monotonic clock
 /// says passed (host suspend, clock step); None when it did not. A backward step is not a
@@ -210,11 +214,31 @@ pub enum FireDecision {
     Skip(String),
 }
 
-/// A fire of a task with `active` = one of its runs that is queued or running (if any).
-pub fn on_fire(overlap: Overlap, active: Option<i64>) -> FireDecision {
-    match (overlap, active) {
+/// What is waiting when a task fires.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Load {
+    /// One of the task's runs that is queued or running.
+    pub active: Option<i64>,
+    /// The task's runs waiting in the queue.
+    pub queued_for_task: usize,
+    /// Runs waiting in the queue, all tasks.
+    pub queued: usize,
+}
+
+/// A fire of a task: skipped while a run of it is active (overlap = skip), or when the queue is
+/// full (for the task, or for everyone: overload must not grow without bound); else queued.
+pub fn on_fire(overlap: Overlap, load: Load) -> FireDecision {
+    match (overlap, load.active) {
         (Overlap::Skip, Some(run)) => FireDecision::Skip(format!(
             "skipped: run {run} of this task is still active (overlap = skip)"
+        )),
+        _ if load.queued_for_task >= MAX_QUEUED_PER_TASK => FireDecision::Skip(format!(
+            "skipped: overloaded: {} runs of this task are already waiting (at most {MAX_QUEUED_PER_TASK})",
+            load.queued_for_task
+        )),
+        _ if load.queued >= MAX_QUEUED => FireDecision::Skip(format!(
+            "skipped: overloaded: {} runs are already waiting for a slot (at most {MAX_QUEUED})",
+            load.queued
         )),
         _ => FireDecision::Queue,
     }
@@ -229,18 +253,34 @@ pub enum Admit {
     Drop(usize),
 }
 
-/// Which queued runs start now, in queue order, under the global cap `max`: a run of a task that
-/// already has a run going waits unless the task allows overlap. `overlap_of` gives a task's
-/// overlap policy (None: the task is gone). Indices refer to `queue` as given.
+/// Which queued runs start now under the global cap `max`, fairly across tasks: every task's
+/// first waiting run comes before any task's second, and among those the task that started a
+/// run least recently goes first (`last_start`: a rising number per start, None for never), so
+/// a flood of one task's runs cannot starve the others. A run of a task that already has a run
+/// going waits unless the task allows overlap. `overlap_of` gives a task's overlap policy
+/// (None: the task is gone). Indices refer to `queue` as given.
 pub fn admission(
     queue: &[&str],
     running: &[&str],
     max: usize,
     overlap_of: impl Fn(&str) -> Option<Overlap>,
+    last_start: impl Fn(&str) -> Option<u64>,
 ) -> Vec<Admit> {
     let mut busy: Vec<&str> = running.to_vec();
     let mut out = Vec::new();
-    for (index, task) in queue.iter().enumerate() {
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut order: Vec<(usize, Option<u64>, usize)> = queue
+        .iter()
+        .enumerate()
+        .map(|(index, task)| {
+            let round = seen.entry(task).or_insert(0);
+            *round += 1;
+            (*round, last_start(task), index)
+        })
+        .collect();
+    order.sort_unstable();
+    for (_, _, index) in order {
+        let task = &queue[index];
         if busy.len() >= max {
             break;
         }

@@ -14,6 +14,8 @@ impl Engine {
         let (cancel_tx, cancel_rx) = bounded(1);
         let context = self.store.run_context(q.run_id).ok().flatten();
         let task_id = task.id.clone();
+        self.starts += 1;
+        self.last_start.insert(task_id.clone(), self.starts);
         let job = RunJob {
             run_id: q.run_id,
             task,

@@ -366,25 +366,44 @@ fn daylight_saving_goes_through_the_schedule() {
 }
 
 #[test]
-fn overlap_decides_what_a_fire_becomes() {
+fn overlap_and_the_queue_bounds_decide_what_a_fire_becomes() {
+    let load = |active: Option<i64>, mine: usize, all: usize| Load {
+        active,
+        queued_for_task: mine,
+        queued: all,
+    };
+    let skip_active =
+        FireDecision::Skip("skipped: run 7 of this task is still active (overlap = skip)".into());
+    let task_full = FireDecision::Skip(format!(
+        "skipped: overloaded: {MAX_QUEUED_PER_TASK} runs of this task are already waiting (at most {MAX_QUEUED_PER_TASK})"
+    ));
+    let all_full = FireDecision::Skip(format!(
+        "skipped: overloaded: {MAX_QUEUED} runs are already waiting for a slot (at most {MAX_QUEUED})"
+    ));
     let cases = [
-        (Overlap::Skip, None, FireDecision::Queue),
+        (Overlap::Skip, load(None, 0, 0), FireDecision::Queue),
+        (Overlap::Skip, load(Some(7), 1, 1), skip_active),
+        (Overlap::Queue, load(Some(7), 1, 1), FireDecision::Queue),
+        (Overlap::Allow, load(Some(7), 0, 0), FireDecision::Queue),
         (
-            Overlap::Skip,
-            Some(7),
-            FireDecision::Skip(
-                "skipped: run 7 of this task is still active (overlap = skip)".into(),
-            ),
+            Overlap::Queue,
+            load(Some(7), MAX_QUEUED_PER_TASK - 1, 99),
+            FireDecision::Queue,
         ),
-        (Overlap::Queue, Some(7), FireDecision::Queue),
-        (Overlap::Allow, Some(7), FireDecision::Queue),
+        (
+            Overlap::Queue,
+            load(Some(7), MAX_QUEUED_PER_TASK, 99),
+            task_full.clone(),
+        ),
+        (
+            Overlap::Allow,
+            load(Some(7), MAX_QUEUED_PER_TASK, MAX_QUEUED),
+            task_full,
+        ),
+        (Overlap::Allow, load(None, 0, MAX_QUEUED), all_full),
     ];
-    for (overlap, active, want) in cases {
-        assert_eq!(
-            on_fire(overlap, active),
-            want,
-            "{overlap:?} with {active:?}"
-        );
+    for (overlap, load, want) in cases {
+        assert_eq!(on_fire(overlap, load), want, "{overlap:?} with {load:?}");
     }
 }
 
@@ -398,21 +417,42 @@ fn admission_keeps_order_the_cap_and_each_tasks_overlap() {
     };
     use Admit::*;
     type Case<'a> = (&'a [&'a str], &'a [&'a str], usize, &'a [Admit]);
-    let cases: [Case; 6] = [
+    let cases: [Case; 8] = [
         (&["x", "y"], &[], 10, &[Start(0), Start(1)]),
         (&["x", "y", "z"], &[], 2, &[Start(0), Start(1)]),
         (&["q", "q"], &[], 10, &[Start(0)]),
         (&["q", "x"], &["q"], 10, &[Start(1)]),
         (&["a", "a"], &["a"], 10, &[Start(0), Start(1)]),
         (&["gone", "x"], &["y"], 2, &[Drop(0), Start(1)]),
+        // Fair: a flood of one task's runs does not starve another task's run behind it.
+        (&["a", "a", "a", "x"], &[], 2, &[Start(0), Start(3)]),
+        (
+            &["a", "a", "q", "q", "x"],
+            &[],
+            3,
+            &[Start(0), Start(2), Start(4)],
+        ),
     ];
+    let never = |_: &str| None;
     for (queue, running, max, want) in cases {
         assert_eq!(
-            admission(queue, running, max, overlap),
+            admission(queue, running, max, overlap, never),
             want,
             "{queue:?} with {running:?} running, cap {max}"
         );
     }
+    // One slot free: the task that started a run least recently goes first, so a steady flood
+    // of "a" alternates with "x" instead of going first every time.
+    let recent_a = |task: &str| if task == "a" { Some(9) } else { Some(3) };
+    assert_eq!(
+        admission(&["a", "a", "x"], &[], 1, overlap, recent_a),
+        [Start(2)]
+    );
+    let recent_x = |task: &str| if task == "x" { Some(9) } else { Some(3) };
+    assert_eq!(
+        admission(&["a", "a", "x"], &[], 1, overlap, recent_x),
+        [Start(0)]
+    );
 }
 
 #[test]
