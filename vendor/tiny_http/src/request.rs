@@ -108,6 +108,11 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// The headers do not say unambiguously where the body ends (a malformed or conflicting
+    /// `Content-Length`, an unsupported `Transfer-Encoding`): the status to answer and why.
+    /// The connection must be closed, since the next request cannot be found.
+    Invalid(u16, &'static str),
 }
 
 impl From<IoError> for RequestCreationError {
@@ -140,23 +145,7 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
-    };
+    let (transfer_encoding, content_length) = body_framing(&headers)?;
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
@@ -215,9 +204,8 @@ where
             let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
-    } else if transfer_encoding.is_some() {
-        // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
-        // over the message (RFC2616 #3.6)
+    } else if transfer_encoding {
+        // `body_framing` let only `chunked` through
         Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
@@ -239,6 +227,56 @@ where
         must_send_continue: expects_continue,
         notify_when_responded: None,
     })
+}
+
+/// Where the body ends, from the headers: `(chunked, Content-Length)`. Anything ambiguous is
+/// refused, since a body whose end is misjudged lets its bytes be read as the next request
+/// (upstream read `Content-Length: abc` as "no body" and took the first of two differing
+/// lengths): a `Content-Length` that is not all digits, several that differ, one beside
+/// `Transfer-Encoding`, and any transfer coding other than `chunked` alone.
+fn body_framing(headers: &[Header]) -> Result<(bool, Option<usize>), RequestCreationError> {
+    let invalid = RequestCreationError::Invalid;
+    let mut codings: Vec<String> = Vec::new();
+    let mut length: Option<usize> = None;
+    for h in headers {
+        if h.field.equiv("Transfer-Encoding") {
+            codings.extend(
+                h.value
+                    .as_str()
+                    .split(',')
+                    .map(|c| c.trim().to_ascii_lowercase())
+                    .filter(|c| !c.is_empty()),
+            );
+            if codings.is_empty() {
+                return Err(invalid(400, "the Transfer-Encoding header is empty"));
+            }
+        } else if h.field.equiv("Content-Length") {
+            let value = h.value.as_str().trim();
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(400, "Content-Length must be a decimal number of bytes"));
+            }
+            let n: usize = value
+                .parse()
+                .map_err(|_| invalid(400, "Content-Length is too large"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(invalid(400, "the request has several different Content-Length headers"));
+            }
+            length = Some(n);
+        }
+    }
+    if codings.is_empty() {
+        return Ok((false, length));
+    }
+    if length.is_some() {
+        return Err(invalid(400, "the request has both Transfer-Encoding and Content-Length"));
+    }
+    if codings.last().map(String::as_str) != Some("chunked") {
+        return Err(invalid(400, "the last transfer coding of a request must be chunked"));
+    }
+    if codings.len() > 1 {
+        return Err(invalid(501, "only the chunked transfer coding is supported"));
+    }
+    Ok((true, None))
 }
 
 impl Request {
@@ -488,7 +526,14 @@ impl fmt::Debug for Request {
 impl Drop for Request {
     fn drop(&mut self) {
         if self.response_writer.is_some() {
-            let response = Response::empty(500);
+            // A JSON body, like every other error answer of the server.
+            let body = crate::response::json_error_body(
+                500,
+                "internal error: the server dropped this request without answering it",
+            );
+            let response = Response::from_data(body).with_status_code(500).with_header(
+                Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]).unwrap(),
+            );
             let _ = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {
                 sender.send(()).unwrap();

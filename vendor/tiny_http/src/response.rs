@@ -572,3 +572,49 @@ impl Clone for Response<io::Empty> {
         }
     }
 }
+
+/// The body of an error answer tiny_http gives by itself: `{"error": message, "status": code}`,
+/// the shape of the embedding server's own JSON errors (upstream sent an empty body).
+pub(crate) fn json_error_body(status: u16, message: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(message.len() + 32);
+    out.push_str("{\"error\":\"");
+    for c in message.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push_str(&format!("\",\"status\":{}}}", status));
+    out.into_bytes()
+}
+
+/// A complete error answer for a connection tiny_http is about to close (a malformed request,
+/// an unsupported HTTP version, no thread to serve the connection): JSON body, one buffer.
+pub(crate) fn json_error_message(status: u16, message: &str) -> Vec<u8> {
+    let body = json_error_body(status, message);
+    let mut out = Vec::with_capacity(body.len() + 192);
+    let _ = write!(
+        &mut out,
+        "HTTP/1.1 {} {}\r\nServer: tiny-http (Rust)\r\n{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        status,
+        StatusCode(status).default_reason_phrase(),
+        build_date_header(),
+        body.len()
+    );
+    out.extend_from_slice(&body);
+    out
+}
+
+#[cfg(test)]
+mod json_error_tests {
+    #[test]
+    fn messages_are_escaped() {
+        let body = super::json_error_body(400, "bad \"x\" \\ \n");
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"{"error":"bad \"x\" \\ \u000a","status":400}"#
+        );
+    }
+}
