@@ -1535,3 +1535,133 @@ fn malformed_requests_get_json_errors_and_the_connection_is_closed() {
     let resp = Req::get("/health").timeout(PROMPT).send(server.port);
     assert_eq!(resp.status, 200);
 }
+
+/// A `/proc/PID/status` value in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+}
+
+/// The head of a chunked POST /mcp on a session.
+fn chunked_mcp_head(server: &Server, sid: &str) -> String {
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-11-25\r\nTransfer-Encoding: chunked\r\n\r\n",
+        server.host_header(),
+        server.token()
+    )
+}
+
+#[test]
+fn an_unread_chunked_body_is_skipped_never_read_as_a_request() {
+    let server = Server::start(Options::default().env("CLAUDECRON_MAX_BODY_BYTES", "2048"));
+    let sid = server.session();
+    let host = server.host_header();
+    // The server reads one byte more than max_body_bytes, answers 413 and leaves the rest of the
+    // body unread. That rest holds a complete request: it must be skipped as body, and the next
+    // real request on the connection answered.
+    let mut data = vec![b'x'; 2049];
+    data.extend_from_slice(format!("GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes());
+    data.extend_from_slice(&[b'y'; 500]);
+    let mut request = chunked_mcp_head(&server, &sid).into_bytes();
+    request.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    request.extend_from_slice(&data);
+    request.extend_from_slice(b"\r\n0\r\n\r\n");
+    request.extend_from_slice(format!("GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes());
+    let mut r = raw_session(&server);
+    r.get_mut().write_all(&request).unwrap();
+    let resp = raw_response(&mut r).expect("the too-large body is answered");
+    assert_json_error(&resp, 413);
+    let resp = raw_response(&mut r).expect("the next request is answered");
+    assert_eq!(
+        resp.status,
+        200,
+        "GET /health, not /smuggled: {}",
+        resp.describe()
+    );
+    assert_eq!(resp.json()["status"], "ok", "{}", resp.describe());
+
+    // Broken chunk framing: where the body ends is unknown, so nothing after it is taken for a
+    // request; the connection is closed after the answer.
+    let mut request = chunked_mcp_head(&server, &sid).into_bytes();
+    request.extend_from_slice(
+        format!("zz\r\nGET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+    );
+    let mut r = raw_session(&server);
+    r.get_mut().write_all(&request).unwrap();
+    let resp = raw_response(&mut r).expect("the broken body is answered");
+    assert_ne!(resp.status, 404, "{}", resp.describe());
+    assert_closed(&mut r, "after a broken chunked body");
+}
+
+#[test]
+fn refused_ten_megabyte_bodies_are_never_buffered() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let host = server.host_header();
+    let mut r = raw_session(&server);
+    let piece = vec![b'x'; 64 * 1024];
+    let pieces = 160; // 10 MiB
+                      // Three with Content-Length, one chunked, all on one kept-alive connection.
+    for chunked in [false, false, false, true] {
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_string()
+        } else {
+            format!("Content-Length: {}", piece.len() * pieces)
+        };
+        write!(
+            r.get_mut(),
+            "POST /mcp HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-11-25\r\n{framing}\r\n\r\n",
+            server.token()
+        )
+        .unwrap();
+        for _ in 0..pieces {
+            if chunked {
+                write!(r.get_mut(), "{:x}\r\n", piece.len()).unwrap();
+            }
+            r.get_mut().write_all(&piece).unwrap();
+            if chunked {
+                r.get_mut().write_all(b"\r\n").unwrap();
+            }
+        }
+        if chunked {
+            r.get_mut().write_all(b"0\r\n\r\n").unwrap();
+        }
+        let resp = raw_response(&mut r).expect("the 10 MiB body is answered");
+        assert_json_error(&resp, 413);
+    }
+    // The refused bodies were skipped whole: the connection is still in step.
+    write!(r.get_mut(), "GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let resp = raw_response(&mut r).expect("/health after the refused bodies");
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    // Peak resident memory (not just the current one): 40 MiB bodies went by, none was held.
+    let peak = status_kib(server.pid(), "VmHWM");
+    assert!(peak < 40 * 1024, "peak RSS {peak} KiB");
+    assert!(status_kib(server.pid(), "VmRSS") < 40 * 1024);
+}
+
+#[test]
+fn a_refused_body_the_client_holds_back_is_never_waited_for() {
+    // `Expect: 100-continue`: the client sends the body only once told to. A body refused
+    // before that (413) is not read at all: no waiting for 10 MiB that may never come, and the
+    // connection is closed after the answer (the body may still be on its way).
+    let server = Server::start_default();
+    let sid = server.session();
+    let mut r = raw_session(&server);
+    write!(
+        r.get_mut(),
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-11-25\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        server.host_header(),
+        server.token(),
+        10 * 1024 * 1024
+    )
+    .unwrap();
+    let resp = raw_response(&mut r).expect("413 without asking for the body");
+    assert_json_error(&resp, 413);
+    assert_closed(&mut r, "after refusing a held-back body");
+    let resp = Req::get("/health").timeout(PROMPT).send(server.port);
+    assert_eq!(resp.status, 200);
+}

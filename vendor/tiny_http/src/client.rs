@@ -7,6 +7,8 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::common::{HTTPVersion, Header, Method};
 use crate::util::RefinedTcpStream;
@@ -44,6 +46,10 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // set by a request body whose end could not be found (see `request::new_request`): the
+    // next request cannot be located, so none is read
+    framing_lost: Arc<AtomicBool>,
 
     // bytes of the current request's head read so far (0: the connection is idle)
     head_bytes: usize,
@@ -84,6 +90,7 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            framing_lost: Arc::new(AtomicBool::new(false)),
             head_bytes: 0,
         }
     }
@@ -150,6 +157,15 @@ impl ClientConnection {
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
         self.head_bytes = 0;
+        // The connection's reader comes back once the previous request's body is done with;
+        // only then is it known whether the next request can be found at all.
+        self.next_header_source.wait_turn();
+        if self.framing_lost.load(Ordering::Acquire) {
+            return Err(ReadError::ReadIoError(IoError::new(
+                ErrorKind::ConnectionAborted,
+                "the end of the previous request's body is unknown",
+            )));
+        }
         let reject = |status: u16, message: &'static str| ReadError::Reject(status, message.into());
 
         // reading the request line
@@ -235,6 +251,7 @@ impl ClientConnection {
             self.remote_addr,
             data_source,
             writer,
+            Arc::clone(&self.framing_lost),
         )
         .map_err(|e| {
             use crate::request;

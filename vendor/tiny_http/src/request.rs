@@ -5,7 +5,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
@@ -74,6 +76,10 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // shared with the connection: set when where this body ends is unknown (or the body is
+    // abandoned), so that no further request is read from the connection
+    framing_lost: Arc<AtomicBool>,
 }
 
 struct NotifyOnDrop<R> {
@@ -130,6 +136,9 @@ impl From<IoError> for RequestCreationError {
 /// It is the responsibility of the `Request` to read only the data of the request and not further.
 ///
 /// The `Write` object will be used by the `Request` to write the response.
+///
+/// `framing_lost` is set when the end of the body could not be found (a broken chunk, a read
+/// error while discarding an unread remainder); the connection then reads no further request.
 #[allow(clippy::too_many_arguments)]
 pub fn new_request<R, W>(
     secure: bool,
@@ -140,6 +149,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    framing_lost: Arc<AtomicBool>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -202,11 +212,18 @@ where
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
             let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let data_reader = data_reader.with_framing_flag(framing_lost.clone());
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding {
-        // `body_framing` let only `chunked` through
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        // `body_framing` let only `chunked` through; fused: at its end the connection's reader is
+        // handed on at once, so a pipelined request is read while this one is being answered
+        let body = ChunkedBody {
+            decoder: Decoder::new(source_data),
+            finished: false,
+            framing_lost: framing_lost.clone(),
+        };
+        Box::new(FusedReader::new(body)) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -226,6 +243,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        framing_lost,
     })
 }
 
@@ -277,6 +295,55 @@ fn body_framing(headers: &[Header]) -> Result<(bool, Option<usize>), RequestCrea
         return Err(invalid(501, "only the chunked transfer coding is supported"));
     }
     Ok((true, None))
+}
+
+/// A chunked request body. What the handler leaves unread is read and discarded when the body
+/// is dropped, so that the next request on the connection starts where it really starts
+/// (upstream parsed the unread rest of a chunked body as the next request). When the chunked
+/// framing is broken or a read fails, where the body ends is unknown: `framing_lost` is set and
+/// the connection reads no further request.
+struct ChunkedBody<R: Read> {
+    decoder: Decoder<R>,
+    /// The last chunk was read (or the body was given up): nothing more to read or drain.
+    finished: bool,
+    framing_lost: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for ChunkedBody<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.finished || buf.is_empty() {
+            return Ok(0);
+        }
+        match self.decoder.read(buf) {
+            Ok(0) => {
+                self.finished = true;
+                Ok(0)
+            }
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                self.finished = true;
+                self.framing_lost.store(true, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<R: Read> Drop for ChunkedBody<R> {
+    fn drop(&mut self) {
+        // Runs before the decoder (and with it the connection's reader) is handed on to the
+        // next request, so `framing_lost` is set before that request is read. Nothing is
+        // drained once the body is abandoned (see `Request`'s `drop`).
+        let mut buf = [0u8; 4096];
+        while !self.finished && !self.framing_lost.load(Ordering::Acquire) {
+            match self.read(&mut buf) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 impl Request {
@@ -525,6 +592,14 @@ impl fmt::Debug for Request {
 
 impl Drop for Request {
     fn drop(&mut self) {
+        // The client sent `Expect: 100-continue` and the body was never asked for: it waits for
+        // our answer before sending the body, and may never send it. Reading it (to find the
+        // next request) would wait for bytes that may never come, or take a 10 MB body that was
+        // refused: the body is abandoned and the connection closed after the answer. This runs
+        // before the body reader is dropped, which then skips its drain.
+        if self.must_send_continue && self.body_length != Some(0) {
+            self.framing_lost.store(true, Ordering::Release);
+        }
         if self.response_writer.is_some() {
             // A JSON body, like every other error answer of the server.
             let body = crate::response::json_error_body(
