@@ -1665,3 +1665,123 @@ fn a_refused_body_the_client_holds_back_is_never_waited_for() {
     let resp = Req::get("/health").timeout(PROMPT).send(server.port);
     assert_eq!(resp.status, 200);
 }
+
+/// The soft `RLIMIT_NPROC` of process `pid`, which runs as user and group `owner`: set to `soft`
+/// when given; returns the old value.
+///
+/// prlimit(2) on another process needs the caller's real ids to be the target's (or
+/// CAP_SYS_RESOURCE, which a container's root may lack), so a short-lived thread takes the
+/// owner's real ids first, with raw syscalls that change that thread only (glibc's wrappers
+/// would change every thread of the test process). Its effective ids stay as they are.
+fn nproc_limit(pid: u32, owner: u32, soft: Option<libc::rlim_t>) -> libc::rlim_t {
+    std::thread::spawn(move || {
+        // SAFETY: getuid(2) has no preconditions.
+        if unsafe { libc::getuid() } != owner {
+            let keep = libc::c_long::from(-1i32);
+            // SAFETY: setresgid/setresuid on the calling thread only, real ids only.
+            unsafe {
+                assert_eq!(
+                    libc::syscall(libc::SYS_setresgid, libc::c_long::from(owner), keep, keep),
+                    0
+                );
+                assert_eq!(
+                    libc::syscall(libc::SYS_setresuid, libc::c_long::from(owner), keep, keep),
+                    0
+                );
+            }
+        }
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: prlimit(2) with no new limit and a valid out-pointer.
+        let rc = unsafe {
+            libc::prlimit(
+                pid as libc::pid_t,
+                libc::RLIMIT_NPROC,
+                std::ptr::null(),
+                &mut old,
+            )
+        };
+        assert_eq!(rc, 0, "prlimit read: {}", std::io::Error::last_os_error());
+        if let Some(soft) = soft {
+            let new = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: old.rlim_max,
+            };
+            // SAFETY: prlimit(2) with a valid new limit.
+            let rc = unsafe {
+                libc::prlimit(
+                    pid as libc::pid_t,
+                    libc::RLIMIT_NPROC,
+                    &new,
+                    std::ptr::null_mut(),
+                )
+            };
+            assert_eq!(rc, 0, "prlimit set: {}", std::io::Error::last_os_error());
+        }
+        old.rlim_cur
+    })
+    .join()
+    .expect("the prlimit thread")
+}
+
+#[test]
+fn a_thread_that_cannot_start_is_answered_and_accepting_goes_on() {
+    // RLIMIT_NPROC = 1 makes every new thread of the server fail to start. Root is exempt from
+    // that limit, so when the tests run as root the server runs as nobody.
+    let data = common::TempDir::new("cc-http-nproc");
+    let mut options = Options::default();
+    // SAFETY: getuid(2) has no preconditions.
+    let mut owner = unsafe { libc::getuid() };
+    if owner == 0 {
+        const NOBODY: u32 = 65534;
+        let path = std::ffi::CString::new(data.path().to_str().unwrap()).unwrap();
+        // SAFETY: chown(2) on a NUL-terminated path we created.
+        assert_eq!(unsafe { libc::chown(path.as_ptr(), NOBODY, NOBODY) }, 0);
+        options = options.uid(NOBODY);
+        owner = NOBODY;
+    }
+    let server = Server::start_in(options, data);
+    let host = server.host_header();
+    let old = nproc_limit(server.pid(), owner, Some(1));
+    // Each connection stays open (keep-alive) and so keeps its connection thread: the first go
+    // to the pool's idle threads (then the server's own per-request thread cannot start: 500),
+    // the rest need a new connection thread, which cannot start (503 from tiny_http).
+    let mut conns = Vec::new();
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let mut r = raw_session(&server);
+        // A connection no thread can serve is answered (503) and closed at once, perhaps before
+        // the request is sent: the write may fail, the answer is there to read.
+        let _ = write!(r.get_mut(), "GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let resp = raw_response(&mut r)
+            .unwrap_or_else(|e| panic!("connection {i} got no answer within {PROMPT:?}: {e}"));
+        assert!(
+            resp.status == 500 || resp.status == 503,
+            "connection {i}: {}",
+            resp.describe()
+        );
+        let body = assert_json_error(&resp, resp.status);
+        assert_eq!(body["status"], json!(resp.status), "{body}");
+        statuses.push(resp.status);
+        conns.push(r);
+    }
+    assert!(
+        statuses.contains(&503),
+        "connections beyond the idle threads are answered 503: {statuses:?}"
+    );
+    // Threads can start again: the server still accepts and answers.
+    nproc_limit(server.pid(), owner, Some(old));
+    let resp = Req::get("/health")
+        .timeout(PROMPT)
+        .try_send(server.port)
+        .expect("the server accepts again once threads can start");
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    drop(conns);
+    let log = server.stop();
+    assert!(
+        log.contains("Cannot start a thread for a new client"),
+        "the failure is logged: {log}"
+    );
+}
