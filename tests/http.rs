@@ -1785,3 +1785,41 @@ fn a_thread_that_cannot_start_is_answered_and_accepting_goes_on() {
         "the failure is logged: {log}"
     );
 }
+
+#[test]
+fn large_answers_on_a_kept_alive_connection_are_not_delayed() {
+    // An answer written in two parts (head, then body) waited for the client's delayed ACK
+    // (Nagle's algorithm): ~40 ms on every round trip, without fail. A debug build answers
+    // tools/list in a few ms even on a busy host, so the median of 20 round trips under 20 ms
+    // tells the two apart without depending on fine timing.
+    let server = Server::start_default();
+    let sid = server.session();
+    let mut r = raw_session(&server);
+    let mut times = Vec::new();
+    for id in 1..=20 {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"}).to_string();
+        let request = format!(
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-11-25\r\nContent-Length: {}\r\n\r\n{body}",
+            server.host_header(),
+            server.token(),
+            body.len()
+        );
+        let started = Instant::now();
+        r.get_mut().write_all(request.as_bytes()).unwrap();
+        let resp = raw_response(&mut r).expect("tools/list answered on the kept-alive connection");
+        times.push(started.elapsed());
+        assert_eq!(resp.status, 200, "{}", resp.describe());
+        assert!(
+            resp.body.len() > 2048,
+            "a large answer: {} bytes",
+            resp.body.len()
+        );
+        assert_eq!(resp.json()["id"], json!(id));
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    assert!(
+        median < Duration::from_millis(20),
+        "median round trip {median:?} (sorted: {times:?})"
+    );
+}
