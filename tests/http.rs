@@ -6,7 +6,7 @@ mod common;
 
 use common::{initialize_body, read_sse_event, Auth, OpenResponse, Options, Req, Response, Server};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -1277,4 +1277,549 @@ fn idle_event_streams_get_keep_alive_comments() {
     assert!(!stream.ended_now());
     let msg = server.rpc(&sid, "ping", json!({}));
     assert_eq!(msg["result"], json!({}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The HTTP layer itself (vendored tiny_http): answers it gives on its own, connection reuse,
+// threads and descriptors, memory
+
+/// How long an answer tiny_http gives by itself may take: far more than it needs, far less than
+/// a hang.
+const PROMPT: Duration = Duration::from_secs(5);
+
+/// One CRLF-terminated line of a raw response, without the CRLF.
+fn raw_line(r: &mut BufReader<TcpStream>) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line)?;
+    if !line.ends_with(b"\r\n") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "connection ended inside a line: {:?}",
+                String::from_utf8_lossy(&line)
+            ),
+        ));
+    }
+    line.truncate(line.len() - 2);
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+/// Read one whole response (Content-Length or chunked body) from a raw connection, leaving the
+/// connection positioned at the next one.
+fn raw_response(r: &mut BufReader<TcpStream>) -> std::io::Result<Response> {
+    let status_line = raw_line(r)?;
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("bad status line {status_line:?}"),
+            )
+        })?;
+    let mut headers = Vec::new();
+    loop {
+        let line = raw_line(r)?;
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let mut resp = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if resp
+        .header("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let size = usize::from_str_radix(raw_line(r)?.trim(), 16)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            if size == 0 {
+                raw_line(r)?;
+                break;
+            }
+            let start = resp.body.len();
+            resp.body.resize(start + size, 0);
+            r.read_exact(&mut resp.body[start..])?;
+            raw_line(r)?;
+        }
+    } else {
+        let len: usize = resp
+            .header("content-length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        resp.body.resize(len, 0);
+        r.read_exact(&mut resp.body)?;
+    }
+    Ok(resp)
+}
+
+/// A raw connection with a buffered reader, answers expected within `PROMPT`.
+fn raw_session(server: &Server) -> BufReader<TcpStream> {
+    let s = raw_connect(server);
+    s.set_read_timeout(Some(PROMPT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    BufReader::new(s)
+}
+
+/// The server closed the connection: EOF (or a reset) with nothing more sent.
+fn assert_closed(r: &mut BufReader<TcpStream>, what: &str) {
+    let mut rest = Vec::new();
+    match r.read_to_end(&mut rest) {
+        Ok(_) => assert!(
+            rest.is_empty(),
+            "{what}: more after the answer: {:?}",
+            String::from_utf8_lossy(&rest)
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("{what}: the connection stayed open ({e})"),
+    }
+}
+
+/// An error tiny_http answered by itself: this status, a JSON body in the shape of the server's
+/// own errors, `Connection: close`.
+fn assert_closing_json_error(resp: &Response, status: u16, what: &str) -> Value {
+    let body = assert_json_error(resp, status);
+    assert_eq!(body["status"], json!(status), "{what}: {body}");
+    assert!(
+        body["error"].as_str().is_some_and(|m| !m.is_empty()),
+        "{what}: {body}"
+    );
+    assert_eq!(
+        resp.header("connection").map(str::to_ascii_lowercase),
+        Some("close".to_string()),
+        "{what}: {}",
+        resp.describe()
+    );
+    body
+}
+
+/// The server's thread and open-descriptor counts, from /proc.
+fn threads_and_fds(pid: u32) -> (usize, usize) {
+    let count = |dir: &str| {
+        std::fs::read_dir(format!("/proc/{pid}/{dir}"))
+            .map(|d| d.count())
+            .unwrap_or_else(|e| panic!("/proc/{pid}/{dir}: {e}"))
+    };
+    (count("task"), count("fd"))
+}
+
+/// The counts once they have held still for half a second (short-lived request threads gone).
+fn settled_threads_and_fds(pid: u32) -> (usize, usize) {
+    let mut last = threads_and_fds(pid);
+    let mut same = 0;
+    common::wait_until(
+        "steady thread and descriptor counts",
+        Duration::from_secs(20),
+        || {
+            let now = threads_and_fds(pid);
+            same = if now == last { same + 1 } else { 0 };
+            last = now;
+            (same >= 10).then_some(now)
+        },
+    )
+}
+
+#[test]
+fn http2_and_http3_request_lines_get_505_and_leave_nothing_behind() {
+    let server = Server::start_default();
+    let pid = server.pid();
+    let host = server.host_header();
+    let baseline = settled_threads_and_fds(pid);
+    for i in 0..50 {
+        let version = if i % 2 == 0 { "HTTP/2.0" } else { "HTTP/3.0" };
+        let mut r = raw_session(&server);
+        write!(r.get_mut(), "GET /health {version}\r\nHost: {host}\r\n\r\n").unwrap();
+        let resp = raw_response(&mut r).unwrap_or_else(|e| {
+            panic!("request {i} ({version}): no answer within {PROMPT:?}: {e}")
+        });
+        let body = assert_closing_json_error(&resp, 505, version);
+        assert!(body["error"].as_str().unwrap().contains(version), "{body}");
+        assert_closed(&mut r, version);
+    }
+    // Every connection's thread and descriptors are released: the counts come back down (an
+    // idle connection thread beyond the pool's four ends after 5 s).
+    common::wait_until(
+        &format!("threads and descriptors back to {baseline:?}"),
+        Duration::from_secs(30),
+        || {
+            let now = threads_and_fds(pid);
+            (now.0 <= baseline.0 && now.1 <= baseline.1).then_some(())
+        },
+    );
+    // After an answered request on a kept-alive connection, too. (Not counted above: a request
+    // that reaches a worker may have it open its database connection.)
+    let mut r = raw_session(&server);
+    write!(
+        r.get_mut(),
+        "GET /health HTTP/1.1\r\nHost: {host}\r\n\r\nGET /health HTTP/2.0\r\nHost: {host}\r\n\r\n"
+    )
+    .unwrap();
+    assert_eq!(raw_response(&mut r).expect("first answer").status, 200);
+    let resp = raw_response(&mut r).expect("505 after a kept-alive request");
+    assert_closing_json_error(&resp, 505, "pipelined HTTP/2.0");
+    assert_closed(&mut r, "pipelined HTTP/2.0");
+    let resp = Req::get("/health").timeout(PROMPT).send(server.port);
+    assert_eq!(resp.status, 200);
+}
+
+#[test]
+fn malformed_requests_get_json_errors_and_the_connection_is_closed() {
+    let server = Server::start_default();
+    let host = server.host_header();
+    let h = format!("Host: {host}\r\n");
+    let long = "a".repeat(9000);
+    let many: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("garbage request line", b"GARBAGE\r\n\r\n".to_vec(), 400),
+        ("no HTTP version", format!("GET /\r\n{h}\r\n").into_bytes(), 400),
+        ("unknown HTTP version", format!("GET / HTTP/1.7\r\n{h}\r\n").into_bytes(), 400),
+        ("HTTP/0.9", format!("GET / HTTP/0.9\r\n{h}\r\n").into_bytes(), 505),
+        (
+            "non-ASCII request line",
+            [&b"GET /caf\xc3\xa9 HTTP/1.1\r\n"[..], h.as_bytes(), b"\r\n"].concat(),
+            400,
+        ),
+        (
+            "non-UTF-8 header value",
+            [&b"GET / HTTP/1.1\r\n"[..], h.as_bytes(), b"X-Name: \xff\xfe\r\n\r\n"].concat(),
+            400,
+        ),
+        ("header without colon", format!("GET / HTTP/1.1\r\n{h}NoColonHere\r\n\r\n").into_bytes(), 400),
+        ("space in header name", format!("GET / HTTP/1.1\r\n{h}Bad Name: x\r\n\r\n").into_bytes(), 400),
+        (
+            "Content-Length not a number (the body is a request)",
+            format!("POST /mcp HTTP/1.1\r\n{h}Content-Length: abc\r\n\r\nGET /health HTTP/1.1\r\n{h}\r\n")
+                .into_bytes(),
+            400,
+        ),
+        (
+            "two different Content-Lengths",
+            format!("POST /mcp HTTP/1.1\r\n{h}Content-Length: 2\r\nContent-Length: 40\r\n\r\n{{}}").into_bytes(),
+            400,
+        ),
+        (
+            "Transfer-Encoding and Content-Length",
+            format!("POST /mcp HTTP/1.1\r\n{h}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n")
+                .into_bytes(),
+            400,
+        ),
+        (
+            "a transfer coding other than chunked",
+            format!("POST /mcp HTTP/1.1\r\n{h}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n").into_bytes(),
+            501,
+        ),
+        (
+            "chunked not last",
+            format!("POST /mcp HTTP/1.1\r\n{h}Transfer-Encoding: gzip\r\n\r\n").into_bytes(),
+            400,
+        ),
+        ("unknown Expect", format!("GET / HTTP/1.1\r\n{h}Expect: telepathy\r\n\r\n").into_bytes(), 417),
+        ("request line too long", format!("GET /{long} HTTP/1.1\r\n{h}\r\n").into_bytes(), 414),
+        ("header line too long", format!("GET / HTTP/1.1\r\n{h}X-Long: {long}\r\n\r\n").into_bytes(), 431),
+        ("too many headers", format!("GET / HTTP/1.1\r\n{h}{many}\r\n").into_bytes(), 431),
+    ];
+    for (what, bytes, status) in cases {
+        let mut r = raw_session(&server);
+        r.get_mut().write_all(&bytes).unwrap();
+        let resp = raw_response(&mut r).unwrap_or_else(|e| panic!("{what}: no answer: {e}"));
+        assert_closing_json_error(&resp, status, what);
+        assert_closed(&mut r, what);
+    }
+    let resp = Req::get("/health").timeout(PROMPT).send(server.port);
+    assert_eq!(resp.status, 200);
+}
+
+/// A `/proc/PID/status` value in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+}
+
+/// The head of a chunked POST /mcp on a session.
+fn chunked_mcp_head(server: &Server, sid: &str) -> String {
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-11-25\r\nTransfer-Encoding: chunked\r\n\r\n",
+        server.host_header(),
+        server.token()
+    )
+}
+
+#[test]
+fn an_unread_chunked_body_is_skipped_never_read_as_a_request() {
+    let server = Server::start(Options::default().env("CLAUDECRON_MAX_BODY_BYTES", "2048"));
+    let sid = server.session();
+    let host = server.host_header();
+    // The server reads one byte more than max_body_bytes, answers 413 and leaves the rest of the
+    // body unread. That rest holds a complete request: it must be skipped as body, and the next
+    // real request on the connection answered.
+    let mut data = vec![b'x'; 2049];
+    data.extend_from_slice(format!("GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes());
+    data.extend_from_slice(&[b'y'; 500]);
+    let mut request = chunked_mcp_head(&server, &sid).into_bytes();
+    request.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    request.extend_from_slice(&data);
+    request.extend_from_slice(b"\r\n0\r\n\r\n");
+    request.extend_from_slice(format!("GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes());
+    let mut r = raw_session(&server);
+    r.get_mut().write_all(&request).unwrap();
+    let resp = raw_response(&mut r).expect("the too-large body is answered");
+    assert_json_error(&resp, 413);
+    let resp = raw_response(&mut r).expect("the next request is answered");
+    assert_eq!(
+        resp.status,
+        200,
+        "GET /health, not /smuggled: {}",
+        resp.describe()
+    );
+    assert_eq!(resp.json()["status"], "ok", "{}", resp.describe());
+
+    // Broken chunk framing: where the body ends is unknown, so nothing after it is taken for a
+    // request; the connection is closed after the answer.
+    let mut request = chunked_mcp_head(&server, &sid).into_bytes();
+    request.extend_from_slice(
+        format!("zz\r\nGET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+    );
+    let mut r = raw_session(&server);
+    r.get_mut().write_all(&request).unwrap();
+    let resp = raw_response(&mut r).expect("the broken body is answered");
+    assert_ne!(resp.status, 404, "{}", resp.describe());
+    assert_closed(&mut r, "after a broken chunked body");
+}
+
+#[test]
+fn refused_ten_megabyte_bodies_are_never_buffered() {
+    let server = Server::start_default();
+    let sid = server.session();
+    let host = server.host_header();
+    let mut r = raw_session(&server);
+    let piece = vec![b'x'; 64 * 1024];
+    let pieces = 160; // 10 MiB
+                      // Three with Content-Length, one chunked, all on one kept-alive connection.
+    for chunked in [false, false, false, true] {
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_string()
+        } else {
+            format!("Content-Length: {}", piece.len() * pieces)
+        };
+        write!(
+            r.get_mut(),
+            "POST /mcp HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-11-25\r\n{framing}\r\n\r\n",
+            server.token()
+        )
+        .unwrap();
+        for _ in 0..pieces {
+            if chunked {
+                write!(r.get_mut(), "{:x}\r\n", piece.len()).unwrap();
+            }
+            r.get_mut().write_all(&piece).unwrap();
+            if chunked {
+                r.get_mut().write_all(b"\r\n").unwrap();
+            }
+        }
+        if chunked {
+            r.get_mut().write_all(b"0\r\n\r\n").unwrap();
+        }
+        let resp = raw_response(&mut r).expect("the 10 MiB body is answered");
+        assert_json_error(&resp, 413);
+    }
+    // The refused bodies were skipped whole: the connection is still in step.
+    write!(r.get_mut(), "GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let resp = raw_response(&mut r).expect("/health after the refused bodies");
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    // Peak resident memory (not just the current one): 40 MiB bodies went by, none was held.
+    let peak = status_kib(server.pid(), "VmHWM");
+    assert!(peak < 40 * 1024, "peak RSS {peak} KiB");
+    assert!(status_kib(server.pid(), "VmRSS") < 40 * 1024);
+}
+
+#[test]
+fn a_refused_body_the_client_holds_back_is_never_waited_for() {
+    // `Expect: 100-continue`: the client sends the body only once told to. A body refused
+    // before that (413) is not read at all: no waiting for 10 MiB that may never come, and the
+    // connection is closed after the answer (the body may still be on its way).
+    let server = Server::start_default();
+    let sid = server.session();
+    let mut r = raw_session(&server);
+    write!(
+        r.get_mut(),
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-11-25\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        server.host_header(),
+        server.token(),
+        10 * 1024 * 1024
+    )
+    .unwrap();
+    let resp = raw_response(&mut r).expect("413 without asking for the body");
+    assert_json_error(&resp, 413);
+    assert_closed(&mut r, "after refusing a held-back body");
+    let resp = Req::get("/health").timeout(PROMPT).send(server.port);
+    assert_eq!(resp.status, 200);
+}
+
+/// The soft `RLIMIT_NPROC` of process `pid`, which runs as user and group `owner`: set to `soft`
+/// when given; returns the old value.
+///
+/// prlimit(2) on another process needs the caller's real ids to be the target's (or
+/// CAP_SYS_RESOURCE, which a container's root may lack), so a short-lived thread takes the
+/// owner's real ids first, with raw syscalls that change that thread only (glibc's wrappers
+/// would change every thread of the test process). Its effective ids stay as they are.
+fn nproc_limit(pid: u32, owner: u32, soft: Option<libc::rlim_t>) -> libc::rlim_t {
+    std::thread::spawn(move || {
+        // SAFETY: getuid(2) has no preconditions.
+        if unsafe { libc::getuid() } != owner {
+            let keep = libc::c_long::from(-1i32);
+            // SAFETY: setresgid/setresuid on the calling thread only, real ids only.
+            unsafe {
+                assert_eq!(
+                    libc::syscall(libc::SYS_setresgid, libc::c_long::from(owner), keep, keep),
+                    0
+                );
+                assert_eq!(
+                    libc::syscall(libc::SYS_setresuid, libc::c_long::from(owner), keep, keep),
+                    0
+                );
+            }
+        }
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: prlimit(2) with no new limit and a valid out-pointer.
+        let rc = unsafe {
+            libc::prlimit(
+                pid as libc::pid_t,
+                libc::RLIMIT_NPROC,
+                std::ptr::null(),
+                &mut old,
+            )
+        };
+        assert_eq!(rc, 0, "prlimit read: {}", std::io::Error::last_os_error());
+        if let Some(soft) = soft {
+            let new = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: old.rlim_max,
+            };
+            // SAFETY: prlimit(2) with a valid new limit.
+            let rc = unsafe {
+                libc::prlimit(
+                    pid as libc::pid_t,
+                    libc::RLIMIT_NPROC,
+                    &new,
+                    std::ptr::null_mut(),
+                )
+            };
+            assert_eq!(rc, 0, "prlimit set: {}", std::io::Error::last_os_error());
+        }
+        old.rlim_cur
+    })
+    .join()
+    .expect("the prlimit thread")
+}
+
+#[test]
+fn a_thread_that_cannot_start_is_answered_and_accepting_goes_on() {
+    // RLIMIT_NPROC = 1 makes every new thread of the server fail to start. Root is exempt from
+    // that limit, so when the tests run as root the server runs as nobody.
+    let data = common::TempDir::new("cc-http-nproc");
+    let mut options = Options::default();
+    // SAFETY: getuid(2) has no preconditions.
+    let mut owner = unsafe { libc::getuid() };
+    if owner == 0 {
+        const NOBODY: u32 = 65534;
+        let path = std::ffi::CString::new(data.path().to_str().unwrap()).unwrap();
+        // SAFETY: chown(2) on a NUL-terminated path we created.
+        assert_eq!(unsafe { libc::chown(path.as_ptr(), NOBODY, NOBODY) }, 0);
+        options = options.uid(NOBODY);
+        owner = NOBODY;
+    }
+    let server = Server::start_in(options, data);
+    let host = server.host_header();
+    let old = nproc_limit(server.pid(), owner, Some(1));
+    // Each connection stays open (keep-alive) and so keeps its connection thread: the first go
+    // to the pool's idle threads (then the server's own per-request thread cannot start: 500),
+    // the rest need a new connection thread, which cannot start (503 from tiny_http).
+    let mut conns = Vec::new();
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let mut r = raw_session(&server);
+        // A connection no thread can serve is answered (503) and closed at once, perhaps before
+        // the request is sent: the write may fail, the answer is there to read.
+        let _ = write!(r.get_mut(), "GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let resp = raw_response(&mut r)
+            .unwrap_or_else(|e| panic!("connection {i} got no answer within {PROMPT:?}: {e}"));
+        assert!(
+            resp.status == 500 || resp.status == 503,
+            "connection {i}: {}",
+            resp.describe()
+        );
+        let body = assert_json_error(&resp, resp.status);
+        assert_eq!(body["status"], json!(resp.status), "{body}");
+        statuses.push(resp.status);
+        conns.push(r);
+    }
+    assert!(
+        statuses.contains(&503),
+        "connections beyond the idle threads are answered 503: {statuses:?}"
+    );
+    // Threads can start again: the server still accepts and answers.
+    nproc_limit(server.pid(), owner, Some(old));
+    let resp = Req::get("/health")
+        .timeout(PROMPT)
+        .try_send(server.port)
+        .expect("the server accepts again once threads can start");
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    drop(conns);
+    let log = server.stop();
+    assert!(
+        log.contains("Cannot start a thread for a new client"),
+        "the failure is logged: {log}"
+    );
+}
+
+#[test]
+fn large_answers_on_a_kept_alive_connection_are_not_delayed() {
+    // An answer written in two parts (head, then body) waited for the client's delayed ACK
+    // (Nagle's algorithm): ~40 ms on every round trip, without fail. A debug build answers
+    // tools/list in a few ms even on a busy host, so the median of 20 round trips under 20 ms
+    // tells the two apart without depending on fine timing.
+    let server = Server::start_default();
+    let sid = server.session();
+    let mut r = raw_session(&server);
+    let mut times = Vec::new();
+    for id in 1..=20 {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"}).to_string();
+        let request = format!(
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-11-25\r\nContent-Length: {}\r\n\r\n{body}",
+            server.host_header(),
+            server.token(),
+            body.len()
+        );
+        let started = Instant::now();
+        r.get_mut().write_all(request.as_bytes()).unwrap();
+        let resp = raw_response(&mut r).expect("tools/list answered on the kept-alive connection");
+        times.push(started.elapsed());
+        assert_eq!(resp.status, 200, "{}", resp.describe());
+        assert!(
+            resp.body.len() > 2048,
+            "a large answer: {} bytes",
+            resp.body.len()
+        );
+        assert_eq!(resp.json()["id"], json!(id));
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    assert!(
+        median < Duration::from_millis(20),
+        "median round trip {median:?} (sorted: {times:?})"
+    );
 }

@@ -2,21 +2,33 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use crate::common::{HTTPVersion, Method};
+use crate::common::{HTTPVersion, Header, Method};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
+
+/// The longest request line accepted (method, target and version); longer is 414.
+const MAX_REQUEST_LINE: usize = 8 * 1024;
+/// The longest header line accepted; longer is 431.
+const MAX_HEADER_LINE: usize = 8 * 1024;
+/// The most header bytes (and lines) one request may have; more is 431. Upstream had no limit:
+/// a client sending one endless header line grew a buffer until memory ran out.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+const MAX_HEADERS: usize = 100;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
 pub struct ClientConnection {
     // address of the client
-    remote_addr: IoResult<Option<SocketAddr>>,
+    remote_addr: Option<SocketAddr>,
 
     // sequence of Readers to the stream, so that the data is not read in
     //  the wrong order
@@ -34,16 +46,28 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // set by a request body whose end could not be found (see `request::new_request`): the
+    // next request cannot be located, so none is read
+    framing_lost: Arc<AtomicBool>,
+
+    // bytes of the current request's head read so far (0: the connection is idle)
+    head_bytes: usize,
 }
 
 /// Error that can happen when reading a request.
 #[derive(Debug)]
 enum ReadError {
-    WrongRequestLine,
-    WrongHeader(HTTPVersion),
-    /// the client sent an unrecognized `Expect` header
-    ExpectationFailed(HTTPVersion),
+    /// Answer with this status and a JSON error body, then close the connection (where the
+    /// next request would start is unknown).
+    Reject(u16, Cow<'static, str>),
     ReadIoError(IoError),
+}
+
+/// Why a line of the request head could not be read.
+enum LineError {
+    TooLong,
+    Io(IoError),
 }
 
 impl ClientConnection {
@@ -52,7 +76,8 @@ impl ClientConnection {
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
     ) -> ClientConnection {
-        let remote_addr = read_socket.peer_addr();
+        // None when the peer is already gone (upstream kept the error and panicked on it later)
+        let remote_addr = read_socket.peer_addr().ok().flatten();
         let secure = read_socket.secure();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
@@ -65,6 +90,8 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            framing_lost: Arc::new(AtomicBool::new(false)),
+            head_bytes: 0,
         }
     }
 
@@ -73,11 +100,27 @@ impl ClientConnection {
         self.secure
     }
 
-    /// Reads the next line from self.next_header_source.
+    /// Answer `status` with a JSON error body and `Connection: close`; the caller then closes the
+    /// connection. The answer is written after those to earlier requests on this connection.
+    fn reject(&mut self, status: u16, message: &str) {
+        log::debug!("answering {} and closing: {}", status, message);
+        let mut writer = self.sink.next().unwrap();
+        let answer = crate::response::json_error_message(status, message);
+        let _ = writer.write_all(&answer).and_then(|()| writer.flush());
+    }
+
+    /// Answer `status` (JSON error body) on a connection that will not be served (no thread
+    /// could be started for it), and close it.
+    pub(crate) fn refuse(mut self, status: u16, message: &str) {
+        self.reject(status, message);
+    }
+
+    /// Reads the next line from self.next_header_source, without its `CRLF`, refusing lines
+    /// longer than `limit`.
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    fn read_next_line(&mut self, limit: usize) -> Result<Vec<u8>, LineError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -85,56 +128,111 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(b) => b.map_err(LineError::Io)?,
+                None => {
+                    return Err(LineError::Io(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "Unexpected EOF",
+                    )))
+                }
             };
+            self.head_bytes += 1;
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return Ok(buf);
             }
 
             prev_byte_was_cr = byte == b'\r';
 
             buf.push(byte);
+            // (+1: the '\r' of a line that is just long enough)
+            if buf.len() > limit + 1 {
+                return Err(LineError::TooLong);
+            }
         }
     }
 
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
-        let (method, path, version, headers) = {
-            // reading the request line
-            let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+        self.head_bytes = 0;
+        // The connection's reader comes back once the previous request's body is done with;
+        // only then is it known whether the next request can be found at all.
+        self.next_header_source.wait_turn();
+        if self.framing_lost.load(Ordering::Acquire) {
+            return Err(ReadError::ReadIoError(IoError::new(
+                ErrorKind::ConnectionAborted,
+                "the end of the previous request's body is unknown",
+            )));
+        }
+        let reject = |status: u16, message: &'static str| ReadError::Reject(status, message.into());
 
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
-            };
+        // reading the request line
+        let line = self.read_next_line(MAX_REQUEST_LINE).map_err(|e| match e {
+            LineError::TooLong => reject(414, "the request line is longer than 8192 bytes"),
+            LineError::Io(e) => ReadError::ReadIoError(e),
+        })?;
+        let line = AsciiString::from_ascii(line)
+            .map_err(|_| reject(400, "the request line is not ASCII"))?;
+        let (method, path, version) = parse_request_line(
+            line.as_str().trim(), // TODO: remove this conversion
+        )?;
 
-            // getting all headers
-            let headers = {
-                let mut headers = Vec::new();
-                loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+        // getting all headers; after a malformed line the rest of the head is still read (so
+        // the connection is closed with nothing unread), and the first fault is answered
+        let mut headers = Vec::new();
+        let mut fault = None;
+        let mut head_size = 0;
+        loop {
+            let line = self.read_next_line(MAX_HEADER_LINE).map_err(|e| match e {
+                LineError::TooLong => reject(431, "a header line is longer than 8192 bytes"),
+                LineError::Io(e) => ReadError::ReadIoError(e),
+            })?;
+            if line.is_empty() {
+                break;
+            }
+            head_size += line.len() + 2;
+            if head_size > MAX_HEADER_BYTES || headers.len() >= MAX_HEADERS {
+                return Err(reject(
+                    431,
+                    "the request headers are too large (at most 100 lines and 64 KiB)",
+                ));
+            }
+            if fault.is_some() {
+                continue;
+            }
+            match AsciiString::from_ascii(line) {
+                Err(_) => fault = Some(reject(400, "a header line is not ASCII")),
+                // TODO: remove this conversion
+                Ok(line) => match Header::from_str(line.as_str().trim()) {
+                    Ok(h) => headers.push(h),
+                    Err(()) => {
+                        fault = Some(reject(
+                            400,
+                            "malformed header line (expected `Name: value`)",
+                        ))
+                    }
+                },
+            }
+        }
+        if let Some(fault) = fault {
+            return Err(fault);
+        }
 
-                    if line.is_empty() {
-                        break;
-                    };
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
-                        Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
-                    });
-                }
-
-                headers
-            };
-
-            (method, path, version, headers)
-        };
+        // Upstream answered 505 here with the writer still held by the request it had just
+        // built, so the answer waited for itself: no answer, a thread and the connection held
+        // forever. Checked before anything is built for the request.
+        if version < (1, 0) || version > (1, 1) {
+            return Err(ReadError::Reject(
+                505,
+                format!(
+                    "HTTP/{}.{} is not supported; this server speaks HTTP/1.1 and HTTP/1.0",
+                    version.0, version.1
+                )
+                .into(),
+            ));
+        }
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();
@@ -148,18 +246,23 @@ impl ClientConnection {
             self.secure,
             method,
             path,
-            version.clone(),
+            version,
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            self.remote_addr,
             data_source,
             writer,
+            Arc::clone(&self.framing_lost),
         )
         .map_err(|e| {
             use crate::request;
             match e {
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
-                request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
+                request::RequestCreationError::ExpectationFailed => reject(
+                    417,
+                    "the Expect header is not supported (only `Expect: 100-continue` is)",
+                ),
+                request::RequestCreationError::Invalid(status, message) => {
+                    reject(status, message)
                 }
             }
         })?;
@@ -175,93 +278,61 @@ impl Iterator for ClientConnection {
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
             return None;
         }
 
-        loop {
-            let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                Err(ReadError::ReadIoError(_)) => return None,
-
-                Ok(rq) => rq,
-            };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+        // Every error answer has a JSON body (upstream: empty bodies, and a silent close for
+        // non-ASCII bytes); after one the connection is closed, since where the next request
+        // would start is unknown.
+        let rq = match self.read() {
+            Err(ReadError::Reject(status, message)) => {
+                self.reject(status, &message);
+                return None;
             }
 
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
-
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
-
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
+            Err(ReadError::ReadIoError(ref err))
+                if matches!(err.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) =>
+            {
+                // A request begun and not finished in time gets 408; an idle kept-alive
+                // connection is just closed (a 408 there could be taken as the answer to a
+                // request the client is sending at that moment).
+                if self.head_bytes > 0 {
+                    self.reject(408, "the request was not received in time");
                 }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
-            };
+                return None; // closing the connection
+            }
 
-            // returning the request
-            return Some(rq);
-        }
+            Err(ReadError::ReadIoError(_)) => return None,
+
+            Ok(rq) => rq,
+        };
+
+        // updating the status of the connection
+        let connection_header = rq
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Connection"))
+            .map(|h| h.value.as_str());
+
+        let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
+
+        match lowercase {
+            Some(ref val) if val.contains("close") => self.no_more_requests = true,
+            Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
+            Some(ref val)
+                if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
+            {
+                self.no_more_requests = true
+            }
+            None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
+            _ => (),
+        };
+
+        // returning the request
+        Some(rq)
     }
 }
 
@@ -273,7 +344,12 @@ fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
         "HTTP/1.1" => (1, 1),
         "HTTP/2.0" => (2, 0),
         "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
+        _ => {
+            return Err(ReadError::Reject(
+                400,
+                "malformed request line (expected `METHOD /target HTTP/1.1`)".into(),
+            ))
+        }
     };
 
     Ok(HTTPVersion(major, minor))
@@ -290,7 +366,10 @@ fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadE
 
     method
         .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
+        .ok_or(ReadError::Reject(
+            400,
+            "malformed request line (expected `METHOD /target HTTP/1.1`)".into(),
+        ))
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ impl Listener {
                 let limit = Some(std::time::Duration::from_secs(60));
                 let _ = conn.set_read_timeout(limit);
                 let _ = conn.set_write_timeout(limit);
+                // Answers are written whole (see `Response::raw_print`); without this a reply
+                // written in two parts waited for the client's delayed ACK (Nagle), ~40 ms.
+                let _ = conn.set_nodelay(true);
                 (Connection::from(conn), Some(addr))
             }),
             #[cfg(unix)]

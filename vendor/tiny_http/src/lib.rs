@@ -102,7 +102,7 @@ use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -140,6 +140,88 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // set when the accept thread ended without being asked to (a fatal accept error, a
+    // panic): why, so that `recv` reports it every time instead of waiting for requests that
+    // will never come
+    listener_failure: Arc<Mutex<Option<(IoErrorKind, String)>>>,
+}
+
+/// Lives as long as the accept thread. However that thread ends other than by the `Server`
+/// being dropped (a fatal accept error, a panic), the failure is recorded and a waiting
+/// `recv` is woken with it. Upstream only reported an accept error; a panic there left `recv`
+/// blocked forever, the server alive but deaf.
+struct AcceptThreadEnd {
+    messages: Arc<MessagesQueue<Message>>,
+    close: Arc<AtomicBool>,
+    failure: Arc<Mutex<Option<(IoErrorKind, String)>>>,
+    error: Option<IoError>,
+}
+
+impl Drop for AcceptThreadEnd {
+    fn drop(&mut self) {
+        if self.close.load(Relaxed) {
+            return;
+        }
+        let error = self.error.take().unwrap_or_else(|| {
+            let what = if thread::panicking() {
+                "the accept thread panicked"
+            } else {
+                "the accept thread stopped"
+            };
+            IoError::new(IoErrorKind::Other, what)
+        });
+        log::error!("no more connections will be accepted: {}", error);
+        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        *failure = Some((error.kind(), error.to_string()));
+        drop(failure);
+        self.messages.push(error.into());
+    }
+}
+
+/// What to do after a failed `accept`.
+enum AcceptFailure {
+    /// The connection went away before it was accepted, or a signal interrupted: go on.
+    Retry,
+    /// Out of file descriptors or memory: wait a little, then go on. (Upstream stopped accepting
+    /// for good, so a burst of connections that ran the process out of descriptors made the
+    /// server deaf until it was restarted.)
+    Backoff,
+    /// The listening socket itself is unusable.
+    Fatal,
+}
+
+fn classify_accept_error(e: &IoError) -> AcceptFailure {
+    match e.kind() {
+        IoErrorKind::ConnectionAborted
+        | IoErrorKind::ConnectionReset
+        | IoErrorKind::Interrupted
+        | IoErrorKind::WouldBlock => return AcceptFailure::Retry,
+        IoErrorKind::OutOfMemory => return AcceptFailure::Backoff,
+        _ => {}
+    }
+    // ENFILE, EMFILE (the same numbers on Linux, the BSDs and macOS), ENOBUFS
+    match e.raw_os_error() {
+        Some(23) | Some(24) => AcceptFailure::Backoff,
+        #[cfg(target_os = "linux")]
+        Some(105) => AcceptFailure::Backoff,
+        _ => AcceptFailure::Fatal,
+    }
+}
+
+/// A connection handed to the task pool. If it is dropped before a thread took it (no thread
+/// could be started), the client is answered 503 instead of finding the connection closed.
+struct PendingClient(Option<ClientConnection>);
+
+impl Drop for PendingClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            client.refuse(
+                503,
+                "the server cannot start a thread for this connection; retry shortly",
+            );
+        }
+    }
 }
 
 enum Message {
@@ -285,17 +367,38 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        thread::spawn(move || {
+        let listener_failure = Arc::new(Mutex::new(None));
+        let inside_failure = listener_failure.clone();
+        // `thread::spawn` would panic if the thread cannot be created
+        thread::Builder::new().spawn(move || {
+            let mut end = AcceptThreadEnd {
+                messages: inside_messages.clone(),
+                close: inside_close_trigger.clone(),
+                failure: inside_failure,
+                error: None,
+            };
+
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
+            // after running out of descriptors or memory: 5 ms, doubling up to 1 s
+            let mut backoff = Duration::from_millis(0);
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
+                        backoff = Duration::from_millis(0);
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
+                            None => match RefinedTcpStream::new(sock) {
+                                Ok(pair) => pair,
+                                // out of descriptors for the second handle: the connection is
+                                // closed (dropped), the next one may fare better
+                                Err(e) => {
+                                    log::error!("Error setting up a new client: {}", e);
+                                    continue;
+                                }
+                            },
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection
@@ -305,7 +408,10 @@ impl Server {
                                     Err(_) => continue,
                                 };
 
-                                RefinedTcpStream::new(sock)
+                                match RefinedTcpStream::new(sock) {
+                                    Ok(pair) => pair,
+                                    Err(_) => continue,
+                                }
                             }
                             #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
                             Some(ref _ssl) => unreachable!(),
@@ -319,9 +425,9 @@ impl Server {
                 match new_client {
                     Ok(client) => {
                         let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
+                        let mut client = PendingClient(Some(client));
+                        let spawned = tasks_pool.spawn(Box::new(move || {
+                            if let Some(client) = client.0.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
                                     let (sender, receiver) = mpsc::channel();
@@ -336,23 +442,42 @@ impl Server {
                                 }
                             }
                         }));
+                        if let Err(e) = spawned {
+                            // the connection was answered 503 and closed (`PendingClient`)
+                            log::error!("Cannot start a thread for a new client: {}", e);
+                        }
                     }
 
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
-                    }
+                    Err(e) => match classify_accept_error(&e) {
+                        AcceptFailure::Retry => {}
+                        AcceptFailure::Backoff => {
+                            backoff = (backoff * 2)
+                                .max(Duration::from_millis(5))
+                                .min(Duration::from_secs(1));
+                            log::error!(
+                                "Error accepting new client: {}; retrying in {} ms",
+                                e,
+                                backoff.as_millis()
+                            );
+                            thread::sleep(backoff);
+                        }
+                        AcceptFailure::Fatal => {
+                            log::error!("Error accepting new client: {}", e);
+                            end.error = Some(e);
+                            break;
+                        }
+                    },
                 }
             }
             log::debug!("Terminating accept thread");
-        });
+        })?;
 
         // result
         Ok(Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            listener_failure,
         })
     }
 
@@ -376,8 +501,33 @@ impl Server {
         //self.requests_receiver.lock().len()
     }
 
+    /// Why the accept thread stopped, if it did: no request will come any more beyond those
+    /// already queued.
+    fn listener_failure(&self) -> Option<IoError> {
+        let failure = self.listener_failure.lock().unwrap_or_else(|e| e.into_inner());
+        failure
+            .as_ref()
+            .map(|(kind, message)| IoError::new(*kind, message.clone()))
+    }
+
+    /// Once the accept thread has stopped: a request still queued, else its error.
+    fn recv_after_listener_failure(&self, failure: IoError) -> IoResult<Request> {
+        match self.messages.try_pop() {
+            Some(Message::NewRequest(rq)) => Ok(rq),
+            Some(Message::Error(err)) => Err(err),
+            None => Err(failure),
+        }
+    }
+
     /// Blocks until an HTTP request has been submitted and returns it.
+    ///
+    /// Once the accept thread has stopped (a fatal error on the listening socket, a panic), the
+    /// requests still queued are returned and then an error, every time: no further request
+    /// can come, and the caller should stop (e.g. exit non-zero to be restarted).
     pub fn recv(&self) -> IoResult<Request> {
+        if let Some(failure) = self.listener_failure() {
+            return self.recv_after_listener_failure(failure);
+        }
         match self.messages.pop() {
             Some(Message::Error(err)) => Err(err),
             Some(Message::NewRequest(rq)) => Ok(rq),
@@ -387,6 +537,9 @@ impl Server {
 
     /// Same as `recv()` but doesn't block longer than timeout
     pub fn recv_timeout(&self, timeout: Duration) -> IoResult<Option<Request>> {
+        if let Some(failure) = self.listener_failure() {
+            return self.recv_after_listener_failure(failure).map(Some);
+        }
         match self.messages.pop_timeout(timeout) {
             Some(Message::Error(err)) => Err(err),
             Some(Message::NewRequest(rq)) => Ok(Some(rq)),
@@ -396,6 +549,9 @@ impl Server {
 
     /// Same as `recv()` but doesn't block.
     pub fn try_recv(&self) -> IoResult<Option<Request>> {
+        if let Some(failure) = self.listener_failure() {
+            return self.recv_after_listener_failure(failure).map(Some);
+        }
         match self.messages.try_pop() {
             Some(Message::Error(err)) => Err(err),
             Some(Message::NewRequest(rq)) => Ok(Some(rq)),

@@ -5,7 +5,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
@@ -74,6 +76,10 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // shared with the connection: set when where this body ends is unknown (or the body is
+    // abandoned), so that no further request is read from the connection
+    framing_lost: Arc<AtomicBool>,
 }
 
 struct NotifyOnDrop<R> {
@@ -108,6 +114,11 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// The headers do not say unambiguously where the body ends (a malformed or conflicting
+    /// `Content-Length`, an unsupported `Transfer-Encoding`): the status to answer and why.
+    /// The connection must be closed, since the next request cannot be found.
+    Invalid(u16, &'static str),
 }
 
 impl From<IoError> for RequestCreationError {
@@ -125,6 +136,9 @@ impl From<IoError> for RequestCreationError {
 /// It is the responsibility of the `Request` to read only the data of the request and not further.
 ///
 /// The `Write` object will be used by the `Request` to write the response.
+///
+/// `framing_lost` is set when the end of the body could not be found (a broken chunk, a read
+/// error while discarding an unread remainder); the connection then reads no further request.
 #[allow(clippy::too_many_arguments)]
 pub fn new_request<R, W>(
     secure: bool,
@@ -135,28 +149,13 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    framing_lost: Arc<AtomicBool>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
-    };
+    let (transfer_encoding, content_length) = body_framing(&headers)?;
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
@@ -213,12 +212,18 @@ where
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
             let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let data_reader = data_reader.with_framing_flag(framing_lost.clone());
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
-    } else if transfer_encoding.is_some() {
-        // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
-        // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+    } else if transfer_encoding {
+        // `body_framing` let only `chunked` through; fused: at its end the connection's reader is
+        // handed on at once, so a pipelined request is read while this one is being answered
+        let body = ChunkedBody {
+            decoder: Decoder::new(source_data),
+            finished: false,
+            framing_lost: framing_lost.clone(),
+        };
+        Box::new(FusedReader::new(body)) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -238,7 +243,107 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        framing_lost,
     })
+}
+
+/// Where the body ends, from the headers: `(chunked, Content-Length)`. Anything ambiguous is
+/// refused, since a body whose end is misjudged lets its bytes be read as the next request
+/// (upstream read `Content-Length: abc` as "no body" and took the first of two differing
+/// lengths): a `Content-Length` that is not all digits, several that differ, one beside
+/// `Transfer-Encoding`, and any transfer coding other than `chunked` alone.
+fn body_framing(headers: &[Header]) -> Result<(bool, Option<usize>), RequestCreationError> {
+    let invalid = RequestCreationError::Invalid;
+    let mut codings: Vec<String> = Vec::new();
+    let mut length: Option<usize> = None;
+    for h in headers {
+        if h.field.equiv("Transfer-Encoding") {
+            codings.extend(
+                h.value
+                    .as_str()
+                    .split(',')
+                    .map(|c| c.trim().to_ascii_lowercase())
+                    .filter(|c| !c.is_empty()),
+            );
+            if codings.is_empty() {
+                return Err(invalid(400, "the Transfer-Encoding header is empty"));
+            }
+        } else if h.field.equiv("Content-Length") {
+            let value = h.value.as_str().trim();
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(400, "Content-Length must be a decimal number of bytes"));
+            }
+            let n: usize = value
+                .parse()
+                .map_err(|_| invalid(400, "Content-Length is too large"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(invalid(400, "the request has several different Content-Length headers"));
+            }
+            length = Some(n);
+        }
+    }
+    if codings.is_empty() {
+        return Ok((false, length));
+    }
+    if length.is_some() {
+        return Err(invalid(400, "the request has both Transfer-Encoding and Content-Length"));
+    }
+    if codings.last().map(String::as_str) != Some("chunked") {
+        return Err(invalid(400, "the last transfer coding of a request must be chunked"));
+    }
+    if codings.len() > 1 {
+        return Err(invalid(501, "only the chunked transfer coding is supported"));
+    }
+    Ok((true, None))
+}
+
+/// A chunked request body. What the handler leaves unread is read and discarded when the body
+/// is dropped, so that the next request on the connection starts where it really starts
+/// (upstream parsed the unread rest of a chunked body as the next request). When the chunked
+/// framing is broken or a read fails, where the body ends is unknown: `framing_lost` is set and
+/// the connection reads no further request.
+struct ChunkedBody<R: Read> {
+    decoder: Decoder<R>,
+    /// The last chunk was read (or the body was given up): nothing more to read or drain.
+    finished: bool,
+    framing_lost: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for ChunkedBody<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.finished || buf.is_empty() {
+            return Ok(0);
+        }
+        match self.decoder.read(buf) {
+            Ok(0) => {
+                self.finished = true;
+                Ok(0)
+            }
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                self.finished = true;
+                self.framing_lost.store(true, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<R: Read> Drop for ChunkedBody<R> {
+    fn drop(&mut self) {
+        // Runs before the decoder (and with it the connection's reader) is handed on to the
+        // next request, so `framing_lost` is set before that request is read. Nothing is
+        // drained once the body is abandoned (see `Request`'s `drop`).
+        let mut buf = [0u8; 4096];
+        while !self.finished && !self.framing_lost.load(Ordering::Acquire) {
+            match self.read(&mut buf) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 impl Request {
@@ -487,8 +592,23 @@ impl fmt::Debug for Request {
 
 impl Drop for Request {
     fn drop(&mut self) {
+        // The client sent `Expect: 100-continue` and the body was never asked for: it waits for
+        // our answer before sending the body, and may never send it. Reading it (to find the
+        // next request) would wait for bytes that may never come, or take a 10 MB body that was
+        // refused: the body is abandoned and the connection closed after the answer. This runs
+        // before the body reader is dropped, which then skips its drain.
+        if self.must_send_continue && self.body_length != Some(0) {
+            self.framing_lost.store(true, Ordering::Release);
+        }
         if self.response_writer.is_some() {
-            let response = Response::empty(500);
+            // A JSON body, like every other error answer of the server.
+            let body = crate::response::json_error_body(
+                500,
+                "internal error: the server dropped this request without answering it",
+            );
+            let response = Response::from_data(body).with_status_code(500).with_header(
+                Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]).unwrap(),
+            );
             let _ = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {
                 sender.send(()).unwrap();

@@ -70,6 +70,9 @@ impl FromStr for TransferEncoding {
     }
 }
 
+/// Bodies of a known length up to this size are written together with the head, in one write.
+const SINGLE_WRITE_LIMIT: usize = 256 * 1024;
+
 /// Builds a Date: header with the current date.
 fn build_date_header() -> Header {
     let d = HttpDate::from(SystemTime::now());
@@ -419,13 +422,33 @@ where
             _ => (),
         };
 
+        // The head is built in memory and, for a body of known length up to
+        // `SINGLE_WRITE_LIMIT`, the body goes in the same buffer: the answer leaves in one
+        // write. Written in two parts (head, then body) a kept-alive client waited ~40 ms for
+        // the second part (Nagle's algorithm against the client's delayed ACK).
+        let mut head = Vec::with_capacity(256);
+        write_message_header(&mut head, &http_version, &self.status_code, &self.headers)?;
+        let known_length = data_length.filter(|&l| !do_not_send_body && l <= SINGLE_WRITE_LIMIT);
+        if let (Some(len), Some(encoding)) = (known_length, transfer_encoding) {
+            let mut body = Vec::with_capacity(len);
+            reader.by_ref().take(len as u64).read_to_end(&mut body)?;
+            match encoding {
+                TransferEncoding::Chunked => {
+                    // one chunk, then the last chunk
+                    if !body.is_empty() {
+                        write!(&mut head, "{:x}\r\n", body.len())?;
+                        head.extend_from_slice(&body);
+                        head.extend_from_slice(b"\r\n");
+                    }
+                    head.extend_from_slice(b"0\r\n\r\n");
+                }
+                TransferEncoding::Identity => head.extend_from_slice(&body),
+            }
+            return writer.write_all(&head);
+        }
+
         // sending headers
-        write_message_header(
-            writer.by_ref(),
-            &http_version,
-            &self.status_code,
-            &self.headers,
-        )?;
+        writer.write_all(&head)?;
 
         // sending the body
         if !do_not_send_body {
@@ -570,5 +593,51 @@ impl Clone for Response<io::Empty> {
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
         }
+    }
+}
+
+/// The body of an error answer tiny_http gives by itself: `{"error": message, "status": code}`,
+/// the shape of the embedding server's own JSON errors (upstream sent an empty body).
+pub(crate) fn json_error_body(status: u16, message: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(message.len() + 32);
+    out.push_str("{\"error\":\"");
+    for c in message.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push_str(&format!("\",\"status\":{}}}", status));
+    out.into_bytes()
+}
+
+/// A complete error answer for a connection tiny_http is about to close (a malformed request,
+/// an unsupported HTTP version, no thread to serve the connection): JSON body, one buffer.
+pub(crate) fn json_error_message(status: u16, message: &str) -> Vec<u8> {
+    let body = json_error_body(status, message);
+    let mut out = Vec::with_capacity(body.len() + 192);
+    let _ = write!(
+        &mut out,
+        "HTTP/1.1 {} {}\r\nServer: tiny-http (Rust)\r\n{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        status,
+        StatusCode(status).default_reason_phrase(),
+        build_date_header(),
+        body.len()
+    );
+    out.extend_from_slice(&body);
+    out
+}
+
+#[cfg(test)]
+mod json_error_tests {
+    #[test]
+    fn messages_are_escaped() {
+        let body = super::json_error_body(400, "bad \"x\" \\ \n");
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"{"error":"bad \"x\" \\ \u000a","status":400}"#
+        );
     }
 }

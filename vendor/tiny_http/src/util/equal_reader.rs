@@ -1,5 +1,7 @@
 use std::io::Read;
 use std::io::Result as IoResult;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
 
@@ -15,6 +17,9 @@ where
     reader: R,
     size: usize,
     last_read_signal: Sender<IoResult<()>>,
+    // the connection's "where this body ends is unknown" flag: set when the remainder cannot
+    // be drained; when it is already set (the body was abandoned), nothing is drained
+    framing_lost: Option<Arc<AtomicBool>>,
 }
 
 impl<R> EqualReader<R>
@@ -28,9 +33,18 @@ where
             reader,
             size,
             last_read_signal: tx,
+            framing_lost: None,
         };
 
         (r, rx)
+    }
+
+    /// Set `flag` if the remainder cannot be drained on drop: where the body ends (and the next
+    /// request starts) is then unknown. It is set before the inner reader is dropped. If it is
+    /// already set at drop, the remainder is not drained.
+    pub fn with_framing_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.framing_lost = Some(flag);
+        self
     }
 }
 
@@ -64,18 +78,29 @@ where
     R: Read,
 {
     fn drop(&mut self) {
-        let mut remaining_to_read = self.size;
+        let abandoned = self
+            .framing_lost
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Acquire));
+        let mut remaining_to_read = if abandoned { 0 } else { self.size };
         // A fixed buffer: the remainder comes from the client's Content-Length and may be huge.
         let mut buf = [0u8; 4096];
 
         while remaining_to_read > 0 {
             let want = remaining_to_read.min(buf.len());
             match self.reader.read(&mut buf[..want]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
+                    if let Some(flag) = &self.framing_lost {
+                        flag.store(true, Ordering::Release);
+                    }
                     self.last_read_signal.send(Err(e)).ok();
                     break;
                 }
                 Ok(0) => {
+                    if let Some(flag) = &self.framing_lost {
+                        flag.store(true, Ordering::Release);
+                    }
                     self.last_read_signal.send(Ok(())).ok();
                     break;
                 }

@@ -58,7 +58,11 @@ impl TaskPool {
         };
 
         for _ in 0..MIN_THREADS {
-            pool.add_thread(None)
+            // Idle threads are an optimisation: without them each task starts its own.
+            if let Err(e) = pool.add_thread(None) {
+                log::error!("cannot start an idle connection thread: {}", e);
+                break;
+            }
         }
 
         pool
@@ -66,24 +70,33 @@ impl TaskPool {
 
     /// Executes a function in a thread.
     /// If no thread is available, spawns a new one.
-    pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
+    ///
+    /// Fails when a new thread was needed and could not be started (thread or memory limit);
+    /// the task has then been dropped without running.
+    pub fn spawn(&self, code: Box<dyn FnMut() + Send>) -> std::io::Result<()> {
         let mut queue = self.sharing.todo.lock().unwrap();
 
         // Hand the task to an idle thread only if one is idle beyond the tasks already queued
         // for idle threads (a woken thread still counts as waiting until it runs); otherwise
         // start a thread, so a task is never queued behind long-running ones.
         if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
-            self.add_thread(Some(code));
+            // Not under the lock: if the thread cannot start, the task is dropped right here,
+            // and dropping it may write an answer to its connection.
+            drop(queue);
+            self.add_thread(Some(code))
         } else {
             queue.push_back(code);
             self.sharing.condvar.notify_one();
+            Ok(())
         }
     }
 
-    fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
+    fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) -> std::io::Result<()> {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        // `thread::spawn` panics when the thread cannot be created; this runs on the accept
+        // thread, which then died and the server stopped accepting for good.
+        let spawned = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -127,6 +140,7 @@ impl TaskPool {
                 task();
             }
         });
+        spawned.map(|_| ())
     }
 }
 
