@@ -3,12 +3,13 @@
 //! lives in `server`, policy in `guard`, the protocol in `mcp`.
 
 pub(crate) mod guard;
+pub(crate) mod pool;
 pub(crate) mod server;
 pub(crate) mod sse;
 
 use serde_json::{json, Value};
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
 
 /// A request with its body read (bounded by `max_body_bytes`).
 #[derive(Debug, Clone)]
@@ -33,8 +34,8 @@ impl HttpRequest {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Read method, path, headers and up to `max_body` bytes of body from a tiny_http request.
-    pub fn read(request: &mut tiny_http::Request, max_body: usize) -> HttpRequest {
+    /// Method, path, headers and peer of a tiny_http request; the body is not read yet.
+    pub fn head(request: &tiny_http::Request) -> HttpRequest {
         let url = request.url().to_string();
         let path = url.split('?').next().unwrap_or("").to_string();
         let headers: Vec<(String, String)> = request
@@ -51,28 +52,66 @@ impl HttpRequest {
             .remote_addr()
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let declared = request.body_length();
-        let mut body = Vec::new();
-        let mut too_large = declared.is_some_and(|n| n > max_body);
-        if !too_large {
-            let mut limited = request.as_reader().take(max_body as u64 + 1);
-            if limited.read_to_end(&mut body).is_err() {
-                body.clear();
-            }
-            if body.len() > max_body {
-                too_large = true;
-                body.clear();
-            }
-        }
         HttpRequest {
             method: request.method().as_str().to_ascii_uppercase(),
             path,
             headers,
-            body,
+            body: Vec::new(),
             peer,
-            body_too_large: too_large,
+            body_too_large: false,
         }
     }
+
+    /// Read up to `max_body` bytes of body, all of it before `deadline`. A body declared or
+    /// found larger is not read further (`body_too_large`, the body abandoned: the connection
+    /// closes after the answer). Err when the deadline passes or the read fails: the body is
+    /// abandoned and the caller answers 408.
+    pub fn read_body(
+        &mut self,
+        request: &mut tiny_http::Request,
+        max_body: usize,
+        deadline: Instant,
+    ) -> Result<(), BodyError> {
+        if request.body_length().is_some_and(|n| n > max_body) {
+            self.body_too_large = true;
+            request.abandon_body();
+            return Ok(());
+        }
+        let mut buf = [0u8; 16 * 1024];
+        let reader = request.as_reader();
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.body.clear();
+                    request.abandon_body();
+                    return Err(BodyError::Stalled);
+                }
+            };
+            if self.body.len() + n > max_body {
+                self.body = Vec::new();
+                self.body_too_large = true;
+                request.abandon_body();
+                return Ok(());
+            }
+            self.body.extend_from_slice(&buf[..n]);
+            if Instant::now() > deadline {
+                self.body = Vec::new();
+                request.abandon_body();
+                return Err(BodyError::Stalled);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// It did not arrive in time (or the connection failed while it was sent).
+    Stalled,
 }
 
 /// An answer to send.

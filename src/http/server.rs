@@ -9,7 +9,8 @@ use crate::config::{AuthMode, Config};
 use crate::engine::{EngineSettings, RunListener};
 use crate::exec::run::RunSettings;
 use crate::exec::subagent::SubagentSettings;
-use crate::http::guard::Guard;
+use crate::http::guard::{Guard, TokenId};
+use crate::http::pool::{IoPool, Refused};
 use crate::http::sse::SseStream;
 use crate::http::{HttpRequest, Reply};
 use crate::mcp::session::{lock, Sessions};
@@ -22,7 +23,7 @@ use crate::triggers::watch::{self, WatchHandle};
 use serde_json::json;
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,9 +31,16 @@ use std::time::{Duration, Instant};
 pub const WORKERS: usize = 8;
 /// Requests waiting for a worker before new ones get 503.
 const QUEUE: usize = 256;
-/// Requests being read or answered at once (each on its own short-lived I/O thread) before new
-/// ones get 503.
+/// Requests being read or answered at once (each on an I/O thread) before new ones get 503.
 const MAX_IN_FLIGHT: usize = 1024;
+/// Requests of one client address being read or answered at once before its next gets 503.
+const MAX_IN_FLIGHT_PER_CLIENT: usize = 64;
+/// Connections one peer address may hold open (unless it is the trusted loopback proxy).
+const MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+/// An I/O thread with nothing to do for this long ends.
+const IO_THREAD_IDLE: Duration = Duration::from_secs(30);
+/// A request's body must have arrived within this, from the end of its head.
+const BODY_DEADLINE: Duration = Duration::from_secs(20);
 /// How often idle sessions are looked for.
 const SESSION_SWEEP: Duration = Duration::from_secs(15);
 
@@ -46,6 +54,46 @@ pub struct App {
     pub started: Instant,
     /// Set once a stop signal arrived.
     pub stopping: std::sync::atomic::AtomicBool,
+    /// Requests in flight per client address.
+    pub clients: ClientSlots,
+}
+
+/// Requests in flight per client address (the proxy's `X-Real-IP` behind a trusted proxy).
+#[derive(Default)]
+pub struct ClientSlots(std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>);
+
+/// One request of a client in flight; released when dropped.
+pub struct ClientSlot<'a> {
+    slots: &'a ClientSlots,
+    client: IpAddr,
+}
+
+impl ClientSlots {
+    /// Count a request of `client`; None when it already has `MAX_IN_FLIGHT_PER_CLIENT`.
+    fn enter(&self, client: IpAddr) -> Option<ClientSlot<'_>> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(client).or_insert(0);
+        if *n >= MAX_IN_FLIGHT_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            slots: self,
+            client,
+        })
+    }
+}
+
+impl Drop for ClientSlot<'_> {
+    fn drop(&mut self) {
+        let mut map = self.slots.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.client);
+            }
+        }
+    }
 }
 
 /// Between SIGTERM and SIGKILL for a run's process group (timeouts, cancels, shutdown).
@@ -122,7 +170,14 @@ pub fn serve(config: Config) -> Result<(), String> {
             "cannot block SIGTERM/SIGINT; a stop signal will end the server without recording runs"
         );
     }
-    let server = tiny_http::Server::http((config.host.as_str(), config.port))
+    let listener = std::net::TcpListener::bind((config.host.as_str(), config.port))
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
+    let limits = tiny_http::ConnectionLimits {
+        per_address: Some(MAX_CONNECTIONS_PER_ADDRESS),
+        // Behind a reverse proxy every client arrives from loopback; the proxy limits them.
+        exempt_loopback: config.trust_proxy,
+    };
+    let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
     let server = Arc::new(server);
     let addr = server
@@ -183,6 +238,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         catalogs,
         started: Instant::now(),
         stopping: std::sync::atomic::AtomicBool::new(false),
+        clients: ClientSlots::default(),
         config,
     });
     if let Some(set) = signals {
@@ -216,30 +272,42 @@ pub fn serve(config: Config) -> Result<(), String> {
     }
 
     crate::sdnotify::notify(&format!("READY=1\nSTATUS=listening on {addr}"));
-    // Each request gets a short-lived I/O thread that reads its body, waits for a worker's
-    // answer and writes it: a client that is slow to send or to read holds that thread (as it
-    // already holds tiny_http's thread for its connection), never one of the few workers.
-    let in_flight = Arc::new(AtomicUsize::new(0));
+    // Each request is served on an I/O thread of an elastic pool: it checks the head (Host,
+    // Origin, rate, token) before reading any body, reads the body within a deadline, waits for
+    // a worker's answer and writes it. A client that is slow to send or to read holds that
+    // thread (as it holds tiny_http's thread for its connection), never one of the few workers,
+    // and the accept loop never reads or drains a body.
+    let io = IoPool::new("request-io", MAX_IN_FLIGHT, IO_THREAD_IDLE);
     for request in server.incoming_requests() {
-        if in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
-            log::warn!("{MAX_IN_FLIGHT} requests in flight; answering 503");
-            Reply::error(503, "server busy; retry shortly")
-                .with_header("Retry-After", "1")
-                .send(request);
-            continue;
+        let slot = Arc::new(std::sync::Mutex::new(None::<tiny_http::Request>));
+        let app2 = Arc::clone(&app);
+        let tx2 = tx.clone();
+        let theirs = Arc::clone(&slot);
+        // Kept by the job until it runs, taken back if the pool refuses it.
+        if let Ok(mut held) = slot.lock() {
+            *held = Some(request);
         }
-        let guard = InFlight::enter(&in_flight);
-        let app = Arc::clone(&app);
-        let tx = tx.clone();
-        let spawned = std::thread::Builder::new()
-            .name("request-io".into())
-            .spawn(move || {
-                let _guard = guard;
-                serve_request(&app, &tx, request);
-            });
-        if let Err(e) = spawned {
-            // The closure (and with it the request) is dropped: tiny_http answers it 500.
-            log::error!("cannot start a thread for a request: {e}");
+        let refused = io.execute(Box::new(move || {
+            let request = theirs.lock().ok().and_then(|mut r| r.take());
+            if let Some(request) = request {
+                serve_request(&app2, &tx2, request);
+            }
+        }));
+        if let Err(why) = refused {
+            let request = slot.lock().ok().and_then(|mut r| r.take());
+            if let Some(mut request) = request {
+                match why {
+                    Refused::Full => {
+                        log::warn!("{MAX_IN_FLIGHT} requests in flight; answering 503")
+                    }
+                    Refused::Spawn(e) => log::error!("cannot start a thread for a request: {e}"),
+                }
+                // Answered without reading the body: nothing here can block the accept loop.
+                request.abandon_body();
+                Reply::error(503, "server busy; retry shortly")
+                    .with_header("Retry-After", "1")
+                    .send(request);
+            }
         }
     }
     if app.stopping.load(Ordering::Acquire) {
@@ -281,27 +349,12 @@ fn announce(config: &Config, addr: std::net::SocketAddr) {
     }
 }
 
-/// Counts a request in flight until dropped.
-struct InFlight(Arc<AtomicUsize>);
-
-impl InFlight {
-    fn enter(counter: &Arc<AtomicUsize>) -> InFlight {
-        counter.fetch_add(1, Ordering::AcqRel);
-        InFlight(Arc::clone(counter))
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A request read into memory, for a worker to route; the answer goes back on `done`
-/// (`Err` with the panic message when handling it panicked).
+/// A request read into memory and admitted by the guard, for a worker to route; the answer
+/// goes back on `done` (`Err` with the panic message when handling it panicked).
 pub struct Job {
     req: HttpRequest,
-    client: IpAddr,
+    /// The token that authenticated it (for `/mcp`; None where no token is needed).
+    token: TokenId,
     done: crossbeam_channel::Sender<Result<Outcome, String>>,
 }
 
@@ -315,7 +368,7 @@ fn worker(app: &App, rx: crossbeam_channel::Receiver<Job>) {
             }
         }
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            route(app, catalog.as_ref(), &job.req, job.client)
+            route(app, catalog.as_ref(), &job.req, job.token)
         }))
         .map_err(|panic| {
             panic
@@ -330,6 +383,8 @@ fn worker(app: &App, rx: crossbeam_channel::Receiver<Job>) {
 }
 
 /// On a request's I/O thread: read it, have a worker route it, write the answer (or take the
+/// On a request's I/O thread: check its head (Host, Origin, rate, token) before anything else,
+/// read its body within `BODY_DEADLINE`, have a worker route it, write the answer (or take the
 /// connection over as an event stream), log one line.
 fn serve_request(
     app: &App,
@@ -337,11 +392,55 @@ fn serve_request(
     mut request: tiny_http::Request,
 ) {
     let started = Instant::now();
-    let req = HttpRequest::read(&mut request, app.config.max_body_bytes);
+    let mut req = HttpRequest::head(&request);
     let client = app.guard.client_addr(&req);
     let (method, path) = (req.method.clone(), req.path.clone());
+    let refuse = |mut request: tiny_http::Request, reply: Reply| {
+        // The body is not read (nor drained) any further: the connection closes after the answer.
+        request.abandon_body();
+        let status = reply.status;
+        reply.send(request);
+        log::info!(
+            "{client} {method} {path} -> {status} (body not read) in {:.1} ms",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    };
+    let token = match admit_head(app, &req, client) {
+        Ok(token) => token,
+        Err(reply) => return refuse(request, reply),
+    };
+    let Some(_slot) = app.clients.enter(client) else {
+        log::warn!("{client} has {MAX_IN_FLIGHT_PER_CLIENT} requests in flight; answering 503");
+        return refuse(
+            request,
+            Reply::error(
+                503,
+                &format!("too many requests in flight from your address (at most {MAX_IN_FLIGHT_PER_CLIENT}); retry shortly"),
+            )
+            .with_header("Retry-After", "1"),
+        );
+    };
+    if req
+        .read_body(
+            &mut request,
+            app.config.max_body_bytes,
+            started + BODY_DEADLINE,
+        )
+        .is_err()
+    {
+        return refuse(
+            request,
+            Reply::error(
+                408,
+                &format!(
+                    "the request body did not arrive within {} s",
+                    BODY_DEADLINE.as_secs()
+                ),
+            ),
+        );
+    }
     let (done, answer) = crossbeam_channel::bounded(1);
-    let outcome = match workers.try_send(Job { req, client, done }) {
+    let outcome = match workers.try_send(Job { req, token, done }) {
         Ok(()) => answer
             .recv()
             .unwrap_or_else(|_| Err("the worker handling it stopped".into())),
@@ -394,10 +493,25 @@ fn method_not_allowed(allow: &str) -> Outcome {
     )
 }
 
-fn route(app: &App, catalog: Option<&Catalog>, req: &HttpRequest, client: IpAddr) -> Outcome {
-    if let Err(reply) = app.guard.check_host_and_origin(req) {
-        return Outcome::Reply(reply);
+/// The checks that need only a request's head, made before its body is read: Host and Origin
+/// for every path; for `/mcp` and `POST /hooks` also the client's rate and the bearer token.
+/// Returns the token that authenticated it.
+fn admit_head(app: &App, req: &HttpRequest, client: IpAddr) -> Result<TokenId, Reply> {
+    app.guard.check_host_and_origin(req)?;
+    let needs_token = match req.path.as_str() {
+        "/mcp" => true,
+        "/hooks" => req.method == "POST",
+        _ => false,
+    };
+    if !needs_token {
+        return Ok(None);
     }
+    app.guard.rate_limit(client)?;
+    app.guard.authenticate(req)
+}
+
+/// Route an admitted request.
+fn route(app: &App, catalog: Option<&Catalog>, req: &HttpRequest, token: TokenId) -> Outcome {
     match req.path.as_str() {
         "/" => match req.method.as_str() {
             "GET" | "HEAD" => Outcome::Reply(Reply::json(200, &info(app))),
@@ -408,17 +522,7 @@ fn route(app: &App, catalog: Option<&Catalog>, req: &HttpRequest, client: IpAddr
             _ => method_not_allowed("GET, HEAD"),
         },
         "/mcp" => {
-            if let Err(reply) = app.guard.rate_limit(client) {
-                return Outcome::Reply(reply);
-            }
-            let token = match app.guard.authenticate(req) {
-                Ok(t) => t,
-                Err(reply) => return Outcome::Reply(reply),
-            };
-            if req.path == "/mcp"
-                && req.header("x-claudecron-test-panic").is_some()
-                && cfg!(debug_assertions)
-            {
+            if req.header("x-claudecron-test-panic").is_some() && cfg!(debug_assertions) {
                 panic!("test panic requested by header");
             }
             app.mcp.handle(req, token, catalog)
@@ -426,12 +530,6 @@ fn route(app: &App, catalog: Option<&Catalog>, req: &HttpRequest, client: IpAddr
         "/hooks" => {
             if req.method != "POST" {
                 return method_not_allowed("POST");
-            }
-            if let Err(reply) = app.guard.rate_limit(client) {
-                return Outcome::Reply(reply);
-            }
-            if let Err(reply) = app.guard.authenticate(req) {
-                return Outcome::Reply(reply);
             }
             Outcome::Reply(hook_request(app, catalog, req))
         }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, Header, Method};
 use crate::util::RefinedTcpStream;
@@ -17,6 +18,8 @@ use crate::Request;
 
 /// The longest request line accepted (method, target and version); longer is 414.
 const MAX_REQUEST_LINE: usize = 8 * 1024;
+/// The whole head (request line and headers) must arrive within this, from its first byte.
+const HEAD_DEADLINE: Duration = Duration::from_secs(10);
 /// The longest header line accepted; longer is 431.
 const MAX_HEADER_LINE: usize = 8 * 1024;
 /// The most header bytes (and lines) one request may have; more is 431. Upstream had no limit:
@@ -53,6 +56,9 @@ pub struct ClientConnection {
 
     // bytes of the current request's head read so far (0: the connection is idle)
     head_bytes: usize,
+    /// When the head of the request being read must be complete (set at its first byte): a
+    /// client trickling a head byte by byte cannot hold the connection past it.
+    head_deadline: Option<Instant>,
 }
 
 /// Error that can happen when reading a request.
@@ -92,6 +98,7 @@ impl ClientConnection {
             secure,
             framing_lost: Arc::new(AtomicBool::new(false)),
             head_bytes: 0,
+            head_deadline: None,
         }
     }
 
@@ -137,6 +144,17 @@ impl ClientConnection {
                 }
             };
             self.head_bytes += 1;
+            let now = Instant::now();
+            match self.head_deadline {
+                None => self.head_deadline = Some(now + HEAD_DEADLINE),
+                Some(deadline) if now > deadline => {
+                    return Err(LineError::Io(IoError::new(
+                        ErrorKind::TimedOut,
+                        "the request head took too long",
+                    )))
+                }
+                Some(_) => {}
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
@@ -157,6 +175,7 @@ impl ClientConnection {
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
         self.head_bytes = 0;
+        self.head_deadline = None;
         // The connection's reader comes back once the previous request's body is done with;
         // only then is it known whether the next request can be found at all.
         self.next_header_source.wait_turn();

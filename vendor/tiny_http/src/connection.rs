@@ -25,11 +25,11 @@ impl Listener {
     pub(crate) fn accept(&self) -> std::io::Result<(Connection, Option<SocketAddr>)> {
         match self {
             Self::Tcp(l) => l.accept().map(|(conn, addr)| {
-                // No connection may block a thread forever: a client silent for this long (idle
-                // keep-alive, stalled upload) is dropped; a write that cannot progress fails.
-                let limit = Some(std::time::Duration::from_secs(60));
-                let _ = conn.set_read_timeout(limit);
-                let _ = conn.set_write_timeout(limit);
+                // No connection may block a thread for long: a client silent for 20 s (idle
+                // keep-alive, stalled upload) is dropped; a write that cannot progress for 60 s
+                // fails. (The whole head must also arrive within `HEAD_DEADLINE`.)
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(20)));
+                let _ = conn.set_write_timeout(Some(std::time::Duration::from_secs(60)));
                 // Answers are written whole (see `Response::raw_print`); without this a reply
                 // written in two parts waited for the client's delayed ACK (Nagle), ~40 ms.
                 let _ = conn.set_nodelay(true);

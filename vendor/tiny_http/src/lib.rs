@@ -261,6 +261,66 @@ pub struct ServerConfig {
     pub ssl: Option<SslConfig>,
 }
 
+/// Limits on connections, checked when a connection is accepted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectionLimits {
+    /// Open connections one peer address may hold at once; another is answered 503 and closed
+    /// at once (a flood from one address cannot take every thread).
+    pub per_address: Option<usize>,
+    /// Loopback peers (a reverse proxy in front) are not counted.
+    pub exempt_loopback: bool,
+}
+
+/// Open connections per peer address.
+struct AddressCounts {
+    limits: ConnectionLimits,
+    counts: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One counted connection; uncounted when dropped.
+struct AddressSlot {
+    counts: Arc<AddressCounts>,
+    ip: std::net::IpAddr,
+}
+
+impl AddressCounts {
+    /// Count a new connection from `addr`: Err when its address is at the limit.
+    fn enter(
+        self: &Arc<Self>,
+        addr: Option<std::net::SocketAddr>,
+    ) -> Result<Option<AddressSlot>, usize> {
+        let (Some(max), Some(addr)) = (self.limits.per_address, addr) else {
+            return Ok(None);
+        };
+        let ip = addr.ip();
+        if self.limits.exempt_loopback && ip.is_loopback() {
+            return Ok(None);
+        }
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= max {
+            return Err(max);
+        }
+        *n += 1;
+        Ok(Some(AddressSlot {
+            counts: Arc::clone(self),
+            ip,
+        }))
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Configuration of the server for SSL.
 #[derive(Debug, Clone)]
 pub struct SslConfig {
@@ -325,6 +385,19 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_limits(listener, ssl_config, ConnectionLimits::default())
+    }
+
+    /// `from_listener` with limits on connections (see `ConnectionLimits`).
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: ConnectionLimits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        let addresses = Arc::new(AddressCounts {
+            limits,
+            counts: Mutex::new(std::collections::HashMap::new()),
+        });
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -385,8 +458,10 @@ impl Server {
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
+                let mut peer = None;
                 let new_client = match server.accept() {
-                    Ok((sock, _)) => {
+                    Ok((sock, addr)) => {
+                        peer = addr;
                         backoff = Duration::from_millis(0);
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
@@ -424,9 +499,25 @@ impl Server {
 
                 match new_client {
                     Ok(client) => {
+                        let slot = match addresses.enter(peer) {
+                            Ok(slot) => slot,
+                            Err(max) => {
+                                log::warn!(
+                                    "{} already has {max} connections open; refusing another",
+                                    peer.map(|p| p.ip().to_string()).unwrap_or_default()
+                                );
+                                client.refuse(
+                                    503,
+                                    "too many connections from your address; close some and retry",
+                                );
+                                continue;
+                            }
+                        };
                         let messages = inside_messages.clone();
                         let mut client = PendingClient(Some(client));
+                        let mut slot = Some(slot);
                         let spawned = tasks_pool.spawn(Box::new(move || {
+                            let _slot = slot.take();
                             if let Some(client) = client.0.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
