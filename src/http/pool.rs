@@ -3,7 +3,9 @@
 //! to `max`. A thread that has had nothing to do for `idle` ends. Threads may block for long
 //! (a slow client, a run waited for), so the pool grows instead of queueing behind them.
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{
+    bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError,
+};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,8 @@ pub struct IoPool {
     tx: Sender<Job>,
     rx: Receiver<Job>,
     threads: Arc<AtomicUsize>,
+    /// Threads waiting for work now.
+    waiting: Arc<AtomicUsize>,
     max: usize,
     idle: Duration,
     name: &'static str,
@@ -36,6 +40,7 @@ impl IoPool {
             tx,
             rx,
             threads: Arc::new(AtomicUsize::new(0)),
+            waiting: Arc::new(AtomicUsize::new(0)),
             max,
             idle,
             name,
@@ -54,12 +59,25 @@ impl IoPool {
             Ok(()) => return Ok(()),
             Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => job,
         };
+        // A thread that has just finished may be a moment away from waiting: hand it the job
+        // rather than start another thread.
+        let job = if self.waiting.load(Ordering::Acquire) > 0 {
+            match self.tx.send_timeout(job, Duration::from_millis(2)) {
+                Ok(()) => return Ok(()),
+                Err(SendTimeoutError::Timeout(job)) | Err(SendTimeoutError::Disconnected(job)) => {
+                    job
+                }
+            }
+        } else {
+            job
+        };
         if self.threads.fetch_add(1, Ordering::AcqRel) >= self.max {
             self.threads.fetch_sub(1, Ordering::AcqRel);
             return Err(Refused::Full);
         }
         let rx = self.rx.clone();
         let threads = Arc::clone(&self.threads);
+        let waiting = Arc::clone(&self.waiting);
         let idle = self.idle;
         let spawned = std::thread::Builder::new()
             .name(self.name.into())
@@ -74,7 +92,10 @@ impl IoPool {
                 let _alive = Alive(threads);
                 job();
                 loop {
-                    match rx.recv_timeout(idle) {
+                    waiting.fetch_add(1, Ordering::AcqRel);
+                    let next = rx.recv_timeout(idle);
+                    waiting.fetch_sub(1, Ordering::AcqRel);
+                    match next {
                         Ok(next) => next(),
                         Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
                             return
@@ -107,7 +128,7 @@ mod tests {
             let _ = done_rx.recv_timeout(Duration::from_secs(5)).expect("ran");
             // The thread goes back to waiting right after the job; give it the moment it takes.
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while pool.tx.try_send(Box::new(|| {})).is_err() && std::time::Instant::now() < deadline
+            while pool.waiting.load(Ordering::Acquire) == 0 && std::time::Instant::now() < deadline
             {
                 std::thread::yield_now();
             }
