@@ -73,6 +73,8 @@ struct Engine {
     /// When each task last had a run started (a rising count), for fair admission.
     last_start: HashMap<String, u64>,
     starts: u64,
+    /// Inside `fire_due`'s transaction: runs are admitted after it commits.
+    batching: bool,
 }
 
 /// Start the engine thread: recover what a previous process left, arm every enabled task, and
@@ -123,6 +125,7 @@ pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHa
         boot: now,
         last_start: HashMap::new(),
         starts: 0,
+        batching: false,
     };
     for kind in [TriggerKind::Cron, TriggerKind::Interval, TriggerKind::Once] {
         let tasks = engine
@@ -343,11 +346,30 @@ impl Engine {
         self.armed.insert(task.id.clone(), Armed { task, rule });
     }
 
+    /// Deal with every timer due at `wake`: their cursor moves and run rows are written in one
+    /// transaction (one commit for all the tasks due in the same second); admission follows.
     fn fire_due(&mut self, wake: Wake) {
+        if self.timers.first().is_none_or(|t| t > wake.now) {
+            return;
+        }
+        let batched = match self.store.begin_batch() {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("cannot group the due fires in one transaction: {e}");
+                false
+            }
+        };
+        self.batching = batched;
         while let Some((at, key)) = self.timers.pop_due(wake.now) {
             match key {
                 TimerKey::Task(task_id) => self.task_timer(&task_id, at, wake),
                 TimerKey::Retry(run_id) => self.retry_timer(run_id),
+            }
+        }
+        self.batching = false;
+        if batched {
+            if let Err(e) = self.store.end_batch() {
+                log::error!("the due fires could not be recorded: {e}");
             }
         }
     }
@@ -487,7 +509,9 @@ impl Engine {
             attempt: 1,
             scheduled_for,
         });
-        self.admit();
+        if !self.batching {
+            self.admit();
+        }
         Ok(id)
     }
 

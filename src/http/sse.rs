@@ -59,12 +59,15 @@ impl SseStream {
         if !self.open {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "stream closed"));
         }
-        let result = (|| {
-            write!(self.writer, "{:x}\r\n", text.len())?;
-            self.writer.write_all(text.as_bytes())?;
-            self.writer.write_all(b"\r\n")?;
-            self.writer.flush()
-        })();
+        // One write per chunk (size line, text, CRLF): with TCP_NODELAY each write is a packet.
+        let mut frame = format!("{:x}\r\n", text.len()).into_bytes();
+        frame.reserve(text.len() + 2);
+        frame.extend_from_slice(text.as_bytes());
+        frame.extend_from_slice(b"\r\n");
+        let result = self
+            .writer
+            .write_all(&frame)
+            .and_then(|()| self.writer.flush());
         if result.is_err() {
             self.open = false;
         }

@@ -186,6 +186,17 @@ impl Store {
         Ok(counts)
     }
 
+    /// Start grouping the following writes into one transaction (one commit for many small
+    /// writes, e.g. every fire due in the same second); `end_batch` commits them.
+    pub fn begin_batch(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("BEGIN IMMEDIATE")?)
+    }
+
+    /// Commit what `begin_batch` started.
+    pub fn end_batch(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("COMMIT")?)
+    }
+
     /// `PRAGMA quick_check` → "ok" when healthy.
     pub fn quick_check(&self) -> Result<String> {
         Ok(self
