@@ -75,6 +75,8 @@ struct Engine {
     starts: u64,
     /// Inside `fire_due`'s transaction: runs are admitted after it commits.
     batching: bool,
+    /// Runs that ended but whose end the store refused: written as soon as it takes writes.
+    unrecorded: Vec<run::Finished>,
 }
 
 /// Start the engine thread: recover what a previous process left, arm every enabled task, and
@@ -126,6 +128,7 @@ pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHa
         last_start: HashMap::new(),
         starts: 0,
         batching: false,
+        unrecorded: Vec::new(),
     };
     for kind in [TriggerKind::Cron, TriggerKind::Interval, TriggerKind::Once] {
         let tasks = engine
@@ -364,6 +367,7 @@ impl Engine {
             match key {
                 TimerKey::Task(task_id) => self.task_timer(&task_id, at, wake),
                 TimerKey::Retry(run_id) => self.retry_timer(run_id),
+                TimerKey::Unrecorded => self.record_unrecorded(wake.now),
             }
         }
         self.batching = false;

@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// How often the ends the store refused are tried again.
+const UNRECORDED_RETRY: Duration = Duration::from_secs(5);
+const UNRECORDED_RETRY_CHRONO: chrono::Duration = chrono::Duration::seconds(5);
+
 impl Engine {
     pub(super) fn start_run(&mut self, task: Task, q: Queued) {
         let now = Utc::now();
@@ -122,6 +126,19 @@ impl Engine {
         self.handle
             .running
             .store(self.running.len(), Ordering::Relaxed);
+        // The run thread could not record the end (disk full, database read-only): the row
+        // still says running. Keep the end and write it once the store takes writes again.
+        if matches!(self.store.get_run(done.run_id), Ok(Some(r)) if !r.status.is_terminal()) {
+            log::error!(
+                "run {} ended {} but its end could not be recorded; retrying every {} s",
+                done.run_id,
+                done.status,
+                UNRECORDED_RETRY.as_secs()
+            );
+            self.unrecorded.push(done.clone());
+            self.timers
+                .set(TimerKey::Unrecorded, now + UNRECORDED_RETRY_CHRONO);
+        }
         if let Err(e) = self
             .store
             .prune_runs(Some(&done.task_id), self.settings.history_keep_per_task)
@@ -167,6 +184,43 @@ impl Engine {
                 }
             }
             AfterEnd::Final => self.chain_after(&done, now),
+        }
+    }
+
+    /// Write the ends the store refused earlier: each run is recorded `failed`, saying how it
+    /// had ended and why its result was lost; the rest wait for the next try.
+    pub(super) fn record_unrecorded(&mut self, now: DateTime<Utc>) {
+        let pending = std::mem::take(&mut self.unrecorded);
+        for done in pending {
+            let error = format!(
+                "the run ended {}{} but its result could not be saved at the time (the database refused writes); its output is lost",
+                done.status,
+                done.error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            );
+            let end = RunEnd {
+                status: RunStatus::Failed,
+                finished_at: now,
+                duration_ms: None,
+                exit_code: None,
+                signal: None,
+                output: "",
+                output_truncated: false,
+                error: Some(&error),
+            };
+            match self.store.finish_run(done.run_id, &end) {
+                Ok(()) => {
+                    log::warn!("run {} recorded late as failed: {error}", done.run_id);
+                    self.handle.waiters.wake(done.run_id);
+                }
+                Err(_) => self.unrecorded.push(done),
+            }
+        }
+        if !self.unrecorded.is_empty() {
+            self.timers
+                .set(TimerKey::Unrecorded, now + UNRECORDED_RETRY_CHRONO);
         }
     }
 

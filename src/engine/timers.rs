@@ -11,6 +11,8 @@ pub enum TimerKey {
     Task(String),
     /// A queued retry run that becomes due.
     Retry(i64),
+    /// Try again to record the ends of runs the store refused (disk full, read-only).
+    Unrecorded,
 }
 
 #[derive(Debug, Default)]
@@ -58,7 +60,7 @@ impl Timers {
             .keys()
             .filter_map(|k| match k {
                 TimerKey::Retry(id) => Some(*id),
-                TimerKey::Task(_) => None,
+                TimerKey::Task(_) | TimerKey::Unrecorded => None,
             })
             .collect()
     }
