@@ -469,14 +469,7 @@ def fire_lateness(srv, mcp):
     dele = tool_body("claudecron_delete_task", {"taskId": "bench-tick-{i}"})
     r = series("ours", srv, dele, clients=8, count=TICK_TASKS, max_s=60, label="delete the every-second tasks")
     if r["errors"] or r["stopped_early"]:
-        # one at a time, so that none keeps firing into the later measurements
-        left = [t["name"] for t in mcp.call("claudecron_list_tasks", {})["tasks"] if t["name"].startswith("bench-tick-")]
-        for name in left:
-            try:
-                mcp.call("claudecron_delete_task", {"taskId": name})
-            except Fatal as e:
-                PROBLEMS.append(f"every-second task {name} could not be deleted: {e}")
-        log(f"deleted the {len(left)} every-second tasks left over one at a time")
+        delete_leftover_ticks(mcp)
     # command-observed lateness: the fractional part of each appended time
     late, missed, doubled = [], 0, 0
     for i in range(TICK_TASKS):
@@ -502,6 +495,32 @@ def fire_lateness(srv, mcp):
     log(f"fire lateness: {len(late)} of {res['expected']} fires seen, missed {missed}, doubled {doubled}, "
         f"skipped {skipped}" + (f"; history: {hist_err}" if hist_err else ""))
     return res
+
+
+def delete_leftover_ticks(mcp):
+    """Delete the every-second tasks still there one at a time, a few rounds apart, so that none keeps
+    firing into the later measurements (claudecron can answer "database is locked" meanwhile)."""
+    last, deleted = None, 0
+    for round_ in range(11):
+        try:
+            left = [t["name"] for t in mcp.call("claudecron_list_tasks", {})["tasks"]
+                    if t["name"].startswith("bench-tick-")]
+        except (Fatal, OSError) as e:
+            last, left = e, None
+        if left == []:
+            break
+        if round_ == 10:
+            WARNINGS.append(f"{len(left) if left else 'some'} every-second tasks could not be deleted ({last}); "
+                            "they fired on through the rest of the run")
+            break
+        for name in left or []:
+            try:
+                mcp.call("claudecron_delete_task", {"taskId": name})
+                deleted += 1
+            except (Fatal, OSError) as e:
+                last = e
+        time.sleep(0.5)
+    log(f"deleted {deleted} leftover every-second tasks one at a time")
 
 
 def add_tasks(srv, start, count, clients, max_s, hour, label):
