@@ -8,10 +8,11 @@
 //!
 //! Each client thread opens one connection, initializes a session (initialize with protocol
 //! 2025-11-25, then notifications/initialized, Mcp-Session-Id from then on) and makes W warm-up
-//! calls with the first body and i = 0 (so warm up only with read-only bodies). When every client is ready, the timed part starts: the clients take
-//! call numbers i = K, K+1, ... from a shared counter until N calls are taken or S seconds have
-//! passed (the series stops early and says how many it did). Call i sends body number i modulo the
-//! number of bodies, with `{i}` replaced by i and `{i%K}` by i mod K.
+//! calls with the first body and i = 0 (so warm up only with read-only bodies). When every client
+//! is ready, the timed part starts: the clients take call numbers i = K, K+1, ... from a shared
+//! counter until N calls are taken or S seconds have passed (the series stops early and says how
+//! many it did). Call i sends body number i modulo the number of bodies, with `{i}` replaced by i
+//! and `{i%K}` by i mod K. After the timed part each client ends its session with DELETE.
 //!
 //! With --pid, the server process's CPU time (utime + stime from /proc/PID/stat) is read just
 //! before and just after the timed part.
@@ -151,11 +152,21 @@ impl Conn {
         Ok(())
     }
 
-    /// One POST; the request goes out in a single write. Reconnects once when a kept-alive
-    /// connection turns out to be closed before any answer byte.
     fn post(&mut self, path: &str, headers: &str, body: &str) -> Result<Response, String> {
+        self.send("POST", path, headers, body)
+    }
+
+    /// One request; it goes out in a single write. Reconnects once when a kept-alive
+    /// connection turns out to be closed before any answer byte.
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &str,
+    ) -> Result<Response, String> {
         let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
              Accept: application/json, text/event-stream\r\n{headers}Content-Length: {}\r\n\r\n{body}",
             self.addr,
             body.len()
@@ -368,15 +379,17 @@ fn main() {
     let a = Arc::new(parse_args());
     let ready = Arc::new(Barrier::new(a.clients + 1));
     let go = Arc::new(Barrier::new(a.clients + 1));
+    let finished = Arc::new(Barrier::new(a.clients + 1));
     let next = Arc::new(AtomicUsize::new(0));
     let stopped_early = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Mutex::new(Shared::default()));
     let mut threads = Vec::new();
     for _ in 0..a.clients {
-        let (a, ready, go, next, stopped_early, shared) = (
+        let (a, ready, go, finished, next, stopped_early, shared) = (
             a.clone(),
             ready.clone(),
             go.clone(),
+            finished.clone(),
             next.clone(),
             stopped_early.clone(),
             shared.clone(),
@@ -403,6 +416,7 @@ fn main() {
             go.wait();
             let deadline = Instant::now() + Duration::from_secs_f64(a.max_seconds);
             let mut reconnects = 0;
+            let mut open = None;
             match session {
                 Err(e) => {
                     errors += 1;
@@ -431,7 +445,13 @@ fn main() {
                         }
                     }
                     reconnects = s.conn.reconnects;
+                    open = Some(s);
                 }
+            }
+            finished.wait();
+            if let Some(mut s) = open {
+                // end the session, as a client that is done should (after the timed part)
+                let _ = s.conn.send("DELETE", &a.path, &s.headers, "");
             }
             let mut sh = shared.lock().unwrap();
             sh.latencies_us.extend(lat);
@@ -446,11 +466,12 @@ fn main() {
     let cpu0 = a.pid.and_then(cpu_ticks);
     let t0 = Instant::now();
     go.wait();
+    finished.wait();
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu1 = a.pid.and_then(cpu_ticks);
     for t in threads {
         let _ = t.join();
     }
-    let wall = t0.elapsed().as_secs_f64();
-    let cpu1 = a.pid.and_then(cpu_ticks);
     let sh = shared.lock().unwrap();
     let mut lat = sh.latencies_us.clone();
     lat.sort_by(|x, y| x.partial_cmp(y).unwrap());
