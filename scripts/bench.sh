@@ -14,15 +14,17 @@
 # Measured (scripts/bench/bench.py; calls go through scripts/bench/loadgen.rs, a std-only Rust load
 # generator on kept-alive connections, built here with rustc into target/bench/loadgen):
 #   - start-up time to the first successful initialize: empty db (and the peer), ~1,000 and
-#     10,000 tasks (the server restarted on the same db);
-#   - RSS after start, after the small-call series, after list_tasks, after all calls, after restart;
+#     10,000 tasks (the server restarted on the same db; the median of BENCH_STARTS starts);
+#   - RSS after start, after the small-call series, after list_tasks, after the restart with
+#     10,000 tasks and after 10,000 mixed calls in that process (get_task, preview_schedule,
+#     tools/list, get_history);
 #   - tools/list: client round trip, and the server's own handling time from its request log;
 #   - per small call (claudecron_get_task, claudecron_preview_schedule, claudecron_list_tasks with
 #     10 tasks; the peer's echo): server CPU per call (utime+stime delta from /proc/PID/stat over
 #     N sequential calls on one kept-alive connection, divided by N), client p50/p99 and req/s at
 #     1 client and at 8 concurrent clients (threads, a connection and session each);
 #   - add_task/s on one client, then filling to 1,000 and 10,000 tasks with 8 clients;
-#     list_tasks p50 and server CPU per call with 1,000 and 10,000 tasks; 10,000 mixed calls;
+#     list_tasks p50 and server CPU per call with 1,000 and 10,000 tasks;
 #   - fire lateness of 100 every-second tasks over BENCH_SECONDS (each appends `date +%s.%N` to a
 #     file; lateness = the fractional part of the second): p50/p99/max, missed and doubled seconds;
 #     and the server-recorded lateness (started_at - scheduled_for) from the run history;
@@ -49,6 +51,7 @@
 #   BENCH_LIST_CALLS      list_tasks calls per series at 1k / 10k tasks (default 200; short 20)
 #   BENCH_FIRE_TASKS      every-second tasks (default 100)
 #   BENCH_MAX_CONCURRENT  the server's max_concurrent_tasks in the run (default 2 x fire tasks + 28)
+#   BENCH_STARTS          starts per start-up time, the median shown (default 3)
 #   BENCH_PEER=0          do not measure the peer (PEER SKIPPED, exit 0)
 #   BENCH_PIN=0           do not pin to CPUs
 #   BENCH_JSON            where to write the JSON
@@ -134,7 +137,7 @@ if [[ -z "$PEER_SKIP" ]]; then
   PEER_MODULES=$CACHE/bench-peer/node_modules
   export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
   if ! ensure_npm "$CACHE/bench-peer" "$PEER_SDK_PKG" "$PEER_ZOD_PKG" >>"$TMP/install.log" 2>&1; then
-    PEER_SKIP="npm install $PEER_SDK_PKG $PEER_ZOD_PKG failed: $(tail -n 5 "$TMP/install.log" | tr '\n' ' ')"
+    PEER_SKIP="npm install $PEER_SDK_PKG $PEER_ZOD_PKG failed: $( (grep -m 4 'npm error' "$TMP/install.log" || tail -n 5 "$TMP/install.log") | tr '\n' ' ')"
   fi
 fi
 if [[ -z "$PEER_SKIP" ]]; then
