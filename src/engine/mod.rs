@@ -409,6 +409,12 @@ impl Engine {
         }
         if let Some(t) = plan.on_time {
             if let Err(e) = self.fire(&task, task.spec.trigger.kind(), Some(t), None, wake.now) {
+                if matches!(self.store.get_task(&task.id), Ok(None)) {
+                    // Deleted as it fired (its Remove message is on the way): nothing to record.
+                    log::info!("task {name} was deleted as it fired at {}", rfc3339(t));
+                    self.disarm(&task.id);
+                    return;
+                }
                 log::error!("task {name}: fire at {} not recorded: {e}", rfc3339(t));
             }
         }
@@ -583,8 +589,16 @@ impl Engine {
                 }
             }
         }
+        // Several runs start at once (tasks due in the same second): their rows change in one
+        // transaction.
+        let batched = starts.len() > 1 && self.store.begin_batch().is_ok();
         for (task, q) in starts.into_iter().rev() {
             self.start_run(task, q);
+        }
+        if batched {
+            if let Err(e) = self.store.end_batch() {
+                log::error!("the started runs could not be recorded: {e}");
+            }
         }
     }
 }

@@ -280,18 +280,29 @@ impl Store {
 
     /// Delete a task and (by cascade) its runs; returns the task and how many runs went with it.
     pub fn delete_task(&self, id: &str) -> Result<Option<(Task, i64)>> {
-        let tx = self.conn.unchecked_transaction()?;
-        let task = match self.get_task(id)? {
-            Some(t) => t,
-            None => return Ok(None),
-        };
-        let runs: i64 =
-            tx.query_row("SELECT COUNT(*) FROM runs WHERE task_id = ?1", [id], |r| {
-                r.get(0)
-            })?;
-        tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
-        tx.commit()?;
-        Ok(Some((task, runs)))
+        // IMMEDIATE: the write lock is taken (waiting up to the busy timeout) before the reads,
+        // so a writer committing meanwhile (the engine recording fires) cannot make the upgrade
+        // from read to write fail at once with "database is locked".
+        self.begin_batch()?;
+        let result = (|| {
+            let Some(task) = self.get_task(id)? else {
+                return Ok(None);
+            };
+            let runs: i64 =
+                self.conn
+                    .query_row("SELECT COUNT(*) FROM runs WHERE task_id = ?1", [id], |r| {
+                        r.get(0)
+                    })?;
+            self.conn.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
+            Ok(Some((task, runs)))
+        })();
+        match &result {
+            Ok(_) => self.end_batch()?,
+            Err(_) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+        }
+        result
     }
 
     /// A task by id.
