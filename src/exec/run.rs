@@ -3,7 +3,7 @@
 //! sends the task's `notify` webhook. It decides nothing about when or whether to run (that is
 //! the engine's job) and uses its own store connection.
 
-use crate::exec::process::{self, Ending, ProcessSpec};
+use crate::exec::process::{self, Ending, ProcessSpec, RunMarker};
 use crate::exec::subagent::{self, SubagentJob, SubagentOutcome, SubagentSettings};
 use crate::store::{RunEnd, RunUsage, Store};
 use crate::tasks::model::{NotifyOn, Task, TaskType};
@@ -116,6 +116,10 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             }
         }
     };
+    let marker = RunMarker {
+        task_id: job.task.id.clone(),
+        run_id: job.run_id,
+    };
     let shutting_down = Arc::clone(&job.shutting_down);
     let cancelled_status = move || {
         if shutting_down.load(Ordering::Relaxed) {
@@ -139,6 +143,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
                 timeout: Duration::from_secs(timeout_secs),
                 grace: settings.grace,
                 output_max_bytes: settings.output_max_bytes,
+                marker: marker.clone(),
                 cancel: &job.cancel,
                 cancelled_status: &cancelled_status,
             };
@@ -166,6 +171,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
                 timeout: Duration::from_secs(timeout_secs),
                 grace: settings.grace,
                 output_max_bytes: settings.output_max_bytes,
+                marker: Some(marker),
             };
             let outcome = process::run(&spec, &job.cancel, &mut live);
             let (status, error) = match &outcome.ending {

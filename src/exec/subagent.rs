@@ -126,6 +126,8 @@ pub struct SubagentJob<'a> {
     pub timeout: Duration,
     pub grace: Duration,
     pub output_max_bytes: usize,
+    /// Marks the run's processes (see `process::RunMarker`).
+    pub marker: process::RunMarker,
     pub cancel: &'a Receiver<()>,
     /// Status for a cancel: `cancelled`, or `interrupted` when the server is stopping.
     pub cancelled_status: &'a dyn Fn() -> RunStatus,
@@ -331,6 +333,7 @@ fn run_claude_code(
         // Claude Code prints its whole result as one JSON line at the end: capture enough to
         // keep it intact, then cut what is stored down to output_max_bytes below.
         output_max_bytes: job.output_max_bytes.max(CLAUDE_CAPTURE_BYTES),
+        marker: Some(job.marker.clone()),
     };
     let outcome = process::run(&spec, job.cancel, on_progress);
     let ended = claude_outcome(job, model, &outcome);
