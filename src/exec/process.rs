@@ -35,6 +35,29 @@ pub struct ProcessSpec {
     pub marker: Option<RunMarker>,
 }
 
+/// The longest value an event (a hook payload field, a changed path) puts in a run's
+/// environment, in bytes: a value of the kernel's per-string limit (128 KiB) or an environment
+/// over its total limit would make the run fail to start (E2BIG).
+pub const ENV_VALUE_MAX: usize = 16 * 1024;
+/// The end of a value cut to [`ENV_VALUE_MAX`].
+pub const ENV_VALUE_CUT: &str = "…[truncated]";
+
+/// `text` made fit for a process environment: a NUL byte (which would make the start fail)
+/// becomes U+FFFD, and a value over [`ENV_VALUE_MAX`] bytes is cut at a character boundary and
+/// ends with [`ENV_VALUE_CUT`], the whole within the limit.
+pub fn env_value(text: &str) -> String {
+    let clean = if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
+    if clean.len() <= ENV_VALUE_MAX {
+        return clean.into_owned();
+    }
+    let head = crate::util::head(&clean, ENV_VALUE_MAX - ENV_VALUE_CUT.len());
+    format!("{head}{ENV_VALUE_CUT}")
+}
+
 /// What marks every process of one run: `CLAUDECRON_TASK_ID` and `CLAUDECRON_RUN_ID`, inherited
 /// by everything the run starts, including processes that leave its process group (`setsid`,
 /// double forks). Task ids are random (60 bits) and run ids unique per database, so no two runs
@@ -536,6 +559,22 @@ mod tests {
             group_is_gone(out.pgid.unwrap()),
             "the background sleep was left behind"
         );
+    }
+
+    #[test]
+    fn env_values_lose_nul_bytes_and_are_capped_at_a_character_boundary() {
+        assert_eq!(env_value("a\0b"), "a\u{FFFD}b");
+        assert_eq!(env_value("plain"), "plain");
+        let exact = "x".repeat(ENV_VALUE_MAX);
+        assert_eq!(env_value(&exact), exact);
+        let long = "é".repeat(ENV_VALUE_MAX);
+        let cut = env_value(&long);
+        assert!(cut.len() <= ENV_VALUE_MAX, "{}", cut.len());
+        assert!(cut.ends_with(ENV_VALUE_CUT));
+        assert!(cut
+            .trim_end_matches(ENV_VALUE_CUT)
+            .chars()
+            .all(|c| c == 'é'));
     }
 
     #[test]

@@ -87,7 +87,14 @@ fn run_env(job: &RunJob, scheduled_at: &str) -> Vec<(String, String)> {
         ("CLAUDECRON_ATTEMPT".to_string(), job.attempt.to_string()),
     ];
     if let Some(context) = &job.context {
-        env.extend(context.env_vars());
+        // Event values (a hook payload's fields, changed file paths) are made fit for an
+        // environment: no NUL byte, at most ENV_VALUE_MAX bytes each.
+        env.extend(
+            context
+                .env_vars()
+                .into_iter()
+                .map(|(k, v)| (k, process::env_value(&v))),
+        );
     }
     for (k, v) in &job.task.spec.env {
         env.push((k.clone(), v.clone()));
