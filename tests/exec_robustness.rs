@@ -23,7 +23,7 @@ fn marked(task: &str, run: i64) -> Vec<i32> {
             continue;
         };
         let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
-        let has = |want: &str| vars.iter().any(|v| *v == want.as_bytes());
+        let has = |want: &str| vars.contains(&want.as_bytes());
         if has(&want_task) && has(&want_run) {
             found.push(pid);
         }
