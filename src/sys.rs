@@ -98,8 +98,9 @@ pub(crate) fn signal_group(pgid: i32, signal: i32) {
 }
 
 /// A handle on one process (a pidfd): a signal sent through it reaches that process or, once it
-/// is gone, nobody — never a later process that was given the same id. On a kernel without
-/// pidfds (before Linux 5.3) it falls back to the plain id.
+/// is gone, nobody — never a later process that was given the same id. Without pidfds (a kernel
+/// before Linux 5.3, or a seccomp filter that refuses them with ENOSYS or EPERM) it falls back
+/// to the plain id.
 pub(crate) struct ProcessHandle {
     pid: i32,
     fd: Option<i32>,
@@ -120,16 +121,16 @@ impl ProcessHandle {
             });
         }
         match io::Error::last_os_error().raw_os_error() {
-            Some(libc::ENOSYS) => Some(ProcessHandle { pid, fd: None }),
+            Some(libc::ENOSYS | libc::EPERM) => Some(ProcessHandle { pid, fd: None }),
             _ => None,
         }
     }
 
-    /// Send `signal`; false when the process is gone.
+    /// Send `signal`; false when the process is gone (or may not be signalled).
     pub(crate) fn signal(&self, signal: i32) -> bool {
-        let rc = match self.fd {
+        if let Some(fd) = self.fd {
             // SAFETY: pidfd_send_signal on the descriptor we own, with no siginfo and no flags.
-            Some(fd) => unsafe {
+            let rc = unsafe {
                 libc::syscall(
                     libc::SYS_pidfd_send_signal,
                     fd,
@@ -137,11 +138,20 @@ impl ProcessHandle {
                     std::ptr::null::<libc::siginfo_t>(),
                     0,
                 )
-            },
-            // SAFETY: kill only sends a signal.
-            None => unsafe { libc::kill(self.pid, signal) as libc::c_long },
-        };
-        rc == 0
+            };
+            if rc == 0 {
+                return true;
+            }
+            // A filter refusing the call itself: the plain id (a real EPERM fails there too).
+            if !matches!(
+                io::Error::last_os_error().raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM)
+            ) {
+                return false;
+            }
+        }
+        // SAFETY: kill only sends a signal.
+        unsafe { libc::kill(self.pid, signal) == 0 }
     }
 
     /// Wait up to `timeout` for the process to end; true when it has.
