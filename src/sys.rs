@@ -97,12 +97,85 @@ pub(crate) fn signal_group(pgid: i32, signal: i32) {
     }
 }
 
-/// Send `signal` to one process (errors ignored).
-pub(crate) fn signal_process(pid: i32, signal: i32) {
-    if pid > 1 {
+/// A handle on one process (a pidfd): a signal sent through it reaches that process or, once it
+/// is gone, nobody — never a later process that was given the same id. Without pidfds (a kernel
+/// before Linux 5.3, or a seccomp filter that refuses them with ENOSYS or EPERM) it falls back
+/// to the plain id.
+pub(crate) struct ProcessHandle {
+    pid: i32,
+    fd: Option<i32>,
+}
+
+impl ProcessHandle {
+    /// A handle on the process that has id `pid` now; `None` when there is none.
+    pub(crate) fn open(pid: i32) -> Option<ProcessHandle> {
+        if pid <= 1 {
+            return None;
+        }
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor this handle owns.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd >= 0 {
+            return Some(ProcessHandle {
+                pid,
+                fd: Some(fd as i32),
+            });
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::ENOSYS | libc::EPERM) => Some(ProcessHandle { pid, fd: None }),
+            _ => None,
+        }
+    }
+
+    /// Send `signal`; false when the process is gone (or may not be signalled).
+    pub(crate) fn signal(&self, signal: i32) -> bool {
+        if let Some(fd) = self.fd {
+            // SAFETY: pidfd_send_signal on the descriptor we own, with no siginfo and no flags.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd,
+                    signal,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+            if rc == 0 {
+                return true;
+            }
+            // A filter refusing the call itself: the plain id (a real EPERM fails there too).
+            if !matches!(
+                io::Error::last_os_error().raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM)
+            ) {
+                return false;
+            }
+        }
         // SAFETY: kill only sends a signal.
-        unsafe {
-            libc::kill(pid, signal);
+        unsafe { libc::kill(self.pid, signal) == 0 }
+    }
+
+    /// Wait up to `timeout` for the process to end; true when it has.
+    pub(crate) fn wait_gone(&self, timeout: std::time::Duration) -> bool {
+        let Some(fd) = self.fd else {
+            return false;
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: poll on one valid pollfd that lives for the call.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        rc > 0
+    }
+}
+
+impl Drop for ProcessHandle {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd {
+            // SAFETY: closing the descriptor this handle owns, once.
+            unsafe { libc::close(fd) };
         }
     }
 }

@@ -69,6 +69,54 @@ fn usage_error(r: &Run, says: &[&str]) {
 }
 
 #[test]
+fn every_command_accepts_help_and_prints_its_usage() {
+    let dir = TempDir::with_home("command-help");
+    let commands = [
+        "serve",
+        "check",
+        "token",
+        "preview-schedule",
+        "client-config",
+        "backup",
+        "api-docs",
+        "hook",
+    ];
+    for command in commands {
+        for args in [
+            vec![command, "--help"],
+            vec![command, "-h"],
+            vec!["help", command],
+        ] {
+            let r = run(&dir, &args, &[]);
+            assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+            assert!(r.stderr.is_empty(), "{args:?}: {}", r.stderr);
+            assert!(
+                r.stdout.contains("Usage:")
+                    && r.stdout.contains(&format!("  claudecron {command}")),
+                "{args:?}: {}",
+                r.stdout
+            );
+            assert!(
+                !r.stdout.contains("Commands:"),
+                "{args:?} prints that command's usage, not the whole list: {}",
+                r.stdout
+            );
+        }
+    }
+    // After other flags too, and before anything is read or started: no config, no database,
+    // no token file, no listener.
+    let r = run(&dir, &["serve", "--port", "1", "--help"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("claudecron serve [--config FILE]"));
+    let r = run(&dir, &["token", "--rotate", "-h"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !dir.home().join(".claudecron").exists(),
+        "help created nothing"
+    );
+}
+
+#[test]
 fn version() {
     let dir = TempDir::with_home("version");
     for flag in ["--version", "-V"] {

@@ -167,6 +167,60 @@ fn tool_events_match_by_matcher_and_file_pattern_with_env_and_stdin() {
 }
 
 #[test]
+fn payload_values_with_nul_bytes_or_huge_sizes_still_run_with_capped_env_and_whole_stdin() {
+    let server = Server::start_default();
+    let mcp = Mcp::new(&server);
+    let dir = common::TempDir::new("claudecron-hook-env");
+    // Each variable's length and its last 20 bytes; the payload from stdin into a file.
+    mcp.add(json!({
+        "name": "odd-payloads", "type": "bash",
+        "trigger": {"type": "hook", "event": "PostToolUse"},
+        "cwd": dir.path().to_string_lossy(),
+        "command": "for v in \"$CLAUDECRON_TOOL_NAME\" \"$CLAUDECRON_SESSION_ID\" \"$CLAUDECRON_FILE_PATH\"; do \
+                    printf '%s|' \"$(printf '%s' \"$v\" | wc -c)\" \"$(printf '%s' \"$v\" | tail -c 20)\"; echo; done; \
+                    cat > stdin.bin"
+    }));
+    let huge = "é".repeat(100 * 1024); // 200 KiB: over the kernel's 128 KiB per string
+    let payload = json!({
+        "hook_event_name": "PostToolUse",
+        "tool_name": "Bash\u{0}x",
+        "session_id": huge,
+        "tool_input": {"file_path": format!("/p/{}", "d/".repeat(60_000))},
+    })
+    .to_string();
+    assert!(payload.contains("\\u0000"), "the NUL travels JSON-escaped");
+    assert_eq!(post_hook(&server, &payload).status, 200);
+    let runs = wait_runs(&mcp, "odd-payloads", 1);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["status"], "success", "{}", runs[0]);
+    let out = full_output(&mcp, &runs[0]["id"]);
+    let lines: Vec<&str> = out.lines().collect();
+    // The NUL became U+FFFD (3 bytes): "Bash" + 3 + "x".
+    assert_eq!(lines[0], "8|Bash\u{FFFD}x|", "{out}");
+    // Cut to 16 KiB at a character boundary, ending with the marker.
+    let (len, end) = lines[1].split_once('|').unwrap();
+    let len: usize = len.trim().parse().unwrap();
+    assert!((16 * 1024 - 3..=16 * 1024).contains(&len), "{out}");
+    assert!(end.ends_with("…[truncated]|"), "{out}");
+    assert!(
+        end.trim_end_matches("…[truncated]|")
+            .chars()
+            .all(|c| c == 'é'),
+        "{out}"
+    );
+    let (len, end) = lines[2].split_once('|').unwrap();
+    assert!(len.trim().parse::<usize>().unwrap() <= 16 * 1024, "{out}");
+    assert!(end.ends_with("…[truncated]|"), "{out}");
+    let stdin = std::fs::read(dir.path().join("stdin.bin")).unwrap();
+    assert!(
+        stdin == payload.as_bytes(),
+        "stdin is the payload byte for byte ({} of {} bytes)",
+        stdin.len(),
+        payload.len()
+    );
+}
+
+#[test]
 fn non_tool_events_use_their_own_matcher_field() {
     let server = Server::start_default();
     let mcp = Mcp::new(&server);

@@ -642,7 +642,7 @@ impl FakeClaude {
         let dir = TempDir::new("claudecron-fake-claude");
         let d = dir.path().display();
         let script = format!(
-            "#!/bin/sh\nd='{d}'\necho $$ > \"$d/pid.tmp\" && mv \"$d/pid.tmp\" \"$d/pid\"\nprintf '%s\\0' \"$@\" > \"$d/argv\"\nenv > \"$d/env\"\npwd > \"$d/cwd\"\n{body}\n"
+            "#!/bin/sh\nd='{d}'\necho $$ > \"$d/pid.tmp\" && mv \"$d/pid.tmp\" \"$d/pid\"\nprintf '%s\\0' \"$@\" > \"$d/argv\"\nenv > \"$d/env\"\npwd > \"$d/cwd\"\ncat > \"$d/stdin\"\n{body}\n"
         );
         let path = dir.path().join("claude");
         std::fs::write(&path, script).expect("write the fake claude");
@@ -722,7 +722,7 @@ fn success_result() -> Value {
 #[test]
 fn claude_code_success_records_cost_tokens_turns_session_with_the_right_argv_and_env() {
     let fake = FakeClaude::new(&format!(
-        "echo 'a warning line before the result' >&2\ncat > \"$d/stdin\"\ncat <<'EOF'\n{}\nEOF\nexit 0",
+        "echo 'a warning line before the result' >&2\ncat <<'EOF'\n{}\nEOF\nexit 0",
         success_result()
     ));
     let workdir = TempDir::new("claudecron-cc-cwd");
@@ -769,7 +769,6 @@ fn claude_code_success_records_cost_tokens_turns_session_with_the_right_argv_and
         fake.argv(),
         [
             "-p",
-            "Review the last commits.",
             "--output-format",
             "json",
             "--model",
@@ -799,7 +798,11 @@ fn claude_code_success_records_cost_tokens_turns_session_with_the_right_argv_and
         fake.read("cwd").trim(),
         workdir.path().canonicalize().unwrap().to_string_lossy()
     );
-    assert_eq!(fake.read("stdin"), "", "stdin is /dev/null");
+    assert_eq!(
+        fake.read("stdin"),
+        "Review the last commits.",
+        "the prompt is on stdin"
+    );
     assert_key_not_logged(&server);
 }
 
@@ -821,7 +824,6 @@ fn claude_code_defaults_pass_only_the_model_and_no_key_when_none_is_configured()
         fake.argv(),
         [
             "-p",
-            "Review the last commits.",
             "--output-format",
             "json",
             "--model",
@@ -984,6 +986,50 @@ fn claude_code_cancel_ends_the_run() {
 }
 
 #[test]
+fn claude_code_prompt_that_looks_like_an_option_is_never_read_as_one() {
+    // Like the real CLI: `--version` anywhere in argv prints the version instead of a result.
+    let fake = FakeClaude::new(&format!(
+        "for a in \"$@\"; do case $a in --version|-v|--help|-h) echo '2.1.197 (Claude Code)'; exit 0;; esac; done\ncat <<'EOF'\n{}\nEOF\nexit 0",
+        success_result()
+    ));
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    for (i, prompt) in ["--version", "-h\nthen the rest", "-- --help"]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("cc-dash-{i}");
+        mcp.add_task(claude_task(&name, json!({"prompt": prompt})));
+        let (run, _) = mcp.run_wait(&name, 20);
+        assert_eq!(run["status"], "success", "prompt {prompt:?}: {run}");
+        assert_eq!(run["output"], "Two commits; no issues found.");
+        assert_eq!(
+            fake.read("stdin"),
+            *prompt,
+            "the prompt reaches claude whole, on stdin"
+        );
+        assert!(
+            !fake.argv().iter().any(|a| a.contains(prompt)),
+            "the prompt is not in argv: {:?}",
+            fake.argv()
+        );
+    }
+}
+
+#[test]
+fn claude_code_gets_a_prompt_too_long_for_one_argument() {
+    // One argv string may be at most 128 KiB (E2BIG); prompts may be up to 256 KiB.
+    let fake = FakeClaude::printing(&success_result(), 0);
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    let prompt = format!("{}end", "word ".repeat(40_000));
+    mcp.add_task(claude_task("cc-long", json!({"prompt": prompt})));
+    let (run, _) = mcp.run_wait("cc-long", 20);
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(fake.read("stdin"), prompt);
+}
+
+#[test]
 fn hook_triggered_subagent_gets_the_event_appended_to_its_prompt() {
     let fake = FakeClaude::printing(&success_result(), 0);
     let server = claude_server(&fake, &[]);
@@ -1008,9 +1054,8 @@ fn hook_triggered_subagent_gets_the_event_appended_to_its_prompt() {
     assert_eq!(run["status"], "success", "{run}");
     assert_eq!(run["trigger"], "hook");
 
-    let argv = fake.argv();
-    assert_eq!(argv[0], "-p");
-    let prompt = &argv[1];
+    assert_eq!(fake.argv()[0], "-p");
+    let prompt = fake.read("stdin");
     assert!(
         prompt.starts_with("Summarize what the session did.\n"),
         "{prompt}"

@@ -1576,3 +1576,233 @@ fn parse_time_table() {
     let e = parse_time("2026-03-08T02:30", new_york).unwrap_err();
     assert!(e.contains("does not exist"), "{e}");
 }
+
+/// Every text field has a length limit; a refusal names the field, the length and the limit,
+/// and never quotes the huge value back.
+#[test]
+fn long_text_fields_are_refused_naming_the_field_the_length_and_the_limit() {
+    let s = |n: usize| "a".repeat(n);
+    let abs = |n: usize| format!("/{}", "d".repeat(n - 1));
+    // (what, input, field, length, limit)
+    let cases: Vec<(&str, Value, &str, usize, usize)> = vec![
+        (
+            "description",
+            bash(json!({"description": s(4097)})),
+            "description",
+            4097,
+            4096,
+        ),
+        ("cwd", bash(json!({"cwd": abs(4097)})), "cwd", 4097, 4096),
+        (
+            "command",
+            bash(json!({"command": s(65_537)})),
+            "command",
+            65_537,
+            65_536,
+        ),
+        (
+            "prompt",
+            sub(json!({"prompt": s(262_145)})),
+            "prompt",
+            262_145,
+            262_144,
+        ),
+        (
+            "system",
+            sub(json!({"system": s(65_537)})),
+            "system",
+            65_537,
+            65_536,
+        ),
+        ("model", sub(json!({"model": s(201)})), "model", 201, 200),
+        (
+            "env value",
+            bash(json!({"env": {"BIG": s(32_769)}})),
+            "env.BIG",
+            32_769,
+            32_768,
+        ),
+        (
+            "allowed tool",
+            sub(json!({"allowed_tools": ["Read", s(257)]})),
+            "allowed_tools[1]",
+            257,
+            256,
+        ),
+        (
+            "schedule",
+            bash(json!({"trigger": null, "schedule": s(1025)})),
+            "schedule",
+            1025,
+            1024,
+        ),
+        (
+            "timezone",
+            bash(json!({"timezone": s(101)})),
+            "timezone",
+            101,
+            100,
+        ),
+        (
+            "notify.url",
+            bash(json!({"notify": {"url": format!("https://x/{}", s(2040))}})),
+            "notify.url",
+            2050,
+            2048,
+        ),
+        (
+            "cron trigger",
+            trig(json!({"type": "cron", "schedule": s(1025)})),
+            "trigger.schedule",
+            1025,
+            1024,
+        ),
+        (
+            "watch path",
+            trig(json!({"type": "file-watch", "path": abs(4097)})),
+            "trigger.path",
+            4097,
+            4096,
+        ),
+        (
+            "watch pattern",
+            trig(json!({"type": "file-watch", "path": "/tmp", "pattern": s(1025)})),
+            "trigger.pattern",
+            1025,
+            1024,
+        ),
+        (
+            "hook matcher",
+            trig(json!({"type": "hook", "event": "PostToolUse", "matcher": s(1025)})),
+            "trigger.matcher",
+            1025,
+            1024,
+        ),
+        (
+            "hook file_pattern",
+            trig(json!({"type": "hook", "event": "PostToolUse", "file_pattern": s(1025)})),
+            "trigger.file_pattern",
+            1025,
+            1024,
+        ),
+        (
+            "hook event",
+            trig(json!({"type": "hook", "event": s(101)})),
+            "trigger.event",
+            101,
+            100,
+        ),
+        (
+            "interval every",
+            trig(json!({"type": "interval", "every": s(101)})),
+            "trigger.every",
+            101,
+            100,
+        ),
+        (
+            "interval start_at",
+            trig(json!({"type": "interval", "every": "1h", "start_at": s(101)})),
+            "trigger.start_at",
+            101,
+            100,
+        ),
+        (
+            "once at",
+            trig(json!({"type": "once", "at": s(101)})),
+            "trigger.at",
+            101,
+            100,
+        ),
+        (
+            "after task",
+            trig(json!({"type": "after", "task": s(513)})),
+            "trigger.task",
+            513,
+            512,
+        ),
+        (
+            "trigger type",
+            trig(json!({"type": s(101)})),
+            "trigger.type",
+            101,
+            100,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, input, field, len, limit) in cases {
+        match add(&input) {
+            Ok(_) => failures.push(format!("{what}: accepted")),
+            Err(e) => {
+                let says = format!("is {len} bytes long; the limit is {limit} bytes");
+                if e.field != field || !e.message.contains(&says) {
+                    failures.push(format!("{what}: {e} (expected {field}: …{says})"));
+                }
+                if e.message.len() > 300 {
+                    failures.push(format!(
+                        "{what}: the message quotes too much ({} bytes)",
+                        e.message.len()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+
+    // At the limit they are accepted.
+    let at = bash(
+        json!({"description": s(4096), "cwd": abs(4096), "command": s(65_536),
+                         "env": {"BIG": s(32_768)}, "notify": {"url": format!("https://x/{}", s(2038))}}),
+    );
+    add(&at).unwrap_or_else(|e| panic!("at the limits: {e}"));
+    let at = sub(json!({"prompt": s(262_144), "system": s(65_536), "allowed_tools": [s(256)]}));
+    add(&at).unwrap_or_else(|e| panic!("at the limits: {e}"));
+}
+
+#[test]
+fn env_is_limited_in_count_name_length_and_total_size() {
+    let many: Map<String, Value> = (0..101).map(|i| (format!("V{i}"), json!("x"))).collect();
+    let e = add(&bash(json!({ "env": many }))).unwrap_err();
+    assert_eq!(e.field, "env");
+    assert!(
+        e.message.contains("has 101 variables; the limit is 100"),
+        "{e}"
+    );
+    let hundred: Map<String, Value> = (0..100).map(|i| (format!("V{i}"), json!("x"))).collect();
+    add(&bash(json!({ "env": hundred }))).expect("100 variables are fine");
+
+    let name = "N".repeat(129);
+    let e = add(&bash(json!({ "env": { name.clone(): "x" } }))).unwrap_err();
+    assert!(e.field.starts_with("env.NNN") && e.field.len() < 100, "{e}");
+    assert!(
+        e.message
+            .contains("is 129 bytes long; the limit is 128 bytes"),
+        "{e}"
+    );
+
+    // Nine values of 32 KiB each are each fine, together over 256 KiB.
+    let big: Map<String, Value> = (0..9)
+        .map(|i| (format!("V{i}"), json!("x".repeat(32_768))))
+        .collect();
+    let e = add(&bash(json!({ "env": big }))).unwrap_err();
+    assert_eq!(e.field, "env");
+    assert!(e.message.contains("262144 bytes"), "{e}");
+
+    let e = add(&bash(json!({"cwd": "/tmp/a\u{0}b"}))).unwrap_err();
+    assert_eq!(e.field, "cwd");
+    assert!(e.message.contains("NUL"), "{e}");
+}
+
+#[test]
+fn huge_values_and_keys_are_never_quoted_back_whole() {
+    let huge = "z".repeat(200_000);
+    // An enum field, an unknown field's name, an unknown trigger type.
+    for input in [
+        bash(json!({"overlap": huge})),
+        bash(json!({ huge.clone(): 1 })),
+        sub(json!({"permission_mode": huge})),
+    ] {
+        let e = add(&input).unwrap_err();
+        let text = e.to_string();
+        assert!(text.len() < 1000, "{} bytes: {}…", text.len(), &text[..200]);
+    }
+}

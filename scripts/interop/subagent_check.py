@@ -16,6 +16,7 @@ Checks (one `ok - subagent ...` / `not ok - subagent ...: details` line each):
     cost and tokens recorded, visible in get_history; Claude Code really called the mock with the
     prompt;
   - a real tool round trip (`[[bash: echo ...]]`, allowed_tools Bash): success with the tool output;
+  - the prompt `--version` (it reads like an option): success, and the mock got it as the prompt;
   - max_turns 1 with a tool_use: failed, error_max_turns reason;
   - an API error (mock forced 401): failed, exactly one request (CLAUDE_CODE_MAX_RETRIES reached
     the child);
@@ -47,6 +48,10 @@ WEEKLY = {"name": "weekly-code-review", "type": "subagent", "schedule": "0 9 * *
           "timezone": "UTC"}
 TOOL_TASK = {"name": "interop-cc-bash", "type": "subagent", "trigger": {"type": "manual"},
              "prompt": "Run this: [[bash: echo hello-from-bash]]", "allowed_tools": ["Bash"], "max_turns": 4}
+# A prompt that reads like an option: Claude Code must get it as the prompt (claudecron gives
+# it on stdin), not print its version.
+DASH_TASK = {"name": "interop-cc-dash-prompt", "type": "subagent", "trigger": {"type": "manual"},
+             "prompt": "--version"}
 MAX_TURNS_TASK = {"name": "interop-cc-max-turns", "type": "subagent", "trigger": {"type": "manual"},
                   "prompt": "[[bash: echo hi]]", "max_turns": 1, "allowed_tools": ["Bash"]}
 API_ERROR_TASK = {"name": "interop-cc-401", "type": "subagent", "trigger": {"type": "manual"},
@@ -73,6 +78,18 @@ def mock_requests(path: str) -> list[dict[str, Any]]:
     except OSError:
         pass
     return out
+
+
+def last_user_text(request: dict[str, Any]) -> str | None:
+    """The last text block of the last message of a Messages API request."""
+    messages = (request.get("body") or {}).get("messages") or []
+    if not messages:
+        return None
+    content = messages[-1].get("content")
+    if isinstance(content, str):
+        return content
+    texts = [c.get("text") for c in content or [] if isinstance(c, dict) and c.get("type") == "text"]
+    return texts[-1] if texts else None
 
 
 def posts_containing(path: str, needle: str) -> list[dict[str, Any]]:
@@ -154,6 +171,17 @@ async def scenario(r: Runner, ck: Checks, mock_log: str, claude_version: str) ->
                      run.get("status") == "success"
                      and run.get("output") == "MOCK_DONE after tool: hello-from-bash" and run.get("num_turns") == 2,
                      short(run))
+
+    # -- a prompt that starts with a dash ------------------------------------------------------
+    if await r.add(DASH_TASK) is not None:
+        run, took = await r.run(DASH_TASK["name"])
+        if run is not None:
+            ck.check(f"claude-code with the prompt \"--version\": success with the mock's text ({took:.1f} s)",
+                     run.get("status") == "success" and run.get("output") == MOCK_TEXT, short(run))
+            seen = [x for x in mock_requests(mock_log)
+                    if x.get("method") == "POST" and last_user_text(x) == "--version"]
+            ck.check("Claude Code sent \"--version\" to the mock as the user's prompt", bool(seen),
+                     f"{len(mock_requests(mock_log))} requests logged, none with that prompt")
 
     # -- error_max_turns ----------------------------------------------------------------------
     if await r.add(MAX_TURNS_TASK) is not None:

@@ -39,6 +39,39 @@ Settings come from the TOML config file (--config, $CLAUDECRON_CONFIG, ~/.claude
 /etc/claudecron/config.toml), then CLAUDECRON_<KEY> environment variables, then flags.
 ";
 
+/// The commands, as named in USAGE.
+const COMMANDS: &[&str] = &[
+    "serve",
+    "check",
+    "token",
+    "preview-schedule",
+    "client-config",
+    "backup",
+    "api-docs",
+    "hook",
+];
+
+/// The usage of one command: its line of USAGE, what it does, and where settings come from.
+fn command_usage(command: &str) -> Option<String> {
+    let named = |line: &str| line.split_whitespace().next() == Some(command);
+    let synopsis = USAGE.lines().find(|l| {
+        l.trim_start()
+            .strip_prefix("claudecron ")
+            .is_some_and(named)
+    })?;
+    let what = USAGE
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .find(|l| named(l))?
+        .trim_start()
+        .strip_prefix(command)?
+        .trim();
+    let settings = &USAGE[USAGE.find("Settings come from")?..];
+    Some(format!(
+        "claudecron {command} — {what}\n\nUsage:\n{synopsis}\n\n{settings}"
+    ))
+}
+
 /// Exit codes: 0 ok, 1 failure at run time, 2 usage or configuration error.
 pub fn main(args: Vec<String>) -> i32 {
     match run(args) {
@@ -122,14 +155,26 @@ fn no_extra(rest: &[String], command: &str) -> Result<(), CliError> {
 
 pub fn run(args: Vec<String>) -> Result<(), CliError> {
     let parsed = parse(args)?;
-    if parsed.command != "serve" {
+    // `claudecron COMMAND --help` (or -h, anywhere after the command): that command's usage,
+    // before anything else is read or started.
+    let wants_help = COMMANDS.contains(&parsed.command.as_str())
+        && parsed.rest.iter().any(|a| a == "--help" || a == "-h");
+    if parsed.command != "serve" || wants_help {
         // A printing command piped into `head` should end quietly when the pipe closes, as
         // other command-line tools do; the server keeps SIGPIPE ignored for its sockets.
         crate::sys::default_sigpipe();
     }
+    if wants_help {
+        print!("{}", command_usage(&parsed.command).unwrap_or(USAGE.into()));
+        return Ok(());
+    }
     match parsed.command.as_str() {
         "--help" | "-h" | "help" => {
-            print!("{USAGE}");
+            // `claudecron help COMMAND`: that command's usage.
+            match parsed.rest.first().and_then(|c| command_usage(c)) {
+                Some(usage) => print!("{usage}"),
+                None => print!("{USAGE}"),
+            }
             Ok(())
         }
         "--version" | "-V" | "version" => {

@@ -1,10 +1,11 @@
 //! One child process run to completion in its own process group (session): stdin from a payload
 //! or /dev/null, stdout and stderr on one pipe (interleaved as written), output captured head +
 //! tail within a byte cap, a timeout and a cancel channel that end the whole group (SIGTERM, a
-//! grace period, SIGKILL), and no member of the group left alive afterwards. It knows nothing of
-//! tasks, SQL or scheduling.
+//! grace period, SIGKILL), and no member of the group left alive afterwards — nor any process
+//! that left the group but still carries the run's marker (`CLAUDECRON_TASK_ID` and
+//! `CLAUDECRON_RUN_ID` in its environment). It knows nothing of SQL or scheduling.
 
-use crate::sys::{signal_group, wait_exit_no_reap};
+use crate::sys::{signal_group, wait_exit_no_reap, ProcessHandle};
 use crossbeam_channel::{after, bounded, select, tick, Receiver};
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -29,6 +30,76 @@ pub struct ProcessSpec {
     /// Time between SIGTERM and SIGKILL.
     pub grace: Duration,
     pub output_max_bytes: usize,
+    /// The run the process belongs to: set in its environment (after `env`, so nothing
+    /// overrides it) and, when the run ends, every process still carrying it is ended too.
+    pub marker: Option<RunMarker>,
+}
+
+/// The longest value an event (a hook payload field, a changed path) puts in a run's
+/// environment, in bytes: a value of the kernel's per-string limit (128 KiB) or an environment
+/// over its total limit would make the run fail to start (E2BIG).
+pub const ENV_VALUE_MAX: usize = 16 * 1024;
+/// The end of a value cut to [`ENV_VALUE_MAX`].
+pub const ENV_VALUE_CUT: &str = "…[truncated]";
+
+/// `text` made fit for a process environment: a NUL byte (which would make the start fail)
+/// becomes U+FFFD, and a value over [`ENV_VALUE_MAX`] bytes is cut at a character boundary and
+/// ends with [`ENV_VALUE_CUT`], the whole within the limit.
+pub fn env_value(text: &str) -> String {
+    let clean = if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
+    if clean.len() <= ENV_VALUE_MAX {
+        return clean.into_owned();
+    }
+    let head = crate::util::head(&clean, ENV_VALUE_MAX - ENV_VALUE_CUT.len());
+    format!("{head}{ENV_VALUE_CUT}")
+}
+
+/// What marks every process of one run: `CLAUDECRON_TASK_ID` and `CLAUDECRON_RUN_ID`, inherited
+/// by everything the run starts, including processes that leave its process group (`setsid`,
+/// double forks). Task ids are random (60 bits) and run ids unique per database, so no two runs
+/// share a marker. A process that clears or rewrites its environment loses it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RunMarker {
+    pub task_id: String,
+    pub run_id: i64,
+}
+
+impl RunMarker {
+    /// The variables, as set in the run's environment.
+    pub fn env(&self) -> [(String, String); 2] {
+        [
+            ("CLAUDECRON_TASK_ID".into(), self.task_id.clone()),
+            ("CLAUDECRON_RUN_ID".into(), self.run_id.to_string()),
+        ]
+    }
+
+    /// The marker in a process environment (NUL-separated `KEY=value` entries); the first entry
+    /// of a name counts, as for getenv.
+    fn in_environ(environ: &[u8]) -> Option<RunMarker> {
+        let (mut task, mut run) = (None, None);
+        for var in environ.split(|b| *b == 0) {
+            if let Some(v) = var.strip_prefix(b"CLAUDECRON_TASK_ID=") {
+                task = task.or(Some(v));
+            } else if let Some(v) = var.strip_prefix(b"CLAUDECRON_RUN_ID=") {
+                run = run.or(Some(v));
+            }
+        }
+        Some(RunMarker {
+            task_id: String::from_utf8(task?.to_vec()).ok()?,
+            run_id: std::str::from_utf8(run?).ok()?.parse().ok()?,
+        })
+    }
+
+    /// The marker of process `pid` (None for a zombie, a process we may not read, or one
+    /// without a marker).
+    fn of_process(pid: i32) -> Option<RunMarker> {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        RunMarker::in_environ(&environ)
+    }
 }
 
 /// How the run ended.
@@ -150,6 +221,10 @@ pub fn run(
     for (k, v) in &spec.env {
         command.env(k, v);
     }
+    let marker: Vec<RunMarker> = spec.marker.iter().cloned().collect();
+    for (k, v) in marker.iter().flat_map(RunMarker::env) {
+        command.env(k, v);
+    }
     if let Some(dir) = &spec.cwd {
         command.current_dir(dir);
     }
@@ -201,6 +276,7 @@ pub fn run(
             });
         if spawned.is_err() {
             signal_group(pid, libc::SIGKILL);
+            end_marked(&marker);
             let _ = child.wait();
             return failed("cannot start the output reader thread".into());
         }
@@ -214,6 +290,7 @@ pub fn run(
         });
     if spawned.is_err() {
         signal_group(pid, libc::SIGKILL);
+        end_marked(&marker);
         let _ = child.wait();
         return failed("cannot start the wait thread".into());
     }
@@ -251,17 +328,25 @@ pub fn run(
         }
     }
     // The leader has exited (a zombie keeps its group id reserved): end whatever else is in the
-    // group, politely first, then for sure.
+    // group, and every process that left the group but carries the run's marker, politely
+    // first, then for sure.
     signal_group(pid, libc::SIGTERM);
+    let escaped = signal_marked(&marker, libc::SIGTERM);
+    let polite = std::time::Instant::now() + spec.grace.min(Duration::from_secs(2));
     select! {
         recv(eof_rx) -> _ => {},
         recv(after(spec.grace.min(Duration::from_secs(2)))) -> _ => {
             signal_group(pid, libc::SIGKILL);
+            end_marked(&marker);
             let _ = eof_rx.recv_timeout(Duration::from_secs(2));
         },
     }
+    for handle in &escaped {
+        handle.wait_gone(polite.saturating_duration_since(std::time::Instant::now()));
+    }
     // Anything that ignored SIGTERM and kept no pipe open is still ended.
     signal_group(pid, libc::SIGKILL);
+    end_marked(&marker);
     let status = child.wait().ok();
 
     let (output, output_truncated) = capture.lock().unwrap_or_else(|p| p.into_inner()).snapshot();
@@ -275,56 +360,96 @@ pub fn run(
     }
 }
 
-/// After a crash: end every process that still belongs to one of `runs` (task id, run id). A
-/// process is recognised by `CLAUDECRON_TASK_ID` and `CLAUDECRON_RUN_ID` in its environment
-/// (inherited by everything a run starts; task ids are random, so another server's runs never
-/// match), and its whole process group is killed. Returns how many processes were found.
+/// After a crash: end every process that still belongs to one of `runs` (task id, run id),
+/// found by the run's marker in its environment (see [`end_marked`]). Returns how many
+/// processes were ended.
 pub fn end_orphaned_runs(runs: &[(String, i64)]) -> usize {
-    if runs.is_empty() {
-        return 0;
-    }
-    let wanted: std::collections::HashSet<(String, String)> = runs
+    let markers: Vec<RunMarker> = runs
         .iter()
-        .map(|(task, run)| {
-            (
-                format!("CLAUDECRON_TASK_ID={task}"),
-                format!("CLAUDECRON_RUN_ID={run}"),
-            )
+        .map(|(task_id, run_id)| RunMarker {
+            task_id: task_id.clone(),
+            run_id: *run_id,
         })
         .collect();
-    let mut groups = std::collections::HashSet::new();
-    let mut found = 0;
+    end_marked(&markers)
+}
+
+/// Live processes (never this one) whose environment carries one of `runs`' markers.
+fn marked_processes(runs: &[RunMarker]) -> Vec<i32> {
+    if runs.is_empty() {
+        return Vec::new();
+    }
     let me = std::process::id() as i32;
-    let my_group = crate::sys::own_process_group();
+    let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        if pid == me {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        let vars: Vec<String> = environ
-            .split(|b| *b == 0)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .filter(|v| v.starts_with("CLAUDECRON_TASK_ID=") || v.starts_with("CLAUDECRON_RUN_ID="))
-            .collect();
-        let task = vars.iter().find(|v| v.starts_with("CLAUDECRON_TASK_ID="));
-        let run = vars.iter().find(|v| v.starts_with("CLAUDECRON_RUN_ID="));
-        if let (Some(task), Some(run)) = (task, run) {
-            if wanted.contains(&(task.clone(), run.clone())) {
-                found += 1;
-                let pgid = crate::sys::process_group_of(pid);
-                if pgid > 1 && pgid != my_group && groups.insert(pgid) {
-                    signal_group(pgid, libc::SIGKILL);
-                }
-                crate::sys::signal_process(pid, libc::SIGKILL);
-            }
+        if pid > 1 && pid != me && RunMarker::of_process(pid).is_some_and(|m| runs.contains(&m)) {
+            found.push(pid);
         }
     }
     found
+}
+
+/// A handle on process `pid` if it still carries one of `runs`' markers. The marker is read
+/// after the handle is taken: a signal through the handle that succeeds proves the process was
+/// alive, so the id still named it when its environment was read (an id reused between the
+/// /proc scan and the handle fails the check instead of being signalled).
+fn marked_handle(pid: i32, runs: &[RunMarker]) -> Option<ProcessHandle> {
+    let handle = ProcessHandle::open(pid)?;
+    RunMarker::of_process(pid)
+        .is_some_and(|m| runs.contains(&m))
+        .then_some(handle)
+}
+
+/// Send `signal` to every process carrying one of `runs`' markers (one pass, each process on
+/// its own, through a handle). Returns the handles, to wait for them.
+fn signal_marked(runs: &[RunMarker], signal: i32) -> Vec<ProcessHandle> {
+    marked_processes(runs)
+        .into_iter()
+        .filter_map(|pid| marked_handle(pid, runs))
+        .filter(|h| h.signal(signal))
+        .collect()
+}
+
+/// SIGKILL every process carrying one of `runs`' markers, and the whole group of each one that
+/// leads its own group (a `setsid` child and what it started, marked or not), until none is
+/// left (bounded: a few passes catch children forked meanwhile). Each process is stopped
+/// through its handle before its group is looked up: stopped, it cannot exit by itself, so the
+/// group id is still its own when the group is killed and cannot have been handed to a
+/// stranger. Never this process, never this process's group, never a process of another run.
+/// Returns how many processes were ended.
+pub fn end_marked(runs: &[RunMarker]) -> usize {
+    let my_group = crate::sys::own_process_group();
+    let mut ended = std::collections::HashSet::new();
+    for _pass in 0..5 {
+        let mut handles = Vec::new();
+        for pid in marked_processes(runs) {
+            let Some(handle) = marked_handle(pid, runs) else {
+                continue;
+            };
+            if !handle.signal(libc::SIGSTOP) {
+                continue;
+            }
+            let pgid = crate::sys::process_group_of(pid);
+            if pgid == pid && pgid != my_group {
+                signal_group(pgid, libc::SIGKILL);
+            }
+            handle.signal(libc::SIGKILL);
+            ended.insert(pid);
+            handles.push(handle);
+        }
+        if handles.is_empty() {
+            break;
+        }
+        // Wait for them to be gone, so the next pass sees only what they forked meanwhile.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        for handle in &handles {
+            handle.wait_gone(deadline.saturating_duration_since(std::time::Instant::now()));
+        }
+    }
+    ended.len()
 }
 
 #[cfg(test)]
@@ -342,6 +467,7 @@ mod tests {
             timeout: Duration::from_millis(timeout_ms),
             grace: Duration::from_millis(500),
             output_max_bytes: 1024,
+            marker: None,
         }
     }
 
@@ -433,6 +559,105 @@ mod tests {
             group_is_gone(out.pgid.unwrap()),
             "the background sleep was left behind"
         );
+    }
+
+    #[test]
+    fn env_values_lose_nul_bytes_and_are_capped_at_a_character_boundary() {
+        assert_eq!(env_value("a\0b"), "a\u{FFFD}b");
+        assert_eq!(env_value("plain"), "plain");
+        let exact = "x".repeat(ENV_VALUE_MAX);
+        assert_eq!(env_value(&exact), exact);
+        let long = "é".repeat(ENV_VALUE_MAX);
+        let cut = env_value(&long);
+        assert!(cut.len() <= ENV_VALUE_MAX, "{}", cut.len());
+        assert!(cut.ends_with(ENV_VALUE_CUT));
+        assert!(cut
+            .trim_end_matches(ENV_VALUE_CUT)
+            .chars()
+            .all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn markers_are_read_from_an_environment_block() {
+        let m = RunMarker::in_environ(
+            b"A=1\0CLAUDECRON_RUN_ID=42\0CLAUDECRON_TASK_ID=abc\0CLAUDECRON_RUN_ID=7\0",
+        );
+        assert_eq!(
+            m,
+            Some(RunMarker {
+                task_id: "abc".into(),
+                run_id: 42
+            }),
+            "the first entry of a name counts"
+        );
+        assert_eq!(RunMarker::in_environ(b"CLAUDECRON_TASK_ID=abc\0"), None);
+        assert_eq!(
+            RunMarker::in_environ(b"CLAUDECRON_TASK_ID=abc\0CLAUDECRON_RUN_ID=x\0"),
+            None
+        );
+    }
+
+    /// Whether any live process carries `marker`, waited for (bounded) to become false.
+    fn marker_gone(marker: &RunMarker) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if marked_processes(std::slice::from_ref(marker)).is_empty() {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn unique_marker() -> RunMarker {
+        RunMarker {
+            task_id: crate::ids::task_id().unwrap(),
+            run_id: 1,
+        }
+    }
+
+    #[test]
+    fn processes_that_left_the_group_are_ended_with_the_run_and_others_are_not() {
+        let marker = unique_marker();
+        // Another run of the same task: it must survive this run's end.
+        let other = RunMarker {
+            run_id: 2,
+            ..marker.clone()
+        };
+        let mut bystander = std::process::Command::new("/bin/sh")
+            .args(["-c", "exec sleep 300"])
+            .env("CLAUDECRON_TASK_ID", &other.task_id)
+            .env("CLAUDECRON_RUN_ID", other.run_id.to_string())
+            .spawn()
+            .unwrap();
+        let (_tx, rx) = bounded(1);
+        let mut spec = sh(
+            "setsid sh -c 'sleep 300' > /dev/null 2>&1 & (setsid sh -c 'sleep 300' &) ; echo started",
+            60_000,
+        );
+        spec.marker = Some(marker.clone());
+        let out = run(&spec, &rx, &mut |_, _| {});
+        assert_eq!(out.ending, Ending::Exited);
+        assert_eq!(out.exit_code, Some(0));
+        assert_eq!(out.output, "started\n");
+        assert!(
+            marker_gone(&marker),
+            "a process that left the group survived its run"
+        );
+        assert_eq!(
+            marked_processes(std::slice::from_ref(&other)),
+            vec![bystander.id() as i32],
+            "another run's process was touched"
+        );
+        assert_eq!(
+            bystander.try_wait().unwrap(),
+            None,
+            "the bystander is alive"
+        );
+        let _ = bystander.kill();
+        let _ = bystander.wait();
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! sends the task's `notify` webhook. It decides nothing about when or whether to run (that is
 //! the engine's job) and uses its own store connection.
 
-use crate::exec::process::{self, Ending, ProcessSpec};
+use crate::exec::process::{self, Ending, ProcessSpec, RunMarker};
 use crate::exec::subagent::{self, SubagentJob, SubagentOutcome, SubagentSettings};
 use crate::store::{RunEnd, RunUsage, Store};
 use crate::tasks::model::{NotifyOn, Task, TaskType};
@@ -87,7 +87,14 @@ fn run_env(job: &RunJob, scheduled_at: &str) -> Vec<(String, String)> {
         ("CLAUDECRON_ATTEMPT".to_string(), job.attempt.to_string()),
     ];
     if let Some(context) = &job.context {
-        env.extend(context.env_vars());
+        // Event values (a hook payload's fields, changed file paths) are made fit for an
+        // environment: no NUL byte, at most ENV_VALUE_MAX bytes each.
+        env.extend(
+            context
+                .env_vars()
+                .into_iter()
+                .map(|(k, v)| (k, process::env_value(&v))),
+        );
     }
     for (k, v) in &job.task.spec.env {
         env.push((k.clone(), v.clone()));
@@ -116,6 +123,10 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             }
         }
     };
+    let marker = RunMarker {
+        task_id: job.task.id.clone(),
+        run_id: job.run_id,
+    };
     let shutting_down = Arc::clone(&job.shutting_down);
     let cancelled_status = move || {
         if shutting_down.load(Ordering::Relaxed) {
@@ -139,6 +150,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
                 timeout: Duration::from_secs(timeout_secs),
                 grace: settings.grace,
                 output_max_bytes: settings.output_max_bytes,
+                marker: marker.clone(),
                 cancel: &job.cancel,
                 cancelled_status: &cancelled_status,
             };
@@ -166,6 +178,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
                 timeout: Duration::from_secs(timeout_secs),
                 grace: settings.grace,
                 output_max_bytes: settings.output_max_bytes,
+                marker: Some(marker),
             };
             let outcome = process::run(&spec, &job.cancel, &mut live);
             let (status, error) = match &outcome.ending {

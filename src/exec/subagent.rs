@@ -126,6 +126,8 @@ pub struct SubagentJob<'a> {
     pub timeout: Duration,
     pub grace: Duration,
     pub output_max_bytes: usize,
+    /// Marks the run's processes (see `process::RunMarker`).
+    pub marker: process::RunMarker,
     pub cancel: &'a Receiver<()>,
     /// Status for a cancel: `cancelled`, or `interrupted` when the server is stopping.
     pub cancelled_status: &'a dyn Fn() -> RunStatus,
@@ -158,11 +160,11 @@ fn failed(runner: &'static str, model: &str, error: String) -> SubagentOutcome {
     }
 }
 
-/// The argv after the program for `claude -p`.
-pub fn claude_args(spec: &TaskSpec, prompt: &str, model: &str) -> Vec<String> {
+/// The argv after the program for `claude -p`; the prompt is not in it: `claude -p` with no
+/// prompt argument reads the prompt from stdin.
+pub fn claude_args(spec: &TaskSpec, model: &str) -> Vec<String> {
     let mut args = vec![
         "-p".to_string(),
-        prompt.to_string(),
         "--output-format".into(),
         "json".into(),
         "--model".into(),
@@ -321,16 +323,19 @@ fn run_claude_code(
     }
     let spec = ProcessSpec {
         program: program.to_string_lossy().into_owned(),
-        args: claude_args(job.spec, &job.prompt, model),
+        args: claude_args(job.spec, model),
         cwd: job.cwd.clone(),
         env,
         env_remove: NESTING_VARS.iter().map(|v| v.to_string()).collect(),
-        stdin: None,
+        // The prompt goes on stdin: never read as an option (a prompt "--version"), and no
+        // argv limit (128 KiB per argument).
+        stdin: Some(job.prompt.clone().into_bytes()),
         timeout: job.timeout,
         grace: job.grace,
         // Claude Code prints its whole result as one JSON line at the end: capture enough to
         // keep it intact, then cut what is stored down to output_max_bytes below.
         output_max_bytes: job.output_max_bytes.max(CLAUDE_CAPTURE_BYTES),
+        marker: Some(job.marker.clone()),
     };
     let outcome = process::run(&spec, job.cancel, on_progress);
     let ended = claude_outcome(job, model, &outcome);
@@ -670,12 +675,11 @@ mod tests {
             "retries":{"max_attempts":0,"backoff_seconds":30,"doubling":true}
         }))
         .unwrap();
-        let args = claude_args(&spec, "do it", "claude-x");
+        let args = claude_args(&spec, "claude-x");
         assert_eq!(
             args,
             [
                 "-p",
-                "do it",
                 "--output-format",
                 "json",
                 "--model",

@@ -6,6 +6,7 @@
 
 use super::debounce::Debouncer;
 use crate::engine::{EngineError, EngineHandle};
+use crate::exec::process::env_value;
 use crate::store::Store;
 use crate::tasks::model::{Task, Trigger};
 use crate::tasks::runs::{RunContext, TriggerKind};
@@ -88,22 +89,18 @@ pub fn trigger_matches(trigger: &Trigger, payload: &Value) -> bool {
 }
 
 /// The run context for a payload: environment variables and the payload on stdin, byte for
-/// byte as it arrived (`raw`).
+/// byte as it arrived (`raw`). The variables' values come from the payload, so each is made fit
+/// for an environment (`process::env_value`): a NUL byte becomes U+FFFD and a value is cut to
+/// 16 KiB at a character boundary, ending with `…[truncated]`; stdin keeps everything.
 pub fn context(payload: &Value, raw: &str) -> RunContext {
-    let text = |k: &str| {
-        payload
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+    let text = |k: &str| env_value(payload.get(k).and_then(Value::as_str).unwrap_or(""));
     let env = [
         ("CLAUDECRON_HOOK_EVENT", text("hook_event_name")),
         ("CLAUDECRON_TOOL_NAME", text("tool_name")),
         ("CLAUDECRON_SESSION_ID", text("session_id")),
         (
             "CLAUDECRON_FILE_PATH",
-            file_path(payload).unwrap_or("").to_string(),
+            env_value(file_path(payload).unwrap_or("")),
         ),
     ]
     .into_iter()
@@ -255,6 +252,21 @@ mod tests {
             !matcher_matches("mcp__peer", "mcp__peer__echo"),
             "a bare server name is exact"
         );
+    }
+
+    #[test]
+    fn context_env_values_are_fit_for_an_environment_and_stdin_is_whole() {
+        let raw = format!(
+            r#"{{"hook_event_name":"Stop","session_id":"a\u0000b","tool_name":"{}"}}"#,
+            "t".repeat(40_000)
+        );
+        let payload: Value = serde_json::from_str(&raw).unwrap();
+        let ctx = context(&payload, &raw);
+        let get = |k: &str| ctx.env[k].clone();
+        assert_eq!(get("CLAUDECRON_SESSION_ID"), "a\u{FFFD}b");
+        let tool = get("CLAUDECRON_TOOL_NAME");
+        assert!(tool.len() <= 16 * 1024 && tool.ends_with("…[truncated]"));
+        assert_eq!(ctx.stdin.as_deref(), Some(raw.as_str()));
     }
 
     #[test]

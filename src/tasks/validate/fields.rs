@@ -67,6 +67,9 @@ pub fn parse_time(text: &str, tz: chrono_tz::Tz) -> Result<DateTime<Utc>, String
 
 pub(super) fn describe(value: &Value) -> String {
     match value {
+        Value::String(s) if s.len() > 100 => {
+            format!("\"{}…\" ({} bytes)", crate::util::head(s, 60), s.len())
+        }
         Value::String(s) => format!("\"{s}\""),
         Value::Null => "null".into(),
         other => {
@@ -93,6 +96,32 @@ pub(super) fn string_field(
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(other) => err(path, format!("{} is not a string", describe(other))),
     }
+}
+
+/// Refuse a text over `max` bytes, naming the field, the length and the limit. Checked before
+/// anything else reads the value, so a huge one is never parsed, compared or quoted back.
+pub(super) fn check_len(value: &str, path: &str, max: usize) -> Result<(), FieldError> {
+    if value.len() > max {
+        return err(
+            path,
+            format!("is {} bytes long; the limit is {max} bytes", value.len()),
+        );
+    }
+    Ok(())
+}
+
+/// A string field of at most `max` bytes.
+pub(super) fn text_field(
+    obj: &Map<String, Value>,
+    field: &str,
+    path: &str,
+    max: usize,
+) -> Result<Option<String>, FieldError> {
+    let value = string_field(obj, field, path)?;
+    if let Some(v) = &value {
+        check_len(v, path, max)?;
+    }
+    Ok(value)
 }
 
 pub(super) fn bool_field(
@@ -164,15 +193,23 @@ pub(super) fn reject_unknown(
 ) -> Result<(), FieldError> {
     for key in obj.keys() {
         if !accepted.contains(&key.as_str()) {
-            let field = if path_prefix.is_empty() {
-                key.clone()
+            // A huge key is named by its start only, and no hint is looked for.
+            let long = key.len() > 100;
+            let name = if long {
+                format!("{}…", crate::util::head(key, 60))
             } else {
-                format!("{path_prefix}.{key}")
+                key.clone()
+            };
+            let field = if path_prefix.is_empty() {
+                name
+            } else {
+                format!("{path_prefix}.{name}")
             };
             // A near miss of an accepted name (two edits for longer names, one for short ones).
             let reach = if key.chars().count() >= 5 { 2 } else { 1 };
             let hint = accepted
                 .iter()
+                .filter(|_| !long)
                 .filter(|a| crate::util::edit_distance(a, key) <= reach)
                 .min_by_key(|a| crate::util::edit_distance(a, key))
                 .map(|a| format!("did you mean \"{a}\"? "))
@@ -210,7 +247,7 @@ pub(super) fn non_blank(
         Some(s) if s.trim().is_empty() => err(path, "must not be empty"),
         Some(s) if s.len() > max_len => err(
             path,
-            format!("is {} bytes long; the limit is {max_len}", s.len()),
+            format!("is {} bytes long; the limit is {max_len} bytes", s.len()),
         ),
         Some(s) => Ok(Some(s)),
     }

@@ -62,6 +62,34 @@ pub struct Context<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// Length limits of text fields, in bytes (a task's `name` is 1 to 100 characters). A value
+/// is stored once and then shows up in every log line, view and notification of the task's runs,
+/// and what reaches a process must fit the kernel's limits (128 KiB per argument or variable).
+pub mod limits {
+    pub const DESCRIPTION: usize = 4096;
+    pub const COMMAND: usize = 64 * 1024;
+    pub const PROMPT: usize = 256 * 1024;
+    /// Claude Code gets it as one argument (`--append-system-prompt`).
+    pub const SYSTEM: usize = 64 * 1024;
+    pub const MODEL: usize = 200;
+    pub const CWD: usize = 4096;
+    pub const PATH: usize = 4096;
+    pub const ENV_VARS: usize = 100;
+    pub const ENV_NAME: usize = 128;
+    pub const ENV_VALUE: usize = 32 * 1024;
+    /// All names and values of `env` together.
+    pub const ENV_TOTAL: usize = 256 * 1024;
+    pub const ALLOWED_TOOLS: usize = 100;
+    pub const TOOL_NAME: usize = 256;
+    /// Cron expressions, globs (`pattern`, `file_pattern`) and hook matchers.
+    pub const PATTERN: usize = 1024;
+    pub const NOTIFY_URL: usize = 2048;
+    /// An `after` trigger's task id or name.
+    pub const TASK_REF: usize = 512;
+    /// Short words: timezone, trigger type and event, durations, times.
+    pub const WORD: usize = 100;
+}
+
 /// Top-level fields `add_task` accepts.
 pub const TASK_FIELDS: &[&str] = &[
     "name",
@@ -188,9 +216,9 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
             )
         }
     };
-    let top_tz = string_field(obj, "timezone", "timezone")?;
+    let top_tz = text_field(obj, "timezone", "timezone", limits::WORD)?;
     let trigger_tz = match trigger_obj {
-        Some(t) => string_field(t, "timezone", "trigger.timezone")?,
+        Some(t) => text_field(t, "timezone", "trigger.timezone", limits::WORD)?,
         None => None,
     };
     let timezone = match (&top_tz, &trigger_tz) {
@@ -212,7 +240,7 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
     let tz = parse_timezone(&timezone).or_else(|e| err(field_of_tz, e))?;
     let timezone = tz.name().to_string();
 
-    let schedule = string_field(obj, "schedule", "schedule")?;
+    let schedule = text_field(obj, "schedule", "schedule", limits::PATTERN)?;
     let trigger = match (schedule, trigger_obj) {
         (Some(_), Some(_)) => {
             return err("schedule", "give either schedule (a cron expression) or trigger, not both")
@@ -233,9 +261,13 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
     let command = non_blank(
         string_field(obj, "command", "command")?,
         "command",
-        64 * 1024,
+        limits::COMMAND,
     )?;
-    let prompt = non_blank(string_field(obj, "prompt", "prompt")?, "prompt", 256 * 1024)?;
+    let prompt = non_blank(
+        string_field(obj, "prompt", "prompt")?,
+        "prompt",
+        limits::PROMPT,
+    )?;
     let subagent_only = [
         "model",
         "runner",
@@ -284,18 +316,14 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
         }
     }
 
-    let description = match string_field(obj, "description", "description")? {
-        Some(d) if d.len() > 4096 => {
-            return err(
-                "description",
-                format!("is {} bytes long; the limit is 4096", d.len()),
-            )
-        }
-        other => other.filter(|d| !d.trim().is_empty()),
-    };
+    let description = text_field(obj, "description", "description", limits::DESCRIPTION)?
+        .filter(|d| !d.trim().is_empty());
     let enabled = bool_field(obj, "enabled", "enabled")?.unwrap_or(true);
-    let cwd = string_field(obj, "cwd", "cwd")?;
+    let cwd = text_field(obj, "cwd", "cwd", limits::CWD)?;
     if let Some(dir) = &cwd {
+        if dir.contains('\0') {
+            return err("cwd", "contains a NUL byte");
+        }
         if !dir.starts_with('/') {
             return err(
                 "cwd",
@@ -305,7 +333,7 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
     }
     let env = env_field(obj)?;
     let timeout_seconds = int_field(obj, "timeout_seconds", "timeout_seconds", 1, 7 * 86_400)?;
-    let model = non_blank(string_field(obj, "model", "model")?, "model", 200)?;
+    let model = non_blank(string_field(obj, "model", "model")?, "model", limits::MODEL)?;
     let runner = match enum_field(obj, "runner", "runner", &["claude-code", "api"])? {
         Some("claude-code") => Some(Runner::ClaudeCode),
         Some(_) => Some(Runner::Api),
@@ -314,10 +342,23 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
     let allowed_tools = match obj.get("allowed_tools") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => {
+            if items.len() > limits::ALLOWED_TOOLS {
+                return err(
+                    "allowed_tools",
+                    format!(
+                        "has {} entries; the limit is {}",
+                        items.len(),
+                        limits::ALLOWED_TOOLS
+                    ),
+                );
+            }
             let mut tools = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 match item.as_str() {
-                    Some(s) if !s.trim().is_empty() => tools.push(s.to_string()),
+                    Some(s) if !s.trim().is_empty() => {
+                        check_len(s, &format!("allowed_tools[{i}]"), limits::TOOL_NAME)?;
+                        tools.push(s.to_string())
+                    }
                     _ => {
                         return err(
                             &format!("allowed_tools[{i}]"),
@@ -343,7 +384,11 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
     };
     let max_turns = int_field(obj, "max_turns", "max_turns", 1, 1000)?.map(|n| n as u32);
     let max_tokens = int_field(obj, "max_tokens", "max_tokens", 1, 128_000)?.map(|n| n as u32);
-    let system = non_blank(string_field(obj, "system", "system")?, "system", 256 * 1024)?;
+    let system = non_blank(
+        string_field(obj, "system", "system")?,
+        "system",
+        limits::SYSTEM,
+    )?;
     let permission_mode =
         enum_field(obj, "permission_mode", "permission_mode", PERMISSION_MODES)?.map(String::from);
     let overlap = match enum_field(obj, "overlap", "overlap", &["skip", "queue", "allow"])? {
@@ -389,8 +434,42 @@ fn env_field(obj: &Map<String, Value>) -> Result<BTreeMap<String, String>, Field
     match obj.get("env") {
         None | Some(Value::Null) => {}
         Some(Value::Object(vars)) => {
+            if vars.len() > limits::ENV_VARS {
+                return err(
+                    "env",
+                    format!(
+                        "has {} variables; the limit is {}",
+                        vars.len(),
+                        limits::ENV_VARS
+                    ),
+                );
+            }
+            let mut total = 0;
             for (key, value) in vars {
+                if key.len() > limits::ENV_NAME {
+                    return err(
+                        &format!("env.{}…", crate::util::head(key, 60)),
+                        format!(
+                            "the name is {} bytes long; the limit is {} bytes",
+                            key.len(),
+                            limits::ENV_NAME
+                        ),
+                    );
+                }
                 let path = format!("env.{key}");
+                if let Value::String(s) = value {
+                    check_len(s, &path, limits::ENV_VALUE)?;
+                }
+                total += key.len() + value.as_str().map_or(20, str::len);
+                if total > limits::ENV_TOTAL {
+                    return err(
+                        "env",
+                        format!(
+                            "names and values add up to more than {} bytes, the limit",
+                            limits::ENV_TOTAL
+                        ),
+                    );
+                }
                 let valid_name = !key.is_empty()
                     && !key.starts_with(|c: char| c.is_ascii_digit())
                     && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -466,7 +545,7 @@ fn notify_field(obj: &Map<String, Value>) -> Result<Option<Notify>, FieldError> 
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(n)) => {
             reject_unknown(n, &["url", "on"], "notify")?;
-            let url = string_field(n, "url", "notify.url")?
+            let url = text_field(n, "url", "notify.url", limits::NOTIFY_URL)?
                 .ok_or_else(|| FieldError { field: "notify.url".into(), message: "is required: an http(s) URL that receives a JSON POST per finished run".into() })?;
             let valid = (url.starts_with("http://") || url.starts_with("https://"))
                 && url.split("://").nth(1).is_some_and(|r| !r.is_empty() && !r.starts_with('/'))

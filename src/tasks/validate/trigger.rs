@@ -8,7 +8,7 @@ pub(super) fn trigger(
     tz: chrono_tz::Tz,
     ctx: &Context,
 ) -> Result<Trigger, FieldError> {
-    let kind = match string_field(t, "type", "trigger.type")? {
+    let kind = match text_field(t, "type", "trigger.type", limits::WORD)? {
         Some(k) => k,
         None => {
             return err(
@@ -24,11 +24,12 @@ pub(super) fn trigger(
     match kind.as_str() {
         "cron" => {
             reject_unknown(t, &["type", "schedule", "timezone"], "trigger")?;
-            let expr =
-                string_field(t, "schedule", "trigger.schedule")?.ok_or_else(|| FieldError {
+            let expr = text_field(t, "schedule", "trigger.schedule", limits::PATTERN)?.ok_or_else(
+                || FieldError {
                     field: "trigger.schedule".into(),
                     message: "is required for a cron trigger, e.g. \"0 9 * * 1-5\"".into(),
-                })?;
+                },
+            )?;
             Schedule::parse(&expr, ctx.now).or_else(|e| err("trigger.schedule", e))?;
             Ok(Trigger::Cron {
                 schedule: expr.trim().to_string(),
@@ -47,10 +48,11 @@ pub(super) fn trigger(
                 ],
                 "trigger",
             )?;
-            let path = string_field(t, "path", "trigger.path")?.ok_or_else(|| FieldError {
-                field: "trigger.path".into(),
-                message: "is required: an absolute file or directory path".into(),
-            })?;
+            let path =
+                text_field(t, "path", "trigger.path", limits::PATH)?.ok_or_else(|| FieldError {
+                    field: "trigger.path".into(),
+                    message: "is required: an absolute file or directory path".into(),
+                })?;
             if !path.starts_with('/') {
                 return err(
                     "trigger.path",
@@ -60,7 +62,7 @@ pub(super) fn trigger(
             if path.contains('\0') {
                 return err("trigger.path", "contains a NUL byte");
             }
-            let pattern = string_field(t, "pattern", "trigger.pattern")?;
+            let pattern = text_field(t, "pattern", "trigger.pattern", limits::PATTERN)?;
             if let Some(p) = &pattern {
                 check_glob(p, "trigger.pattern")?;
             }
@@ -117,10 +119,13 @@ pub(super) fn trigger(
                 &["type", "event", "matcher", "file_pattern", "debounce_ms"],
                 "trigger",
             )?;
-            let event = string_field(t, "event", "trigger.event")?.ok_or_else(|| FieldError {
-                field: "trigger.event".into(),
-                message: format!("is required; accepted: {}", HOOK_EVENTS.join(", ")),
-            })?;
+            let event =
+                text_field(t, "event", "trigger.event", limits::WORD)?.ok_or_else(|| {
+                    FieldError {
+                        field: "trigger.event".into(),
+                        message: format!("is required; accepted: {}", HOOK_EVENTS.join(", ")),
+                    }
+                })?;
             if !HOOK_EVENTS.contains(&event.as_str()) {
                 let hint = HOOK_EVENTS.iter().find(|e| e.eq_ignore_ascii_case(&event));
                 let message = match hint {
@@ -134,13 +139,15 @@ pub(super) fn trigger(
                 };
                 return err("trigger.event", message);
             }
-            let matcher = string_field(t, "matcher", "trigger.matcher")?.filter(|m| !m.is_empty());
+            let matcher = text_field(t, "matcher", "trigger.matcher", limits::PATTERN)?
+                .filter(|m| !m.is_empty());
             if let Some(m) = &matcher {
                 regex::Regex::new(m).or_else(|e| {
                     err("trigger.matcher", format!("\"{m}\" is not a valid regular expression ({}); e.g. Edit|Write or mcp__.*", e.to_string().lines().last().unwrap_or("")))
                 })?;
             }
-            let file_pattern = string_field(t, "file_pattern", "trigger.file_pattern")?;
+            let file_pattern =
+                text_field(t, "file_pattern", "trigger.file_pattern", limits::PATTERN)?;
             if let Some(p) = &file_pattern {
                 check_glob(p, "trigger.file_pattern")?;
             }
@@ -153,12 +160,15 @@ pub(super) fn trigger(
         }
         "interval" => {
             reject_unknown(t, &["type", "every", "start_at"], "trigger")?;
-            let every = string_field(t, "every", "trigger.every")?.ok_or_else(|| FieldError {
-                field: "trigger.every".into(),
-                message: "is required: a duration such as 30s, 15m, 2h, 1d".into(),
-            })?;
+            let every =
+                text_field(t, "every", "trigger.every", limits::WORD)?.ok_or_else(|| {
+                    FieldError {
+                        field: "trigger.every".into(),
+                        message: "is required: a duration such as 30s, 15m, 2h, 1d".into(),
+                    }
+                })?;
             let every_seconds = parse_duration(&every).or_else(|e| err("trigger.every", e))?;
-            let start_at = match string_field(t, "start_at", "trigger.start_at")? {
+            let start_at = match text_field(t, "start_at", "trigger.start_at", limits::WORD)? {
                 Some(s) => parse_time(&s, tz).or_else(|e| err("trigger.start_at", e))?,
                 None => ctx.now,
             };
@@ -170,10 +180,11 @@ pub(super) fn trigger(
         }
         "once" => {
             reject_unknown(t, &["type", "at"], "trigger")?;
-            let at = string_field(t, "at", "trigger.at")?.ok_or_else(|| FieldError {
-                field: "trigger.at".into(),
-                message: "is required: an RFC 3339 time such as 2026-12-01T09:00:00Z".into(),
-            })?;
+            let at =
+                text_field(t, "at", "trigger.at", limits::WORD)?.ok_or_else(|| FieldError {
+                    field: "trigger.at".into(),
+                    message: "is required: an RFC 3339 time such as 2026-12-01T09:00:00Z".into(),
+                })?;
             let when = parse_time(&at, tz).or_else(|e| err("trigger.at", e))?;
             if when <= ctx.now && ctx.self_id.is_none() {
                 return err(
@@ -188,10 +199,13 @@ pub(super) fn trigger(
         }
         "after" => {
             reject_unknown(t, &["type", "task", "on"], "trigger")?;
-            let upstream = string_field(t, "task", "trigger.task")?.ok_or_else(|| FieldError {
-                field: "trigger.task".into(),
-                message: "is required: the id or name of the task to follow".into(),
-            })?;
+            let upstream =
+                text_field(t, "task", "trigger.task", limits::TASK_REF)?.ok_or_else(|| {
+                    FieldError {
+                        field: "trigger.task".into(),
+                        message: "is required: the id or name of the task to follow".into(),
+                    }
+                })?;
             let found = ctx.lookup.find(&upstream).ok_or_else(|| FieldError {
                 field: "trigger.task".into(),
                 message: format!("no task has the id or name \"{upstream}\"; list them with claudecron_list_tasks"),
