@@ -76,7 +76,8 @@ cleanup() {
     if kill -0 "$pid" 2>/dev/null; then
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
+      # Only if still there: a process id that is gone may already name someone else's process.
+      kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
     fi
   done
   # set -e (or a signal) ended the script before finish: still report, and still fail

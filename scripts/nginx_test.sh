@@ -70,7 +70,8 @@ stop_pid() { # stop_pid PID SIGNAL: signal, wait up to 5 s, then SIGKILL
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  kill -9 "$pid" 2>/dev/null || true
+  # Only if still there: a process id that is gone may already name someone else's process.
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
 

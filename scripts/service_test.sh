@@ -50,7 +50,8 @@ cleanup() {
     sleep 0.1
   done
   for f in "${PIDFILES[@]}"; do
-    [[ -f "$f" ]] && kill -9 "$(cat "$f")" 2>/dev/null
+    # Only a process that is still there (a gone id may already name someone else's process).
+    [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null && kill -9 "$(cat "$f")" 2>/dev/null
   done
   rm -rf "$TMP"
 }

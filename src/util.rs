@@ -74,6 +74,18 @@ pub fn tail(text: &str, n: usize) -> &str {
     &text[start..]
 }
 
+/// At most `n` bytes of the start of `text`, cut at a character boundary.
+pub fn head(text: &str, n: usize) -> &str {
+    if text.len() <= n {
+        return text;
+    }
+    let mut end = n;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Levenshtein distance over characters (for did-you-mean hints).
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -135,6 +147,8 @@ mod tests {
     fn text_is_cut_at_character_boundaries() {
         assert_eq!(tail("héllo", 4), "llo");
         assert_eq!(tail("abc", 10), "abc");
+        assert_eq!(head("héllo", 2), "h");
+        assert_eq!(head("abc", 10), "abc");
     }
 
     #[test]

@@ -1,55 +1,56 @@
 //! JSON Schema pieces of the tool definitions: the task's fields (shared by add and update), a
 //! task id, object and output schemas. Data only.
 
+use crate::tasks::validate::limits as L;
 use serde_json::{json, Map, Value};
 
 pub(super) fn task_properties() -> Value {
     json!({
         "name": {"type": "string", "minLength": 1, "maxLength": 100, "description": "Unique task name (1-100 printable characters). Also accepted wherever a taskId is asked for."},
         "type": {"type": "string", "enum": ["bash", "subagent"], "description": "bash: run `command` with /bin/sh -c. subagent: give `prompt` to Claude (Claude Code headless or the Anthropic API)."},
-        "schedule": {"type": "string", "description": "Cron expression, crontab syntax: 5 fields `minute hour day-of-month month day-of-week` (6 with leading seconds, 7 with trailing year), or @hourly/@daily/@midnight/@weekly/@monthly/@yearly. Day-of-week 0-7 (0 and 7 = Sunday) or names; day-of-month and day-of-week combine with OR; L, W and # supported. Shorthand for trigger {\"type\":\"cron\"}. Give schedule or trigger, not both.", "examples": ["0 9 * * 1-5", "*/15 * * * *", "@daily"]},
-        "timezone": {"type": "string", "description": "IANA zone the schedule fires in and times are shown in, e.g. Europe/Moscow, America/New_York. Default: the server's default_timezone (UTC).", "examples": ["UTC", "Europe/Moscow"]},
+        "schedule": {"type": "string", "maxLength": L::PATTERN, "description": "Cron expression, crontab syntax: 5 fields `minute hour day-of-month month day-of-week` (6 with leading seconds, 7 with trailing year), or @hourly/@daily/@midnight/@weekly/@monthly/@yearly. Day-of-week 0-7 (0 and 7 = Sunday) or names; day-of-month and day-of-week combine with OR; L, W and # supported. Shorthand for trigger {\"type\":\"cron\"}. Give schedule or trigger, not both.", "examples": ["0 9 * * 1-5", "*/15 * * * *", "@daily"]},
+        "timezone": {"type": "string", "maxLength": L::WORD, "description": "IANA zone the schedule fires in and times are shown in, e.g. Europe/Moscow, America/New_York. Default: the server's default_timezone (UTC).", "examples": ["UTC", "Europe/Moscow"]},
         "trigger": {
             "type": "object",
             "description": "What fires the task when it is not a plain cron schedule. type is one of: cron {schedule, timezone}; file-watch {path (absolute), pattern (glob), recursive (default true), events [create, modify, remove], debounce_ms (default 1000)}; hook {event (Claude Code hook event such as PostToolUse), matcher (as in Claude Code settings: a name or A|B list is exact, anything else an unanchored regex; tested against tool_name for tool events), file_pattern (glob on tool_input.file_path), debounce_ms (default 0)}; interval {every: 30s/15m/2h/1d, start_at (RFC 3339)}; once {at (RFC 3339)}; after {task (id or name), on: success/failure/always}; manual {} (only run by claudecron_run_task).",
             "properties": {
                 "type": {"type": "string", "enum": ["cron", "file-watch", "file_watch", "hook", "interval", "once", "after", "manual"]},
-                "schedule": {"type": "string"},
-                "timezone": {"type": "string"},
-                "path": {"type": "string"},
-                "pattern": {"type": "string"},
+                "schedule": {"type": "string", "maxLength": L::PATTERN},
+                "timezone": {"type": "string", "maxLength": L::WORD},
+                "path": {"type": "string", "maxLength": L::PATH},
+                "pattern": {"type": "string", "maxLength": L::PATTERN},
                 "recursive": {"type": "boolean", "default": true},
                 "events": {"type": "array", "items": {"type": "string", "enum": ["create", "modify", "remove"]}},
                 "debounce_ms": {"type": "integer", "minimum": 0, "maximum": 3600000, "default": 1000},
                 "event": {"type": "string"},
-                "matcher": {"type": "string"},
-                "file_pattern": {"type": "string"},
+                "matcher": {"type": "string", "maxLength": L::PATTERN},
+                "file_pattern": {"type": "string", "maxLength": L::PATTERN},
                 "every": {"type": "string", "pattern": "^[0-9]+[smhd]$"},
                 "start_at": {"type": "string"},
                 "at": {"type": "string"},
-                "task": {"type": "string"},
+                "task": {"type": "string", "maxLength": L::TASK_REF},
                 "on": {"type": "string", "enum": ["success", "failure", "always"], "default": "success"}
             },
             "required": ["type"]
         },
-        "command": {"type": "string", "description": "Shell command for a bash task, run with /bin/sh -c."},
-        "prompt": {"type": "string", "description": "Instructions for a subagent task."},
-        "description": {"type": "string", "description": "Free text for people."},
+        "command": {"type": "string", "maxLength": L::COMMAND, "description": "Shell command for a bash task, run with /bin/sh -c."},
+        "prompt": {"type": "string", "maxLength": L::PROMPT, "description": "Instructions for a subagent task."},
+        "description": {"type": "string", "maxLength": L::DESCRIPTION, "description": "Free text for people."},
         "enabled": {"type": "boolean", "default": true, "description": "false: stored but not armed."},
-        "cwd": {"type": "string", "description": "Absolute working directory for the run."},
-        "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Extra environment variables for the run (CLAUDECRON_* are reserved)."},
+        "cwd": {"type": "string", "maxLength": L::CWD, "description": "Absolute working directory for the run."},
+        "env": {"type": "object", "maxProperties": L::ENV_VARS, "propertyNames": {"maxLength": L::ENV_NAME}, "additionalProperties": {"type": "string", "maxLength": L::ENV_VALUE}, "description": "Extra environment variables for the run (CLAUDECRON_* are reserved)."},
         "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 604800, "description": "Run time limit; default the server's task_timeout_secs (300)."},
-        "model": {"type": "string", "description": "Subagent only: Claude model id; default the server's default_model."},
+        "model": {"type": "string", "maxLength": L::MODEL, "description": "Subagent only: Claude model id; default the server's default_model."},
         "runner": {"type": "string", "enum": ["claude-code", "api"], "description": "Subagent only: claude-code (`claude -p`) or api (Messages API). Default: claude-code when a claude executable is found, else api."},
-        "allowed_tools": {"type": "array", "items": {"type": "string"}, "description": "Subagent only (claude-code): tools Claude may use, e.g. [\"Read\", \"Grep\", \"Bash(git *)\"]."},
+        "allowed_tools": {"type": "array", "maxItems": L::ALLOWED_TOOLS, "items": {"type": "string", "maxLength": L::TOOL_NAME}, "description": "Subagent only (claude-code): tools Claude may use, e.g. [\"Read\", \"Grep\", \"Bash(git *)\"]."},
         "max_turns": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Subagent only: turn limit."},
         "permission_mode": {"type": "string", "enum": ["default", "acceptEdits", "bypassPermissions", "plan", "dontAsk"], "description": "Subagent only (claude-code)."},
         "max_tokens": {"type": "integer", "minimum": 1, "maximum": 128000, "description": "Subagent only (api runner): response token limit; default 4096."},
-        "system": {"type": "string", "description": "Subagent only: a system prompt (api runner), or text appended to Claude Code's system prompt (claude-code runner)."},
+        "system": {"type": "string", "maxLength": L::SYSTEM, "description": "Subagent only: a system prompt (api runner), or text appended to Claude Code's system prompt (claude-code runner)."},
         "overlap": {"type": "string", "enum": ["skip", "queue", "allow"], "default": "skip", "description": "What a fire does while a run of this task is still active."},
         "catch_up": {"type": "string", "enum": ["skip", "once"], "default": "skip", "description": "Fires missed while the server was down: skip (recorded as skipped runs) or once (one run)."},
         "retries": {"type": "object", "description": "Retry a failed or timed-out run: max_attempts more runs, backoff_seconds apart (doubling each time when doubling is true); each attempt is its own run.", "properties": {"max_attempts": {"type": "integer", "minimum": 0, "maximum": 10, "default": 0}, "backoff_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "default": 30}, "doubling": {"type": "boolean", "default": true}}, "additionalProperties": false},
-        "notify": {"type": "object", "description": "A JSON POST to url when a run finishes (on failure, success or always): task, run, status, output excerpt.", "properties": {"url": {"type": "string", "description": "http(s) URL receiving a JSON POST per finished run"}, "on": {"type": "string", "enum": ["failure", "success", "always"], "default": "failure"}}, "required": ["url"], "additionalProperties": false}
+        "notify": {"type": "object", "description": "A JSON POST to url when a run finishes (on failure, success or always): task, run, status, output excerpt.", "properties": {"url": {"type": "string", "maxLength": L::NOTIFY_URL, "description": "http(s) URL receiving a JSON POST per finished run"}, "on": {"type": "string", "enum": ["failure", "success", "always"], "default": "failure"}}, "required": ["url"], "additionalProperties": false}
     })
 }
 
