@@ -134,9 +134,14 @@ fn a_flood_of_hook_runs_is_bounded_and_does_not_starve_a_schedule() {
             r["status"] == "skipped" && r["error"].as_str().unwrap_or("").contains("overloaded")
         })
         .count();
+    // Whatever had started by now took a slot; beyond that at most 50 could wait.
+    let started = flooded
+        .iter()
+        .filter(|r| r["status"] != "skipped" && r["status"] != "queued")
+        .count();
     assert!(
-        overloaded >= 150 - 2 - 50,
-        "at least 98 of 150 fires are refused as overloaded, got {overloaded}"
+        overloaded > 0 && overloaded + started + 50 >= 150,
+        "at most 50 fires wait: {overloaded} refused as overloaded, {started} started, of 150"
     );
     // The every-second task keeps its turn while the backlog drains: each of its runs is the
     // first of its task in the queue, so it is admitted ahead of the flood's later runs.
