@@ -2,7 +2,8 @@
 //! expression in words. Pure computation: never touches the store, the network or the
 //! process, and never reads the clock: [`Schedule::parse`] takes the reference instant for its
 //! "never fires in the next 5 years" check. [`FireRule`] is a time-based trigger parsed once,
-//! and the one rule for the next fire time of cron, interval and once tasks.
+//! and the one rule for the next fire time of cron, interval and once tasks. [`ScheduleCache`]
+//! keeps parsed expressions for readers that would otherwise parse them on every view.
 //!
 //! # Accepted syntax
 //!
@@ -43,8 +44,10 @@
 //! * [`Schedule::next_after`] is always strictly after its argument, so iteration never goes
 //!   backwards and a restart inside a repeated hour never yields a past time.
 
+mod cache;
 mod fields;
 mod fire;
+pub use cache::ScheduleCache;
 use fields::*;
 pub use fire::FireRule;
 
@@ -55,6 +58,7 @@ use chrono_tz::{GapInfo, Tz};
 use croner::errors::CronError;
 use croner::parser::CronParser;
 use croner::Cron;
+use std::sync::{Arc, OnceLock};
 
 /// How far ahead [`Schedule::parse_at`] looks for a first fire time (5 years plus leap days).
 const NEVER_FIRES_HORIZON_DAYS: i64 = 5 * 365 + 2;
@@ -64,17 +68,22 @@ const FIELD_COUNT_HELP: &str = "a schedule has 5 fields (minute hour day-of-mont
 
 const MACROS: &str = "@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly";
 
-/// A validated crontab expression.
+/// A validated crontab expression. Cheap to clone: clones share the parsed pattern (croner's
+/// tables hold about 5 KB, mostly one byte per possible year) and the description.
 #[derive(Debug, Clone)]
 pub struct Schedule {
     /// The expression as given, trimmed.
     expression: String,
     /// The parsed pattern, matched against naive wall-clock times.
-    cron: Cron,
+    cron: Arc<Cron>,
     /// An interval job (runs in both passes of a repeated hour); see the module docs.
     interval: bool,
-    /// One line of English.
-    description: String,
+    /// One line of English, written the first time it is asked for (the engine never asks).
+    description: Arc<OnceLock<String>>,
+    /// The macro's own description, or None for fields.
+    macro_description: Option<&'static str>,
+    /// The fields, separated by single spaces (the input of the description).
+    normalized: String,
 }
 
 impl Schedule {
@@ -99,22 +108,10 @@ impl Schedule {
         }
         let (pattern, macro_description) = expand_macro(trimmed)?;
         let fields: Vec<&str> = pattern.split_whitespace().collect();
-        let specs: &[&FieldSpec] = match fields.len() {
-            5 => &[&MINUTE, &HOUR, &DAY_OF_MONTH, &MONTH, &DAY_OF_WEEK],
-            6 => &[&SECOND, &MINUTE, &HOUR, &DAY_OF_MONTH, &MONTH, &DAY_OF_WEEK],
-            7 => &[
-                &SECOND,
-                &MINUTE,
-                &HOUR,
-                &DAY_OF_MONTH,
-                &MONTH,
-                &DAY_OF_WEEK,
-                &YEAR,
-            ],
-            n => {
-                let noun = if n == 1 { "field" } else { "fields" };
-                return Err(format!("\"{trimmed}\" has {n} {noun}; {FIELD_COUNT_HELP}"));
-            }
+        let Some(specs) = field_specs(fields.len()) else {
+            let n = fields.len();
+            let noun = if n == 1 { "field" } else { "fields" };
+            return Err(format!("\"{trimmed}\" has {n} {noun}; {FIELD_COUNT_HELP}"));
         };
         // A 6-field expression written as "5 fields + year" fails on its day-of-week field.
         let six_field_hint = if fields.len() == 6 {
@@ -147,15 +144,13 @@ impl Schedule {
             check_fires_soon(&cron, trimmed, now)?;
         }
 
-        let description = match macro_description {
-            Some(text) => text.to_string(),
-            None => english(&cron, &fields, specs),
-        };
         Ok(Schedule {
             expression: trimmed.to_string(),
-            cron,
+            cron: Arc::new(cron),
             interval,
-            description,
+            description: Arc::default(),
+            macro_description,
+            normalized,
         })
     }
 
@@ -198,7 +193,16 @@ impl Schedule {
 
     /// One line of English.
     pub fn describe(&self) -> String {
-        self.description.clone()
+        self.description
+            .get_or_init(|| match self.macro_description {
+                Some(text) => text.to_string(),
+                None => {
+                    let fields: Vec<&str> = self.normalized.split(' ').collect();
+                    let specs = field_specs(fields.len()).unwrap_or_default();
+                    english(&self.cron, &fields, specs)
+                }
+            })
+            .clone()
     }
 
     /// Whether this is an interval job (second, minute or hour field uses `*` or a step),
@@ -330,6 +334,24 @@ fn fold_end(tz: Tz, start: NaiveDateTime, length: i64) -> Option<NaiveDateTime> 
         }
     }
     start.checked_add_signed(Duration::seconds(hi))
+}
+
+/// The fields of a line of `count` fields, in order.
+fn field_specs(count: usize) -> Option<&'static [&'static FieldSpec]> {
+    match count {
+        5 => Some(&[&MINUTE, &HOUR, &DAY_OF_MONTH, &MONTH, &DAY_OF_WEEK]),
+        6 => Some(&[&SECOND, &MINUTE, &HOUR, &DAY_OF_MONTH, &MONTH, &DAY_OF_WEEK]),
+        7 => Some(&[
+            &SECOND,
+            &MINUTE,
+            &HOUR,
+            &DAY_OF_MONTH,
+            &MONTH,
+            &DAY_OF_WEEK,
+            &YEAR,
+        ]),
+        _ => None,
+    }
 }
 
 fn croner_parser() -> CronParser {
