@@ -1,6 +1,7 @@
 //! JSON Schema pieces of the tool definitions: the task's fields (shared by add and update), a
-//! task id, object and output schemas. Data only.
+//! task id, the list_tasks filters and paging, object and output schemas. Data only.
 
+use crate::tasks::catalog::{DEFAULT_PAGE, MAX_PAGE};
 use crate::tasks::validate::limits as L;
 use serde_json::{json, Map, Value};
 
@@ -73,4 +74,30 @@ pub(super) fn output_schema(required: &[&str]) -> Value {
         .map(|k| ((*k).to_string(), json!({})))
         .collect();
     json!({"type": "object", "properties": props, "required": required})
+}
+
+/// `trigger` values of `list_tasks`: the trigger kinds a task can have.
+pub(super) const LIST_TRIGGERS: [&str; 8] = [
+    "cron",
+    "interval",
+    "once",
+    "after",
+    "manual",
+    "file-watch",
+    "file_watch",
+    "hook",
+];
+
+pub(super) fn list_tasks_schema() -> Value {
+    object_schema(
+        json!({
+            "status": {"type": "string", "enum": ["all", "enabled", "disabled"], "default": "all"},
+            "type": {"type": "string", "enum": ["bash", "subagent"]},
+            "trigger": {"type": "string", "enum": LIST_TRIGGERS, "description": "Only tasks with this kind of trigger."},
+            "search": {"type": "string", "description": "Only tasks whose name contains this text (case-insensitive for ASCII letters)."},
+            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE, "description": "Rows per page."},
+            "cursor": {"type": "string", "description": "next_cursor of the previous page, unchanged; omit for the first page."}
+        }),
+        &[],
+    )
 }

@@ -124,20 +124,18 @@ pub const TOOLS: &[Tool] = &[
     Tool {
         name: "claudecron_list_tasks",
         title: "List claudecron tasks",
-        description: concat!("List the tasks stored on the claudecron server, one row each: id, name, type, trigger in words, enabled, next run and last run with its status. ", about!(), " Times are shown in each task's zone and in UTC. Example: {\"status\":\"enabled\"}"),
-        input: || {
-            object_schema(
-                json!({
-                    "status": {"type": "string", "enum": ["all", "enabled", "disabled"], "default": "all"},
-                    "type": {"type": "string", "enum": ["bash", "subagent"]}
-                }),
-                &[],
-            )
-        },
-        output: &["tasks", "count"],
+        description: concat!("List the tasks stored on the claudecron server, one row each, in name order: id, name, type, trigger in words, enabled, next run and last run with its status. ", about!(), " Times are shown in each task's zone and in UTC. Results come in pages of `limit` rows (default 50, at most 500): `count` is the rows on this page, `total` the tasks matching the filters, and `next_cursor` (absent on the last page) is passed back as `cursor`, with the same filters, for the next page. Filter by status, type, trigger kind and a case-insensitive name substring (`search`). Example: {\"status\":\"enabled\",\"trigger\":\"cron\",\"limit\":20}"),
+        input: super::schema::list_tasks_schema,
+        output: &["tasks", "count", "total"],
         hints: READ,
         handler: Handler::Now(list_tasks),
-        summary: |v| format!("{} tasks.", v["count"]),
+        summary: |v| match v.get("next_cursor") {
+            Some(_) => format!(
+                "{} of {} tasks; more with cursor {}.",
+                v["count"], v["total"], v["next_cursor"]
+            ),
+            None => format!("{} of {} tasks.", v["count"], v["total"]),
+        },
     },
     Tool {
         name: "claudecron_get_task",
@@ -373,7 +371,10 @@ const HISTORY_STATUSES: [&str; 9] = [
 ];
 
 fn list_tasks(c: &Catalog, args: &Map<String, Value>, now: DateTime<Utc>) -> OpResult {
-    only_fields(args, &["status", "type"])?;
+    only_fields(
+        args,
+        &["status", "type", "trigger", "search", "limit", "cursor"],
+    )?;
     let enabled = match optional_str(args, "status", &["all", "enabled", "disabled"])? {
         Some("enabled") => Some(true),
         Some("disabled") => Some(false),
@@ -384,7 +385,20 @@ fn list_tasks(c: &Catalog, args: &Map<String, Value>, now: DateTime<Utc>) -> OpR
         Some(_) => Some(TaskType::Subagent),
         None => None,
     };
-    c.list(enabled, task_type, now)
+    let trigger = optional_str(args, "trigger", &super::schema::LIST_TRIGGERS)?
+        .and_then(|t| crate::tasks::runs::TriggerKind::parse(&t.replace('_', "-")));
+    let limit = optional_int(args, "limit", 1, catalog::MAX_PAGE as i64)?;
+    c.list(
+        &catalog::ListQuery {
+            enabled,
+            task_type,
+            trigger,
+            name_contains: optional_str(args, "search", &[])?.map(String::from),
+            limit: limit.map_or(catalog::DEFAULT_PAGE, |n| n as usize),
+            cursor: optional_str(args, "cursor", &[])?.map(String::from),
+        },
+        now,
+    )
 }
 
 fn toggle_task(c: &Catalog, args: &Map<String, Value>, now: DateTime<Utc>) -> OpResult {

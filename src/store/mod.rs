@@ -1,8 +1,11 @@
 //! The SQLite store: schema, migrations and every SQL statement in the program. One `Store` per
 //! thread (one connection each, WAL mode); no other module writes SQL, and the store never decides
-//! policy (what to run, when) — it only records and reads.
+//! policy (what to run, when) — it only records and reads. Hot statements are prepared once
+//! per connection (`prepare_cached`).
 
+mod pages;
 mod runs;
+pub use pages::*;
 pub use runs::*;
 
 use crate::tasks::model::{Task, TaskSpec, TaskType};
@@ -74,6 +77,15 @@ const MIGRATIONS: &[&str] = &[
         error   TEXT NOT NULL,
         at      TEXT NOT NULL
     );",
+    // 4: list_tasks pages in name order, filtered: one index in name order, and one led by
+    // each selective filter (status, trigger kind), each holding the other filtered columns, so
+    // a page starts at its cursor and reads no table row it does not return, and a filtered
+    // total counts only index entries. They replace tasks_by_enabled. (The type filter, two
+    // values, is checked in the entries of the others.)
+    "CREATE INDEX tasks_by_name ON tasks(name COLLATE NOCASE, id, enabled, type, trigger_type);
+    CREATE INDEX tasks_by_enabled_name ON tasks(enabled, name COLLATE NOCASE, id, type, trigger_type);
+    CREATE INDEX tasks_by_trigger_name ON tasks(trigger_type, name COLLATE NOCASE, id, enabled, type);
+    DROP INDEX tasks_by_enabled;",
 ];
 
 /// The schema version this build writes.
@@ -123,6 +135,7 @@ impl Store {
         let conn = Connection::open(path)
             .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_millis(5000))?;
+        conn.set_prepared_statement_cache_capacity(64);
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Db(format!(
@@ -244,11 +257,11 @@ impl Store {
         let json = serde_json::to_string(spec).map_err(|e| StoreError::Db(e.to_string()))?;
         let stamp = rfc3339(now);
         self.conn
-            .execute(
+            .prepare_cached(
                 "INSERT INTO tasks (id, name, type, enabled, trigger_type, spec, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind().as_str(), json, stamp],
-            )
+            )?
+            .execute(params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind().as_str(), json, stamp])
             .map_err(|e| Self::map_unique(e, &spec.name))?;
         // As read back: second precision.
         self.get_task(id)?
@@ -266,11 +279,11 @@ impl Store {
         let stamp = rfc3339(now);
         let changed = self
             .conn
-            .execute(
+            .prepare_cached(
                 "UPDATE tasks SET name = ?2, type = ?3, enabled = ?4, trigger_type = ?5, spec = ?6, updated_at = ?7
                  WHERE id = ?1",
-                params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind().as_str(), json, stamp],
-            )
+            )?
+            .execute(params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind().as_str(), json, stamp])
             .map_err(|e| Self::map_unique(e, &spec.name))?;
         if changed == 0 {
             return Ok(None);
@@ -309,11 +322,8 @@ impl Store {
     pub fn get_task(&self, id: &str) -> Result<Option<Task>> {
         let row = self
             .conn
-            .query_row(
-                "SELECT id, spec, created_at, updated_at FROM tasks WHERE id = ?1",
-                [id],
-                Self::task_from_row,
-            )
+            .prepare_cached("SELECT id, spec, created_at, updated_at FROM tasks WHERE id = ?1")?
+            .query_row([id], Self::task_from_row)
             .optional()?;
         row.map(Self::decode_task).transpose()
     }
@@ -322,34 +332,15 @@ impl Store {
     pub fn find_task(&self, id_or_name: &str) -> Result<Option<Task>> {
         let row = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id, spec, created_at, updated_at FROM tasks WHERE id = ?1
                  UNION ALL
                  SELECT id, spec, created_at, updated_at FROM tasks WHERE name = ?1 AND id <> ?1
                  LIMIT 1",
-                [id_or_name],
-                Self::task_from_row,
-            )
+            )?
+            .query_row([id_or_name], Self::task_from_row)
             .optional()?;
         row.map(Self::decode_task).transpose()
-    }
-
-    /// Tasks in name order, optionally filtered by enabled state and type.
-    pub fn list_tasks(
-        &self,
-        enabled: Option<bool>,
-        task_type: Option<TaskType>,
-    ) -> Result<Vec<Task>> {
-        let task_type = task_type.map(TaskType::as_str);
-        let mut stmt = self.conn.prepare(
-            "SELECT id, spec, created_at, updated_at FROM tasks
-             WHERE (?1 IS NULL OR enabled = ?1) AND (?2 IS NULL OR type = ?2)
-             ORDER BY name COLLATE NOCASE, id",
-        )?;
-        let rows = stmt
-            .query_map(params![enabled, task_type], Self::task_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter().map(Self::decode_task).collect()
     }
 
     /// Number of tasks, and of enabled tasks.
@@ -365,21 +356,19 @@ impl Store {
     pub fn cursor(&self, task_id: &str) -> Result<Option<DateTime<Utc>>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT cursor FROM task_state WHERE task_id = ?1",
-                [task_id],
-                |r| time_col(r, 0),
-            )
+            .prepare_cached("SELECT cursor FROM task_state WHERE task_id = ?1")?
+            .query_row([task_id], |r| time_col(r, 0))
             .optional()?)
     }
 
     /// Move a task's cursor.
     pub fn set_cursor(&self, task_id: &str, cursor: DateTime<Utc>) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO task_state (task_id, cursor) VALUES (?1, ?2)
-             ON CONFLICT(task_id) DO UPDATE SET cursor = excluded.cursor",
-            params![task_id, rfc3339(cursor)],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO task_state (task_id, cursor) VALUES (?1, ?2)
+                 ON CONFLICT(task_id) DO UPDATE SET cursor = excluded.cursor",
+            )?
+            .execute(params![task_id, rfc3339(cursor)])?;
         Ok(())
     }
 
@@ -408,18 +397,15 @@ impl Store {
     pub fn trigger_error(&self, task_id: &str) -> Result<Option<(String, DateTime<Utc>)>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT error, at FROM trigger_errors WHERE task_id = ?1",
-                [task_id],
-                |r| Ok((r.get(0)?, time_col(r, 1)?)),
-            )
+            .prepare_cached("SELECT error, at FROM trigger_errors WHERE task_id = ?1")?
+            .query_row([task_id], |r| Ok((r.get(0)?, time_col(r, 1)?)))
             .optional()?)
     }
 
     /// Enabled tasks whose trigger is of `trigger_type`.
     pub fn enabled_tasks_with_trigger(&self, trigger: TriggerKind) -> Result<Vec<Task>> {
         let trigger_type = trigger.as_str();
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT id, spec, created_at, updated_at FROM tasks WHERE enabled = 1 AND trigger_type = ?1 ORDER BY id",
         )?;
         let rows = stmt

@@ -152,10 +152,10 @@ impl Store {
             _ => rfc3339(t),
         });
         let context = run.context.map(RunContext::to_json);
-        self.conn.execute(
+        self.conn.prepare_cached(
             "INSERT INTO runs (task_id, trigger, status, scheduled_for, queued_at, error, attempt, retry_of, context)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?
+            .execute(params![
                 run.task_id,
                 run.trigger.as_str(),
                 run.status.as_str(),
@@ -165,36 +165,35 @@ impl Store {
                 run.attempt,
                 run.retry_of,
                 context
-            ],
-        )?;
+            ])?;
         Ok(self.conn.last_insert_rowid())
     }
 
     /// A queued run starts.
     pub fn start_run(&self, id: i64, started_at: DateTime<Utc>) -> Result<()> {
-        self.conn.execute(
-            "UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1",
-            params![id, rfc3339_millis(started_at)],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1")?
+            .execute(params![id, rfc3339_millis(started_at)])?;
         Ok(())
     }
 
     /// Live output of a running run.
     pub fn update_output(&self, id: i64, output: &str, truncated: bool) -> Result<()> {
-        self.conn.execute(
-            "UPDATE runs SET output = ?2, output_truncated = ?3 WHERE id = ?1 AND status = 'running'",
-            params![id, output, truncated],
-        )?;
+        self.conn
+            .prepare_cached(
+                "UPDATE runs SET output = ?2, output_truncated = ?3 WHERE id = ?1 AND status = 'running'",
+            )?
+            .execute(params![id, output, truncated])?;
         Ok(())
     }
 
     /// Record how a run ended.
     pub fn finish_run(&self, id: i64, end: &RunEnd) -> Result<()> {
-        self.conn.execute(
+        self.conn.prepare_cached(
             "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, exit_code = ?5, signal = ?6,
                  output = ?7, output_truncated = ?8, error = ?9
-             WHERE id = ?1",
-            params![
+             WHERE id = ?1")?
+            .execute(params![
                 id,
                 end.status.as_str(),
                 rfc3339_millis(end.finished_at),
@@ -204,8 +203,7 @@ impl Store {
                 end.output,
                 end.output_truncated,
                 end.error
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
@@ -281,30 +279,37 @@ impl Store {
     /// Keep the newest `keep` finished runs of a task (of every task when `task_id` is None);
     /// runs still queued or running are never pruned. Returns how many were deleted.
     pub fn prune_runs(&self, task_id: Option<&str>, keep: i64) -> Result<usize> {
-        Ok(self.conn.execute(
-            "DELETE FROM runs WHERE id IN (
+        // One task's runs are read from its index, not from a scan of every run.
+        let which = if task_id.is_some() {
+            "WHERE task_id = ?1"
+        } else {
+            ""
+        };
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "DELETE FROM runs WHERE id IN (
                  SELECT id FROM (
                      SELECT id, status, ROW_NUMBER() OVER (PARTITION BY task_id ORDER BY id DESC) AS n
-                     FROM runs WHERE (?1 IS NULL OR task_id = ?1)
+                     FROM runs {which}
                  ) WHERE n > ?2 AND status NOT IN ('queued', 'running')
-             )",
-            params![task_id, keep],
-        )?)
+             )"
+            ))?
+            .execute(params![task_id, keep])?)
     }
 
     /// One run by id.
     pub fn get_run(&self, id: i64) -> Result<Option<Run>> {
         Ok(self
             .conn
-            .query_row(
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-                [id],
-                run_from_row,
-            )
+            .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+            .query_row([id], run_from_row)
             .optional()?)
     }
 
-    /// Runs newest first, optionally for one task and one status.
+    /// Runs newest first, optionally for one task and one status. Each combination of filters
+    /// has its own statement, so each is answered from its index (`runs_by_task_newest`,
+    /// `runs_by_status`) instead of a scan of every run.
     pub fn list_runs(
         &self,
         task_id: Option<&str>,
@@ -312,10 +317,16 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Run>> {
         let status = status.map(RunStatus::as_str);
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs
-             WHERE (?1 IS NULL OR task_id = ?1) AND (?2 IS NULL OR status = ?2)
-             ORDER BY id DESC LIMIT ?3"
+        let filter = match (task_id.is_some(), status.is_some()) {
+            (true, true) => "WHERE task_id = ?1 AND status = ?2",
+            (true, false) => "WHERE task_id = ?1",
+            (false, true) => "WHERE status = ?2",
+            (false, false) => "",
+        };
+        // The same three values bind to each statement (SQLite counts parameters up to the
+        // highest index, ?3, whether or not ?1 and ?2 appear).
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs {filter} ORDER BY id DESC LIMIT ?3"
         ))?;
         let runs = stmt
             .query_map(params![task_id, status, limit], run_from_row)?

@@ -1,4 +1,5 @@
-//! Unit tests of the store: create, reopen, migrate, cascade, unique fire times, backup.
+//! Unit tests of the store: create, reopen, migrate, cascade, unique fire times, backup, the
+//! query plans of the hot statements, list pages and totals.
 
 use super::*;
 use crate::tasks::model::*;
@@ -138,4 +139,134 @@ fn one_run_per_task_and_fire_time() {
     };
     store.insert_run(&run).unwrap();
     assert!(store.insert_run(&run).is_err());
+}
+
+/// `EXPLAIN QUERY PLAN` of a statement, one line per step.
+fn plan(store: &Store, sql: &str, values: Vec<rusqlite::types::Value>) -> String {
+    let mut stmt = store
+        .conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap();
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(values), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap();
+    rows.join("\n")
+}
+
+#[test]
+fn hot_statements_read_indexes_not_whole_tables() {
+    use rusqlite::types::Value::Text;
+    let store = Store::open(&temp_db("plans")).unwrap();
+    let after = Some(("m", "id"));
+    let page = |filter: &TaskFilter| {
+        let (sql, values) = pages::page_query(filter, after, 51);
+        plan(&store, &sql, values)
+    };
+    let count = |filter: &TaskFilter| {
+        let (sql, values) = pages::count_query(filter);
+        plan(&store, &sql, values)
+    };
+    // A page after a cursor starts in an index in name order at the cursor, led by the
+    // filtered column if any, and is never sorted.
+    let all = page(&TaskFilter::default());
+    assert!(all.contains("INDEX tasks_by_name (name>?)"), "{all}");
+    let disabled = TaskFilter {
+        enabled: Some(false),
+        ..TaskFilter::default()
+    };
+    let plan_disabled = page(&disabled);
+    assert!(
+        plan_disabled.contains("INDEX tasks_by_enabled_name (enabled=? AND name>?)"),
+        "{plan_disabled}"
+    );
+    let hooks = TaskFilter {
+        trigger: Some(TriggerKind::Hook),
+        ..TaskFilter::default()
+    };
+    let plan_hooks = page(&hooks);
+    assert!(
+        plan_hooks.contains("INDEX tasks_by_trigger_name (trigger_type=? AND name>?)"),
+        "{plan_hooks}"
+    );
+    for p in [&all, &plan_disabled, &plan_hooks] {
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+    }
+    // A filtered total counts the matching entries of that index.
+    let total = count(&disabled);
+    assert!(
+        total.contains("COVERING INDEX tasks_by_enabled_name (enabled=?)"),
+        "{total}"
+    );
+    // The last runs of a page: one index search per task, no scan of runs.
+    let last = plan(&store, pages::LAST_RUNS, vec![Text("[\"a\",\"b\"]".into())]);
+    assert!(
+        !last.contains("SCAN runs") && !last.contains("SCAN r"),
+        "{last}"
+    );
+    assert!(last.contains("runs_by_task_newest (task_id=?)"), "{last}");
+    // The engine's start: enabled time-based tasks from an index, cursors by key.
+    let timed = plan(&store, pages::TIMED_TASKS, vec![]);
+    assert!(
+        !timed.contains("SCAN t\n") && timed.contains("SEARCH t "),
+        "{timed}"
+    );
+    assert!(timed.contains("SEARCH s USING INDEX"), "{timed}");
+    // One task's history: its runs from its index.
+    let history = plan(
+        &store,
+        "SELECT id FROM runs WHERE task_id = ?1 ORDER BY id DESC LIMIT ?3",
+        vec![Text("a".into()), rusqlite::types::Value::Null, 5.into()],
+    );
+    assert!(
+        history.contains("runs_by_task_newest (task_id=?)"),
+        "{history}"
+    );
+    // The form list_tasks and get_history used before, kept here to show why it was replaced:
+    // a scan of every run for each task.
+    let old = plan(
+        &store,
+        "SELECT id FROM runs WHERE (?1 IS NULL OR task_id = ?1) AND (?2 IS NULL OR status = ?2)
+         ORDER BY id DESC LIMIT ?3",
+        vec![Text("a".into()), rusqlite::types::Value::Null, 1.into()],
+    );
+    assert!(old.contains("SCAN runs"), "{old}");
+}
+
+#[test]
+fn pages_and_counts_follow_the_filters() {
+    let store = Store::open(&temp_db("pages")).unwrap();
+    let now = at("2026-01-01T00:00:00Z");
+    for (i, name) in ["b", "A", "a", "c_1", "C%1"].iter().enumerate() {
+        let mut s = spec(name);
+        s.enabled = i % 2 == 0;
+        store.insert_task(&format!("id{i}"), &s, now).unwrap();
+    }
+    let page = |f: &TaskFilter, after: Option<(&str, &str)>, n| -> Vec<String> {
+        let tasks = store.task_page(f, after, n).unwrap();
+        tasks.into_iter().map(|t| t.spec.name).collect()
+    };
+    let all = TaskFilter::default();
+    assert_eq!(page(&all, None, 10), ["A", "a", "b", "C%1", "c_1"]);
+    assert_eq!(page(&all, Some(("A", "id1")), 2), ["a", "b"]);
+    assert_eq!(page(&all, Some(("a", "id2")), 10), ["b", "C%1", "c_1"]);
+    let enabled = TaskFilter {
+        enabled: Some(true),
+        ..TaskFilter::default()
+    };
+    assert_eq!(page(&enabled, None, 10), ["a", "b", "C%1"]);
+    assert_eq!(store.count_matching(&enabled).unwrap(), 3);
+    assert_eq!(store.count_matching(&all).unwrap(), 5);
+    let like = TaskFilter {
+        name_contains: Some("_".into()),
+        ..TaskFilter::default()
+    };
+    assert_eq!(page(&like, None, 10), ["c_1"]);
+    assert_eq!(store.count_matching(&like).unwrap(), 1);
+    let names = store.task_names(&["id0", "id4", "gone"]).unwrap();
+    assert_eq!(names.len(), 2);
+    assert_eq!(names["id4"], "C%1");
 }

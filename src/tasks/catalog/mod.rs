@@ -2,16 +2,19 @@
 //! list, get, history, run lookup, run now, cancel, hook events, schedule preview — validation
 //! plus store calls plus the JSON views the model reads. It tells the running services (engine,
 //! file watcher, hook dispatch) about every change through `Services`. It speaks to the store
-//! through its methods (never SQL) and knows nothing of HTTP or JSON-RPC.
+//! through its methods (never SQL) and knows nothing of HTTP or JSON-RPC. Parsed cron
+//! expressions are shared by every catalog of a `CatalogSource` (`ScheduleCache`).
 
+mod list;
 mod views;
+pub use list::*;
 pub use views::*;
 
 use crate::engine::{EngineError, EngineHandle};
 use crate::store::{Run, Store, StoreError};
-use crate::tasks::model::{Task, TaskType, Trigger};
+use crate::tasks::model::{Task, Trigger};
 use crate::tasks::runs::{RunStatus, TriggerKind};
-use crate::tasks::schedule::{parse_timezone, FireRule, Schedule};
+use crate::tasks::schedule::{parse_timezone, FireRule, Schedule, ScheduleCache};
 use crate::tasks::validate::{self, Context, FieldError, TaskLookup, TaskRef};
 use crate::triggers::hooks::HookDispatcher;
 use crate::triggers::watch::WatchHandle;
@@ -118,6 +121,7 @@ pub struct CatalogSource {
     db_path: PathBuf,
     defaults: Arc<Defaults>,
     services: Services,
+    schedules: Arc<ScheduleCache>,
 }
 
 impl CatalogSource {
@@ -126,6 +130,7 @@ impl CatalogSource {
             db_path,
             defaults: Arc::new(defaults),
             services,
+            schedules: Arc::new(ScheduleCache::default()),
         }
     }
 
@@ -136,6 +141,7 @@ impl CatalogSource {
             store,
             defaults: Arc::clone(&self.defaults),
             services: self.services.clone(),
+            schedules: Arc::clone(&self.schedules),
         })
     }
 
@@ -176,6 +182,7 @@ pub struct Catalog {
     store: Store,
     defaults: Arc<Defaults>,
     services: Services,
+    schedules: Arc<ScheduleCache>,
 }
 
 impl Catalog {
@@ -282,7 +289,10 @@ impl Catalog {
         let tz = parse_timezone(&task.spec.timezone).unwrap_or(chrono_tz::UTC);
         let mut view = task.to_json();
         if let Some(obj) = view.as_object_mut() {
-            obj.insert("trigger_summary".into(), trigger_summary(task).into());
+            obj.insert(
+                "trigger_summary".into(),
+                trigger_summary(task, &self.schedules).into(),
+            );
             obj.insert(
                 "effective_timeout_seconds".into(),
                 task.spec
@@ -290,7 +300,7 @@ impl Catalog {
                     .unwrap_or(self.defaults.task_timeout_secs)
                     .into(),
             );
-            let next: Vec<Value> = next_fire_times(task, now, fires)
+            let next: Vec<Value> = next_fire_times(task, now, fires, &self.schedules)
                 .into_iter()
                 .map(|t| time_pair(t, tz))
                 .collect();
@@ -406,38 +416,6 @@ impl Catalog {
         Ok(json!({ "task": self.task_view(&task, now, 5, 5)? }))
     }
 
-    /// `list_tasks`: one row per task.
-    pub fn list(
-        &self,
-        enabled: Option<bool>,
-        task_type: Option<TaskType>,
-        now: DateTime<Utc>,
-    ) -> OpResult {
-        let tasks = self.store.list_tasks(enabled, task_type)?;
-        let mut rows = Vec::with_capacity(tasks.len());
-        for task in &tasks {
-            let tz = parse_timezone(&task.spec.timezone).unwrap_or(chrono_tz::UTC);
-            let last = self.store.list_runs(Some(&task.id), None, 1)?;
-            rows.push(json!({
-                "id": task.id,
-                "name": task.spec.name,
-                "type": task.spec.task_type.as_str(),
-                "enabled": task.spec.enabled,
-                "trigger": task.spec.trigger.kind(),
-                "trigger_summary": trigger_summary(task),
-                "timezone": task.spec.timezone,
-                "next_run": next_fire_times(task, now, 1).first().map(|t| time_pair(*t, tz)),
-                "last_run": last.first().map(|r| json!({
-                    "id": r.id,
-                    "status": r.status,
-                    "started_at": r.started_at.map(rfc3339_millis),
-                    "finished_at": r.finished_at.map(rfc3339_millis),
-                })),
-            }));
-        }
-        Ok(json!({ "tasks": rows, "count": rows.len() }))
-    }
-
     /// `get_history`: runs newest first.
     pub fn history(
         &self,
@@ -454,12 +432,12 @@ impl Catalog {
             .list_runs(task.as_ref().map(|t| t.id.as_str()), status, limit)?;
         let names: std::collections::HashMap<String, String> = match &task {
             Some(t) => [(t.id.clone(), t.spec.name.clone())].into(),
-            None => self
-                .store
-                .list_tasks(None, None)?
-                .into_iter()
-                .map(|t| (t.id, t.spec.name))
-                .collect(),
+            None => {
+                let mut ids: Vec<&str> = runs.iter().map(|r| r.task_id.as_str()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                self.store.task_names(&ids)?
+            }
         };
         let rows: Vec<Value> = runs
             .iter()
@@ -504,60 +482,4 @@ impl Catalog {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn task(trigger: Value, enabled: bool) -> Task {
-        let spec = serde_json::from_value(json!({
-            "name": "t", "type": "bash", "enabled": enabled, "trigger": trigger,
-            "timezone": "Europe/Moscow", "command": "true", "overlap": "skip", "catch_up": "skip",
-            "retries": {"max_attempts": 0, "backoff_seconds": 30, "doubling": true}
-        }))
-        .unwrap();
-        Task {
-            id: "x".into(),
-            spec,
-            created_at: DateTime::UNIX_EPOCH,
-            updated_at: DateTime::UNIX_EPOCH,
-        }
-    }
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    #[test]
-    fn shown_fire_times_follow_the_engine_for_every_time_trigger() {
-        let now = at("2026-11-26T06:57:00Z");
-        let interval = task(
-            json!({"type": "interval", "every": "15m", "every_seconds": 900, "start_at": "2026-11-26T00:05:00Z"}),
-            true,
-        );
-        assert_eq!(
-            next_fire_times(&interval, now, 3),
-            [
-                at("2026-11-26T07:05:00Z"),
-                at("2026-11-26T07:20:00Z"),
-                at("2026-11-26T07:35:00Z")
-            ]
-        );
-        let cron = task(json!({"type": "cron", "schedule": "0 9 * * 1-5"}), true);
-        assert_eq!(
-            next_fire_times(&cron, now, 2),
-            [at("2026-11-27T06:00:00Z"), at("2026-11-30T06:00:00Z")],
-            "09:00 Moscow on weekdays"
-        );
-        let once = task(json!({"type": "once", "at": "2026-11-26T08:00:00Z"}), true);
-        assert_eq!(next_fire_times(&once, now, 5), [at("2026-11-26T08:00:00Z")]);
-        assert!(next_fire_times(&task(json!({"type": "manual"}), true), now, 5).is_empty());
-        assert!(next_fire_times(&cron.clone_disabled(), now, 5).is_empty());
-    }
-
-    impl Task {
-        fn clone_disabled(&self) -> Task {
-            let mut t = self.clone();
-            t.spec.enabled = false;
-            t
-        }
-    }
-}
+mod tests;

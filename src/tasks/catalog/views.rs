@@ -1,5 +1,6 @@
 //! The JSON views the model reads: a time in the task's zone and in UTC, a trigger in words,
-//! the next fire times, a run as a history row, a schedule preview. Pure: no store, no clock.
+//! the next fire times, a run as a history row, a schedule preview. Pure: no store, no clock
+//! (cron expressions come from the catalog's `ScheduleCache`, parsed once).
 
 use super::*;
 
@@ -12,10 +13,10 @@ pub fn time_pair(t: DateTime<Utc>, tz: chrono_tz::Tz) -> Value {
 }
 
 /// The trigger in words, for people and models.
-pub fn trigger_summary(task: &Task) -> String {
+pub fn trigger_summary(task: &Task, schedules: &ScheduleCache) -> String {
     let tz = &task.spec.timezone;
     match &task.spec.trigger {
-        Trigger::Cron { schedule } => match Schedule::load(schedule) {
+        Trigger::Cron { schedule } => match schedules.load(schedule) {
             Ok(s) => format!("cron \"{schedule}\" ({tz}): {}", s.describe()),
             Err(_) => format!("cron \"{schedule}\" ({tz})"),
         },
@@ -79,11 +80,16 @@ pub fn trigger_summary(task: &Task) -> String {
 
 /// The next `count` fire times of a task's time-based trigger after `now` (empty for event
 /// triggers and disabled tasks): the engine's own rule, so what is shown is what will fire.
-pub fn next_fire_times(task: &Task, now: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+pub fn next_fire_times(
+    task: &Task,
+    now: DateTime<Utc>,
+    count: usize,
+    schedules: &ScheduleCache,
+) -> Vec<DateTime<Utc>> {
     if !task.spec.enabled {
         return Vec::new();
     }
-    FireRule::of(&task.spec)
+    FireRule::of_cached(&task.spec, schedules)
         .map(|rule| rule.upcoming(now, count))
         .unwrap_or_default()
 }

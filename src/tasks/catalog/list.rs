@@ -1,0 +1,148 @@
+//! `list_tasks`: one page of tasks in name order with its filters, the total that match, and an
+//! opaque cursor to the next page. A page costs the same with ten tasks or ten thousand: the
+//! store pages and filters in an index, the last runs of the page come in one query, and cron
+//! expressions from the shared `ScheduleCache`. The cursor is the last row's (name, id), so
+//! paging is stable while tasks are added or deleted.
+
+use super::*;
+use crate::store::TaskFilter;
+use crate::tasks::model::TaskType;
+
+/// Rows per page when the caller gives no `limit`.
+pub const DEFAULT_PAGE: usize = 50;
+/// The largest page.
+pub const MAX_PAGE: usize = 500;
+
+/// What `list_tasks` was asked for.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub enabled: Option<bool>,
+    pub task_type: Option<TaskType>,
+    pub trigger: Option<TriggerKind>,
+    /// Case-insensitive (ASCII) substring of the name.
+    pub name_contains: Option<String>,
+    /// Rows per page, 1..=`MAX_PAGE`.
+    pub limit: usize,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        ListQuery {
+            enabled: None,
+            task_type: None,
+            trigger: None,
+            name_contains: None,
+            limit: DEFAULT_PAGE,
+            cursor: None,
+        }
+    }
+}
+
+impl Catalog {
+    /// `list_tasks`: one row per task of the page; `count` rows, `total` matching tasks, and
+    /// `next_cursor` unless this is the last page.
+    pub fn list(&self, query: &ListQuery, now: DateTime<Utc>) -> OpResult {
+        let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+        let limit = query.limit.clamp(1, MAX_PAGE);
+        let filter = TaskFilter {
+            enabled: query.enabled,
+            task_type: query.task_type,
+            trigger: query.trigger,
+            name_contains: query.name_contains.clone().filter(|s| !s.is_empty()),
+        };
+        let after = after
+            .as_ref()
+            .map(|(name, id)| (name.as_str(), id.as_str()));
+        // One row more than the page tells whether another page follows.
+        let mut tasks = self.store.task_page(&filter, after, limit + 1)?;
+        let more = tasks.len() > limit;
+        tasks.truncate(limit);
+        let total = self.store.count_matching(&filter)?;
+        let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+        let last_runs = self.store.last_runs(&ids)?;
+        let rows: Vec<Value> = tasks
+            .iter()
+            .map(|task| {
+                let tz = parse_timezone(&task.spec.timezone).unwrap_or(chrono_tz::UTC);
+                let next = next_fire_times(task, now, 1, &self.schedules);
+                json!({
+                    "id": task.id,
+                    "name": task.spec.name,
+                    "type": task.spec.task_type.as_str(),
+                    "enabled": task.spec.enabled,
+                    "trigger": task.spec.trigger.kind(),
+                    "trigger_summary": trigger_summary(task, &self.schedules),
+                    "timezone": task.spec.timezone,
+                    "next_run": next.first().map(|t| time_pair(*t, tz)),
+                    "last_run": last_runs.get(&task.id).map(|r| json!({
+                        "id": r.id,
+                        "status": r.status,
+                        "started_at": r.started_at.map(rfc3339_millis),
+                        "finished_at": r.finished_at.map(rfc3339_millis),
+                    })),
+                })
+            })
+            .collect();
+        let mut page = json!({ "count": rows.len(), "total": total });
+        if more {
+            if let Some(last) = tasks.last() {
+                page["next_cursor"] = encode_cursor(&last.spec.name, &last.id).into();
+            }
+        }
+        page["tasks"] = Value::Array(rows);
+        Ok(page)
+    }
+}
+
+/// The cursor after the row (name, id): base64url of `["name","id"]`.
+pub fn encode_cursor(name: &str, id: &str) -> String {
+    base64url_encode(json!([name, id]).to_string().as_bytes())
+}
+
+/// (name, id) from a cursor; the error says where cursors come from.
+pub(super) fn decode_cursor(cursor: &str) -> Result<(String, String), OpError> {
+    base64url_decode(cursor)
+        .and_then(|bytes| serde_json::from_slice::<(String, String)>(&bytes).ok())
+        .ok_or_else(|| {
+            OpError::Invalid(FieldError {
+                field: "cursor".into(),
+                message: "is not a cursor of claudecron_list_tasks; pass next_cursor of the previous page unchanged, or leave cursor out for the first page".into(),
+            })
+        })
+}
+
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn base64url_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(BASE64URL[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for chunk in text.as_bytes().chunks(4) {
+        if chunk.len() == 1 {
+            return None;
+        }
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            let v = BASE64URL.iter().position(|b| b == c)? as u32;
+            n |= v << (18 - 6 * i);
+        }
+        for i in 0..chunk.len() - 1 {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
+}
