@@ -604,9 +604,21 @@ fn info(app: &App) -> serde_json::Value {
 
 fn health(app: &App, catalog: Option<&Catalog>) -> Reply {
     let uptime = app.started.elapsed().as_secs();
-    let db = catalog
-        .ok_or_else(|| "cannot open the database".to_string())
-        .and_then(|c| c.task_counts().map_err(|e| e.to_string()));
+    // A real write (one row, committed) proves the database accepts writes: a deleted or
+    // replaced file, a read-only file or file system, a full disk or a lock held elsewhere
+    // answer 503 naming the cause. A worker without a catalog retries the open to learn why.
+    let reopened;
+    let catalog = match catalog {
+        Some(c) => Ok(c),
+        None => {
+            reopened = app.catalogs.open();
+            reopened.as_ref().map_err(|e| e.to_string())
+        }
+    };
+    let db = catalog.and_then(|c| {
+        c.store_health(chrono::Utc::now())
+            .map_err(|e| e.to_string())
+    });
     let (scheduler_ok, running) = app.catalogs.engine_state();
     match db {
         Ok((tasks, enabled)) if scheduler_ok => Reply::json(

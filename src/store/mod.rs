@@ -1,10 +1,14 @@
 //! The SQLite store: schema, migrations and every SQL statement in the program. One `Store` per
 //! thread (one connection each, WAL mode); no other module writes SQL, and the store never decides
-//! policy (what to run, when) — it only records and reads. Hot statements are prepared once
-//! per connection (`prepare_cached`).
+//! policy (what to run, when) — it only records and reads. Every write goes through
+//! `Store::write`, which refuses a deleted or replaced database file and names the cause of a
+//! failed write (`fault`). Hot statements are prepared once per connection (`prepare_cached`).
 
+mod fault;
 mod pages;
 mod runs;
+use fault::DbFile;
+pub use fault::{current_fault, Fault};
 pub use pages::*;
 pub use runs::*;
 
@@ -86,7 +90,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX tasks_by_enabled_name ON tasks(enabled, name COLLATE NOCASE, id, type, trigger_type);
     CREATE INDEX tasks_by_trigger_name ON tasks(trigger_type, name COLLATE NOCASE, id, enabled, type);
     DROP INDEX tasks_by_enabled;",
+    // 5: the row /health writes to prove that the database accepts writes.
+    "CREATE TABLE health (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        checked_at TEXT NOT NULL
+    );",
 ];
+
+/// How long a statement waits for another connection's write lock before failing.
+const BUSY_WAIT: Duration = Duration::from_millis(5000);
+/// How long the `/health` write waits for it (a health check must answer quickly).
+const HEALTH_BUSY_WAIT: Duration = Duration::from_millis(500);
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -95,7 +109,10 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub enum StoreError {
     /// Another task already has this name.
     NameTaken(String),
-    /// Anything SQLite or the file system said.
+    /// The database cannot be written (or read): the file deleted or replaced, read-only, disk
+    /// full, locked, an I/O error, damage. The text names the cause and the file.
+    Fault(Fault),
+    /// Anything else SQLite said (an unreadable row, a bug).
     Db(String),
 }
 
@@ -106,6 +123,7 @@ impl std::fmt::Display for StoreError {
                 f,
                 "name: a task named \"{name}\" already exists; names are unique"
             ),
+            StoreError::Fault(fault) => write!(f, "{fault}"),
             StoreError::Db(msg) => write!(f, "database error: {msg}"),
         }
     }
@@ -113,7 +131,10 @@ impl std::fmt::Display for StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Db(e.to_string())
+        match Fault::of_sqlite(&e) {
+            Some(fault) => StoreError::Fault(fault),
+            None => StoreError::Db(e.to_string()),
+        }
     }
 }
 
@@ -122,11 +143,23 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// A per-thread connection to the task database.
 pub struct Store {
     conn: Connection,
+    file: DbFile,
 }
 
 impl Store {
     /// Open (creating the file and its directory if needed), set pragmas, migrate forward.
+    ///
+    /// A path this process opened before must still name the same file: a database deleted or
+    /// replaced while serving is refused (a fault), never silently created anew.
+    ///
+    /// Durability: WAL with `synchronous=NORMAL`. A commit appends to the WAL without an fsync;
+    /// the WAL is synced at each checkpoint. The database can never be corrupted by a crash or a
+    /// power cut, and a process crash (the common case) loses nothing; only a power cut or
+    /// kernel crash can lose the last commits since the previous checkpoint. `FULL` would add an
+    /// fsync to every commit (milliseconds on most disks), which would cap task writes and run
+    /// records at a few hundred per second for a guarantee a scheduler's rows do not need.
     pub fn open(path: &Path) -> Result<Store> {
+        DbFile::check_before_open(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Db(format!("cannot create directory {}: {e}", dir.display()))
@@ -134,7 +167,12 @@ impl Store {
         }
         let conn = Connection::open(path)
             .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
-        conn.busy_timeout(Duration::from_millis(5000))?;
+        // SQLite opens a file it may not write read-only, and such a connection stays
+        // read-only after the cause is gone: refuse it, so the caller tries again later.
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(StoreError::Fault(DbFile::opened_read_only(path)));
+        }
+        conn.busy_timeout(BUSY_WAIT)?;
         conn.set_prepared_statement_cache_capacity(64);
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -144,9 +182,50 @@ impl Store {
             )));
         }
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
-        let store = Store { conn };
+        let file = DbFile::opened(path)?;
+        let store = Store { conn, file };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Every write goes through here: refused when the database file was deleted or replaced
+    /// since it was opened (checked with one `stat`), and a failure names its cause.
+    fn write<T>(&self, op: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.file.verify()?;
+        self.finish(op(&self.conn))
+    }
+
+    /// The outcome of a write: a fault gets its cause named and logged; a success ends one.
+    fn finish<T>(&self, outcome: Result<T>) -> Result<T> {
+        match outcome {
+            Ok(value) => {
+                fault::recovered();
+                Ok(value)
+            }
+            Err(StoreError::Fault(f)) => Err(StoreError::Fault(self.file.explain(f))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The database file is still the one opened (one `stat`): not deleted, not replaced.
+    pub fn verify_file(&self) -> Result<()> {
+        self.file.verify()
+    }
+
+    /// For `/health`: a real write (the one row of the `health` table, committed) through the
+    /// same checks as every write, waiting at most `HEALTH_BUSY_WAIT` for the write lock.
+    pub fn check_writable(&self, now: DateTime<Utc>) -> Result<()> {
+        self.conn.busy_timeout(HEALTH_BUSY_WAIT)?;
+        let result = self.write(|c| {
+            c.prepare_cached(
+                "INSERT INTO health (id, checked_at) VALUES (1, ?1)
+                 ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at",
+            )?
+            .execute([rfc3339_millis(now)])?;
+            Ok(())
+        });
+        self.conn.busy_timeout(BUSY_WAIT)?;
+        result
     }
 
     fn migrate(&self) -> Result<()> {
@@ -202,12 +281,17 @@ impl Store {
     /// Start grouping the following writes into one transaction (one commit for many small
     /// writes, e.g. every fire due in the same second); `end_batch` commits them.
     pub fn begin_batch(&self) -> Result<()> {
-        Ok(self.conn.execute_batch("BEGIN IMMEDIATE")?)
+        self.write(|c| Ok(c.execute_batch("BEGIN IMMEDIATE")?))
     }
 
-    /// Commit what `begin_batch` started.
+    /// Commit what `begin_batch` started. Never refused beforehand (the transaction must end
+    /// either way), and a commit that fails leaves no transaction open on the connection.
     pub fn end_batch(&self) -> Result<()> {
-        Ok(self.conn.execute_batch("COMMIT")?)
+        let committed = self.conn.execute_batch("COMMIT").map_err(StoreError::from);
+        if committed.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.finish(committed)
     }
 
     /// `PRAGMA quick_check` → "ok" when healthy.
@@ -256,13 +340,14 @@ impl Store {
     pub fn insert_task(&self, id: &str, spec: &TaskSpec, now: DateTime<Utc>) -> Result<Task> {
         let json = serde_json::to_string(spec).map_err(|e| StoreError::Db(e.to_string()))?;
         let stamp = rfc3339(now);
-        self.conn
-            .prepare_cached(
+        self.write(|c| {
+            c.prepare_cached(
                 "INSERT INTO tasks (id, name, type, enabled, trigger_type, spec, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
             )?
             .execute(params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind().as_str(), json, stamp])
-            .map_err(|e| Self::map_unique(e, &spec.name))?;
+            .map_err(|e| Self::map_unique(e, &spec.name))
+        })?;
         // As read back: second precision.
         self.get_task(id)?
             .ok_or_else(|| StoreError::Db(format!("task {id} vanished right after its insert")))
@@ -277,14 +362,14 @@ impl Store {
     ) -> Result<Option<Task>> {
         let json = serde_json::to_string(spec).map_err(|e| StoreError::Db(e.to_string()))?;
         let stamp = rfc3339(now);
-        let changed = self
-            .conn
-            .prepare_cached(
+        let changed = self.write(|c| {
+            c.prepare_cached(
                 "UPDATE tasks SET name = ?2, type = ?3, enabled = ?4, trigger_type = ?5, spec = ?6, updated_at = ?7
                  WHERE id = ?1",
             )?
             .execute(params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind().as_str(), json, stamp])
-            .map_err(|e| Self::map_unique(e, &spec.name))?;
+            .map_err(|e| Self::map_unique(e, &spec.name))
+        })?;
         if changed == 0 {
             return Ok(None);
         }
@@ -315,7 +400,7 @@ impl Store {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
         }
-        result
+        self.finish(result)
     }
 
     /// A task by id.
@@ -363,13 +448,14 @@ impl Store {
 
     /// Move a task's cursor.
     pub fn set_cursor(&self, task_id: &str, cursor: DateTime<Utc>) -> Result<()> {
-        self.conn
-            .prepare_cached(
+        self.write(|c| {
+            c.prepare_cached(
                 "INSERT INTO task_state (task_id, cursor) VALUES (?1, ?2)
                  ON CONFLICT(task_id) DO UPDATE SET cursor = excluded.cursor",
             )?
             .execute(params![task_id, rfc3339(cursor)])?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Record why a task's trigger could not be armed (None clears it).
@@ -380,17 +466,17 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<()> {
         let at = rfc3339_millis(at);
-        match error {
-            Some(error) => self.conn.execute(
-                "INSERT INTO trigger_errors (task_id, error, at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(task_id) DO UPDATE SET error = excluded.error, at = excluded.at",
-                params![task_id, error, at],
-            )?,
-            None => self
-                .conn
-                .execute("DELETE FROM trigger_errors WHERE task_id = ?1", [task_id])?,
-        };
-        Ok(())
+        self.write(|c| {
+            match error {
+                Some(error) => c.execute(
+                    "INSERT INTO trigger_errors (task_id, error, at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(task_id) DO UPDATE SET error = excluded.error, at = excluded.at",
+                    params![task_id, error, at],
+                )?,
+                None => c.execute("DELETE FROM trigger_errors WHERE task_id = ?1", [task_id])?,
+            };
+            Ok(())
+        })
     }
 
     /// Why a task's trigger is not armed, and since when.

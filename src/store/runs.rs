@@ -152,7 +152,8 @@ impl Store {
             _ => rfc3339(t),
         });
         let context = run.context.map(RunContext::to_json);
-        self.conn.prepare_cached(
+        self.write(|c| {
+            c.prepare_cached(
             "INSERT INTO runs (task_id, trigger, status, scheduled_for, queued_at, error, attempt, retry_of, context)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?
             .execute(params![
@@ -166,30 +167,34 @@ impl Store {
                 run.retry_of,
                 context
             ])?;
-        Ok(self.conn.last_insert_rowid())
+            Ok(c.last_insert_rowid())
+        })
     }
 
     /// A queued run starts.
     pub fn start_run(&self, id: i64, started_at: DateTime<Utc>) -> Result<()> {
-        self.conn
-            .prepare_cached("UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1")?
-            .execute(params![id, rfc3339_millis(started_at)])?;
-        Ok(())
+        self.write(|c| {
+            c.prepare_cached("UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1")?
+                .execute(params![id, rfc3339_millis(started_at)])?;
+            Ok(())
+        })
     }
 
     /// Live output of a running run.
     pub fn update_output(&self, id: i64, output: &str, truncated: bool) -> Result<()> {
-        self.conn
-            .prepare_cached(
+        self.write(|c| {
+            c.prepare_cached(
                 "UPDATE runs SET output = ?2, output_truncated = ?3 WHERE id = ?1 AND status = 'running'",
             )?
             .execute(params![id, output, truncated])?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Record how a run ended.
     pub fn finish_run(&self, id: i64, end: &RunEnd) -> Result<()> {
-        self.conn.prepare_cached(
+        self.write(|c| {
+            c.prepare_cached(
             "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, exit_code = ?5, signal = ?6,
                  output = ?7, output_truncated = ?8, error = ?9
              WHERE id = ?1")?
@@ -204,12 +209,14 @@ impl Store {
                 end.output_truncated,
                 end.error
             ])?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Record a subagent run's runner, model, cost, tokens, turns and session.
     pub fn record_usage(&self, id: i64, usage: &RunUsage) -> Result<()> {
-        self.conn.execute(
+        self.write(|c| {
+            c.execute(
             "UPDATE runs SET runner = ?2, model = ?3, cost_usd = ?4, input_tokens = ?5, output_tokens = ?6,
                  num_turns = ?7, session_id = ?8
              WHERE id = ?1",
@@ -223,8 +230,9 @@ impl Store {
                 usage.num_turns,
                 usage.session_id
             ],
-        )?;
-        Ok(())
+            )?;
+            Ok(())
+        })
     }
 
     /// The event context stored with a run.
@@ -249,7 +257,11 @@ impl Store {
     /// many were interrupted, and the retries.
     pub fn recover_unfinished(&self, now: DateTime<Utc>) -> Result<Recovered> {
         let now = rfc3339(now);
-        let tx = self.conn.unchecked_transaction()?;
+        self.write(|c| Self::recover_in(c, &now))
+    }
+
+    fn recover_in(conn: &Connection, now: &str) -> Result<Recovered> {
+        let tx = conn.unchecked_transaction()?;
         let mut stmt = tx.prepare("SELECT task_id, id FROM runs WHERE status = 'running'")?;
         let were_running = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -285,9 +297,8 @@ impl Store {
         } else {
             ""
         };
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
+        self.write(|c| {
+            Ok(c.prepare_cached(&format!(
                 "DELETE FROM runs WHERE id IN (
                  SELECT id FROM (
                      SELECT id, status, ROW_NUMBER() OVER (PARTITION BY task_id ORDER BY id DESC) AS n
@@ -296,6 +307,7 @@ impl Store {
              )"
             ))?
             .execute(params![task_id, keep])?)
+        })
     }
 
     /// One run by id.

@@ -1,8 +1,10 @@
 //! Unit tests of the store: create, reopen, migrate, cascade, unique fire times, backup, the
-//! query plans of the hot statements, list pages and totals.
+//! query plans of the hot statements, list pages and totals, and faults (the file deleted or
+//! replaced, read-only, locked).
 
 use super::*;
 use crate::tasks::model::*;
+use fault::FaultKind;
 
 fn at(text: &str) -> DateTime<Utc> {
     parse_utc(text).unwrap()
@@ -234,6 +236,81 @@ fn hot_statements_read_indexes_not_whole_tables() {
         vec![Text("a".into()), rusqlite::types::Value::Null, 1.into()],
     );
     assert!(old.contains("SCAN runs"), "{old}");
+}
+
+#[test]
+fn a_deleted_database_file_refuses_writes_and_is_not_created_again() {
+    let path = temp_db("deleted");
+    let store = Store::open(&path).unwrap();
+    let now = at("2026-01-01T00:00:00Z");
+    store.insert_task("t1", &spec("before"), now).unwrap();
+    store.check_writable(now).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let err = store.insert_task("t2", &spec("after"), now).unwrap_err();
+    match &err {
+        StoreError::Fault(f) => assert_eq!(f.kind, FaultKind::Deleted),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("was deleted"), "{err}");
+    assert!(
+        err.to_string().contains("tasks.db"),
+        "names the file: {err}"
+    );
+    assert!(store.check_writable(now).is_err());
+    assert!(store.set_cursor("t1", now).is_err());
+    // A new connection (a run thread, a worker) does not create an empty database there.
+    let reopened = Store::open(&path).err().expect("refused");
+    assert!(reopened.to_string().contains("was deleted"), "{reopened}");
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_replaced_database_file_refuses_writes() {
+    let path = temp_db("replaced");
+    let store = Store::open(&path).unwrap();
+    let other = path.with_file_name("other.db");
+    drop(Store::open(&other).unwrap());
+    std::fs::rename(&other, &path).unwrap();
+    let err = store
+        .set_cursor("t1", at("2026-01-01T00:00:00Z"))
+        .unwrap_err();
+    assert!(err.to_string().contains("was replaced"), "{err}");
+    assert!(Store::open(&path).is_err());
+}
+
+#[test]
+fn a_read_only_connection_names_the_cause() {
+    let store = Store::open(&temp_db("read-only")).unwrap();
+    store.conn.execute_batch("PRAGMA query_only = 1").unwrap();
+    let err = store
+        .check_writable(at("2026-01-01T00:00:00Z"))
+        .unwrap_err();
+    match &err {
+        StoreError::Fault(f) => assert_eq!(f.kind, FaultKind::ReadOnly, "{f}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("read-only"), "{err}");
+    store.conn.execute_batch("PRAGMA query_only = 0").unwrap();
+    store.check_writable(at("2026-01-01T00:00:00Z")).unwrap();
+}
+
+#[test]
+fn a_lock_held_by_another_connection_is_named_within_the_health_wait() {
+    let path = temp_db("locked");
+    let store = Store::open(&path).unwrap();
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let err = store
+        .check_writable(at("2026-01-01T00:00:00Z"))
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the health wait is short"
+    );
+    assert!(err.to_string().contains("locked"), "{err}");
+    other.execute_batch("ROLLBACK").unwrap();
+    store.check_writable(at("2026-01-01T00:00:00Z")).unwrap();
 }
 
 #[test]

@@ -36,6 +36,9 @@ pub enum OpError {
     Conflict(String),
     /// A service the operation needs is not running or did not answer (the text says which).
     Unavailable(String),
+    /// The database cannot be written (or read): its file deleted or replaced, read-only, disk
+    /// full, locked, an I/O error. The text names the cause, the file and what to do.
+    Storage(String),
     /// The database failed.
     Internal(String),
 }
@@ -46,6 +49,7 @@ impl std::fmt::Display for OpError {
             OpError::Invalid(e) => write!(f, "{e}"),
             OpError::NotFound(msg) | OpError::Conflict(msg) => write!(f, "{msg}"),
             OpError::Unavailable(msg) => write!(f, "unavailable: {msg}"),
+            OpError::Storage(msg) => write!(f, "storage error: {msg}"),
             OpError::Internal(msg) => write!(f, "internal error: {msg}"),
         }
     }
@@ -58,6 +62,7 @@ impl From<StoreError> for OpError {
                 field: "name".into(),
                 message: format!("a task named \"{name}\" already exists; names are unique"),
             }),
+            StoreError::Fault(fault) => OpError::Storage(fault.to_string()),
             StoreError::Db(msg) => OpError::Internal(msg),
         }
     }
@@ -72,7 +77,11 @@ impl OpError {
             )),
             e @ EngineError::NotActive { .. } => OpError::Conflict(e.to_string()),
             EngineError::Down(why) => OpError::Unavailable(why.to_string()),
-            EngineError::Db(msg) => OpError::Internal(msg),
+            // The engine passes the store's error as text; the store still knows its cause.
+            EngineError::Db(msg) => match crate::store::current_fault() {
+                Some(fault) => OpError::Storage(fault.to_string()),
+                None => OpError::Internal(msg),
+            },
         }
     }
 }
@@ -115,6 +124,44 @@ impl Services {
     }
 }
 
+/// The database write check of `/health`, shared by the catalogs of a source. Every check
+/// compares the file with the one opened (a `stat`: deleted or replaced is seen at once); the
+/// real write (one row, committed, at most half a second of lock wait) is made at most once per
+/// `HealthProbe::EVERY` while it succeeds, so an unauthenticated flood of `/health` cannot turn
+/// into a flood of disk writes, and at every check while a write anywhere in the process has
+/// failed (so `/health` reports a fault as soon as a task write meets it, and recovery as soon
+/// as it is over).
+#[derive(Default)]
+pub struct HealthProbe {
+    last: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+}
+
+impl HealthProbe {
+    pub const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn check(&self, write: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+        let lock = || {
+            self.last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let fresh = lock()
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < Self::EVERY)
+            .map(|(_, outcome)| outcome.clone());
+        match fresh {
+            Some(outcome) if crate::store::current_fault().is_none() => outcome,
+            // The write is made without holding the lock: a slow one delays no other check
+            // that has a fresh answer.
+            _ => {
+                let outcome = write();
+                *lock() = Some((std::time::Instant::now(), outcome.clone()));
+                outcome
+            }
+        }
+    }
+}
+
 /// What any thread needs to open its own catalog (one store connection per thread).
 #[derive(Clone)]
 pub struct CatalogSource {
@@ -122,6 +169,7 @@ pub struct CatalogSource {
     defaults: Arc<Defaults>,
     services: Services,
     schedules: Arc<ScheduleCache>,
+    health: Arc<HealthProbe>,
 }
 
 impl CatalogSource {
@@ -131,17 +179,19 @@ impl CatalogSource {
             defaults: Arc::new(defaults),
             services,
             schedules: Arc::new(ScheduleCache::default()),
+            health: Arc::default(),
         }
     }
 
     /// A catalog on a new store connection.
     pub fn open(&self) -> Result<Catalog, OpError> {
-        let store = Store::open(&self.db_path).map_err(|e| OpError::Internal(e.to_string()))?;
+        let store = Store::open(&self.db_path)?;
         Ok(Catalog {
             store,
             defaults: Arc::clone(&self.defaults),
             services: self.services.clone(),
             schedules: Arc::clone(&self.schedules),
+            health: Arc::clone(&self.health),
         })
     }
 
@@ -183,6 +233,7 @@ pub struct Catalog {
     defaults: Arc<Defaults>,
     services: Services,
     schedules: Arc<ScheduleCache>,
+    health: Arc<HealthProbe>,
 }
 
 impl Catalog {
@@ -268,6 +319,17 @@ impl Catalog {
     /// cannot be read).
     pub fn task_counts(&self) -> Result<(i64, i64), OpError> {
         Ok(self.store.count_tasks()?)
+    }
+
+    /// For `/health`: whether the database accepts writes, then the number of tasks and of
+    /// enabled tasks. The error names the cause: the file deleted or replaced, read-only, disk
+    /// full, locked. See [`HealthProbe`] for what is checked when.
+    pub fn store_health(&self, now: DateTime<Utc>) -> Result<(i64, i64), OpError> {
+        self.store.verify_file()?;
+        self.health
+            .check(|| self.store.check_writable(now).map_err(|e| e.to_string()))
+            .map_err(OpError::Storage)?;
+        self.task_counts()
     }
 
     fn resolve(&self, task_id: &str) -> Result<Task, OpError> {
