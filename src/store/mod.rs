@@ -336,7 +336,7 @@ impl Store {
         }
     }
 
-    /// Insert a new task with the given id.
+    /// Insert a new task with the given id; returns it as stored (times to the second).
     pub fn insert_task(&self, id: &str, spec: &TaskSpec, now: DateTime<Utc>) -> Result<Task> {
         let json = serde_json::to_string(spec).map_err(|e| StoreError::Db(e.to_string()))?;
         let stamp = rfc3339(now);
@@ -348,9 +348,13 @@ impl Store {
             .execute(params![id, spec.name, spec.task_type.as_str(), spec.enabled, spec.trigger.kind().as_str(), json, stamp])
             .map_err(|e| Self::map_unique(e, &spec.name))
         })?;
-        // As read back: second precision.
-        self.get_task(id)?
-            .ok_or_else(|| StoreError::Db(format!("task {id} vanished right after its insert")))
+        let stored = parse_utc(&stamp).unwrap_or(now);
+        Ok(Task {
+            id: id.to_string(),
+            spec: spec.clone(),
+            created_at: stored,
+            updated_at: stored,
+        })
     }
 
     /// Replace a task's definition; None when the task does not exist.

@@ -49,9 +49,11 @@ fn create_reopen_keeps_tasks_and_schema_version() {
     {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        store
-            .insert_task("t1", &spec("one"), at("2026-01-01T00:00:00Z"))
+        // What an insert returns is what is stored (it is not read back): times to the second.
+        let inserted = store
+            .insert_task("t1", &spec("one"), at("2026-01-01T00:00:00.750Z"))
             .unwrap();
+        assert_eq!(Some(inserted), store.get_task("t1").unwrap());
     }
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);

@@ -113,9 +113,22 @@ pub struct Services {
 }
 
 impl Services {
-    fn changed(&self, task_id: &str) {
-        self.engine.task_changed(task_id);
-        self.watch.task_changed(task_id);
+    /// A task was added or changed; `triggers` are its trigger kinds before and after. Only the
+    /// services that arm such triggers are told (the engine: cron, interval, once; the watcher:
+    /// file-watch): each message costs its thread a read of the task, and the engine a write.
+    fn changed(&self, task_id: &str, triggers: &[TriggerKind]) {
+        let timed = |k: &TriggerKind| {
+            matches!(
+                k,
+                TriggerKind::Cron | TriggerKind::Interval | TriggerKind::Once
+            )
+        };
+        if triggers.iter().any(timed) {
+            self.engine.task_changed(task_id);
+        }
+        if triggers.contains(&TriggerKind::FileWatch) {
+            self.watch.task_changed(task_id);
+        }
     }
 
     fn deleted(&self, task_id: &str) {
@@ -409,7 +422,7 @@ impl Catalog {
         let spec = validate::task_spec(input, &ctx)?;
         let id = crate::ids::task_id().map_err(|e| OpError::Internal(e.to_string()))?;
         let task = self.store.insert_task(&id, &spec, now)?;
-        self.changed(&task.id);
+        self.services.changed(&task.id, &[task.spec.trigger.kind()]);
         Ok(json!({ "task": self.task_view(&task, now, 5, 0)? }))
     }
 
@@ -445,12 +458,11 @@ impl Catalog {
             .ok_or_else(|| {
                 OpError::NotFound(format!("taskId: task \"{task_id}\" was deleted meanwhile"))
             })?;
-        self.changed(&task.id);
+        self.services.changed(
+            &task.id,
+            &[existing.spec.trigger.kind(), task.spec.trigger.kind()],
+        );
         Ok(json!({ "task": self.task_view(&task, now, 5, 0)? }))
-    }
-
-    fn changed(&self, task_id: &str) {
-        self.services.changed(task_id);
     }
 
     /// `toggle_task`.

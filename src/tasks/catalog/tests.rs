@@ -1,5 +1,6 @@
 //! Unit tests of the catalog: shown fire times, list pages and cursors over a real store and
-//! engine.
+//! engine, and (ignored; run with `--release -- --ignored --nocapture`) timings of adds, list
+//! pages and the engine's start-up reads at 10,000 tasks.
 
 use super::*;
 use crate::tasks::model::TaskType;
@@ -274,4 +275,142 @@ fn each_row_shows_the_newest_run_of_its_task() {
     assert_eq!(rows[1]["last_run"]["id"], newest[2]);
     assert_eq!(rows[1]["last_run"]["status"], "skipped");
     assert!(rows[2]["last_run"].is_null());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timings (no assertions on time): cargo test --release --lib catalog::tests::timings --
+// --ignored --nocapture
+
+fn micros(d: std::time::Duration, n: usize) -> f64 {
+    d.as_secs_f64() * 1e6 / n as f64
+}
+
+#[test]
+#[ignore = "a measurement, not a test: run in release with --ignored --nocapture"]
+fn timings() {
+    use std::time::Instant;
+    let source = source("timings");
+    let catalog = source.open().unwrap();
+    let now = Utc::now();
+    let mut added = 0;
+    for target in [1_000, 10_000] {
+        let started = Instant::now();
+        for i in added..target {
+            catalog.add(&task_args(i), now).unwrap();
+        }
+        let took = started.elapsed();
+        println!(
+            "add {}..{target}: {:.0} adds/s ({:.0} µs each)",
+            added,
+            (target - added) as f64 / took.as_secs_f64(),
+            micros(took, target - added)
+        );
+        added = target;
+        let first = ListQuery::default();
+        let mut middle = first.clone();
+        middle.cursor = Some(encode_cursor(&format!("task-{:05}", target / 2), ""));
+        for (label, q) in [
+            ("first page", first.clone()),
+            ("middle page", middle),
+            (
+                "enabled cron tasks",
+                ListQuery {
+                    enabled: Some(true),
+                    trigger: Some(TriggerKind::Cron),
+                    ..ListQuery::default()
+                },
+            ),
+            (
+                "search \"-0999\"",
+                ListQuery {
+                    name_contains: Some("-0999".into()),
+                    ..ListQuery::default()
+                },
+            ),
+        ] {
+            let n = 200;
+            let started = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(catalog.list(&q, now).unwrap());
+            }
+            let took = started.elapsed();
+            let page = catalog.list(&q, now).unwrap();
+            println!(
+                "  list {label} at {target}: {:.0} µs per page of {} (total {})",
+                micros(took, n),
+                page["count"],
+                page["total"]
+            );
+        }
+    }
+    // What the engine reads at start: as it does it now (three queries, one cursor query and
+    // one parse per task), and with `timed_tasks_with_cursors` (with and without a cache).
+    let store = Store::open(&source.db_path).unwrap();
+    let started = Instant::now();
+    let mut armed = 0;
+    for kind in [TriggerKind::Cron, TriggerKind::Interval, TriggerKind::Once] {
+        for task in store.enabled_tasks_with_trigger(kind).unwrap() {
+            let cursor = store.cursor(&task.id).unwrap();
+            armed += FireRule::of(&task.spec).map(|r| (r, cursor)).is_some() as usize;
+        }
+    }
+    println!(
+        "engine start reads today: {armed} tasks in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    for cached in [false, true] {
+        let cache = ScheduleCache::default();
+        let started = Instant::now();
+        let tasks = store.timed_tasks_with_cursors().unwrap();
+        let read = started.elapsed();
+        let rules: Vec<(FireRule, Option<DateTime<Utc>>)> = tasks
+            .iter()
+            .filter_map(|(t, cursor)| match cached {
+                true => FireRule::of_cached(&t.spec, &cache).map(|r| (r, *cursor)),
+                false => FireRule::of(&t.spec).map(|r| (r, *cursor)),
+            })
+            .collect();
+        println!(
+            "engine start reads with one query{}: {} tasks in {:.1} ms ({:.1} ms the query and decoding)",
+            if cached { " and a ScheduleCache" } else { "" },
+            rules.len(),
+            started.elapsed().as_secs_f64() * 1e3,
+            read.as_secs_f64() * 1e3
+        );
+        let started = Instant::now();
+        for (rule, cursor) in &rules {
+            std::hint::black_box(rule.next_after(cursor.unwrap_or(now)));
+        }
+        println!(
+            "  then the next fire time of each: {:.1} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    let started = Instant::now();
+    let n = 2000;
+    for i in 0..n {
+        std::hint::black_box(Schedule::load(&format!("{} {} * * *", i % 60, i % 24)).unwrap());
+    }
+    println!("Schedule::load: {:.1} µs", micros(started.elapsed(), n));
+    let started = Instant::now();
+    let engine = crate::engine::start(
+        crate::engine::EngineSettings {
+            db_path: source.db_path.clone(),
+            max_concurrent: 4,
+            history_keep_per_task: 100,
+            run: crate::exec::run::RunSettings {
+                subagent: source.defaults.subagent.clone(),
+                output_max_bytes: 1 << 16,
+                default_timeout_secs: 60,
+                grace: std::time::Duration::from_secs(1),
+            },
+        },
+        Arc::new(|_: &crate::tasks::runs::RunEvent| {}),
+    )
+    .unwrap();
+    println!(
+        "engine::start with {added} tasks: {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    engine.shutdown(std::time::Duration::from_secs(1));
 }
