@@ -68,7 +68,16 @@ impl Task {
 // A catalog over a real store, engine and hook dispatch (the file watcher's inbox is dropped:
 // its messages go nowhere).
 
-fn source(tag: &str) -> CatalogSource {
+/// A test's data directory, removed when the test ends.
+struct Dir(std::path::PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn source(tag: &str) -> (CatalogSource, Dir) {
     let dir = std::env::temp_dir().join(format!("cc-catalog-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let db_path = dir.join("tasks.db");
@@ -95,7 +104,7 @@ fn source(tag: &str) -> CatalogSource {
     .unwrap();
     let (watch, _inbox) = crate::triggers::watch::channel();
     let hooks = HookDispatcher::start(engine.clone()).unwrap();
-    CatalogSource::new(
+    let source = CatalogSource::new(
         db_path,
         Defaults {
             timezone: "UTC".into(),
@@ -107,7 +116,8 @@ fn source(tag: &str) -> CatalogSource {
             watch,
             hooks,
         },
-    )
+    );
+    (source, Dir(dir))
 }
 
 /// The add_task arguments of task `i` of a mixed set: cron (60%), interval, manual, hook.
@@ -171,7 +181,7 @@ fn cursors_round_trip_any_name_and_a_bad_one_names_the_field() {
 
 #[test]
 fn pages_walk_every_task_once_in_name_order_and_filter_in_the_store() {
-    let source = source("pages");
+    let (source, _dir) = source("pages");
     let catalog = source.open().unwrap();
     let now = Utc::now();
     for i in 0..53 {
@@ -244,7 +254,7 @@ fn pages_walk_every_task_once_in_name_order_and_filter_in_the_store() {
 
 #[test]
 fn each_row_shows_the_newest_run_of_its_task() {
-    let source = source("last-runs");
+    let (source, _dir) = source("last-runs");
     let catalog = source.open().unwrap();
     let now = Utc::now();
     let mut ids = Vec::new();
@@ -289,7 +299,7 @@ fn micros(d: std::time::Duration, n: usize) -> f64 {
 #[ignore = "a measurement, not a test: run in release with --ignored --nocapture"]
 fn timings() {
     use std::time::Instant;
-    let source = source("timings");
+    let (source, _dir) = source("timings");
     let catalog = source.open().unwrap();
     let now = Utc::now();
     let mut added = 0;
