@@ -15,7 +15,7 @@ use crate::exec::run::{self, RunJob, RunSettings};
 use crate::store::{NewRun, RunEnd, Store};
 use crate::tasks::model::{Task, Trigger};
 use crate::tasks::runs::{AfterContext, RunContext, RunEvent, RunStatus, TriggerKind};
-use crate::tasks::schedule::FireRule;
+use crate::tasks::schedule::{FireRule, ScheduleCache};
 use crate::util::rfc3339;
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
@@ -77,6 +77,8 @@ struct Engine {
     batching: bool,
     /// Runs that ended but whose end the store refused: written as soon as it takes writes.
     unrecorded: Vec<run::Finished>,
+    /// Parsed cron expressions, shared by the tasks that use the same one.
+    schedules: ScheduleCache,
 }
 
 /// Start the engine thread: recover what a previous process left, arm every enabled task, and
@@ -129,15 +131,16 @@ pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHa
         starts: 0,
         batching: false,
         unrecorded: Vec::new(),
+        schedules: ScheduleCache::default(),
     };
-    for kind in [TriggerKind::Cron, TriggerKind::Interval, TriggerKind::Once] {
-        let tasks = engine
-            .store
-            .enabled_tasks_with_trigger(kind)
-            .map_err(|e| e.to_string())?;
-        for task in tasks {
-            engine.arm(task, true, now);
-        }
+    // Every enabled time-based task with its cursor, in one query; resumed from the cursor so
+    // fires missed while the server was down are found.
+    let timed = engine
+        .store
+        .timed_tasks_with_cursors()
+        .map_err(|e| e.to_string())?;
+    for (task, cursor) in timed {
+        engine.arm(task, cursor, now);
     }
     for retry in recovered.retries {
         engine.timers.set(
@@ -246,7 +249,7 @@ impl Engine {
             Msg::Rearm(task_id) => {
                 self.disarm(&task_id);
                 match self.store.get_task(&task_id) {
-                    Ok(Some(task)) if task.spec.enabled => self.arm(task, false, now),
+                    Ok(Some(task)) if task.spec.enabled => self.arm(task, None, now),
                     Ok(_) => {}
                     Err(e) => log::error!("cannot read task {task_id}: {e}"),
                 }
@@ -317,10 +320,10 @@ impl Engine {
         self.armed.remove(task_id);
     }
 
-    /// Arm a time-based task. With `from_cursor`, resume from the stored cursor so fires missed
-    /// while the server was down are found; otherwise start from now.
-    fn arm(&mut self, task: Task, from_cursor: bool, now: DateTime<Utc>) {
-        let Some(rule) = FireRule::of(&task.spec) else {
+    /// Arm a time-based task: from its `stored` cursor (a restart) or, without one, from now.
+    /// Tasks with the same cron expression share one parsed pattern.
+    fn arm(&mut self, task: Task, stored: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+        let Some(rule) = FireRule::of_cached(&task.spec, &self.schedules) else {
             if matches!(
                 task.spec.trigger,
                 Trigger::Cron { .. } | Trigger::Interval { .. } | Trigger::Once { .. }
@@ -331,11 +334,6 @@ impl Engine {
                 );
             }
             return;
-        };
-        let stored = if from_cursor {
-            self.store.cursor(&task.id).ok().flatten()
-        } else {
-            None
         };
         let (cursor, is_new) = plan::start_cursor(&rule, stored, now);
         if is_new {

@@ -382,9 +382,7 @@ impl Mcp {
             return Err((-32602, format!("Unknown tool: {name}")));
         };
         let Some(catalog) = catalog else {
-            return Ok(tool_error(
-                "internal error: the database is not available; see the server log",
-            ));
+            return Ok(tool_error(&self.no_catalog()));
         };
         let tools::Handler::Now(handler) = tool.handler else {
             // run_task and cancel_run are answered by `run_tools` before dispatch.
@@ -433,6 +431,15 @@ fn as_accepted(req: &HttpRequest, reply: Reply) -> Reply {
 }
 
 impl Mcp {
+    /// Why this worker has no catalog: its database connection could not be opened. Tried
+    /// again here, so the answer names the cause (the file deleted or replaced, read-only, ...).
+    fn no_catalog(&self) -> String {
+        match self.source.open() {
+            Err(e) => e.to_string(),
+            Ok(_) => "internal error: the database is not available; see the server log".into(),
+        }
+    }
+
     /// `run_task` and `cancel_run`, which act through the engine and may wait for a run: None
     /// for every other tool.
     fn run_tools(
@@ -458,9 +465,7 @@ impl Mcp {
             )))
         };
         let Some(catalog) = catalog else {
-            return answer(tool_error(
-                "internal error: the database is not available; see the server log",
-            ));
+            return answer(tool_error(&self.no_catalog()));
         };
         let call = match handler(catalog, args) {
             Ok(call) => call,
