@@ -444,7 +444,7 @@ def fire_lateness(srv, mcp):
         return None
     armed = list(range(TICK_TASKS))
     if r["errors"] or r["stopped_early"]:  # which of them exist
-        names = {t["name"] for t in mcp.call("claudecron_list_tasks", {})["tasks"]}
+        names = {t["name"] for t in mcp.call("claudecron_list_tasks", {"limit": 500})["tasks"]}
         armed = [i for i in armed if f"bench-tick-{i}" in names]
     w0 = math.ceil(t_armed) + 1  # the first whole second every task is surely armed for
     w1 = w0 + FIRE_SECONDS
@@ -514,7 +514,7 @@ def delete_leftover_ticks(mcp):
     last, deleted = None, 0
     for round_ in range(11):
         try:
-            left = [t["name"] for t in mcp.call("claudecron_list_tasks", {})["tasks"]
+            left = [t["name"] for t in mcp.call("claudecron_list_tasks", {"limit": 500})["tasks"]
                     if t["name"].startswith("bench-tick-")]
         except (Fatal, OSError) as e:
             last, left = e, None
@@ -600,7 +600,7 @@ def measure_ours(peer):
         r = add_tasks(srv, start, rest, 8, FILL_S, hour, "add_task (fill)")
         O["add_task_fill_c8"] = r
         start += r["done"] + r["errors"] + 8
-    n_now = mcp.call("claudecron_list_tasks", {})["count"]
+    n_now = mcp.call("claudecron_list_tasks", {}).get("total", mcp.call("claudecron_list_tasks", {})["count"])
     O["tasks_1k"] = n_now
     lt = tool_body("claudecron_list_tasks", {})
     O["list_1k"] = series("ours", srv, lt, count=LIST_CALLS, warmup=2, label=f"list_tasks ({n_now} tasks)")
@@ -632,7 +632,7 @@ def measure_ours(peer):
     if BIG > n_now:
         r = add_tasks(srv, start, BIG - n_now, 8, FILL_S, hour, f"add_task up to {BIG} tasks")
         O["add_task_fill_big_c8"] = r
-        n_big = mcp.call("claudecron_list_tasks", {})["count"]
+        n_big = mcp.call("claudecron_list_tasks", {}).get("total", mcp.call("claudecron_list_tasks", {})["count"])
         O["tasks_big"] = n_big
         O["list_big"] = series("ours", srv, lt, count=LIST_CALLS, warmup=2, label=f"list_tasks ({n_big} tasks)")
         O["rss_after_list_big_mib"] = rss_mib(srv.pid)

@@ -391,6 +391,11 @@ impl Engine {
             );
         }
         if let Err(e) = self.store.set_cursor(&task.id, plan.cursor) {
+            if matches!(self.store.get_task(&task.id), Ok(None)) {
+                // Deleted as it came due (its Remove message is on the way).
+                self.disarm(&task.id);
+                return;
+            }
             log::error!("cannot store the cursor of task {}: {e}", task.id);
         }
         if !plan.missed.is_empty() {

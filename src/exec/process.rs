@@ -243,6 +243,8 @@ pub fn run(
     };
     drop(command); // closes the parent's copies of the pipe's write end
     let pid = child.id() as i32;
+    // The run's descendants get ids after this one (see `PidWindow`).
+    let window = PidWindow::new(pid, std::time::Instant::now());
 
     if let (Some(mut stdin), Some(payload)) = (child.stdin.take(), spec.stdin.clone()) {
         let _ = std::thread::Builder::new()
@@ -276,7 +278,7 @@ pub fn run(
             });
         if spawned.is_err() {
             signal_group(pid, libc::SIGKILL);
-            end_marked(&marker);
+            end_marked(&marker, Some(&window));
             let _ = child.wait();
             return failed("cannot start the output reader thread".into());
         }
@@ -290,7 +292,7 @@ pub fn run(
         });
     if spawned.is_err() {
         signal_group(pid, libc::SIGKILL);
-        end_marked(&marker);
+        end_marked(&marker, Some(&window));
         let _ = child.wait();
         return failed("cannot start the wait thread".into());
     }
@@ -331,13 +333,13 @@ pub fn run(
     // group, and every process that left the group but carries the run's marker, politely
     // first, then for sure.
     signal_group(pid, libc::SIGTERM);
-    let escaped = signal_marked(&marker, libc::SIGTERM);
+    let escaped = signal_marked(&marker, Some(&window), libc::SIGTERM);
     let polite = std::time::Instant::now() + spec.grace.min(Duration::from_secs(2));
     select! {
         recv(eof_rx) -> _ => {},
         recv(after(spec.grace.min(Duration::from_secs(2)))) -> _ => {
             signal_group(pid, libc::SIGKILL);
-            end_marked(&marker);
+            end_marked(&marker, Some(&window));
             let _ = eof_rx.recv_timeout(Duration::from_secs(2));
         },
     }
@@ -346,7 +348,7 @@ pub fn run(
     }
     // Anything that ignored SIGTERM and kept no pipe open is still ended.
     signal_group(pid, libc::SIGKILL);
-    end_marked(&marker);
+    end_marked(&marker, Some(&window));
     let status = child.wait().ok();
 
     let (output, output_truncated) = capture.lock().unwrap_or_else(|p| p.into_inner()).snapshot();
@@ -371,21 +373,73 @@ pub fn end_orphaned_runs(runs: &[(String, i64)]) -> usize {
             run_id: *run_id,
         })
         .collect();
-    end_marked(&markers)
+    end_marked(&markers, None)
+}
+
+/// Where a short run's descendants can be in the pid space: each was created after the run's
+/// leader, so its id follows the leader's, up to the last id the kernel handed out — as long as
+/// the id counter has not gone round past the leader, which takes far longer than
+/// `PID_WINDOW_MAX` at any real fork rate. Only those ids have their environment read, instead
+/// of every process on the host at every run's end.
+#[derive(Debug, Clone, Copy)]
+pub struct PidWindow {
+    leader: i32,
+    started: std::time::Instant,
+}
+
+/// Runs longer than this are swept over every process.
+const PID_WINDOW_MAX: Duration = Duration::from_secs(2);
+
+impl PidWindow {
+    pub fn new(leader: i32, started: std::time::Instant) -> PidWindow {
+        PidWindow { leader, started }
+    }
+
+    /// The ids to look at now: `(leader, last]` round the circle; None for every id.
+    fn range(&self) -> Option<(i32, i32)> {
+        if self.started.elapsed() > PID_WINDOW_MAX {
+            return None;
+        }
+        let last = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+            .ok()?
+            .trim()
+            .parse::<i32>()
+            .ok()?;
+        Some((self.leader, last))
+    }
+}
+
+fn in_range(pid: i32, range: Option<(i32, i32)>) -> bool {
+    match range {
+        None => true,
+        Some((leader, last)) if leader <= last => pid > leader && pid <= last,
+        Some((leader, last)) => pid > leader || pid <= last,
+    }
 }
 
 /// Live processes (never this one) whose environment carries one of `runs`' markers.
+#[cfg(test)]
 fn marked_processes(runs: &[RunMarker]) -> Vec<i32> {
+    marked_processes_in(runs, None)
+}
+
+/// `marked_processes`, looking only at the ids `window` allows.
+fn marked_processes_in(runs: &[RunMarker], window: Option<&PidWindow>) -> Vec<i32> {
     if runs.is_empty() {
         return Vec::new();
     }
+    let range = window.and_then(PidWindow::range);
     let me = std::process::id() as i32;
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        if pid > 1 && pid != me && RunMarker::of_process(pid).is_some_and(|m| runs.contains(&m)) {
+        if pid > 1
+            && pid != me
+            && in_range(pid, range)
+            && RunMarker::of_process(pid).is_some_and(|m| runs.contains(&m))
+        {
             found.push(pid);
         }
     }
@@ -405,8 +459,12 @@ fn marked_handle(pid: i32, runs: &[RunMarker]) -> Option<ProcessHandle> {
 
 /// Send `signal` to every process carrying one of `runs`' markers (one pass, each process on
 /// its own, through a handle). Returns the handles, to wait for them.
-fn signal_marked(runs: &[RunMarker], signal: i32) -> Vec<ProcessHandle> {
-    marked_processes(runs)
+fn signal_marked(
+    runs: &[RunMarker],
+    window: Option<&PidWindow>,
+    signal: i32,
+) -> Vec<ProcessHandle> {
+    marked_processes_in(runs, window)
         .into_iter()
         .filter_map(|pid| marked_handle(pid, runs))
         .filter(|h| h.signal(signal))
@@ -420,12 +478,12 @@ fn signal_marked(runs: &[RunMarker], signal: i32) -> Vec<ProcessHandle> {
 /// group id is still its own when the group is killed and cannot have been handed to a
 /// stranger. Never this process, never this process's group, never a process of another run.
 /// Returns how many processes were ended.
-pub fn end_marked(runs: &[RunMarker]) -> usize {
+pub fn end_marked(runs: &[RunMarker], window: Option<&PidWindow>) -> usize {
     let my_group = crate::sys::own_process_group();
     let mut ended = std::collections::HashSet::new();
     for _pass in 0..5 {
         let mut handles = Vec::new();
-        for pid in marked_processes(runs) {
+        for pid in marked_processes_in(runs, window) {
             let Some(handle) = marked_handle(pid, runs) else {
                 continue;
             };
