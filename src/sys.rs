@@ -4,7 +4,6 @@
 //! when.
 
 use std::io;
-use std::process::Command;
 
 /// Fill `buf` from the kernel CSPRNG (getrandom(2)); retries on EINTR, never falls back.
 pub(crate) fn getrandom(buf: &mut [u8]) -> io::Result<()> {
@@ -65,24 +64,6 @@ pub(crate) fn default_sigpipe() {
     // SAFETY: resetting a signal disposition; called before any thread starts.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
-/// Make `command` start as the leader of a new session (and so of a new process group) with no
-/// signal blocked, whatever the server's threads block.
-pub(crate) fn new_session_on_spawn(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: only async-signal-safe calls between fork and exec: setsid and sigprocmask.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            Ok(())
-        });
     }
 }
 

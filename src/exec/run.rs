@@ -104,10 +104,20 @@ fn run_env(job: &RunJob, scheduled_at: &str) -> Vec<(String, String)> {
 
 /// Execute the job and record the result; never panics on what the task or the disk gives it.
 pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished {
-    let store = Store::open(db_path);
-    if let Err(e) = &store {
-        log::error!("run {}: cannot open the database: {e}", job.run_id);
-    }
+    // Opened when first needed (live output, the end), so the process starts without waiting
+    // for a database connection to be set up.
+    let store: std::cell::OnceCell<Option<Store>> = std::cell::OnceCell::new();
+    let store = || {
+        store
+            .get_or_init(|| match Store::open(db_path) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    log::error!("run {}: cannot open the database: {e}", job.run_id);
+                    None
+                }
+            })
+            .as_ref()
+    };
     let scheduled_at = rfc3339_auto(job.scheduled_for.unwrap_or(job.started_at));
     let timeout_secs = job
         .task
@@ -117,7 +127,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
 
     let run_id = job.run_id;
     let mut live = |text: &str, truncated: bool| {
-        if let Ok(s) = &store {
+        if let Some(s) = store() {
             if let Err(e) = s.update_output(run_id, text, truncated) {
                 log::debug!("run {run_id}: live output not stored: {e}");
             }
@@ -219,7 +229,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
     let error = ended.error.clone();
     let finished_at = Utc::now();
     let duration_ms = (finished_at - job.started_at).num_milliseconds().max(0);
-    if let Ok(s) = &store {
+    if let Some(s) = store() {
         let end = RunEnd {
             status,
             finished_at,
