@@ -10,20 +10,25 @@
 #   kill      kill -9 and SIGTERM cycles under load (5 + 5; 50 + 50 with --long), recovery, integrity
 #   slow      slow and abandoned clients (partial heads and bodies, slowloris, connect-and-drop)
 #   stream    an event stream that is never read (small socket buffers) while runs notify
+#   disk      the data dir on a full 2 MiB tmpfs (skipped loudly when mount is not permitted)
+#   db        tasks.db deleted, then made read-only (chattr +i), under the running server
+#   escape    a run that escapes its process group (`setsid sleep 300 &`): success/timeout/cancel
+#   overload  500 hook events at once to an overlap=allow task next to an every-second task
 #
 # usage: scripts/chaos.sh [--long] [SCENARIO...]
-#   short mode (default): every scenario, quickly (CI); --long: longer scenarios. Environment:
-#   CLAUDECRON_BIN (default target/debug/claudecron, built with `cargo build` when missing),
-#   CHAOS_HEALTH_P99_MS (100), CHAOS_LATE_P99_MS (500), CHAOS_MCP_P99_MS (500),
-#   CHAOS_BOUND_SECONDS (each scenario's time bound; default 150, 1200 with --long), CHAOS_KEEP=1
-#   (keep the scratch dir; it is kept anyway when something failed). Needs python3 (3.11, stdlib only); root for pidfd_getfd. Talks only
-#   to 127.0.0.1.
+#   short mode (default): all seven scenarios in about 2-4 minutes (CI); --long: longer scenarios.
+#   Environment: CLAUDECRON_BIN (default target/debug/claudecron, built
+#   with `cargo build` when missing), CHAOS_HEALTH_P99_MS (100),
+#   CHAOS_LATE_P99_MS (500), CHAOS_MCP_P99_MS (500), CHAOS_BOUND_SECONDS (each scenario's time
+#   bound; default 150, 1200 with --long), CHAOS_KEEP=1 (keep the scratch dir; it is
+#   kept anyway when something failed). Needs python3 (3.11, stdlib only); root for the tmpfs
+#   mount, chattr and pidfd_getfd. Talks only to 127.0.0.1.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/checks.sh
 source "$REPO/scripts/lib/checks.sh"
 
-ALL=(kill slow stream)
+ALL=(kill slow stream disk db escape overload)
 LONG=0
 WANT=()
 for arg in "$@"; do
@@ -33,7 +38,7 @@ for arg in "$@"; do
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
-  kill | slow | stream) WANT+=("$arg") ;;
+  kill | slow | stream | disk | db | escape | overload) WANT+=("$arg") ;;
   *)
     echo "unknown argument: $arg (see --help)" >&2
     exit 2
@@ -48,6 +53,10 @@ declare -A TITLE=(
   [kill]="1. kill -9 and SIGTERM cycles under load"
   [slow]="2. slow and abandoned clients"
   [stream]="3. an unread event stream"
+  [disk]="4. a full disk"
+  [db]="5. the database deleted or made read-only under the server"
+  [escape]="6. a run that escapes its process group"
+  [overload]="7. an overload burst"
 )
 # Time bound of each scenario (seconds): generous next to its usual time, so a hang fails it.
 budget() {
