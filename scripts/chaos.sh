@@ -14,15 +14,18 @@
 #   db        tasks.db deleted, then made read-only (chattr +i), under the running server
 #   escape    a run that escapes its process group (`setsid sleep 300 &`): success/timeout/cancel
 #   overload  500 hook events at once to an overlap=allow task next to an every-second task
+#   soak      (--long only) one server for CHAOS_SOAK_SECONDS (1800) under mixed load; RSS, fds
+#             and threads sampled every 10 s must end flat
 #
 # usage: scripts/chaos.sh [--long] [SCENARIO...]
-#   short mode (default): all seven scenarios in about 2-4 minutes (CI); --long: longer scenarios.
-#   Environment: CLAUDECRON_BIN (default target/debug/claudecron, built
-#   with `cargo build` when missing), CHAOS_HEALTH_P99_MS (100),
+#   short mode (default): all seven scenarios in about 2-4 minutes (CI); --long: longer scenarios
+#   and the 30-minute soak. Environment: CLAUDECRON_BIN (default target/debug/claudecron, built
+#   with `cargo build` when missing), CHAOS_SOAK_SECONDS (1800), CHAOS_HEALTH_P99_MS (100),
 #   CHAOS_LATE_P99_MS (500), CHAOS_MCP_P99_MS (500), CHAOS_BOUND_SECONDS (each scenario's time
-#   bound; default 150, 1200 with --long), CHAOS_KEEP=1 (keep the scratch dir; it is
+#   bound; default 150, 1200 with --long, soak + 300), CHAOS_KEEP=1 (keep the scratch dir; it is
 #   kept anyway when something failed). Needs python3 (3.11, stdlib only); root for the tmpfs
-#   mount, chattr and pidfd_getfd. Talks only to 127.0.0.1.
+#   mount, chattr and pidfd_getfd. Talks only to 127.0.0.1. Docs: docs/RUNBOOK.md, "Fault-injection
+#   suite (chaos)".
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/checks.sh
@@ -38,7 +41,7 @@ for arg in "$@"; do
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
-  kill | slow | stream | disk | db | escape | overload) WANT+=("$arg") ;;
+  kill | slow | stream | disk | db | escape | overload | soak) WANT+=("$arg") ;;
   *)
     echo "unknown argument: $arg (see --help)" >&2
     exit 2
@@ -47,6 +50,7 @@ for arg in "$@"; do
 done
 if [[ ${#WANT[@]} -eq 0 ]]; then
   WANT=("${ALL[@]}")
+  [[ $LONG == 1 ]] && WANT+=(soak)
 fi
 
 declare -A TITLE=(
@@ -57,14 +61,19 @@ declare -A TITLE=(
   [db]="5. the database deleted or made read-only under the server"
   [escape]="6. a run that escapes its process group"
   [overload]="7. an overload burst"
+  [soak]="soak: one server under steady mixed load"
 )
+SOAK_SECONDS=${CHAOS_SOAK_SECONDS:-1800}
 # Time bound of each scenario (seconds): generous next to its usual time, so a hang fails it.
 budget() {
   if [[ -n "${CHAOS_BOUND_SECONDS:-}" ]]; then
     echo "$CHAOS_BOUND_SECONDS"
     return
   fi
-  if [[ $LONG == 1 ]]; then echo 1200; else echo 150; fi
+  case "$1" in
+  soak) echo $((SOAK_SECONDS + 300)) ;;
+  *) if [[ $LONG == 1 ]]; then echo 1200; else echo 150; fi ;;
+  esac
 }
 
 if [[ -z "${CLAUDECRON_BIN:-}" ]]; then

@@ -1,7 +1,7 @@
 """Runs one chaos scenario (called by scripts/chaos.sh, once per scenario, under a time bound).
 
 usage: chaos.py SCENARIO --bin BIN --tmp DIR --mark MARK [--long]
-SCENARIO: kill | slow | stream | disk | db | escape | overload
+SCENARIO: kill | slow | stream | disk | db | escape | overload | soak
 """
 
 import argparse
@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Aborted, Ctx, Report  # noqa: E402
 import scenarios_a  # noqa: E402
 import scenarios_b  # noqa: E402
+import soak  # noqa: E402
 
 SCENARIOS = {
     "kill": scenarios_a.s1_kill_cycles,
@@ -24,6 +25,7 @@ SCENARIOS = {
     "db": scenarios_b.s5_database_gone,
     "escape": scenarios_b.s6_escaped_run,
     "overload": scenarios_b.s7_overload,
+    "soak": soak.soak,
 }
 
 
