@@ -19,6 +19,14 @@ from harness import (HERE, TICK, Health, Mcp, Report, Server, check_health, chec
 from scenarios_a import Loop, hook_task
 
 
+def slope(rows):
+    """Least-squares slope of RSS (KiB) over time (s) of metric rows (seconds, rss, fds, threads)."""
+    n = len(rows)
+    mx, my = sum(r[0] for r in rows) / n, sum(r[1] for r in rows) / n
+    den = sum((r[0] - mx) ** 2 for r in rows)
+    return sum((r[0] - mx) * (r[1] - my) for r in rows) / den if den else 0.0
+
+
 def soak(ctx):
     rep = Report("soak: ")
     seconds = int(os.environ.get("CHAOS_SOAK_SECONDS", "1800"))
@@ -121,6 +129,10 @@ def soak(ctx):
             end = [statistics.median(r[i] for r in after[-3:]) for i in (1, 2, 3)]
             peak = [max(r[i] for r in metrics) for i in (1, 2, 3)]
             margins = [max(4096, start[0] * 0.10), 8, 8]
+            half = after[len(after) // 2:]
+            rep.note(f"RSS trend after the warm-up: {slope(after) * 60:+.0f} KiB/min overall, "
+                     f"{slope(half) * 60:+.0f} KiB/min over the second half (a leak keeps its slope; warm-up "
+                     "growth flattens)")
             for i, (label, unit) in enumerate((("RSS", "KiB"), ("open fds", ""), ("threads", ""))):
                 text = (f"{label} flat: start {start[i]:.0f}{unit and ' ' + unit}, end {end[i]:.0f}{unit and ' ' + unit} "
                         f"(allowed end <= start + {margins[i]:.0f}; peak {peak[i]:.0f}; start = median of the first 3 "
