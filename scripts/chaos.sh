@@ -21,9 +21,10 @@
 #   short mode (default): all seven scenarios in about 2-4 minutes (CI); --long: longer scenarios
 #   and the 30-minute soak. Environment: CLAUDECRON_BIN (default target/debug/claudecron, built
 #   with `cargo build` when missing), CHAOS_SOAK_SECONDS (1800), CHAOS_HEALTH_P99_MS (100),
-#   CHAOS_LATE_P99_MS (500), CHAOS_MCP_P99_MS (500), CHAOS_BOUND_SECONDS (each scenario's time
-#   bound; default 150, 1200 with --long, soak + 300), CHAOS_KEEP=1 (keep the scratch dir; it is
-#   kept anyway when something failed). Needs python3 (3.11, stdlib only); root for the tmpfs
+#   CHAOS_LATE_P99_MS (500), CHAOS_MCP_P99_MS (500), CHAOS_LOAD_NICE (10: the helper's own load
+#   runs niced, the servers and the /health sampler do not), CHAOS_BOUND_SECONDS (each scenario's
+#   time bound; default 150, 1200 with --long, soak + 300), CHAOS_KEEP=1 (keep the scratch dir;
+#   it is kept anyway when something failed). Needs python3 (3.11, stdlib only); root for the tmpfs
 #   mount, chattr and pidfd_getfd. Talks only to 127.0.0.1. Docs: docs/RUNBOOK.md, "Fault-injection
 #   suite (chaos)".
 set -euo pipefail

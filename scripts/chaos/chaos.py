@@ -12,7 +12,7 @@ import traceback
 sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import Aborted, Ctx, Report  # noqa: E402
+from harness import Aborted, Ctx, Report, deprioritize_self  # noqa: E402
 import scenarios_a  # noqa: E402
 import scenarios_b  # noqa: E402
 import soak  # noqa: E402
@@ -38,6 +38,7 @@ def main():
     ap.add_argument("--long", action="store_true")
     a = ap.parse_args()
     ctx = Ctx(a.bin, os.path.join(a.tmp, a.scenario), a.mark, "long" if a.long else "short")
+    deprioritize_self()
     try:
         SCENARIOS[a.scenario](ctx)
     except Aborted as e:

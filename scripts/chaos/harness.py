@@ -25,6 +25,22 @@ from datetime import datetime
 HERE = os.path.dirname(os.path.abspath(__file__))
 TERMINAL = {"success", "failed", "timeout", "cancelled", "skipped", "interrupted"}
 HEALTH_LIMIT_MS = float(os.environ.get("CHAOS_HEALTH_P99_MS", "100"))
+# The helper (its load threads, the soak's clients) runs at this niceness; the servers and the
+# /health sampler are started `nice -n -LOAD_NICE`, back at the caller's priority (needs root or
+# CAP_SYS_NICE; otherwise everything stays at LOAD_NICE). On a small host the suite's own load then
+# queues behind the server it measures instead of delaying its answers.
+LOAD_NICE = int(os.environ.get("CHAOS_LOAD_NICE", "10"))
+
+
+def deprioritize_self():
+    """Lower this process's priority by LOAD_NICE (called once, before anything is started)."""
+    if LOAD_NICE:
+        os.nice(LOAD_NICE)
+
+
+def at_normal_priority(argv):
+    """argv run at the priority the helper had before deprioritize_self()."""
+    return ["nice", "-n", str(-LOAD_NICE)] + argv if LOAD_NICE else argv
 
 
 class Aborted(Exception):
@@ -163,7 +179,8 @@ class Server:
             mark = os.path.getsize(self.log) if os.path.exists(self.log) else 0
             logf = open(self.log, "ab")
             self.proc = subprocess.Popen(
-                [self.ctx.binary, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--db", self.db],
+                at_normal_priority([self.ctx.binary, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                                    "--db", self.db]),
                 env=self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf,
                 start_new_session=True)
             logf.close()
@@ -376,8 +393,9 @@ TICK = {"name": "tick", "type": "bash", "schedule": "* * * * * *", "command": "d
 class Health:
     def __init__(self, server, label="h"):
         self.path = os.path.join(server.home, f"health-{label}-{server.starts}-{time.monotonic_ns()}.tsv")
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "sampler.py"), str(server.port),
-                                      self.path, "0.1"], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(at_normal_priority([sys.executable, os.path.join(HERE, "sampler.py"),
+                                                         str(server.port), self.path, "0.1"]),
+                                     stdin=subprocess.DEVNULL,
                                      env=dict(os.environ, CHAOS_MARK=server.ctx.mark))
 
     def stop(self):
