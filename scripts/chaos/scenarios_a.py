@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from harness import (TICK, Health, Mcp, Report, Server, api_runs, check_health,
+from harness import (MIN_WINDOW, TICK, Health, Mcp, Report, Server, api_runs, check_health,
                      check_tick, describe_procs, finish, hook_payload, kill_procs, ms, pct,
                      post_hook, run_processes, server_tx_queue, shrink_server_sndbuf, tick_stats, wait_for, wait_no_procs)
 
@@ -448,7 +448,7 @@ def s3_unread_stream(ctx):
         busy = [r for r in m.history(status="queued") + m.history(status="running") if r["task_id"] != tick]
         return not busy
     wait_for("the hook runs to finish", 60, all_done, 0.5)
-    time.sleep(1)
+    time.sleep(max(1.0, t0 + MIN_WINDOW - time.time()))  # the stream stays stuck meanwhile
     oth.stop()
     t1 = time.time()
     samples = h.stop()
