@@ -18,7 +18,7 @@
 #             and threads sampled every 10 s must end flat
 #
 # usage: scripts/chaos.sh [--long] [SCENARIO...]
-#   short mode (default): all seven scenarios in about 2-4 minutes (CI); --long: longer scenarios
+#   short mode (default): all seven scenarios in about 3 minutes (CI); --long: longer scenarios
 #   and the 30-minute soak. Environment: CLAUDECRON_BIN (default target/debug/claudecron, built
 #   with `cargo build` when missing), CHAOS_SOAK_SECONDS (1800), CHAOS_HEALTH_P99_MS (100),
 #   CHAOS_LATE_P99_MS (500), CHAOS_MCP_P99_MS (500), CHAOS_LOAD_NICE (10: the helper's own load
