@@ -496,8 +496,12 @@ def s3_unread_stream(ctx):
         drained += len(b)
     sock.close()
     rsock.close()
-    rep.check(ended, f"the server ended the never-read stream ({drained} bytes were waiting in it)",
-              f"the stream was still open 15 s after the burst ({drained} bytes drained): the server kept a "
-              "stream that was far behind")
+    if shrunk or ended:
+        rep.check(ended, f"the server ended the never-read stream ({drained} bytes were waiting in it)",
+                  f"the stream was still open 15 s after the burst ({drained} bytes drained): the server kept a "
+                  "stream that was far behind")
+    else:
+        rep.skip("the server ended the never-read stream", "SKIPPED: the server's send buffer could not be shrunk "
+                 "(pidfd_getfd needs root), so its writes never blocked and the stream was never behind")
     check_tick(rep, tick_stats(api_runs(m, tick), [(t0, t1 - 1.5)]), strict=True)
     finish(rep, srv, [tick] + hooks, disable=[tick])
