@@ -3,7 +3,9 @@
 # formatting, lints, the Rust unit and integration tests (real binary, real SQLite, real HTTP,
 # real processes and signals), the interop suite (clients we did not write: Python MCP SDK, the
 # official conformance suite, mcp-remote, curl, the real Claude Code CLI), a real nginx in front,
-# and the service kit (systemd unit, install/deploy scripts). Exits non-zero on the first
+# the fault-injection suite (kill -9, slow clients, an unread stream, full disk, a database
+# deleted or read-only, escaped processes, overload), and the service kit (systemd unit,
+# install/deploy scripts). Exits non-zero on the first
 # failing stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,9 @@ fi
 
 stage "cargo test"
 cargo test --all-targets
+
+stage "fault-injection suite, short mode (scripts/chaos.sh)"
+bash scripts/chaos.sh
 
 stage "benchmark script still runs (scripts/bench.sh, shortened, debug build; numbers not judged)"
 CLAUDECRON_BIN=target/debug/claudecron BENCH_SECONDS=3 BENCH_IDLE_SECONDS=2 bash scripts/bench.sh
