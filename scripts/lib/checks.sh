@@ -3,7 +3,7 @@
 #
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 #
-# Used by scripts/interop.sh, scripts/nginx_test.sh, scripts/smoke.sh, scripts/service_test.sh and
+# Used by scripts/interop.sh, scripts/bench.sh, scripts/nginx_test.sh, scripts/smoke.sh, scripts/service_test.sh and
 # scripts/service/{boot_test,driver}.sh. It owns:
 #   - the counters PASSED and FAILED (set to 0 when sourced) and the per-check lines:
 #       ok NAME / not_ok NAME [WHY]   `ok - NAME`, `not ok - NAME: WHY` (interop, nginx, smoke)
@@ -16,7 +16,8 @@
 #   - wait_health: a bounded wait for an HTTP health URL to answer 200;
 #   - req / hdr / jqb / what: one HTTP request and what the checks read from its answer
 #     (nginx_test.sh, smoke.sh; interop.sh's curl table has its own, in scripts/interop/);
-#   - ensure_sdk_venv: the cached Python venv with the official MCP SDK (interop.sh, nginx_test.sh).
+#   - ensure_sdk_venv: the cached Python venv with the official MCP SDK (interop.sh, nginx_test.sh);
+#   - ensure_npm: a cached private npm folder holding exactly some packages (interop.sh, bench.sh).
 #
 # What a script may set or define to keep its own ways (all optional):
 #   CHECKS_PREFIX          put before every ok / not ok name (smoke.sh: "smoke: ")
@@ -191,4 +192,20 @@ ensure_sdk_venv() {
   python3 -m venv "$cache/venv" &&
     "$cache/venv/bin/pip" install --disable-pip-version-check -q -r "$requirements" &&
     echo "$stamp" >"$cache/venv/.interop-stamp"
+}
+
+# ensure_npm DIR PKG@VERSION...: a private npm folder holding exactly these packages; the stamp
+# file (the package list) makes later runs offline. npm gets 10 minutes at most.
+ensure_npm() {
+  local dir=$1
+  shift
+  local stamp="$*"
+  if [[ -d "$dir/node_modules" && "$(cat "$dir/.interop-stamp" 2>/dev/null)" == "$stamp" ]]; then
+    return 0
+  fi
+  note "installing $* into $dir"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  (cd "$dir" && npm init -y >/dev/null && timeout 600 npm install --no-audit --no-fund --loglevel=error "$@" >/dev/null) &&
+    echo "$stamp" >"$dir/.interop-stamp"
 }
