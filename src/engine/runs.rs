@@ -5,8 +5,7 @@
 use super::*;
 
 /// How often the ends the store refused are tried again.
-const UNRECORDED_RETRY: Duration = Duration::from_secs(5);
-const UNRECORDED_RETRY_CHRONO: chrono::Duration = chrono::Duration::seconds(5);
+const UNRECORDED_RETRY: chrono::Duration = chrono::Duration::seconds(5);
 
 impl Engine {
     pub(super) fn start_run(&mut self, task: Task, q: Queued) {
@@ -77,6 +76,21 @@ impl Engine {
         error: &str,
         now: DateTime<Utc>,
     ) {
+        if let Err(e) = self.record_bare_end(run_id, status, error, now) {
+            log::error!("run {run_id}: its end ({status}) was not recorded: {e}");
+        }
+        self.handle.waiters.wake(run_id);
+    }
+
+    /// Write an end that has no output and no exit status (a run that never ran, or one whose
+    /// result was lost).
+    fn record_bare_end(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> crate::store::Result<()> {
         let end = RunEnd {
             status,
             finished_at: now,
@@ -87,10 +101,7 @@ impl Engine {
             output_truncated: false,
             error: Some(error),
         };
-        if let Err(e) = self.store.finish_run(run_id, &end) {
-            log::error!("run {run_id}: its end ({status}) was not recorded: {e}");
-        }
-        self.handle.waiters.wake(run_id);
+        self.store.finish_run(run_id, &end)
     }
 
     pub(super) fn cancel(&mut self, run_id: i64, now: DateTime<Utc>) -> Result<(), EngineError> {
@@ -128,16 +139,16 @@ impl Engine {
             .store(self.running.len(), Ordering::Relaxed);
         // The run thread could not record the end (disk full, database read-only): the row
         // still says running. Keep the end and write it once the store takes writes again.
-        if matches!(self.store.get_run(done.run_id), Ok(Some(r)) if !r.status.is_terminal()) {
+        if !done.recorded {
             log::error!(
                 "run {} ended {} but its end could not be recorded; retrying every {} s",
                 done.run_id,
                 done.status,
-                UNRECORDED_RETRY.as_secs()
+                UNRECORDED_RETRY.num_seconds()
             );
             self.unrecorded.push(done.clone());
             self.timers
-                .set(TimerKey::Unrecorded, now + UNRECORDED_RETRY_CHRONO);
+                .set(TimerKey::Unrecorded, now + UNRECORDED_RETRY);
         }
         if let Err(e) = self
             .store
@@ -200,17 +211,7 @@ impl Engine {
                     .map(|e| format!(" ({e})"))
                     .unwrap_or_default()
             );
-            let end = RunEnd {
-                status: RunStatus::Failed,
-                finished_at: now,
-                duration_ms: None,
-                exit_code: None,
-                signal: None,
-                output: "",
-                output_truncated: false,
-                error: Some(&error),
-            };
-            match self.store.finish_run(done.run_id, &end) {
+            match self.record_bare_end(done.run_id, RunStatus::Failed, &error, now) {
                 Ok(()) => {
                     log::warn!("run {} recorded late as failed: {error}", done.run_id);
                     self.handle.waiters.wake(done.run_id);
@@ -220,7 +221,7 @@ impl Engine {
         }
         if !self.unrecorded.is_empty() {
             self.timers
-                .set(TimerKey::Unrecorded, now + UNRECORDED_RETRY_CHRONO);
+                .set(TimerKey::Unrecorded, now + UNRECORDED_RETRY);
         }
     }
 

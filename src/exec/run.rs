@@ -53,6 +53,9 @@ pub struct Finished {
     pub error: Option<String>,
     pub attempt: i64,
     pub context: Option<RunContext>,
+    /// The end was written to the store (false: the store refused it, e.g. a full disk; the
+    /// engine records it once the store takes writes again).
+    pub recorded: bool,
 }
 
 impl Finished {
@@ -229,6 +232,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
     let error = ended.error.clone();
     let finished_at = Utc::now();
     let duration_ms = (finished_at - job.started_at).num_milliseconds().max(0);
+    let mut recorded = false;
     if let Some(s) = store() {
         let end = RunEnd {
             status,
@@ -240,8 +244,9 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             output_truncated: ended.output_truncated,
             error: error.as_deref(),
         };
-        if let Err(e) = s.finish_run(job.run_id, &end) {
-            log::error!("run {}: result not recorded: {e}", job.run_id);
+        match s.finish_run(job.run_id, &end) {
+            Ok(()) => recorded = true,
+            Err(e) => log::error!("run {}: result not recorded: {e}", job.run_id),
         }
         if !ended.runner.is_empty() {
             let usage = RunUsage {
@@ -306,6 +311,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
         error,
         attempt: job.attempt,
         context: job.context.clone(),
+        recorded,
     }
 }
 
