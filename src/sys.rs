@@ -245,6 +245,30 @@ pub(crate) fn wait_for_clock_set() -> Result<(), String> {
 
 /// Set an environment variable. Only for tests that own the variable; the server never calls
 /// it once threads run.
+/// Cap glibc's malloc at `arenas` arenas. By default it makes up to eight per core, one for
+/// each thread that allocates while another holds an arena; each keeps the memory freed into
+/// it, so a server with a few dozen short-lived threads holds several idle heaps. Call before
+/// other threads start. A no-op where the C library is not glibc.
+pub(crate) fn limit_malloc_arenas(arenas: i32) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; any value is accepted or refused by it.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = arenas;
+}
+
+/// Give the heap's free pages back to the kernel (after start-up, whose reads leave freed memory
+/// behind). A no-op where the C library is not glibc.
+pub(crate) fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused pages of the allocator's own heaps to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn set_env_for_test(key: &str, value: Option<&std::ffi::OsStr>) {
     // SAFETY: the calling test is the only reader and writer of this variable.

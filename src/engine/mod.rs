@@ -13,7 +13,7 @@ pub(crate) mod timers;
 
 use crate::exec::run::{self, RunJob, RunSettings};
 use crate::store::{NewRun, RunEnd, Store};
-use crate::tasks::model::{Task, Trigger};
+use crate::tasks::model::{CatchUp, Task, Trigger};
 use crate::tasks::runs::{AfterContext, RunContext, RunEvent, RunStatus, TriggerKind};
 use crate::tasks::schedule::{FireRule, ScheduleCache};
 use crate::util::rfc3339;
@@ -38,10 +38,15 @@ pub struct EngineSettings {
     pub run: RunSettings,
 }
 
-/// A time-based task as armed: the task and its fire rule, parsed once.
+/// Tasks read per query when arming at start.
+const ARM_PAGE: usize = 512;
+
+/// A time-based task as armed: its fire rule, parsed once, and what the timer's plan needs. The
+/// rest of the task is read from the store when it comes due, so an armed task costs a few
+/// dozen bytes however long its command or prompt.
 struct Armed {
-    task: Task,
     rule: FireRule,
+    catch_up: CatchUp,
 }
 
 struct Running {
@@ -133,15 +138,25 @@ pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHa
         unrecorded: Vec::new(),
         schedules: ScheduleCache::default(),
     };
-    // Every enabled time-based task with its cursor, in one query; resumed from the cursor so
-    // fires missed while the server was down are found.
-    let timed = engine
-        .store
-        .timed_tasks_with_cursors()
-        .map_err(|e| e.to_string())?;
-    for (task, cursor) in timed {
-        engine.arm(task, cursor, now);
+    // Every enabled time-based task with its cursor, a page at a time; resumed from the cursor
+    // so fires missed while the server was down are found.
+    let mut after = String::new();
+    loop {
+        let page = engine
+            .store
+            .timed_tasks_with_cursors(&after, ARM_PAGE)
+            .map_err(|e| e.to_string())?;
+        let Some((last, _)) = page.last() else { break };
+        after = last.id.clone();
+        let full = page.len() == ARM_PAGE;
+        for (task, cursor) in page {
+            engine.arm(&task, cursor, now);
+        }
+        if !full {
+            break;
+        }
     }
+    engine.store.shrink_memory();
     for retry in recovered.retries {
         engine.timers.set(
             TimerKey::Retry(retry.id),
@@ -249,7 +264,7 @@ impl Engine {
             Msg::Rearm(task_id) => {
                 self.disarm(&task_id);
                 match self.store.get_task(&task_id) {
-                    Ok(Some(task)) if task.spec.enabled => self.arm(task, None, now),
+                    Ok(Some(task)) if task.spec.enabled => self.arm(&task, None, now),
                     Ok(_) => {}
                     Err(e) => log::error!("cannot read task {task_id}: {e}"),
                 }
@@ -322,7 +337,7 @@ impl Engine {
 
     /// Arm a time-based task: from its `stored` cursor (a restart) or, without one, from now.
     /// Tasks with the same cron expression share one parsed pattern.
-    fn arm(&mut self, task: Task, stored: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+    fn arm(&mut self, task: &Task, stored: Option<DateTime<Utc>>, now: DateTime<Utc>) {
         let Some(rule) = FireRule::of_cached(&task.spec, &self.schedules) else {
             if matches!(
                 task.spec.trigger,
@@ -344,7 +359,8 @@ impl Engine {
         if let Some(next) = rule.next_after(cursor) {
             self.timers.set(TimerKey::Task(task.id.clone()), next);
         }
-        self.armed.insert(task.id.clone(), Armed { task, rule });
+        let catch_up = task.spec.catch_up;
+        self.armed.insert(task.id.clone(), Armed { rule, catch_up });
     }
 
     /// Deal with every timer due at `wake`: their cursor moves and run rows are written in one
@@ -380,8 +396,25 @@ impl Engine {
         let Some(armed) = self.armed.get(task_id) else {
             return;
         };
-        let task = armed.task.clone();
-        let plan = plan::on_timer(&armed.rule, task.spec.catch_up, first, wake);
+        let plan = plan::on_timer(&armed.rule, armed.catch_up, first, wake);
+        let task = match self.store.get_task(task_id) {
+            Ok(Some(task)) => task,
+            Ok(None) => {
+                // Deleted as it came due (its Remove message is on the way).
+                self.disarm(task_id);
+                return;
+            }
+            Err(e) => {
+                log::error!(
+                    "task {task_id}: cannot read it at its fire time {}: {e}; this fire is lost",
+                    rfc3339(first)
+                );
+                if let Some(next) = plan.next {
+                    self.timers.set(TimerKey::Task(task_id.to_string()), next);
+                }
+                return;
+            }
+        };
         let name = &task.spec.name;
         if plan.overflow {
             log::warn!(

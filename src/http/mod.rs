@@ -3,7 +3,7 @@
 //! lives in `server`, policy in `guard`, the protocol in `mcp`.
 
 pub(crate) mod guard;
-pub(crate) mod pool;
+pub(crate) mod lanes;
 pub(crate) mod server;
 pub(crate) mod sse;
 

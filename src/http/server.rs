@@ -1,16 +1,15 @@
-//! `claudecron serve`: start-up (logging, token, database check, bind), the blocking accept loop,
-//! a short-lived I/O thread per request (reads the body, writes the answer, so a slow or stalled
-//! client never holds a worker), the fixed pool of worker threads fed over a crossbeam channel,
-//! routing of `/`, `/health` and `/mcp`, panic isolation per request, and the housekeeping thread
-//! (keep-alives, session expiry). Each worker owns its SQLite connection. It never parses
-//! JSON-RPC (see `mcp`).
+//! `claudecron serve`: start-up (logging, token, database check, bind), serving each request on
+//! the thread of its connection (head checks, body within a deadline, routing in one of the
+//! `WORKERS` lanes with a lent catalog, the answer written; so a slow or stalled client holds
+//! only its own connection's thread), routing of `/`, `/health` and `/mcp`, panic isolation per
+//! request, and the housekeeping thread (session expiry). It never parses JSON-RPC (see `mcp`).
 
 use crate::config::{AuthMode, Config};
 use crate::engine::{EngineSettings, RunListener};
 use crate::exec::run::RunSettings;
 use crate::exec::subagent::SubagentSettings;
 use crate::http::guard::{Guard, TokenId};
-use crate::http::pool::{IoPool, Refused};
+use crate::http::lanes::{Busy, Lanes};
 use crate::http::sse::SseStream;
 use crate::http::{HttpRequest, Reply};
 use crate::mcp::session::{lock, Sessions};
@@ -27,30 +26,29 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Worker threads that handle requests (SSE streams do not hold one).
+/// Requests routed at once (each with its catalog: one SQLite connection); SSE streams and
+/// waits for a run hold none.
 pub const WORKERS: usize = 8;
-/// Requests waiting for a worker before new ones get 503.
+/// Requests waiting for a lane before new ones get 503.
 const QUEUE: usize = 256;
-/// Requests being read or answered at once (each on an I/O thread) before new ones get 503.
-const MAX_IN_FLIGHT: usize = 1024;
 /// Requests of one client address being read or answered at once before its next gets 503.
 const MAX_IN_FLIGHT_PER_CLIENT: usize = 64;
 /// Connections one peer address may hold open (unless it is the trusted loopback proxy).
 const MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
-/// An I/O thread with nothing to do for this long ends.
-const IO_THREAD_IDLE: Duration = Duration::from_secs(30);
 /// A request's body must have arrived within this, from the end of its head.
 const BODY_DEADLINE: Duration = Duration::from_secs(20);
 /// How often idle sessions are looked for.
 const SESSION_SWEEP: Duration = Duration::from_secs(15);
 
-/// Everything the workers share.
+/// Everything the connection threads share.
 pub struct App {
     pub config: Config,
     pub guard: Guard,
     pub mcp: Mcp,
-    /// Opens each worker's catalog (its own store connection).
+    /// Opens catalogs (each its own store connection).
     pub catalogs: CatalogSource,
+    /// The routing lanes and the catalogs they lend.
+    pub lanes: Lanes<Catalog>,
     pub started: Instant,
     /// Set once a stop signal arrived.
     pub stopping: std::sync::atomic::AtomicBool,
@@ -151,6 +149,7 @@ fn init_logging(config: &Config) -> Result<(), String> {
 
 /// Run the server until the process is stopped.
 pub fn serve(config: Config) -> Result<(), String> {
+    crate::sys::limit_malloc_arenas(2); // few threads allocate at once on a small host
     init_logging(&config)?;
     let tokens = crate::token::accepted_tokens(&config)?;
     {
@@ -172,18 +171,9 @@ pub fn serve(config: Config) -> Result<(), String> {
     }
     let listener = std::net::TcpListener::bind((config.host.as_str(), config.port))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
-    let limits = tiny_http::ConnectionLimits {
-        per_address: Some(MAX_CONNECTIONS_PER_ADDRESS),
-        // Behind a reverse proxy every client arrives from loopback; the proxy limits them.
-        exempt_loopback: config.trust_proxy,
-    };
-    let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
-    let server = Arc::new(server);
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or("the listener has no IP address")?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("the listener has no address: {e}"))?;
 
     let subagent_settings = SubagentSettings {
         claude_path: config.claude_path.clone(),
@@ -228,6 +218,17 @@ pub fn serve(config: Config) -> Result<(), String> {
             hooks,
         },
     );
+    let opener = catalogs.clone();
+    let lanes = Lanes::new(
+        Box::new(move || {
+            opener
+                .open()
+                .map_err(|e| log::error!("cannot open the database for a request: {e}"))
+                .ok()
+        }),
+        WORKERS,
+        QUEUE,
+    );
     let app = Arc::new(App {
         guard: Guard::new(&config, tokens),
         mcp: Mcp {
@@ -236,11 +237,29 @@ pub fn serve(config: Config) -> Result<(), String> {
             source: catalogs.clone(),
         },
         catalogs,
+        lanes,
         started: Instant::now(),
         stopping: std::sync::atomic::AtomicBool::new(false),
         clients: ClientSlots::default(),
         config,
     });
+    // Each request is served on the thread of its connection (tiny_http keeps one per open
+    // connection): it checks the head (Host, Origin, rate, token) before reading any body, reads
+    // the body within a deadline, routes it in a lane and writes the answer. A client that is
+    // slow to send or to read holds its own connection's thread, never a lane; a request
+    // crosses no thread on its way.
+    let limits = tiny_http::ConnectionLimits {
+        per_address: Some(MAX_CONNECTIONS_PER_ADDRESS),
+        // Behind a reverse proxy every client arrives from loopback; the proxy limits them.
+        exempt_loopback: app.config.trust_proxy,
+    };
+    let handler: tiny_http::RequestHandler = {
+        let app = Arc::clone(&app);
+        Arc::new(move |request| serve_request(&app, request))
+    };
+    let server = tiny_http::Server::from_listener_with_handler(listener, None, limits, handler)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let server = Arc::new(server);
     if let Some(set) = signals {
         let app = Arc::clone(&app);
         let server = Arc::clone(&server);
@@ -251,15 +270,6 @@ pub fn serve(config: Config) -> Result<(), String> {
     }
     announce(&app.config, addr);
 
-    let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE);
-    for n in 0..WORKERS {
-        let rx = rx.clone();
-        let app = Arc::clone(&app);
-        std::thread::Builder::new()
-            .name(format!("worker-{n}"))
-            .spawn(move || worker(&app, rx))
-            .map_err(|e| format!("cannot start worker thread: {e}"))?;
-    }
     {
         let app = Arc::clone(&app);
         std::thread::Builder::new()
@@ -271,45 +281,11 @@ pub fn serve(config: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot start housekeeping thread: {e}"))?;
     }
 
+    crate::sys::release_free_heap();
     crate::sdnotify::notify(&format!("READY=1\nSTATUS=listening on {addr}"));
-    // Each request is served on an I/O thread of an elastic pool: it checks the head (Host,
-    // Origin, rate, token) before reading any body, reads the body within a deadline, waits for
-    // a worker's answer and writes it. A client that is slow to send or to read holds that
-    // thread (as it holds tiny_http's thread for its connection), never one of the few workers,
-    // and the accept loop never reads or drains a body.
-    let io = IoPool::new("request-io", MAX_IN_FLIGHT, IO_THREAD_IDLE);
-    for request in server.incoming_requests() {
-        let slot = Arc::new(std::sync::Mutex::new(None::<tiny_http::Request>));
-        let app2 = Arc::clone(&app);
-        let tx2 = tx.clone();
-        let theirs = Arc::clone(&slot);
-        // Kept by the job until it runs, taken back if the pool refuses it.
-        if let Ok(mut held) = slot.lock() {
-            *held = Some(request);
-        }
-        let refused = io.execute(Box::new(move || {
-            let request = theirs.lock().ok().and_then(|mut r| r.take());
-            if let Some(request) = request {
-                serve_request(&app2, &tx2, request);
-            }
-        }));
-        if let Err(why) = refused {
-            let request = slot.lock().ok().and_then(|mut r| r.take());
-            if let Some(mut request) = request {
-                match why {
-                    Refused::Full => {
-                        log::warn!("{MAX_IN_FLIGHT} requests in flight; answering 503")
-                    }
-                    Refused::Spawn(e) => log::error!("cannot start a thread for a request: {e}"),
-                }
-                // Answered without reading the body: nothing here can block the accept loop.
-                request.abandon_body();
-                Reply::error(503, "server busy; retry shortly")
-                    .with_header("Retry-After", "1")
-                    .send(request);
-            }
-        }
-    }
+    // The connection threads serve; this loop only ends: at a stop signal, or when accepting
+    // has failed for good.
+    for _ in server.incoming_requests() {}
     if app.stopping.load(Ordering::Acquire) {
         // A stop signal unblocked the listener; the signal thread finishes and exits 0.
         loop {
@@ -349,48 +325,10 @@ fn announce(config: &Config, addr: std::net::SocketAddr) {
     }
 }
 
-/// A request read into memory and admitted by the guard, for a worker to route; the answer
-/// goes back on `done` (`Err` with the panic message when handling it panicked).
-pub struct Job {
-    req: HttpRequest,
-    /// The token that authenticated it (for `/mcp`; None where no token is needed).
-    token: TokenId,
-    done: crossbeam_channel::Sender<Result<Outcome, String>>,
-}
-
-fn worker(app: &App, rx: crossbeam_channel::Receiver<Job>) {
-    let mut catalog: Option<Catalog> = None;
-    for job in rx {
-        if catalog.is_none() {
-            match app.catalogs.open() {
-                Ok(c) => catalog = Some(c),
-                Err(e) => log::error!("worker cannot open the database: {e}"),
-            }
-        }
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            route(app, catalog.as_ref(), &job.req, job.token)
-        }))
-        .map_err(|panic| {
-            panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into())
-        });
-        // The I/O thread may be gone only if it panicked itself; nothing to answer then.
-        let _ = job.done.send(outcome);
-    }
-}
-
-/// On a request's I/O thread: read it, have a worker route it, write the answer (or take the
-/// On a request's I/O thread: check its head (Host, Origin, rate, token) before anything else,
-/// read its body within `BODY_DEADLINE`, have a worker route it, write the answer (or take the
-/// connection over as an event stream), log one line.
-fn serve_request(
-    app: &App,
-    workers: &crossbeam_channel::Sender<Job>,
-    mut request: tiny_http::Request,
-) {
+/// On the request's connection thread: check its head (Host, Origin, rate, token) before
+/// anything else, read its body within `BODY_DEADLINE`, route it in a lane, write the answer (or
+/// take the connection over as an event stream), log one line.
+fn serve_request(app: &App, mut request: tiny_http::Request) {
     let started = Instant::now();
     let mut req = HttpRequest::head(&request);
     let client = app.guard.client_addr(&req);
@@ -439,18 +377,21 @@ fn serve_request(
             ),
         );
     }
-    let (done, answer) = crossbeam_channel::bounded(1);
-    let outcome = match workers.try_send(Job { req, token, done }) {
-        Ok(()) => answer
-            .recv()
-            .unwrap_or_else(|_| Err("the worker handling it stopped".into())),
-        Err(_) => {
-            log::warn!("all workers busy; answering 503");
-            Ok(Outcome::Reply(
-                Reply::error(503, "server busy; retry shortly").with_header("Retry-After", "1"),
-            ))
-        }
-    };
+    let routed = app.lanes.with(|catalog| {
+        catch_unwind(AssertUnwindSafe(|| route(app, catalog, &req, token))).map_err(|panic| {
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into())
+        })
+    });
+    let outcome = routed.unwrap_or_else(|Busy| {
+        log::warn!("{QUEUE} requests already wait for a lane; answering 503");
+        Ok(Outcome::Reply(
+            Reply::error(503, "server busy; retry shortly").with_header("Retry-After", "1"),
+        ))
+    });
     let (status, label) = match outcome {
         Ok(Outcome::Reply(reply)) => {
             let status = reply.status;

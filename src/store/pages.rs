@@ -72,7 +72,8 @@ pub(super) const LAST_RUNS: &str = "SELECT r.task_id, r.id, r.status, r.started_
 
 pub(super) const TIMED_TASKS: &str = "SELECT t.id, t.spec, t.created_at, t.updated_at, s.cursor
      FROM tasks t LEFT JOIN task_state s ON s.task_id = t.id
-     WHERE t.enabled = 1 AND t.trigger_type IN ('cron', 'interval', 'once')";
+     WHERE t.enabled = 1 AND t.trigger_type IN ('cron', 'interval', 'once') AND t.id > ?1
+     ORDER BY t.id LIMIT ?2";
 
 /// The statement of a page and its values.
 pub(super) fn page_query(
@@ -185,12 +186,20 @@ impl Store {
         Ok(rows)
     }
 
-    /// Every enabled cron, interval and once task with its cursor (None when it has none yet),
-    /// in one query: what the engine arms at start.
-    pub fn timed_tasks_with_cursors(&self) -> Result<Vec<(Task, Option<DateTime<Utc>>)>> {
+    /// Up to `limit` enabled cron, interval and once tasks with ids after `after` (in id order),
+    /// each with its cursor (None when it has none yet): what the engine arms at start, a page at
+    /// a time so that start-up never holds every task at once.
+    pub fn timed_tasks_with_cursors(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(Task, Option<DateTime<Utc>>)>> {
         let mut stmt = self.conn.prepare_cached(TIMED_TASKS)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map([], |r| Ok((Self::task_from_row(r)?, opt_time_col(r, 4)?)))?
+            .query_map(rusqlite::params![after, limit], |r| {
+                Ok((Self::task_from_row(r)?, opt_time_col(r, 4)?))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(row, cursor)| Ok((Self::decode_task(row)?, cursor)))

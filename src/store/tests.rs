@@ -213,7 +213,11 @@ fn hot_statements_read_indexes_not_whole_tables() {
     );
     assert!(last.contains("runs_by_task_newest (task_id=?)"), "{last}");
     // The engine's start: enabled time-based tasks from an index, cursors by key.
-    let timed = plan(&store, pages::TIMED_TASKS, vec![]);
+    let timed = plan(
+        &store,
+        pages::TIMED_TASKS,
+        vec![Text(String::new()), 500.into()],
+    );
     assert!(
         !timed.contains("SCAN t\n") && timed.contains("SEARCH t "),
         "{timed}"
@@ -348,4 +352,40 @@ fn pages_and_counts_follow_the_filters() {
     let names = store.task_names(&["id0", "id4", "gone"]).unwrap();
     assert_eq!(names.len(), 2);
     assert_eq!(names["id4"], "C%1");
+}
+
+/// With SQLite's STAT4 (on in the bundled build), a statement whose LIMIT or LIKE pattern is a
+/// parameter was compiled again at every call (rusqlite clears a cached statement's bindings,
+/// so each call "changes" them): a quarter of a `get_task`'s instructions. Store connections
+/// turn on the query planner stability guarantee, which keeps the first plan.
+#[test]
+fn rebinding_a_limit_or_a_like_pattern_never_recompiles_a_statement() {
+    let store = Store::open(&temp_db("reprepare")).unwrap();
+    for i in 0..3 {
+        let id = format!("id{i}");
+        store
+            .insert_task(&id, &spec(&format!("n{i}")), at("2026-01-01T00:00:00Z"))
+            .unwrap();
+    }
+    for sql in [
+        "SELECT id FROM runs WHERE task_id = ?1 ORDER BY id DESC LIMIT ?2",
+        "SELECT id FROM tasks WHERE name LIKE ?1 ESCAPE '\\' LIMIT ?2",
+    ] {
+        for i in 0..20i64 {
+            let first = if sql.contains("LIKE") {
+                format!("%{}%", i % 3)
+            } else {
+                format!("id{}", i % 3)
+            };
+            let mut st = store.conn.prepare_cached(sql).unwrap();
+            let mut rows = st.query(rusqlite::params![first, 1 + i]).unwrap();
+            while rows.next().unwrap().is_some() {}
+        }
+        let st = store.conn.prepare_cached(sql).unwrap();
+        assert_eq!(
+            st.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "{sql}"
+        );
+    }
 }

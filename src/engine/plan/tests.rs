@@ -10,7 +10,7 @@ fn t(text: &str) -> DateTime<Utc> {
 
 fn cron(expr: &str, zone: &str) -> FireRule {
     FireRule::Cron {
-        schedule: Box::new(Schedule::load(expr).unwrap()),
+        schedule: std::sync::Arc::new(Schedule::load(expr).unwrap()),
         tz: parse_timezone(zone).unwrap(),
     }
 }

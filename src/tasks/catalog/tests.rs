@@ -371,7 +371,7 @@ fn timings() {
     for cached in [false, true] {
         let cache = ScheduleCache::default();
         let started = Instant::now();
-        let tasks = store.timed_tasks_with_cursors().unwrap();
+        let tasks = store.timed_tasks_with_cursors("", usize::MAX).unwrap();
         let read = started.elapsed();
         let rules: Vec<(FireRule, Option<DateTime<Utc>>)> = tasks
             .iter()

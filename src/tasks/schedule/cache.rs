@@ -17,12 +17,12 @@ pub struct ScheduleCache {
 
 #[derive(Default)]
 struct Generations {
-    young: HashMap<String, Schedule>,
-    old: HashMap<String, Schedule>,
+    young: HashMap<String, Arc<Schedule>>,
+    old: HashMap<String, Arc<Schedule>>,
 }
 
 impl Generations {
-    fn insert(&mut self, capacity: usize, expression: String, schedule: Schedule) {
+    fn insert(&mut self, capacity: usize, expression: String, schedule: Arc<Schedule>) {
         if self.young.len() >= capacity {
             self.old = std::mem::take(&mut self.young);
         }
@@ -52,7 +52,7 @@ impl ScheduleCache {
     /// stays cached.
     /// A failure is not cached (a stored expression that no longer parses is rare and logged by
     /// the caller).
-    pub fn load(&self, expression: &str) -> Result<Schedule, String> {
+    pub fn load(&self, expression: &str) -> Result<Arc<Schedule>, String> {
         {
             let mut g = self.lock();
             if let Some(hit) = g.young.get(expression) {
@@ -64,7 +64,7 @@ impl ScheduleCache {
             }
         }
         // Parsed outside the lock: other threads keep reading meanwhile.
-        let parsed = Schedule::load(expression)?;
+        let parsed = Arc::new(Schedule::load(expression)?);
         self.lock()
             .insert(self.capacity, expression.to_string(), parsed.clone());
         Ok(parsed)
@@ -94,7 +94,7 @@ impl FireRule {
     pub fn of_cached(spec: &TaskSpec, cache: &ScheduleCache) -> Option<FireRule> {
         match &spec.trigger {
             Trigger::Cron { schedule } => Some(FireRule::Cron {
-                schedule: Box::new(cache.load(schedule).ok()?),
+                schedule: cache.load(schedule).ok()?,
                 tz: parse_timezone(&spec.timezone).ok()?,
             }),
             _ => FireRule::of(spec),

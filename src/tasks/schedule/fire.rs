@@ -7,7 +7,7 @@ use super::*;
 #[derive(Debug, Clone)]
 pub enum FireRule {
     Cron {
-        schedule: Box<Schedule>,
+        schedule: Arc<Schedule>,
         tz: Tz,
     },
     /// `start + k * step_secs` for whole k (not reset by a restart).
@@ -26,7 +26,7 @@ impl FireRule {
     pub fn of(spec: &TaskSpec) -> Option<FireRule> {
         match &spec.trigger {
             Trigger::Cron { schedule } => Some(FireRule::Cron {
-                schedule: Box::new(Schedule::load(schedule).ok()?),
+                schedule: Arc::new(Schedule::load(schedule).ok()?),
                 tz: parse_timezone(&spec.timezone).ok()?,
             }),
             Trigger::Interval {

@@ -261,6 +261,10 @@ pub struct ServerConfig {
     pub ssl: Option<SslConfig>,
 }
 
+/// Handles each request of a connection on that connection's own thread, one after the other
+/// (see `Server::from_listener_with_handler`).
+pub type RequestHandler = Arc<dyn Fn(Request) + Send + Sync + 'static>;
+
 /// Limits on connections, checked when a connection is accepted.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConnectionLimits {
@@ -394,6 +398,29 @@ impl Server {
         ssl_config: Option<SslConfig>,
         limits: ConnectionLimits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::build(listener, ssl_config, limits, None)
+    }
+
+    /// `from_listener_with_limits` where each request is given to `handler` on the thread of its
+    /// connection, in order, instead of being queued for `recv`: no hand-off between threads per
+    /// request. The handler answers the request (or drops it: 500) before the connection's next
+    /// request is read. `recv` and `incoming_requests` then only end: on `unblock`, or with the
+    /// error once accepting has failed.
+    pub fn from_listener_with_handler<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: ConnectionLimits,
+        handler: RequestHandler,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::build(listener, ssl_config, limits, Some(handler))
+    }
+
+    fn build<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: ConnectionLimits,
+        handler: Option<RequestHandler>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let addresses = Arc::new(AddressCounts {
             limits,
             counts: Mutex::new(std::collections::HashMap::new()),
@@ -514,13 +541,19 @@ impl Server {
                             }
                         };
                         let messages = inside_messages.clone();
+                        let handler = handler.clone();
                         let mut client = PendingClient(Some(client));
                         let mut slot = Some(slot);
                         let spawned = tasks_pool.spawn(Box::new(move || {
                             let _slot = slot.take();
                             if let Some(client) = client.0.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
+                                if let Some(handler) = handler.as_ref() {
+                                    // Answered here, in order: the next request is read after.
+                                    for rq in client {
+                                        handler(rq);
+                                    }
+                                } else if client.secure() {
+                                    // Synchronization is needed for HTTPS requests to avoid a deadlock
                                     let (sender, receiver) = mpsc::channel();
                                     for rq in client {
                                         messages.push(rq.with_notify_sender(sender.clone()).into());
