@@ -319,3 +319,178 @@ fn logs_follow_prints_lines_as_the_run_writes_them() {
         "several lines were printed well before the run ended at {finished}: {arrivals:?}"
     );
 }
+
+/// The UTC fire times `claudecron preview-schedule EXPR --tz TZ --count N` prints.
+fn preview_utc(expr: &str, tz: &str, count: usize) -> Vec<String> {
+    let out = cli_command(
+        &[
+            "preview-schedule",
+            expr,
+            "--tz",
+            tz,
+            "--count",
+            &count.to_string(),
+        ],
+        &[],
+    )
+    .output()
+    .expect("run preview-schedule");
+    let text = expect_code(&out, 0, "preview-schedule");
+    text.lines()
+        .filter(|l| l.starts_with("  "))
+        .filter_map(|l| l.trim_end().strip_suffix(')'))
+        .filter_map(|l| l.rsplit_once('(').map(|(_, utc)| utc.to_string()))
+        .collect()
+}
+
+/// `later` (computed a moment after `earlier`) is the same list, or moved on by one fire time
+/// that came due in between.
+fn same_fire_times(earlier: &[String], later: &[String]) -> bool {
+    earlier == later || (earlier.len() == later.len() && earlier[1..] == later[..later.len() - 1])
+}
+
+const CRONTAB: &str = "\
+# m h dom mon dow   command
+MAILTO=ops@example.com
+GREETING = \"hello there\"
+
+# Say hello every ten minutes
+*/10 * * * * echo \"$GREETING\"
+CRON_TZ=America/New_York
+30 2 * * 0 /opt/scripts/backup.sh --full
+0 9 1 * mon certbot renew -q
+@weekly /opt/scripts/backup.sh --incremental
+@monthly /opt/scripts/backup.sh --incremental
+@reboot /usr/local/bin/start-agent
+15 1 * 3,11 0 tr a-z A-Z%hello%world
+0 9 */2 * 1 odd-days-and-mondays
+";
+
+#[test]
+fn import_crontab_creates_tasks_that_fire_when_cron_would() {
+    let server = Server::start_default();
+    let mcp = Mcp::new(&server);
+    mcp.add(
+        json!({"name": "backup", "type": "bash", "trigger": {"type": "manual"},
+                   "command": "true"}),
+    );
+    let dir = TempDir::new("claudecron-import");
+    let file = dir.path().join("crontab");
+    std::fs::write(&file, CRONTAB).expect("write crontab");
+    let file = file.to_str().expect("utf-8 path");
+
+    // --dry-run: what would be created, nothing created.
+    let dry = json_of(
+        &cli(
+            &server,
+            &["import-crontab", file, "--dry-run", "--tz", "UTC", "--json"],
+        ),
+        "import-crontab --dry-run",
+    );
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["tasks"].as_array().map(Vec::len), Some(6), "{dry}");
+    let listed = mcp.ok("claudecron_list_tasks", json!({}));
+    assert_eq!(listed["total"], 1, "a dry run creates nothing: {listed}");
+
+    // The real import.
+    let out = json_of(
+        &cli(&server, &["import-crontab", file, "--tz", "UTC", "--json"]),
+        "import-crontab",
+    );
+    let created = out["tasks"].as_array().expect("tasks");
+    let names: Vec<&str> = created
+        .iter()
+        .filter_map(|t| t["task"]["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "echo",
+            "backup-2",
+            "certbot-renew",
+            "backup-3",
+            "backup-4",
+            "tr-a-z"
+        ],
+        "names from the commands, unique against the server's and each other"
+    );
+    let skipped: Vec<(u64, &str)> = out["skipped"]
+        .as_array()
+        .expect("skipped")
+        .iter()
+        .map(|s| {
+            (
+                s["line"].as_u64().unwrap_or(0),
+                s["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert_eq!(skipped[0].0, 12);
+    assert!(
+        skipped[0].1.contains("@reboot is not importable"),
+        "{skipped:?}"
+    );
+    assert_eq!(skipped[1].0, 14);
+    assert!(skipped[1].1.contains("AND"), "{skipped:?}");
+    assert!(
+        out["notes"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("MAILTO")),
+        "{out}"
+    );
+
+    // Each task fires when `preview-schedule` says the original line fires.
+    let lines: Vec<&str> = CRONTAB.lines().collect();
+    for row in created {
+        let name = row["task"]["name"].as_str().expect("name");
+        let line = lines[row["line"].as_u64().expect("line") as usize - 1];
+        let task = mcp.task(name);
+        let tz = task["timezone"].as_str().expect("timezone");
+        let expr = task["trigger"]["schedule"].as_str().expect("schedule");
+        let original = if line.starts_with('@') {
+            line.split_whitespace().next().unwrap_or("").to_string()
+        } else {
+            line.split_whitespace()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(expr, original, "{name}: the schedule as written");
+        let expected_tz = if row["line"].as_u64() < Some(7) {
+            "UTC"
+        } else {
+            "America/New_York"
+        };
+        assert_eq!(tz, expected_tz, "{name}: CRON_TZ");
+        let task_times: Vec<String> = task["next_runs"]
+            .as_array()
+            .expect("next_runs")
+            .iter()
+            .filter_map(|t| t["utc"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(task_times.len(), 5, "{name}: {task}");
+        let preview = preview_utc(&original, expected_tz, 5);
+        assert!(
+            same_fire_times(&task_times, &preview),
+            "{name} ({original} in {expected_tz}): task {task_times:?}, preview {preview:?}"
+        );
+    }
+    let echo = mcp.task("echo");
+    assert_eq!(echo["env"]["GREETING"], "hello there");
+    assert!(!echo["env"]
+        .as_object()
+        .is_some_and(|e| e.contains_key("MAILTO")));
+    assert!(
+        echo["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("Say hello every ten minutes")),
+        "{echo}"
+    );
+
+    // `%` became standard input, as cron does it.
+    let run = mcp.run_task("tr-a-z", 30);
+    let run = mcp.wait_finished(id_of(&run), RUN_WAIT);
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(mcp.output(id_of(&run)), "HELLO\nWORLD");
+}

@@ -4,8 +4,10 @@
 
 pub mod api_docs;
 mod client_config;
+mod crontab;
 mod flags;
 mod forward;
+mod import;
 mod ops;
 mod remote;
 
@@ -32,6 +34,7 @@ Usage:
   claudecron cancel RUN [--json]
   claudecron enable NAME [--json]
   claudecron disable NAME [--json]
+  claudecron import-crontab FILE|-|--user [--dry-run] [--tz TZ] [--system] [--disabled] [--json]
   claudecron --version
   claudecron --help
 
@@ -52,6 +55,7 @@ Commands:
   cancel            cancel a queued or running run
   enable            enable a task (re-arms its triggers)
   disable           disable a task (disarms its triggers; nothing is deleted)
+  import-crontab    create a bash task per crontab line (cronie rules); --dry-run only shows them
 
 The task and run commands talk to the running server: --url URL (default: the config's host and
 port), --token TOKEN (default: $CLAUDECRON_TOKEN, auth_tokens, the token file). Exit codes:
@@ -81,6 +85,7 @@ const COMMANDS: &[&str] = &[
     "cancel",
     "enable",
     "disable",
+    "import-crontab",
 ];
 
 /// The usage of one command: its line of USAGE, what it does, and where settings come from.
@@ -253,6 +258,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
             crate::cli::forward::run(&parsed.rest, &parsed.sources);
             Ok(())
         }
+        "import-crontab" => import::run(&parsed.rest, &parsed.sources),
         c if ops::COMMANDS.contains(&c) => ops::run(c, &parsed.rest, &parsed.sources),
         "client-config" => client_config(&parsed.rest, &parsed.sources),
         "backup" => backup(&parsed.rest, &parsed.sources),
