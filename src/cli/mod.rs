@@ -5,6 +5,7 @@
 pub mod api_docs;
 mod client_config;
 mod crontab;
+mod export;
 mod flags;
 mod forward;
 mod import;
@@ -35,6 +36,7 @@ Usage:
   claudecron enable NAME [--json]
   claudecron disable NAME [--json]
   claudecron import-crontab FILE|-|--user [--dry-run] [--tz TZ] [--system] [--disabled] [--json]
+  claudecron export --format systemd|k8s|crontab [TASK...] [--image IMAGE] [--out DIR] [--json]
   claudecron --version
   claudecron --help
 
@@ -56,6 +58,7 @@ Commands:
   enable            enable a task (re-arms its triggers)
   disable           disable a task (disarms its triggers; nothing is deleted)
   import-crontab    create a bash task per crontab line (cronie rules); --dry-run only shows them
+  export            the tasks as systemd .service+.timer units, Kubernetes CronJobs or a crontab
 
 The task and run commands talk to the running server: --url URL (default: the config's host and
 port), --token TOKEN (default: $CLAUDECRON_TOKEN, auth_tokens, the token file). Exit codes:
@@ -86,6 +89,7 @@ const COMMANDS: &[&str] = &[
     "enable",
     "disable",
     "import-crontab",
+    "export",
 ];
 
 /// The usage of one command: its line of USAGE, what it does, and where settings come from.

@@ -16,7 +16,7 @@ const FOLLOW_POLL: Duration = Duration::from_millis(400);
 
 /// The commands this module answers.
 pub const COMMANDS: &[&str] = &[
-    "tasks", "task", "runs", "logs", "run", "cancel", "enable", "disable",
+    "tasks", "task", "runs", "logs", "run", "cancel", "enable", "disable", "export",
 ];
 
 /// Run one of [`COMMANDS`].
@@ -43,6 +43,7 @@ pub fn run(command: &str, args: &[String], sources: &Sources) -> Result<(), CliE
             Ok(())
         }
         "runs" => runs(&c, sources),
+        "export" => export(&c, sources),
         "logs" => logs(&c, sources),
         "run" => start(&c, sources),
         "cancel" => {
@@ -496,6 +497,103 @@ fn outcome_if_ended(run: &Value) -> Result<(), CliError> {
         Ok(())
     } else {
         outcome(run)
+    }
+}
+
+const EXPORT_USAGE: &str = "usage: claudecron export --format systemd|k8s|crontab [TASK...] [--image IMAGE] [--out DIR] [--json]";
+
+/// `export`: the tasks (named, or all) from the server, rendered by `cli::export`; files to
+/// stdout or into `--out DIR`; tasks left out listed on stderr (and in `--json`), exit 1 then.
+fn export(c: &Common, sources: &Sources) -> Result<(), CliError> {
+    use super::export::{render, Format, DEFAULT_IMAGE};
+    let (mut format, mut image, mut out_dir) = (None, DEFAULT_IMAGE.to_string(), None);
+    let mut names: Vec<String> = Vec::new();
+    let mut iter = c.rest.iter();
+    while let Some(arg) = iter.next() {
+        let (flag, inline) = super::flags::split_flag(arg);
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| iter.next().cloned())
+                .ok_or_else(|| CliError::Usage(format!("{flag} needs a value; {EXPORT_USAGE}")))
+        };
+        match flag {
+            "--format" => format = Some(Format::parse(&value()?).map_err(CliError::Usage)?),
+            "--image" => image = value()?,
+            "--out" => out_dir = Some(std::path::PathBuf::from(value()?)),
+            _ if !arg.starts_with("--") => names.push(arg.clone()),
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "unexpected argument \"{arg}\" for `export`; {EXPORT_USAGE}"
+                )))
+            }
+        }
+    }
+    let format =
+        format.ok_or_else(|| CliError::Usage(format!("export needs --format; {EXPORT_USAGE}")))?;
+    let mut remote = Remote::connect(c, sources)?;
+    if names.is_empty() {
+        names = remote
+            .all_tasks()?
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_string))
+            .collect();
+    }
+    let mut tasks = Vec::new();
+    for name in &names {
+        tasks.push(remote.call("claudecron_get_task", json!({"taskId": name}))?["task"].clone());
+    }
+    let export = render(&tasks, format, &image);
+    if let Some(dir) = &out_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CliError::Failed(format!("creating {}: {e}", dir.display())))?;
+        for (name, content) in &export.files {
+            let path = dir.join(name);
+            std::fs::write(&path, content)
+                .map_err(|e| CliError::Failed(format!("writing {}: {e}", path.display())))?;
+        }
+    }
+    let skipped: Vec<Value> = export
+        .skipped
+        .iter()
+        .map(|(task, reason)| json!({"task": task, "reason": reason}))
+        .collect();
+    if c.json {
+        let files: Vec<Value> = export
+            .files
+            .iter()
+            .map(|(name, content)| json!({"name": name, "content": content}))
+            .collect();
+        print_json(&json!({"files": files, "skipped": skipped}))?;
+    } else if let Some(dir) = &out_dir {
+        for (name, _) in &export.files {
+            println!("{}", dir.join(name).display());
+        }
+    } else {
+        for (i, (name, content)) in export.files.iter().enumerate() {
+            if export.files.len() > 1 {
+                let sep = if format == Format::K8s { "---\n" } else { "" };
+                println!("{}{sep}# ==> {name} <==", if i > 0 { "\n" } else { "" });
+            }
+            print!("{content}");
+        }
+    }
+    if !c.json {
+        for (task, reason) in &export.skipped {
+            eprintln!("not exported: {task}: {reason}");
+        }
+    }
+    match export.skipped.len() {
+        0 => Ok(()),
+        n => Err(CliError::Failed(format!(
+            "{n} of {} task(s) could not be expressed as {} (listed above)",
+            tasks.len(),
+            match format {
+                Format::Systemd => "systemd units",
+                Format::K8s => "Kubernetes CronJobs",
+                Format::Crontab => "crontab lines",
+            }
+        ))),
     }
 }
 
