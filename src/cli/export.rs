@@ -223,7 +223,8 @@ fn service(task: &Value, command: &str) -> String {
         sd_quote(command, true)
     ));
     if let Some(cwd) = task["cwd"].as_str() {
-        s.push_str(&format!("WorkingDirectory={}\n", sd_quote(cwd, false)));
+        // WorkingDirectory= takes the rest of the line as the path: no quotes, `%` doubled.
+        s.push_str(&format!("WorkingDirectory={}\n", cwd.replace('%', "%%")));
     }
     for (k, v) in task["env"].as_object().into_iter().flatten() {
         s.push_str(&format!(

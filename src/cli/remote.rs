@@ -235,6 +235,18 @@ impl Remote {
                     self.url
                 )))
             }
+            429 | 503 => {
+                let after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("a few")
+                    .to_string();
+                return Err(CliError::Failed(format!(
+                    "the server at {} is busy or rate-limiting this client (HTTP {status}); try again in {after} s",
+                    self.url
+                )));
+            }
             200 => {}
             _ => {
                 let detail: String = text.chars().take(300).collect();

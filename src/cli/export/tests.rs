@@ -114,7 +114,7 @@ fn systemd_units_quote_and_carry_policies() {
         service.contains("ExecStart=/bin/sh -c \"echo \\\"$$HOME\\\" 100%% done\"\n"),
         "{service}"
     );
-    assert!(service.contains("WorkingDirectory=\"/srv/app\"\n"));
+    assert!(service.contains("WorkingDirectory=/srv/app\n"));
     assert!(service.contains("Environment=\"MODE=full 100%%\"\n"));
     assert!(service.contains("TimeoutStartSec=300\n"));
     let timer = &out.files[1].1;
