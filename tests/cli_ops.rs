@@ -494,3 +494,124 @@ fn import_crontab_creates_tasks_that_fire_when_cron_would() {
     assert_eq!(run["status"], "success", "{run}");
     assert_eq!(mcp.output(id_of(&run)), "HELLO\nWORLD");
 }
+
+#[test]
+fn import_user_crontab_reads_crontab_l() {
+    let server = Server::start_default();
+    // A stand-in `crontab` first on PATH: `crontab -l` prints a user's crontab.
+    let bin = TempDir::new("claudecron-fake-crontab");
+    let script = bin.path().join("crontab");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n[ \"$1\" = -l ] || exit 9\necho 'CRON_TZ=Europe/Berlin'\necho '0 7 * * 1-5 /usr/local/bin/morning.sh'\n",
+    )
+    .expect("write fake crontab");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let out = cli_command(
+        &[
+            "import-crontab",
+            "--user",
+            "--json",
+            "--url",
+            &url,
+            "--token",
+            server.token(),
+        ],
+        &[("PATH", &path)],
+    )
+    .output()
+    .expect("run import-crontab --user");
+    let result = json_of(&out, "import-crontab --user");
+    assert_eq!(result["tasks"][0]["task"]["name"], "morning");
+    assert_eq!(result["tasks"][0]["task"]["timezone"], "Europe/Berlin");
+    let mcp = Mcp::new(&server);
+    assert_eq!(mcp.task("morning")["trigger"]["schedule"], "0 7 * * 1-5");
+}
+
+#[test]
+fn export_reads_the_tasks_from_the_server_and_lists_what_cannot_move() {
+    let server = Server::start_default();
+    let mcp = Mcp::new(&server);
+    mcp.add(
+        json!({"name": "backup", "type": "bash", "schedule": "0 9 1 * 1",
+                   "timezone": "America/New_York", "command": "tar czf /tmp/b.tgz /etc",
+                   "catch_up": "once", "retries": {"max_attempts": 2}}),
+    );
+    let dir = TempDir::new("claudecron-export-watch");
+    mcp.add(
+        json!({"name": "on-change", "type": "bash", "command": "true",
+                   "trigger": {"type": "file-watch", "path": dir.path().to_str().expect("path")}}),
+    );
+
+    let out = cli(&server, &["export", "--format", "systemd", "--json"]);
+    let text = expect_code(&out, 1, "export with a file-watch task");
+    let export: Value = serde_json::from_str(&text).expect("export --json");
+    let files: Vec<&str> = export["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(
+        files,
+        ["claudecron-backup.service", "claudecron-backup.timer"]
+    );
+    let timer = export["files"][1]["content"].as_str().expect("timer");
+    assert!(
+        timer.contains("OnCalendar=*-*-01 09:00:00 America/New_York\n"),
+        "{timer}"
+    );
+    assert!(
+        timer.contains("OnCalendar=Mon *-*-* 09:00:00 America/New_York\n"),
+        "{timer}"
+    );
+    assert!(timer.contains("Persistent=true\n"), "{timer}");
+    assert_eq!(export["skipped"][0]["task"], "on-change");
+    assert!(export["skipped"][0]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("file-watch")));
+    assert!(
+        stderr(&out).contains("1 of 2 task(s) could not be expressed"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Named tasks only, into a directory; k8s carries the retries.
+    let out_dir = TempDir::new("claudecron-export-out");
+    let out = cli(
+        &server,
+        &[
+            "export",
+            "--format",
+            "k8s",
+            "backup",
+            "--image",
+            "alpine:3",
+            "--out",
+            out_dir.path().to_str().expect("path"),
+        ],
+    );
+    expect_code(&out, 0, "export --format k8s backup");
+    let yaml = std::fs::read_to_string(out_dir.path().join("backup.yaml")).expect("backup.yaml");
+    assert!(
+        yaml.contains("  timeZone: \"America/New_York\"\n"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("      backoffLimit: 2\n"), "{yaml}");
+    assert!(yaml.contains("image: \"alpine:3\""), "{yaml}");
+
+    let out = cli(&server, &["export", "--format", "nomad"]);
+    expect_code(&out, 2, "export --format nomad");
+    assert!(
+        stderr(&out).contains("one of: systemd, k8s, crontab"),
+        "{}",
+        stderr(&out)
+    );
+}
