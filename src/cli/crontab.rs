@@ -178,23 +178,20 @@ pub fn parse(
 /// `NAME=value` (spaces around `=` allowed, value optionally quoted), as cronie's load_env.
 fn env_line(line: &str) -> Option<(String, String)> {
     let (name, value) = line.split_once('=')?;
-    let name = name.trim();
-    let name = name
-        .strip_prefix('"')
-        .and_then(|n| n.strip_suffix('"'))
-        .or_else(|| name.strip_prefix('\'').and_then(|n| n.strip_suffix('\'')))
-        .unwrap_or(name);
+    let name = unquote(name.trim());
+    // A job line such as `0 * * * * x=1` has whitespace before its `=`: not an environment line.
     if name.is_empty() || name.contains(char::is_whitespace) || name.starts_with('@') {
         return None;
     }
-    // A job line such as `0 * * * * x=1` has whitespace before its `=`: not an environment line.
-    let value = value.trim();
-    let value = value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-        .unwrap_or(value);
-    Some((name.to_string(), value.to_string()))
+    Some((name.to_string(), unquote(value.trim()).to_string()))
+}
+
+/// Text without one pair of surrounding `"` or `'` quotes.
+fn unquote(text: &str) -> &str {
+    ['"', '\'']
+        .iter()
+        .find_map(|q| text.strip_prefix(*q).and_then(|t| t.strip_suffix(*q)))
+        .unwrap_or(text)
 }
 
 const MACROS: &[&str] = &[
@@ -381,7 +378,8 @@ pub fn derive_name(command: &str) -> String {
     }
 }
 
-fn slug(text: &str) -> String {
+/// Lowercase letters, digits and `_`, other runs as one `-`, no `-` at the ends (may be empty).
+pub fn slug(text: &str) -> String {
     let mut out = String::new();
     for c in text.chars() {
         if c.is_ascii_alphanumeric() || c == '_' {

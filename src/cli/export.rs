@@ -150,17 +150,9 @@ fn one(
     }
 }
 
-/// A name for files and units: lowercase letters, digits, `_` and `-`.
+/// A name for files and units: lowercase letters, digits, `_` and `-`; `task` when none is left.
 pub fn slug(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    let out = out.trim_matches('-').to_string();
+    let out = super::crontab::slug(text);
     if out.is_empty() {
         "task".into()
     } else {
