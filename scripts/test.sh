@@ -45,3 +45,6 @@ bash scripts/nginx_test.sh
 
 stage "service kit: unit, install, deploy, example config (scripts/service_test.sh)"
 bash scripts/service_test.sh
+
+stage "export to systemd / Kubernetes / cron, checked with systemd-analyze and kubernetes-validate (scripts/ops_test.sh)"
+bash scripts/ops_test.sh

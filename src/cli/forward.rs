@@ -25,7 +25,11 @@ pub fn default_url(config: &Config) -> String {
 
 /// The token to send: `--token`, else `$CLAUDECRON_TOKEN`, else the config's first token, else
 /// the token file (read, never created here).
-fn token(flag: Option<String>, sources: &Sources, config: Option<&Config>) -> Option<String> {
+pub(super) fn token(
+    flag: Option<String>,
+    sources: &Sources,
+    config: Option<&Config>,
+) -> Option<String> {
     flag.or_else(|| sources.env.get("CLAUDECRON_TOKEN").cloned())
         .filter(|t| !t.is_empty())
         .or_else(|| config.and_then(|c| c.auth_tokens.first().cloned()))

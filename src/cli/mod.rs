@@ -4,8 +4,13 @@
 
 pub mod api_docs;
 mod client_config;
+mod crontab;
+mod export;
 mod flags;
 mod forward;
+mod import;
+mod ops;
+mod remote;
 
 use crate::config::{self, Config, Sources};
 use flags::split_flag;
@@ -22,6 +27,16 @@ Usage:
   claudecron backup DEST [--config FILE]
   claudecron api-docs
   claudecron hook [--url URL] [--token TOKEN]   (a Claude Code hook payload on stdin)
+  claudecron tasks [--json]
+  claudecron task NAME [--json]
+  claudecron runs [NAME] [--status S] [--limit N] [--json]
+  claudecron logs RUN [--follow] [--json]
+  claudecron run NAME [--wait] [--json]
+  claudecron cancel RUN [--json]
+  claudecron enable NAME [--json]
+  claudecron disable NAME [--json]
+  claudecron import-crontab FILE|-|--user [--dry-run] [--tz TZ] [--system] [--disabled] [--json]
+  claudecron export --format systemd|k8s|crontab [TASK...] [--image IMAGE] [--out DIR] [--json]
   claudecron --version
   claudecron --help
 
@@ -34,6 +49,22 @@ Commands:
   backup            copy the live database to DEST (a file, or a directory for a dated file), checked
   api-docs          print docs/API.md (the tools, from the server's own definitions)
   hook              forward a hook payload from stdin to the server (2 s at most; always exit 0)
+  tasks             list the server's tasks: name, enabled, next run, last run, trigger in words
+  task              show one task in full, its next fire times and last runs
+  runs              list runs newest first, of one task or all
+  logs              print a run's output; --follow prints it as it comes until the run ends
+  run               start a run of a task now; --wait follows its output until it ends
+  cancel            cancel a queued or running run
+  enable            enable a task (re-arms its triggers)
+  disable           disable a task (disarms its triggers; nothing is deleted)
+  import-crontab    create a bash task per crontab line (cronie rules); --dry-run only shows them
+  export            the tasks as systemd .service+.timer units, Kubernetes CronJobs or a crontab
+
+The task and run commands talk to the running server: --url URL (default: the config's host and
+port), --token TOKEN (default: $CLAUDECRON_TOKEN, auth_tokens, the token file). Exit codes:
+0 ok; 1 failed (a run that did not succeed, a task or run not found, a refused request);
+2 usage or configuration error; 3 server unreachable or not answering as claudecron;
+4 token refused.
 
 Settings come from the TOML config file (--config, $CLAUDECRON_CONFIG, ~/.claudecron/config.toml,
 /etc/claudecron/config.toml), then CLAUDECRON_<KEY> environment variables, then flags.
@@ -49,6 +80,16 @@ const COMMANDS: &[&str] = &[
     "backup",
     "api-docs",
     "hook",
+    "tasks",
+    "task",
+    "runs",
+    "logs",
+    "run",
+    "cancel",
+    "enable",
+    "disable",
+    "import-crontab",
+    "export",
 ];
 
 /// The usage of one command: its line of USAGE, what it does, and where settings come from.
@@ -72,7 +113,8 @@ fn command_usage(command: &str) -> Option<String> {
     ))
 }
 
-/// Exit codes: 0 ok, 1 failure at run time, 2 usage or configuration error.
+/// Exit codes: 0 ok, 1 failure at run time, 2 usage or configuration error, 3 server
+/// unreachable, 4 token refused (the last two from the commands that talk to the server).
 pub fn main(args: Vec<String>) -> i32 {
     match run(args) {
         Ok(()) => 0,
@@ -88,6 +130,14 @@ pub fn main(args: Vec<String>) -> i32 {
             eprintln!("claudecron: {msg}");
             1
         }
+        Err(CliError::Unreachable(msg)) => {
+            eprintln!("claudecron: {msg}");
+            3
+        }
+        Err(CliError::Denied(msg)) => {
+            eprintln!("claudecron: {msg}");
+            4
+        }
     }
 }
 
@@ -96,6 +146,10 @@ pub enum CliError {
     Usage(String),
     Config(String),
     Failed(String),
+    /// The server could not be reached, or did not answer as claudecron (exit 3).
+    Unreachable(String),
+    /// The server refused the token (exit 4).
+    Denied(String),
 }
 
 /// Parsed global flags plus what is left for the command.
@@ -208,6 +262,8 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
             crate::cli::forward::run(&parsed.rest, &parsed.sources);
             Ok(())
         }
+        "import-crontab" => import::run(&parsed.rest, &parsed.sources),
+        c if ops::COMMANDS.contains(&c) => ops::run(c, &parsed.rest, &parsed.sources),
         "client-config" => client_config(&parsed.rest, &parsed.sources),
         "backup" => backup(&parsed.rest, &parsed.sources),
         "api-docs" => {
@@ -218,14 +274,17 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
         "" => match parsed.rest.first() {
             // Only options and no command: the first one is not a known global option.
             Some(option) => Err(CliError::Usage(format!(
-                "unknown option \"{option}\"; expected a command (serve, check, token, preview-schedule, client-config, hook, backup, api-docs), --help or --version"
+                "unknown option \"{option}\"; expected a command ({}), --help or --version",
+                COMMANDS.join(", ")
             ))),
-            None => Err(CliError::Usage(
-                "no command given; expected one of: serve, check, token, preview-schedule, client-config, hook, backup, api-docs".into(),
-            )),
+            None => Err(CliError::Usage(format!(
+                "no command given; expected one of: {}",
+                COMMANDS.join(", ")
+            ))),
         },
         other => Err(CliError::Usage(format!(
-            "unknown command \"{other}\"; expected one of: serve, check, token, preview-schedule, client-config, hook, backup, api-docs"
+            "unknown command \"{other}\"; expected one of: {}",
+            COMMANDS.join(", ")
         ))),
     }
 }
