@@ -827,3 +827,44 @@ fn timezones_resolve_or_suggest() {
     );
     assert!(parse_timezone("").is_err());
 }
+
+/// `upcoming` answers from the fire times it listed last while they cover the question; the
+/// answers must equal those of a schedule that never listed anything, whatever is asked next:
+/// later or earlier instants, other zones, more times than were kept, a schedule that ends.
+#[test]
+fn listed_fire_times_answer_exactly_as_a_fresh_computation() {
+    let zones = ["UTC", "America/New_York", "Australia/Lord_Howe"];
+    for expr in [
+        "*/20 1-3 * * *",
+        "30 2 * * 0",
+        "0 0 0 1 1 * 2027",
+        "@hourly",
+    ] {
+        let kept = Schedule::parse(expr, reference_now()).expect("parses");
+        let mut after = utc("2026-03-07T00:00:00Z");
+        // Steps in seconds: small (inside the listed times), large (past them), backwards.
+        let steps = [
+            1,
+            600,
+            3_600,
+            -7_200,
+            86_400,
+            30,
+            40 * 86_400,
+            -1,
+            400 * 86_400,
+        ];
+        for (i, step) in steps.iter().cycle().take(40).enumerate() {
+            after += chrono::Duration::seconds(*step);
+            let tz = parse_timezone(zones[i % 5 % 3]).expect("zone");
+            let count = [1, 5, 12][i % 3];
+            let fresh = Schedule::parse(expr, reference_now()).expect("parses");
+            assert_eq!(
+                kept.upcoming(after, tz, count),
+                fresh.upcoming(after, tz, count),
+                "{expr} after {after} in {} ({count} times)",
+                tz.name()
+            );
+        }
+    }
+}

@@ -63,6 +63,13 @@ impl FireRule {
 
     /// Up to `count` fire times strictly after `after`.
     pub fn upcoming(&self, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+        if let FireRule::Cron { schedule, tz } = self {
+            return schedule
+                .upcoming(after, *tz, count)
+                .into_iter()
+                .map(|t| t.with_timezone(&Utc))
+                .collect();
+        }
         let mut times = Vec::with_capacity(count.min(64));
         let mut cursor = after;
         while times.len() < count {

@@ -80,10 +80,42 @@ pub struct Schedule {
     interval: bool,
     /// One line of English, written the first time it is asked for (the engine never asks).
     description: Arc<OnceLock<String>>,
+    /// The fire times last listed by [`Schedule::upcoming`], shared by the clones: a task view
+    /// or a list page asks for the same few times again until the first of them passes.
+    listed: Arc<std::sync::Mutex<Option<Listed>>>,
     /// The macro's own description, or None for fields.
     macro_description: Option<&'static str>,
     /// The fields, separated by single spaces (the input of the description).
     normalized: String,
+}
+
+/// Fire times a schedule listed: every fire time strictly after `after` in `tz`, in order, up to
+/// the last of `times` (all of them when `exhausted`).
+#[derive(Debug)]
+struct Listed {
+    tz: Tz,
+    after: DateTime<Utc>,
+    exhausted: bool,
+    times: Vec<DateTime<Utc>>,
+}
+
+/// How many fire times [`Schedule::upcoming`] computes and keeps at least.
+const LISTED_AHEAD: usize = 8;
+
+impl Listed {
+    /// The `count` fire times after `after`, when these listed times hold them.
+    fn answer(&self, after: DateTime<Utc>, tz: Tz, count: usize) -> Option<Vec<DateTime<Tz>>> {
+        if self.tz != tz || after < self.after {
+            return None;
+        }
+        let rest = &self.times[self.times.partition_point(|t| *t <= after)..];
+        (rest.len() >= count || self.exhausted).then(|| {
+            rest.iter()
+                .take(count)
+                .map(|t| t.with_timezone(&tz))
+                .collect()
+        })
+    }
 }
 
 impl Schedule {
@@ -149,6 +181,7 @@ impl Schedule {
             cron: Arc::new(cron),
             interval,
             description: Arc::default(),
+            listed: Arc::default(),
             macro_description,
             normalized,
         })
@@ -175,8 +208,27 @@ impl Schedule {
         None
     }
 
-    /// Up to `count` fire times strictly after `after`.
+    /// Up to `count` fire times strictly after `after`: from the times listed last when they
+    /// cover it (they are consecutive fire times, so those after `after` are its next ones),
+    /// else computed (a few more than asked) and kept.
     pub fn upcoming(&self, after: DateTime<Utc>, tz: Tz, count: usize) -> Vec<DateTime<Tz>> {
+        let listed = || self.listed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = listed().as_ref().and_then(|l| l.answer(after, tz, count)) {
+            return hit;
+        }
+        let want = count.max(LISTED_AHEAD);
+        let times = self.compute_upcoming(after, tz, want);
+        let answer = times.iter().take(count).cloned().collect();
+        *listed() = Some(Listed {
+            tz,
+            after,
+            exhausted: times.len() < want,
+            times: times.iter().map(|t| t.with_timezone(&Utc)).collect(),
+        });
+        answer
+    }
+
+    fn compute_upcoming(&self, after: DateTime<Utc>, tz: Tz, count: usize) -> Vec<DateTime<Tz>> {
         let mut out = Vec::new();
         let mut cursor = after;
         while out.len() < count {
