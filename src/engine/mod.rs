@@ -140,16 +140,18 @@ pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHa
     };
     // Every enabled time-based task with its cursor, a page at a time; resumed from the cursor
     // so fires missed while the server was down are found.
-    let mut after = String::new();
+    let mut after = 0;
     loop {
         let page = engine
             .store
-            .timed_tasks_with_cursors(&after, ARM_PAGE)
+            .timed_tasks_with_cursors(after, ARM_PAGE)
             .map_err(|e| e.to_string())?;
-        let Some((last, _)) = page.last() else { break };
-        after = last.id.clone();
+        let Some((last, _, _)) = page.last() else {
+            break;
+        };
+        after = *last;
         let full = page.len() == ARM_PAGE;
-        for (task, cursor) in page {
+        for (_, task, cursor) in page {
             engine.arm(&task, cursor, now);
         }
         if !full {

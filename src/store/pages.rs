@@ -70,10 +70,13 @@ pub(super) const LAST_RUNS: &str = "SELECT r.task_id, r.id, r.status, r.started_
      FROM json_each(?1) AS wanted
      JOIN runs r ON r.id = (SELECT MAX(id) FROM runs WHERE task_id = wanted.value)";
 
-pub(super) const TIMED_TASKS: &str = "SELECT t.id, t.spec, t.created_at, t.updated_at, s.cursor
+/// In rowid order from a rowid on: a range of the table itself, each page a seek (the `+` keep
+/// SQLite off the `enabled` index, which would sort every matching task for every page).
+pub(super) const TIMED_TASKS: &str =
+    "SELECT t.id, t.spec, t.created_at, t.updated_at, s.cursor, t.rowid
      FROM tasks t LEFT JOIN task_state s ON s.task_id = t.id
-     WHERE t.enabled = 1 AND t.trigger_type IN ('cron', 'interval', 'once') AND t.id > ?1
-     ORDER BY t.id LIMIT ?2";
+     WHERE t.rowid > ?1 AND +t.enabled = 1 AND +t.trigger_type IN ('cron', 'interval', 'once')
+     ORDER BY t.rowid LIMIT ?2";
 
 /// The statement of a page and its values.
 pub(super) fn page_query(
@@ -186,23 +189,24 @@ impl Store {
         Ok(rows)
     }
 
-    /// Up to `limit` enabled cron, interval and once tasks with ids after `after` (in id order),
-    /// each with its cursor (None when it has none yet): what the engine arms at start, a page at
-    /// a time so that start-up never holds every task at once.
+    /// Up to `limit` enabled cron, interval and once tasks stored after row `after` (0: from the
+    /// first), each with its cursor (None when it has none yet) and its row, to continue from:
+    /// what the engine arms at start, a page at a time so that start-up never holds every task
+    /// at once.
     pub fn timed_tasks_with_cursors(
         &self,
-        after: &str,
+        after: i64,
         limit: usize,
-    ) -> Result<Vec<(Task, Option<DateTime<Utc>>)>> {
+    ) -> Result<Vec<(i64, Task, Option<DateTime<Utc>>)>> {
         let mut stmt = self.conn.prepare_cached(TIMED_TASKS)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
             .query_map(rusqlite::params![after, limit], |r| {
-                Ok((Self::task_from_row(r)?, opt_time_col(r, 4)?))
+                Ok((r.get(5)?, Self::task_from_row(r)?, opt_time_col(r, 4)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
-            .map(|(row, cursor)| Ok((Self::decode_task(row)?, cursor)))
+            .map(|(at, row, cursor)| Ok((at, Self::decode_task(row)?, cursor)))
             .collect()
     }
 }

@@ -371,11 +371,11 @@ fn timings() {
     for cached in [false, true] {
         let cache = ScheduleCache::default();
         let started = Instant::now();
-        let tasks = store.timed_tasks_with_cursors("", usize::MAX).unwrap();
+        let tasks = store.timed_tasks_with_cursors(0, usize::MAX).unwrap();
         let read = started.elapsed();
         let rules: Vec<(FireRule, Option<DateTime<Utc>>)> = tasks
             .iter()
-            .filter_map(|(t, cursor)| match cached {
+            .filter_map(|(_, t, cursor)| match cached {
                 true => FireRule::of_cached(&t.spec, &cache).map(|r| (r, *cursor)),
                 false => FireRule::of(&t.spec).map(|r| (r, *cursor)),
             })
