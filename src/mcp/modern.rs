@@ -245,6 +245,7 @@ pub fn discover_result() -> Value {
             "capabilities": {
                 "tools": {},
                 "resources": {},
+                "prompts": {},
                 "extensions": {tasks_ext::EXTENSION: {}},
             },
             "instructions": INSTRUCTIONS,
@@ -346,7 +347,17 @@ impl Mcp {
                     }
                 })
             }
-            "tasks/get" | "tasks/cancel" | "tasks/update" => {
+            // The prompts capability is declared with an empty list (the caching scenario of
+            // the conformance suite lists prompts of every server); there is nothing to get.
+            "prompts/list" => Ok(cacheable(json!({"prompts": []}), STATIC_TTL_MS, "public")),
+            "prompts/get" => Err((
+                -32602,
+                format!(
+                    "Invalid params: unknown prompt {}; this server offers no prompts",
+                    params.get("name").unwrap_or(&Value::Null)
+                ),
+            )),
+                        "tasks/get" | "tasks/cancel" | "tasks/update" => {
                 if !tasks_ext::declared(&envelope.capabilities) {
                     return error_reply(
                         Some(id),
