@@ -321,7 +321,7 @@ fi
 # 8. the newest Claude Code CLI (2026-07-28) through a logging proxy, against the mock Messages API
 # ------------------------------------------------------------------------------------------------------
 if want claude2026; then
-  note "claude code $CLAUDE_CODE_LATEST_VERSION through a logging proxy (scripts/interop/claude2026_check.py)"
+  note "claude code $CLAUDE_CODE_LATEST_VERSION through a logging proxy, -p and interactive under tmux (scripts/interop/claude2026_check.py, ~40 s)"
   run_counted "claude2026" env CLAUDECRON_INTEROP_TOKEN="$TOKEN" PATH="$NODE22_BIN:$PATH" PYTHONWARNINGS=ignore \
     timeout 600 "$PY" "$HERE/claude2026_check.py" --claude "$CACHE/claude-code-latest/node_modules/.bin/claude" \
     --url "$URL" --mock-script "$HERE/mock_anthropic.py" --python "$PY" --log-dir "$TMP/claude2026"

@@ -16,7 +16,12 @@ included) and the mock Messages API (mock_anthropic.py). Then, with a throwaway 
    `tools/call` at 2026-07-28 with `Mcp-Name`;
 3. `claude -p` with the mock asking for `ReadMcpResourceTool` on `claudecron://runs/{id}` of a run
    made beforehand: the run's log reaches the model (resources/read through Claude Code; the mock
-   echoes the first 200 characters of a tool result, the run's header lines).
+   echoes the first 200 characters of a tool result, the run's header lines);
+4. the interactive CLI under tmux (its own tmux server socket), which declares the tasks extension:
+   the mock asks for `claudecron_run_task` on a 12 s task; Claude Code gets a task back, moves it
+   to the background ("started server-side task"), polls `tasks/get` (Mcp-Name = the task id) and
+   reports "MCP task N ... completed"; the run succeeded on the server. tmux is installed with
+   apt-get when missing (the suite runs as root on Debian); without it the check fails loudly.
 
 Prints `ok - claude2026 ...` / `not ok - ...` per check; exit 0 when all passed.
 """
@@ -152,6 +157,83 @@ def modern_call(url: str, token: str, tool: str, args: dict[str, Any]) -> dict[s
     return json.loads(text)["result"]
 
 
+def ensure_tmux() -> bool:
+    if subprocess.run(["sh", "-c", "command -v tmux"], capture_output=True).returncode == 0:
+        return True
+    if os.geteuid() == 0:
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "tmux"]):
+            subprocess.run(cmd, capture_output=True, timeout=600, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    return subprocess.run(["sh", "-c", "command -v tmux"], capture_output=True).returncode == 0
+
+
+def background_task(args: argparse.Namespace, token: str, proxy: Proxy, home: str, cwd: str,
+                    env: dict[str, str], mcp_config: str) -> None:
+    """The interactive CLI turns a run_task into a background MCP task and polls it to the end."""
+    if not check("tmux is available (installed with apt-get when missing)", ensure_tmux(), "no tmux and no apt-get"):
+        return
+    modern_call(args.url, token, "claudecron_delete_task", {"taskId": "claude2026-bg"})
+    modern_call(args.url, token, "claudecron_add_task", {"name": "claude2026-bg", "type": "bash",
+                                                         "trigger": {"type": "manual"},
+                                                         "command": "echo bg-start; sleep 12; echo bg-finished"})
+    with open(os.path.join(home, ".claude.json")) as f:
+        state = json.load(f)
+    state["customApiKeyResponses"] = {"approved": ["dummy"], "rejected": []}
+    with open(os.path.join(home, ".claude.json"), "w") as f:
+        json.dump(state, f)
+    sock = f"claudecron-interop-{os.getpid()}"
+    tmux = ["tmux", "-L", sock]
+    shell_env = " ".join(f"{k}={json.dumps(v)}" for k, v in {**env, "TERM": "xterm-256color"}.items()
+                         if k in ("HOME", "PATH", "TERM") or k.startswith(("ANTHROPIC_", "CLAUDE_", "ENABLE_", "DISABLE_")))
+    cmd = (f"env -i {shell_env} {args.claude} --mcp-config {mcp_config} --strict-mcp-config "
+           "--allowedTools mcp__srv__claudecron_run_task")
+
+    def pane() -> str:
+        return subprocess.run(tmux + ["capture-pane", "-p", "-t", "cc"], capture_output=True, text=True).stdout
+
+    before = len(proxy.entries())
+    try:
+        subprocess.run(tmux + ["new-session", "-d", "-s", "cc", "-x", "220", "-y", "50", "-c", cwd, cmd], check=True)
+        deadline = time.monotonic() + 60
+        while "\u276f" not in pane() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if not check("the interactive CLI starts under tmux (prompt shown)", "\u276f" in pane(), pane()[-500:]):
+            return
+        time.sleep(2)
+        subprocess.run(tmux + ["send-keys", "-t", "cc", '[[tool: mcp__srv__claudecron_run_task {"taskId":"claude2026-bg"}]]'])
+        time.sleep(1)
+        subprocess.run(tmux + ["send-keys", "-t", "cc", "Enter"])
+        t0 = time.monotonic()
+        text = ""
+        while time.monotonic() < t0 + 90:
+            text = pane()
+            if "(srv/claudecron_run_task) completed" in text:
+                break
+            time.sleep(0.5)
+        took = time.monotonic() - t0
+        seen = proxy.entries()[before:]
+        calls = [e for e in seen if e.get("method") == "tools/call"]
+        gets = [e for e in seen if e.get("method") == "tasks/get"]
+        check("the interactive CLI declares the tasks extension on tools/call",
+              bool(calls) and all(c.get("tasks_ext") for c in calls), f"calls={calls}")
+        check("Claude Code moved the run to the background as a server-side task",
+              "started server-side task" in text and "background" in text, text[-800:])
+        task_ids = {e.get("mcp_name") for e in gets}
+        check(f"Claude Code polled tasks/get with Mcp-Name = the task id ({len(gets)} polls)",
+              len(gets) >= 2 and len(task_ids) == 1 and all(e.get("status") == 200 for e in gets),
+              f"tasks/get={gets[:3]}")
+        check(f"Claude Code reported the MCP task completed ({took:.1f} s)",
+              "(srv/claudecron_run_task) completed" in text, text[-800:])
+        task_id = next(iter(task_ids), None)
+        if task_id and task_id.isdigit():
+            run = modern_call(args.url, token, "claudecron_get_run", {"runId": int(task_id)})
+            r = (run.get("structuredContent") or {}).get("run") or {}
+            check("the task's run succeeded on the server with its output",
+                  r.get("status") == "success" and "bg-finished" in (r.get("output") or ""), json.dumps(r)[:300])
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True)
+        modern_call(args.url, token, "claudecron_delete_task", {"taskId": "claude2026-bg"})
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--claude", required=True)
@@ -175,7 +257,8 @@ def main() -> int:
         if not line.startswith("listening"):
             check("mock Messages API starts", False, line)
             return 1
-        with tempfile.TemporaryDirectory(prefix="claude2026-") as home:
+        # Claude Code may still be writing its state there while it exits: cleanup errors are ignored.
+        with tempfile.TemporaryDirectory(prefix="claude2026-", ignore_cleanup_errors=True) as home:
             return scenario(args, token, proxy, proxied, mock_port, home)
     finally:
         mock.terminate()
@@ -262,6 +345,7 @@ def scenario(args: argparse.Namespace, token: str, proxy: Proxy, proxied: str, m
           and f'run {run_id} of task \\"claude2026-hello\\"' in run.stdout and "status: success" in run.stdout,
           f"reads={reads} stdout={run.stdout[-300:]!r} stderr={run.stderr[-200:]!r}")
     modern_call(args.url, token, "claudecron_delete_task", {"taskId": "claude2026-hello"})
+    background_task(args, token, proxy, home, cwd, env, mcp_config)
     print(f"# claude2026 totals: passed={passed} failed={failed}", flush=True)
     return 0 if failed == 0 and passed > 0 else 1
 
