@@ -240,20 +240,26 @@ fi
 # ------------------------------------------------------------------------------------------------------
 # 6. the official conformance suite (Node 22)
 # ------------------------------------------------------------------------------------------------------
+# run_suite NPMDIR URL INJECT TIMEOUT ARGS...: the suite's `server --url URL ARGS...` under Node 22,
+# with the bearer header added by the preload when INJECT is non-empty; its output on stdout.
+run_suite() {
+  local dir=$1 url=$2 inject=$3 limit=$4
+  shift 4
+  local extra=()
+  if [[ -n "$inject" ]]; then
+    extra=(NODE_OPTIONS="--import=$HERE/conformance-auth.mjs" CONFORMANCE_BEARER="$TOKEN"
+      CONFORMANCE_TARGET_ORIGIN="${url%/mcp}" CONFORMANCE_NODE_MODULES="$dir/node_modules")
+  fi
+  mkdir -p "$TMP/conformance-work"
+  (cd "$TMP/conformance-work" && env HOME="$TOOL_HOME" PATH="$NODE22_BIN:$PATH" NO_COLOR=1 FORCE_COLOR=0 "${extra[@]}" \
+    timeout "$limit" "$dir/node_modules/.bin/conformance" server --url "$url" "$@")
+}
+
 # conformance LABEL NPMDIR URL SCENARIO [inject]
 conformance() {
   local label=$1 dir=$2 url=$3 scenario=$4 inject=${5:-}
   local out=$TMP/conformance-$label-$scenario.log rc=0
-  local origin=${url%/mcp}
-  local extra=()
-  if [[ -n "$inject" ]]; then
-    extra=(NODE_OPTIONS="--import=$HERE/conformance-auth.mjs" CONFORMANCE_BEARER="$TOKEN"
-      CONFORMANCE_TARGET_ORIGIN="$origin" CONFORMANCE_NODE_MODULES="$dir/node_modules")
-  fi
-  mkdir -p "$TMP/conformance-work"
-  (cd "$TMP/conformance-work" && env HOME="$TOOL_HOME" PATH="$NODE22_BIN:$PATH" NO_COLOR=1 FORCE_COLOR=0 "${extra[@]}" \
-    timeout 60 "$dir/node_modules/.bin/conformance" server --url "$url" --scenario "$scenario" \
-    -o "$TMP/conformance-results") >"$out" 2>&1 || rc=$?
+  run_suite "$dir" "$url" "$inject" 60 --scenario "$scenario" -o "$TMP/conformance-results" >"$out" 2>&1 || rc=$?
   local summary
   summary=$(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '^Passed: [0-9]+/[0-9]+' | tail -n 1 || true)
   if [[ $rc -eq 0 && "$summary" =~ ^Passed:\ ([0-9]+)/([0-9]+),\ 0\ failed ]] && ((BASH_REMATCH[1] > 0)); then
@@ -270,16 +276,8 @@ conformance() {
 conformance_2026() {
   local label=$1 url=$2 inject=${3:-}
   local out=$TMP/conformance-2026-$label.log results=$TMP/conformance-2026-results-$label
-  local extra=()
-  if [[ -n "$inject" ]]; then
-    extra=(NODE_OPTIONS="--import=$HERE/conformance-auth.mjs" CONFORMANCE_BEARER="$TOKEN"
-      CONFORMANCE_TARGET_ORIGIN="${url%/mcp}" CONFORMANCE_NODE_MODULES="$CACHE/npm-alpha/node_modules")
-  fi
-  mkdir -p "$TMP/conformance-work"
   # Exit status 1 is expected: the fixture scenarios fail; conformance_2026.py judges the rest.
-  (cd "$TMP/conformance-work" && env HOME="$TOOL_HOME" PATH="$NODE22_BIN:$PATH" NO_COLOR=1 FORCE_COLOR=0 "${extra[@]}" \
-    timeout 300 "$CACHE/npm-alpha/node_modules/.bin/conformance" server --url "$url" --requirements 2026-07-28 \
-    -o "$results") >"$out" 2>&1 || true
+  run_suite "$CACHE/npm-alpha" "$url" "$inject" 300 --requirements 2026-07-28 -o "$results" >"$out" 2>&1 || true
   run_counted "conformance-2026[$label]" "$PY" "$HERE/conformance_2026.py" "$results" "$label"
 }
 

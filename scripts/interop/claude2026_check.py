@@ -32,7 +32,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,25 +42,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlparse
 
+from tap import Tap, free_port
+
 TASKS_EXT = "io.modelcontextprotocol/tasks"
-passed = failed = 0
-
-
-def check(name: str, cond: bool, details: str = "") -> bool:
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"ok - claude2026 {name}", flush=True)
-    else:
-        failed += 1
-        print(f"not ok - claude2026 {name}: {details}", flush=True)
-    return cond
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+TAP = Tap("claude2026")
+check = TAP.check
 
 
 class Proxy:
@@ -346,8 +331,7 @@ def scenario(args: argparse.Namespace, token: str, proxy: Proxy, proxied: str, m
           f"reads={reads} stdout={run.stdout[-300:]!r} stderr={run.stderr[-200:]!r}")
     modern_call(args.url, token, "claudecron_delete_task", {"taskId": "claude2026-hello"})
     background_task(args, token, proxy, home, cwd, env, mcp_config)
-    print(f"# claude2026 totals: passed={passed} failed={failed}", flush=True)
-    return 0 if failed == 0 and passed > 0 else 1
+    return TAP.totals()
 
 
 if __name__ == "__main__":

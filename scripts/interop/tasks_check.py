@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from mcp.client import Client
 from mcp.client.extension import ClientExtension, ResultClaim
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import ConfigDict, Field
+from tap import Tap, free_port
 
 warnings.filterwarnings("ignore")
 
@@ -100,24 +100,8 @@ class Tasks(ClientExtension):
 
 
 # --- the checks ----------------------------------------------------------------------------------
-passed = failed = 0
-
-
-def check(name: str, cond: bool, details: str = "") -> bool:
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"ok - tasks {name}", flush=True)
-    else:
-        failed += 1
-        print(f"not ok - tasks {name}: {details}", flush=True)
-    return cond
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+TAP = Tap("tasks")
+check = TAP.check
 
 
 class ServerProc:
@@ -298,8 +282,7 @@ def main() -> None:
                 print("# server log (last 30 lines):\n# " + "\n# ".join(open(log).read().splitlines()[-30:]))
         finally:
             server.stop()
-    print(f"# tasks totals: passed={passed} failed={failed}", flush=True)
-    sys.exit(0 if failed == 0 and passed > 0 else 1)
+    sys.exit(TAP.totals())
 
 
 if __name__ == "__main__":
