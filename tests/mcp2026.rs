@@ -462,6 +462,14 @@ fn run_logs_are_resources_in_both_eras() {
         .is_some_and(|t| t.contains("hello-from-run")));
     let old = server.rpc(&sid, "resources/read", json!({"uri": missing}));
     assert_eq!(old["error"]["code"], -32002, "{old}");
+    // A 2025-11-25 session gets the link; a 2025-03-26 one (before resource_link) does not.
+    let got = server.call_tool(&sid, "claudecron_get_run", json!({"runId": run_id}));
+    assert_eq!(got["content"][1]["type"], "resource_link", "{got}");
+    let resp = server.initialize_response("2025-03-26");
+    let sid_old = resp.header("mcp-session-id").expect("session").to_string();
+    let got = server.call_tool(&sid_old, "claudecron_get_run", json!({"runId": run_id}));
+    assert_eq!(got["content"].as_array().map(Vec::len), Some(1), "{got}");
+    assert_eq!(got["isError"], false, "{got}");
 }
 
 #[test]

@@ -228,13 +228,20 @@ impl Mcp {
             }
             return Outcome::Reply(Reply::accepted());
         };
+        // `resource_link` content came with 2025-06-18: a 2025-03-26 session gets results without.
+        let links = lock(&session).version != "2025-03-26";
         if method == "tools/call" {
-            if let Some(outcome) = self.run_tools(req, &id, &params, catalog) {
+            if let Some(outcome) = self.run_tools(req, &id, &params, catalog, links) {
                 return outcome;
             }
         }
         let reply = match self.dispatch(method, &params, &session, catalog) {
-            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Ok(mut result) => {
+                if !links {
+                    strip_links(&mut result);
+                }
+                json!({"jsonrpc": "2.0", "id": id, "result": result})
+            }
             Err((code, message)) => {
                 json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
             }
@@ -317,11 +324,11 @@ impl Mcp {
             .get("protocolVersion")
             .and_then(Value::as_str)
             .unwrap_or(LATEST_VERSION);
-        let version = if NEGOTIABLE_VERSIONS.contains(&requested) {
-            requested
-        } else {
-            LATEST_VERSION
-        };
+        let version = NEGOTIABLE_VERSIONS
+            .iter()
+            .copied()
+            .find(|v| *v == requested)
+            .unwrap_or(LATEST_VERSION);
         let session_id = match self.sessions.create(token) {
             Ok(id) => id,
             Err(message) => {
@@ -330,6 +337,9 @@ impl Mcp {
                 )
             }
         };
+        if let Some(session) = self.sessions.get(&session_id) {
+            lock(&session).version = version;
+        }
         let client = params
             .pointer("/clientInfo/name")
             .and_then(Value::as_str)
@@ -481,6 +491,13 @@ impl Mcp {
             Err(e) => e.to_string(),
             Ok(_) => "internal error: the database is not available; see the server log".into(),
         }
+    }
+}
+
+/// Remove `resource_link` blocks from a tool result (for clients older than 2025-06-18).
+pub(crate) fn strip_links(result: &mut Value) {
+    if let Some(content) = result.get_mut("content").and_then(Value::as_array_mut) {
+        content.retain(|c| c["type"] != "resource_link");
     }
 }
 

@@ -36,6 +36,8 @@ pub struct RunWait {
     pub modern: bool,
     /// The request's `_meta` log level (2026-07-28): a run-finished message at or above it.
     pub log_level: Option<usize>,
+    /// The client takes `resource_link` content (2025-06-18 and later).
+    pub links: bool,
 }
 
 impl RunWait {
@@ -74,6 +76,9 @@ impl RunWait {
     /// The final response.
     fn response(&self, catalog: Option<&Catalog>, waited: Duration) -> Value {
         let mut result = self.result(catalog, waited);
+        if !self.links {
+            super::strip_links(&mut result);
+        }
         if self.modern {
             result["resultType"] = "complete".into();
         }
@@ -236,6 +241,7 @@ impl Mcp {
             source: self.source.clone(),
             modern: false,
             log_level: None,
+            links: true,
         }))
     }
 
@@ -246,9 +252,13 @@ impl Mcp {
         id: &Value,
         params: &Value,
         catalog: Option<&Catalog>,
+        links: bool,
     ) -> Option<Outcome> {
         let tool = tools::find(params.get("name").and_then(Value::as_str)?)?;
-        let answer = |result: Value| {
+        let answer = |mut result: Value| {
+            if !links {
+                super::strip_links(&mut result);
+            }
             Some(Outcome::Reply(as_accepted(
                 req,
                 Reply::json(200, &json!({"jsonrpc": "2.0", "id": id, "result": result})),
@@ -261,7 +271,10 @@ impl Mcp {
                     .header("accept")
                     .is_some_and(|a| accepts(a, "text/event-stream"));
                 match self.run_wait(id, tool, params, call, catalog, sse) {
-                    Ok(wait) => Some(Outcome::WaitForRun(wait)),
+                    Ok(mut wait) => {
+                        wait.links = links;
+                        Some(Outcome::WaitForRun(wait))
+                    }
                     Err(result) => answer(result),
                 }
             }
