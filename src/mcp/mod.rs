@@ -340,17 +340,10 @@ impl Mcp {
         if let Some(session) = self.sessions.get(&session_id) {
             lock(&session).version = version;
         }
-        let client = params
-            .pointer("/clientInfo/name")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown")
-            .chars()
-            .take(60)
-            .collect::<String>();
         log::info!(
             "session {} opened by client \"{}\" with protocol {version}",
             session::short(&session_id),
-            client.escape_debug()
+            client_name(params.pointer("/clientInfo/name"))
         );
         let result = json!({
             "protocolVersion": version,
@@ -492,6 +485,17 @@ impl Mcp {
             Ok(_) => "internal error: the database is not available; see the server log".into(),
         }
     }
+}
+
+/// A client's self-reported name for a log line: at most 60 characters, escaped.
+fn client_name(name: Option<&Value>) -> String {
+    let name: String = name
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
+        .chars()
+        .take(60)
+        .collect();
+    name.escape_debug().to_string()
 }
 
 /// Remove `resource_link` blocks from a tool result (for clients older than 2025-06-18).

@@ -317,7 +317,13 @@ impl Mcp {
             .header("accept")
             .is_some_and(|a| accepts(a, "text/event-stream"));
         let result = match method {
-            "server/discover" => Ok(discover_result()),
+            "server/discover" => {
+                log::info!(
+                    "server/discover by client \"{}\" with protocol {MODERN_VERSION}",
+                    super::client_name(params.pointer("/_meta/io.modelcontextprotocol~1clientInfo/name"))
+                );
+                Ok(discover_result())
+            }
             "tools/list" => {
                 if params.get("cursor").is_some_and(|c| !c.is_null()) {
                     Err((
