@@ -10,8 +10,15 @@
 #    (@anthropic-ai/claude-code 2.1.197, its native binary; about 235 MB, cached);
 # 2. builds the binary (`cargo build`) and starts `claudecron serve` on a free loopback port with a
 #    temp data dir and a random bearer token;
-# 3. runs: curl (the seed plan's call and the negative table), the Python SDK in legacy and auto
-#    mode, mcp-remote in proxy mode, the conformance scenarios, and subagent tasks end to end: a
+# 3. runs: curl (the seed plan's call and the negative table), the Python SDK in legacy, auto and
+#    2026-07-28 mode (auto must settle on 2026-07-28), mcp-remote in proxy mode, the conformance
+#    scenarios (the 2025-11-25 ones and `--requirements 2026-07-28`, judged for the fixture-free
+#    scenarios by scripts/interop/conformance_2026.py), the tasks extension through a 2026 tasks
+#    client on the Python SDK (scripts/interop/tasks_check.py, ~30 s: a 20 s run as a task,
+#    tasks/cancel checked in /proc, a restart mid-task), the newest Claude Code CLI through a
+#    logging proxy (scripts/interop/claude2026_check.py: `claude mcp list` Connected on 2026-07-28,
+#    a model-driven tools/call and ReadMcpResourceTool against the mock Messages API), and subagent
+#    tasks end to end: a
 #    second server whose claude-code runner is the real Claude Code CLI and whose api runner both
 #    talk to a loopback mock Messages API (scripts/interop/mock_anthropic.py), driven through the
 #    Python SDK (scripts/interop/subagent_check.py);
@@ -25,8 +32,8 @@
 #                             "inject" (a node --import preload adds the Authorization header, against
 #                             the token-protected server), "none" (a second server with
 #                             CLAUDECRON_AUTH=none), or "both" (default)
-#   INTEROP_ONLY              comma list of parts to run: curl,py,mcp-remote,conformance,subagent
-#                             (default: all)
+#   INTEROP_ONLY              comma list of parts to run:
+#                             curl,py,mcp-remote,conformance,tasks,claude2026,subagent (default: all)
 #   INTEROP_KEEP_TMP          keep the temp dir (server logs, curl bodies, conformance output)
 #
 # Everything it starts listens on / talks to 127.0.0.1 only, every wait is bounded, and the servers
@@ -46,12 +53,15 @@ MCP_REMOTE_PKG=mcp-remote@0.15.1
 # The version reference/claude-code.md was observed with; pinned (later ones exist).
 CLAUDE_CODE_VERSION=2.1.197
 CLAUDE_CODE_PKG=@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION
+# The newest on the registry (npm view @anthropic-ai/claude-code version, 2026-11-28): the one that
+# speaks 2026-07-28 and the tasks extension; driven through a logging proxy (part claude2026).
+CLAUDE_CODE_LATEST_VERSION=${CLAUDE_CODE_LATEST_VERSION:-2.1.332}
 # The scenarios that need no fixture tools. server-session-lifecycle does not exist in 0.1.16
 # ("Unknown scenario"); it is run from 0.2.0-alpha.12.
 CONFORMANCE_SCENARIOS=(server-initialize ping tools-list dns-rebinding-protection server-sse-multiple-streams logging-set-level)
 CONFORMANCE_ALPHA_SCENARIOS=(server-session-lifecycle)
 CONFORMANCE_AUTH=${INTEROP_CONFORMANCE_AUTH:-both}
-ONLY=${INTEROP_ONLY:-curl,py,mcp-remote,conformance,subagent}
+ONLY=${INTEROP_ONLY:-curl,py,mcp-remote,conformance,tasks,claude2026,subagent}
 HEALTH_WAIT_S=20
 
 SERVER_PIDS=()
@@ -59,8 +69,8 @@ SERVER_LOGS=()
 
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 for part in ${ONLY//,/ }; do
-  case "$part" in curl | py | mcp-remote | conformance | subagent) ;; *)
-    echo "interop.sh: INTEROP_ONLY: unknown part '$part' (accepted: curl,py,mcp-remote,conformance,subagent)" >&2
+  case "$part" in curl | py | mcp-remote | conformance | tasks | claude2026 | subagent) ;; *)
+    echo "interop.sh: INTEROP_ONLY: unknown part '$part' (accepted: curl,py,mcp-remote,conformance,tasks,claude2026,subagent)" >&2
     exit 2
     ;;
   esac
@@ -129,6 +139,10 @@ if want subagent; then
   CLAUDE_VER=$(HOME="$TOOL_HOME" timeout 30 "$CLAUDE_BIN" --version 2>&1 || true)
   [[ "$CLAUDE_VER" == "$CLAUDE_CODE_VERSION "* ]] ||
     fatal "setup: $CLAUDE_CODE_PKG" "$CLAUDE_BIN --version gave '$CLAUDE_VER' (the native optional dependency missing?)"
+fi
+if want claude2026; then
+  ensure_npm "$CACHE/claude-code-latest" "@anthropic-ai/claude-code@$CLAUDE_CODE_LATEST_VERSION" >>"$TMP/install.log" 2>&1 ||
+    fatal "setup: @anthropic-ai/claude-code@$CLAUDE_CODE_LATEST_VERSION" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
 fi
 grep '^#' "$TMP/install.log" || true
 
@@ -202,10 +216,10 @@ if want curl; then
 fi
 
 # ------------------------------------------------------------------------------------------------------
-# 4. the official Python SDK, legacy and auto (2026 probe, then fallback) mode
+# 4. the official Python SDK: legacy (2025-11-25), auto (discover, stays on 2026-07-28), 2026-07-28
 # ------------------------------------------------------------------------------------------------------
 if want py; then
-  for mode in legacy auto; do
+  for mode in legacy auto 2026-07-28; do
     note "python mcp client, mode=$mode"
     run_counted "py[$mode]" env CLAUDECRON_INTEROP_TOKEN="$TOKEN" PYTHONWARNINGS=ignore \
       timeout 150 "$PY" "$HERE/py_client.py" --url "$URL" --mode "$mode"
@@ -226,20 +240,26 @@ fi
 # ------------------------------------------------------------------------------------------------------
 # 6. the official conformance suite (Node 22)
 # ------------------------------------------------------------------------------------------------------
+# run_suite NPMDIR URL INJECT TIMEOUT ARGS...: the suite's `server --url URL ARGS...` under Node 22,
+# with the bearer header added by the preload when INJECT is non-empty; its output on stdout.
+run_suite() {
+  local dir=$1 url=$2 inject=$3 limit=$4
+  shift 4
+  local extra=()
+  if [[ -n "$inject" ]]; then
+    extra=(NODE_OPTIONS="--import=$HERE/conformance-auth.mjs" CONFORMANCE_BEARER="$TOKEN"
+      CONFORMANCE_TARGET_ORIGIN="${url%/mcp}" CONFORMANCE_NODE_MODULES="$dir/node_modules")
+  fi
+  mkdir -p "$TMP/conformance-work"
+  (cd "$TMP/conformance-work" && env HOME="$TOOL_HOME" PATH="$NODE22_BIN:$PATH" NO_COLOR=1 FORCE_COLOR=0 "${extra[@]}" \
+    timeout "$limit" "$dir/node_modules/.bin/conformance" server --url "$url" "$@")
+}
+
 # conformance LABEL NPMDIR URL SCENARIO [inject]
 conformance() {
   local label=$1 dir=$2 url=$3 scenario=$4 inject=${5:-}
   local out=$TMP/conformance-$label-$scenario.log rc=0
-  local origin=${url%/mcp}
-  local extra=()
-  if [[ -n "$inject" ]]; then
-    extra=(NODE_OPTIONS="--import=$HERE/conformance-auth.mjs" CONFORMANCE_BEARER="$TOKEN"
-      CONFORMANCE_TARGET_ORIGIN="$origin" CONFORMANCE_NODE_MODULES="$dir/node_modules")
-  fi
-  mkdir -p "$TMP/conformance-work"
-  (cd "$TMP/conformance-work" && env HOME="$TOOL_HOME" PATH="$NODE22_BIN:$PATH" NO_COLOR=1 FORCE_COLOR=0 "${extra[@]}" \
-    timeout 60 "$dir/node_modules/.bin/conformance" server --url "$url" --scenario "$scenario" \
-    -o "$TMP/conformance-results") >"$out" 2>&1 || rc=$?
+  run_suite "$dir" "$url" "$inject" 60 --scenario "$scenario" -o "$TMP/conformance-results" >"$out" 2>&1 || rc=$?
   local summary
   summary=$(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '^Passed: [0-9]+/[0-9]+' | tail -n 1 || true)
   if [[ $rc -eq 0 && "$summary" =~ ^Passed:\ ([0-9]+)/([0-9]+),\ 0\ failed ]] && ((BASH_REMATCH[1] > 0)); then
@@ -251,11 +271,22 @@ conformance() {
   fi
 }
 
+# conformance_2026 LABEL URL [inject]: the whole `--requirements 2026-07-28` set of the alpha suite
+# (about 2 s; it cannot be narrowed with --scenario), judged for the fixture-free scenarios only.
+conformance_2026() {
+  local label=$1 url=$2 inject=${3:-}
+  local out=$TMP/conformance-2026-$label.log results=$TMP/conformance-2026-results-$label
+  # Exit status 1 is expected: the fixture scenarios fail; conformance_2026.py judges the rest.
+  run_suite "$CACHE/npm-alpha" "$url" "$inject" 300 --requirements 2026-07-28 -o "$results" >"$out" 2>&1 || true
+  run_counted "conformance-2026[$label]" "$PY" "$HERE/conformance_2026.py" "$results" "$label"
+}
+
 run_conformance_set() { # LABEL URL [inject]
   local label=$1 url=$2 inject=${3:-}
   local s
   for s in "${CONFORMANCE_SCENARIOS[@]}"; do conformance "$label" "$CACHE/npm" "$url" "$s" "$inject"; done
   for s in "${CONFORMANCE_ALPHA_SCENARIOS[@]}"; do conformance "$label" "$CACHE/npm-alpha" "$url" "$s" "$inject"; done
+  conformance_2026 "$label" "$url" "$inject"
 }
 
 if want conformance; then
@@ -274,7 +305,28 @@ if want conformance; then
 fi
 
 # ------------------------------------------------------------------------------------------------------
-# 7. subagent tasks end to end: the real Claude Code CLI and the api runner against a mock Messages API
+# 7. the MCP tasks extension through a 2026 tasks client (Python SDK ClientExtension); it starts its
+#    own server (the binary above) so that it can restart it mid-task
+# ------------------------------------------------------------------------------------------------------
+if want tasks; then
+  note "tasks extension: a 2026 tasks client on the Python SDK (a 20 s run as a task, tasks/cancel, restart)"
+  TASKS_T0=$SECONDS
+  run_counted "tasks" env PYTHONWARNINGS=ignore timeout 300 "$PY" "$HERE/tasks_check.py" --bin "${SERVER_CMD[0]}"
+  note "tasks part took $((SECONDS - TASKS_T0)) s"
+fi
+
+# ------------------------------------------------------------------------------------------------------
+# 8. the newest Claude Code CLI (2026-07-28) through a logging proxy, against the mock Messages API
+# ------------------------------------------------------------------------------------------------------
+if want claude2026; then
+  note "claude code $CLAUDE_CODE_LATEST_VERSION through a logging proxy, -p and interactive under tmux (scripts/interop/claude2026_check.py, ~40 s)"
+  run_counted "claude2026" env CLAUDECRON_INTEROP_TOKEN="$TOKEN" PATH="$NODE22_BIN:$PATH" PYTHONWARNINGS=ignore \
+    timeout 600 "$PY" "$HERE/claude2026_check.py" --claude "$CACHE/claude-code-latest/node_modules/.bin/claude" \
+    --url "$URL" --mock-script "$HERE/mock_anthropic.py" --python "$PY" --log-dir "$TMP/claude2026"
+fi
+
+# ------------------------------------------------------------------------------------------------------
+# 9. subagent tasks end to end: the real Claude Code CLI and the api runner against a mock Messages API
 # ------------------------------------------------------------------------------------------------------
 if want subagent; then
   note "subagent tasks: claude $CLAUDE_VER and the api runner against scripts/interop/mock_anthropic.py"
@@ -313,7 +365,7 @@ if want subagent; then
 fi
 
 # ------------------------------------------------------------------------------------------------------
-# 8. after everything: the server stayed up and never logged the token
+# 10. after everything: the server stayed up and never logged the token
 # ------------------------------------------------------------------------------------------------------
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/health" || true)
 if [[ "$code" == 200 ]]; then ok "server still healthy after the suite"; else not_ok "server still healthy after the suite" "GET /health -> ${code:-no answer}"; fi

@@ -2,13 +2,15 @@
 // every HTTP request that goes to one origin, because @modelcontextprotocol/conformance 0.1.16 (and
 // 0.2.0-alpha.12) have no way to send a header: their server scenarios build
 // `new StreamableHTTPClientTransport(new URL(url))` without requestInit, call `fetch(url, {headers:
-// {...fixed...}})`, and `undici.request(url, {headers: {...fixed...}})` (dns-rebinding-protection).
+// {...fixed...}})`, `undici.request(url, {headers: {...fixed...}})` (dns-rebinding-protection), and
+// node:http `request({hostname, port, path, headers})` (alpha.12's http-header-validation).
 // Nothing else is changed: other origins, other headers, bodies and the suite's logic are untouched.
 //
 // Environment:
 //   CONFORMANCE_BEARER          the token (never printed)
 //   CONFORMANCE_TARGET_ORIGIN   e.g. http://127.0.0.1:3010 (only this origin gets the header)
 //   CONFORMANCE_NODE_MODULES    the node_modules folder the suite runs from (to load its undici)
+import http from "node:http";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 
@@ -77,4 +79,14 @@ if (token && target) {
       }),
     );
   }
+
+  // 3) node:http request({hostname, port, ...}) with an options object (raw header probes).
+  const realRequest = http.request;
+  http.request = function (options, ...rest) {
+    if (options && typeof options === "object" && !(options instanceof URL) && options.hostname) {
+      const origin = originOf(`${options.protocol ?? "http:"}//${options.hostname}:${options.port ?? 80}`);
+      if (origin === target) options = { ...options, headers: withAuthorization(options.headers, value) };
+    }
+    return realRequest.call(this, options, ...rest);
+  };
 }

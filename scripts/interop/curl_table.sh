@@ -163,7 +163,8 @@ curl_table() {
 
   req badversion -X POST "$URL" "${JSON_H[@]}" "${AUTH_H[@]}" -H "MCP-Session-Id: $sid" \
     -H "MCP-Protocol-Version: 1999-01-01" -d "$LIST_BODY"
-  expect_status "MCP-Protocol-Version 1999-01-01 -> 400" badversion 400
+  expect_status "MCP-Protocol-Version 1999-01-01 -> 400 -32022 naming the supported versions" badversion 400 \
+    '.error.code == -32022 and (.error.data.supported | index("2025-11-25")) != null' "code -32022 with data.supported"
 
   local v
   for v in 2024-11-05 2025-03-26 2025-06-18; do
@@ -197,12 +198,24 @@ curl_table() {
   req big -X POST "$URL" "${JSON_H[@]}" "${AUTH_H[@]}" "${SESS_H[@]}" --data-binary "@$big"
   expect_status "1.1 MiB body -> 413" big 413
 
-  # 2026-07-28 probe, as Python mcp 2.x sends it in auto mode: no session
+  # 2026-07-28: server/discover with the per-request envelope answers natively (dual era)
+  local meta='"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}'
+  req discover -X POST "$URL" "${JSON_H[@]}" "${AUTH_H[@]}" -H "MCP-Protocol-Version: 2026-07-28" \
+    -H "Mcp-Method: server/discover" -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\"params\":{$meta}}"
+  expect_status "2026-07-28 server/discover -> 200 with supportedVersions, resultType, ttlMs" discover 200 \
+    '.result.supportedVersions[0] == "2026-07-28" and .result.resultType == "complete" and (.result.ttlMs | type == "number") and (.result.capabilities.extensions | has("io.modelcontextprotocol/tasks"))' \
+    "supportedVersions/resultType/ttlMs/tasks extension"
+  if [[ -z "$(hdr MCP-Session-Id)" ]]; then ok "2026-07-28 answers mint no session"; else not_ok "2026-07-28 answers mint no session" "MCP-Session-Id: $(hdr MCP-Session-Id)"; fi
+  # ... without the envelope: 400 -32602; Mcp-Method disagreeing with the body: 400 -32020
   req probe -X POST "$URL" "${JSON_H[@]}" "${AUTH_H[@]}" -H "MCP-Protocol-Version: 2026-07-28" \
     -H "Mcp-Method: server/discover" -d '{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{}}'
-  expect_status "2026-07-28 server/discover probe -> 400 with a plain JSON-RPC error" probe 400 \
-    '.jsonrpc == "2.0" and (.error.code | type == "number") and (.error.code | . > -32020 or . < -32022)' \
-    "a JSON-RPC error whose code is not -32020..-32022"
+  expect_status "2026-07-28 request without params._meta -> 400 -32602" probe 400 '.error.code == -32602' "code -32602"
+  req mismatch -X POST "$URL" "${JSON_H[@]}" "${AUTH_H[@]}" -H "MCP-Protocol-Version: 2026-07-28" \
+    -H "Mcp-Method: tools/call" -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{$meta}}"
+  expect_status "2026-07-28 Mcp-Method header != body method -> 400 -32020" mismatch 400 '.error.code == -32020' "code -32020"
+  req modernping -X POST "$URL" "${JSON_H[@]}" "${AUTH_H[@]}" -H "MCP-Protocol-Version: 2026-07-28" \
+    -H "Mcp-Method: ping" -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{$meta}}"
+  expect_status "2026-07-28 ping (removed) -> 404 -32601" modernping 404 '.error.code == -32601' "code -32601"
 
   req put -X PUT "$URL" "${JSON_H[@]}" "${AUTH_H[@]}" "${SESS_H[@]}" -d "$LIST_BODY"
   local allow

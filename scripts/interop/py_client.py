@@ -5,6 +5,12 @@ Run by scripts/interop.sh inside the cached venv:
 
     CLAUDECRON_INTEROP_TOKEN=... python py_client.py --url http://127.0.0.1:PORT/mcp --mode legacy
     CLAUDECRON_INTEROP_TOKEN=... python py_client.py --url http://127.0.0.1:PORT/mcp --mode auto
+    CLAUDECRON_INTEROP_TOKEN=... python py_client.py --url http://127.0.0.1:PORT/mcp --mode 2026-07-28
+
+legacy speaks 2025-11-25 (initialize, session, GET stream); auto probes server/discover and must
+stay on 2026-07-28 (the server speaks it); 2026-07-28 adopts it without a probe. On 2026-07-28
+there is no ping or logging/setLevel: log messages arrive on the request's own stream because the
+client opts in with `log_level` (the `_meta` logLevel).
 
 The bearer token is read from the environment (never from argv, so it does not show in `ps`) and
 sent as `Authorization: Bearer TOKEN` on every HTTP request through an `httpx2.AsyncClient(headers=...)`
@@ -31,13 +37,15 @@ from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-# logging/setLevel is deprecated in the 2026 revision; we speak 2025-11-25, where it is current.
+# logging/setLevel and ping are deprecated in the 2026 revision; the legacy mode uses them.
 warnings.filterwarnings("ignore", message=".*logging capability is deprecated.*")
+warnings.filterwarnings("ignore", message=".*ping is removed.*")
 
 # --------------------------------------------------------------------------------------------
 # Result shapes the checks expect. The server is young: adjust names here, in one place.
 # --------------------------------------------------------------------------------------------
-EXPECTED_PROTOCOL = "2025-11-25"
+LEGACY_PROTOCOL = "2025-11-25"
+MODERN_PROTOCOL = "2026-07-28"
 EXPECTED_TOOLS = [
     "claudecron_add_task",
     "claudecron_list_tasks",
@@ -179,7 +187,8 @@ async def run(url: str, mode: str, token: str | None, ck: Checks) -> None:
     async with http:
         transport = streamable_http_client(url, http_client=http)
         try:
-            client_cm = Client(transport, mode=mode, logging_callback=on_log)
+            client_cm = Client(transport, mode=mode, logging_callback=on_log,
+                               log_level=None if mode == "legacy" else "info")
             client = await client_cm.__aenter__()
         except BaseException as e:  # noqa: BLE001 - report and stop
             ck.fail("connect", describe(e))
@@ -187,7 +196,7 @@ async def run(url: str, mode: str, token: str | None, ck: Checks) -> None:
         ck.ok("connect")
         try:
             await scenario(client, mode, sent, ck)
-            await run_scenario(client, logs, ck)
+            await run_scenario(client, mode, logs, ck)
         finally:
             try:
                 await client_cm.__aexit__(None, None, None)
@@ -221,23 +230,26 @@ def expect_ok(ck: Checks, label: str, res: Any) -> bool:
 
 async def scenario(client: Client, mode: str, sent: list[tuple[str, str, str]], ck: Checks) -> None:
     # -- negotiation --------------------------------------------------------------------------
-    ck.check("protocolVersion is " + EXPECTED_PROTOCOL, client.protocol_version == EXPECTED_PROTOCOL,
+    expected = LEGACY_PROTOCOL if mode == "legacy" else MODERN_PROTOCOL
+    ck.check("protocolVersion is " + expected, client.protocol_version == expected,
              f"negotiated {client.protocol_version!r}")
     if mode == "auto":
         posts = [s for s in sent if s[0] == "POST"]
-        probed = bool(posts) and posts[0][1] == "2026-07-28" and posts[0][2] == "server/discover"
-        fell_back = any(s[2] == "initialize" for s in posts[1:])
-        ck.check("auto mode probed server/discover (2026-07-28) first, then fell back to initialize",
-                 probed and fell_back, f"requests sent: {posts[:4]}")
-    info = client.server_info
-    ck.check("serverInfo present", info is not None and bool(info.name), f"serverInfo={info!r}")
+        probed = bool(posts) and posts[0][1] == MODERN_PROTOCOL and posts[0][2] == "server/discover"
+        stayed = not any(s[2] == "initialize" for s in posts)
+        ck.check("auto mode probed server/discover (2026-07-28) and stayed on 2026-07-28 (no initialize)",
+                 probed and stayed, f"requests sent: {posts[:4]}")
+    if mode != MODERN_PROTOCOL:  # a pinned mode adopts a synthesized discover result: no serverInfo
+        info = client.server_info
+        ck.check("serverInfo present", info is not None and bool(info.name), f"serverInfo={info!r}")
 
-    try:
-        t0 = time.monotonic()
-        await client.send_ping()
-        ck.ok(f"ping ({(time.monotonic() - t0) * 1000:.1f} ms)")
-    except BaseException as e:  # noqa: BLE001
-        ck.fail("ping", describe(e))
+    if mode == "legacy":
+        try:
+            t0 = time.monotonic()
+            await client.send_ping()
+            ck.ok(f"ping ({(time.monotonic() - t0) * 1000:.1f} ms)")
+        except BaseException as e:  # noqa: BLE001
+            ck.fail("ping", describe(e))
 
     # -- tools/list ---------------------------------------------------------------------------
     tools: list[Any] = []
@@ -408,18 +420,20 @@ async def scenario(client: Client, mode: str, sent: list[tuple[str, str, str]], 
                  isinstance(left, list) and not any(s["name"] in left for s in SEED_TASKS), f"left: {left}")
 
 
-async def run_scenario(client: Client, logs: list[Any], ck: Checks) -> None:
-    """run_task with wait_seconds and a progress token, run notifications, cancel_run."""
+async def run_scenario(client: Client, mode: str, logs: list[Any], ck: Checks) -> None:
+    """run_task with wait_seconds and a progress token, run notifications, the run's log as a
+    resource, cancel_run."""
     for t in (RUN_TASK, LONG_TASK, HOOK_TASK):
         try:
             await client.call_tool("claudecron_delete_task", {"taskId": t["name"]})
         except BaseException:  # noqa: BLE001,S110
             pass
-    try:
-        await client.set_logging_level("info")
-        ck.ok("logging/setLevel info")
-    except BaseException as e:  # noqa: BLE001
-        ck.fail("logging/setLevel info", describe(e))
+    if mode == "legacy":
+        try:
+            await client.set_logging_level("info")
+            ck.ok("logging/setLevel info")
+        except BaseException as e:  # noqa: BLE001
+            ck.fail("logging/setLevel info", describe(e))
     for t in (RUN_TASK, LONG_TASK):
         res = await call(client, ck, f"add_task {t['name']}", "claudecron_add_task", t)
         expect_ok(ck, f"add_task {t['name']}", res)
@@ -450,7 +464,8 @@ async def run_scenario(client: Client, logs: list[Any], ck: Checks) -> None:
     ck.check(f"progress notifications arrived while waiting ({len(progress)})",
              len(values) >= 1 and all(b > a for a, b in zip(values, values[1:])),
              f"progress={progress}")
-    # The run's end is announced on the GET stream to a session whose level admits it.
+    # The run's end is announced on the GET stream to a session whose level admits it (legacy), on
+    # the request's own stream to a request whose _meta logLevel admits it (2026-07-28).
     with anyio.move_on_after(5):
         while not any(isinstance(getattr(m, "data", None), dict) and m.data.get("run_id") == run_id for m in logs):
             await anyio.sleep(0.05)
@@ -458,6 +473,9 @@ async def run_scenario(client: Client, logs: list[Any], ck: Checks) -> None:
              any(isinstance(getattr(m, "data", None), dict) and m.data.get("run_id") == run_id
                  and m.data.get("status") == "success" for m in logs),
              f"messages={[getattr(m, 'data', m) for m in logs][:5]}")
+
+    if run_id is not None:
+        await resource_checks(client, res, run_id, ck)
 
     res = await call(client, ck, "run_task without waiting", "claudecron_run_task", {"taskId": LONG_TASK["name"]})
     long_id = None
@@ -504,6 +522,32 @@ async def run_scenario(client: Client, logs: list[Any], ck: Checks) -> None:
         expect_ok(ck, f"delete_task {t['name']}", res)
 
 
+async def resource_checks(client: Client, res: Any, run_id: int, ck: Checks) -> None:
+    """The run_task result links the run's log; resources/read returns its output."""
+    links = [c for c in res.content or [] if getattr(c, "type", "") == "resource_link"]
+    uri = str(links[0].uri) if links else ""
+    ck.check("run_task result carries a resource_link to the run", uri == f"claudecron://runs/{run_id}",
+             f"content types: {[getattr(c, 'type', '?') for c in res.content or []]} uri={uri!r}")
+    try:
+        read = await client.read_resource(uri or f"claudecron://runs/{run_id}")
+        text = "".join(getattr(c, "text", "") or "" for c in read.contents)
+        ck.check("resources/read of the run returns its output",
+                 "hello-from-run" in text and "status: success" in text, f"text={text[:300]!r}")
+    except BaseException as e:  # noqa: BLE001
+        ck.fail("resources/read of the run", describe(e))
+    try:
+        listed = await client.list_resources()
+        uris = [str(r.uri) for r in listed.resources]
+        ck.check("resources/list offers the task's latest run",
+                 any(u.endswith("/latest-run") for u in uris), f"uris={uris[:5]}")
+        templates = await client.list_resource_templates()
+        names = [t.uri_template for t in templates.resource_templates]
+        ck.check("resources/templates/list has the run template",
+                 "claudecron://runs/{runId}" in names, f"templates={names}")
+    except BaseException as e:  # noqa: BLE001
+        ck.fail("resources/list and templates", describe(e))
+
+
 async def amain(args: argparse.Namespace) -> int:
     ck = Checks(f"py[{args.mode}]")
     token = os.environ.get("CLAUDECRON_INTEROP_TOKEN") or None
@@ -523,7 +567,7 @@ async def amain(args: argparse.Namespace) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", required=True, help="MCP endpoint, e.g. http://127.0.0.1:3010/mcp")
-    ap.add_argument("--mode", choices=["legacy", "auto"], default="legacy")
+    ap.add_argument("--mode", choices=["legacy", "auto", "2026-07-28"], default="legacy")
     args = ap.parse_args()
     sys.exit(anyio.run(amain, args))
 

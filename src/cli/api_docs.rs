@@ -49,6 +49,22 @@ pub fn render() -> String {
          come back as a result with `isError: true` naming the field and what is accepted; an\n\
          unknown tool is a JSON-RPC error -32602. `taskId` accepts a task's id or its exact name.\n",
     );
+    out.push_str(&format!(
+        "\n## Protocol\n\n\
+         `/mcp` speaks MCP {} (Streamable HTTP). A request whose `MCP-Protocol-Version` is\n\
+         `{}` is served statelessly: per-request `_meta`, `Mcp-Method`/`Mcp-Name` headers checked\n\
+         against the body, `server/discover`, `resultType` on every result; `initialize` selects the\n\
+         2025 era with sessions and a GET stream. Both eras list and read run logs as resources\n\
+         (templates `claudecron://runs/{{runId}}` and `claudecron://tasks/{{taskId}}/latest-run`, text);\n\
+         a result about a run carries a `resource_link` to it. On {} the tasks extension `{}` is\n\
+         offered: a client that declares it gets `claudecron_run_task` as a task (its id is the run\n\
+         id, durable across restarts) to poll with `tasks/get` and end with `tasks/cancel`. The\n\
+         2025-11-25 tasks utility is not offered.\n",
+        crate::mcp::SUPPORTED_VERSIONS.join(", "),
+        crate::mcp::modern::MODERN_VERSION,
+        crate::mcp::modern::MODERN_VERSION,
+        crate::mcp::tasks_ext_id(),
+    ));
     for tool in crate::mcp::tools::definitions() {
         let name = tool["name"].as_str().unwrap_or("");
         out.push_str(&format!(

@@ -1,11 +1,15 @@
-//! MCP over Streamable HTTP, protocol 2025-11-25 (reference/mcp-2025-11-25.md): the `/mcp`
-//! endpoint's POST/GET/DELETE rules, sessions, version negotiation, JSON-RPC framing and the
-//! method dispatch (initialize, ping, logging/setLevel, tools/list, tools/call). It reaches tasks
-//! only through `catalog` (never SQL) and trusts `guard` to have authenticated the request.
+//! MCP over Streamable HTTP, dual-era: protocol 2025-11-25 and older (reference/mcp-2025-11-25.md:
+//! the `/mcp` endpoint's POST/GET/DELETE rules, sessions, version negotiation, JSON-RPC framing and
+//! the method dispatch: initialize, ping, logging/setLevel, tools/*, resources/*) here, and
+//! 2026-07-28 (routed by `MCP-Protocol-Version`) in `modern`. It reaches tasks only through
+//! `catalog` (never SQL) and trusts `guard` to have authenticated the request.
 
 mod args;
+pub mod modern;
+pub(crate) mod resources;
 mod schema;
 pub(crate) mod session;
+mod tasks_ext;
 pub mod tools;
 pub(crate) mod wait;
 
@@ -21,10 +25,27 @@ use std::sync::Arc;
 pub const LATEST_VERSION: &str = "2025-11-25";
 /// Versions `initialize` may settle on (answered with the same version).
 pub const NEGOTIABLE_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
-/// Values accepted in the `MCP-Protocol-Version` header.
-pub const HEADER_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// `MCP-Protocol-Version` values served by the 2025-era (session) path; any other value goes to
+/// `modern`.
+pub const LEGACY_HEADER_VERSIONS: &[&str] =
+    &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// Values accepted in the `MCP-Protocol-Version` header, newest first.
+pub const HEADER_VERSIONS: &[&str] = &[
+    "2026-07-28",
+    "2025-11-25",
+    "2025-06-18",
+    "2025-03-26",
+    "2024-11-05",
+];
+/// What `server/discover` and the -32022 error list.
+pub const SUPPORTED_VERSIONS: &[&str] = &["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"];
 
 const INSTRUCTIONS: &str = "claudecron schedules and runs tasks (bash commands or Claude prompts) on its own always-on host and records every run. Use claudecron_preview_schedule to check a cron expression, claudecron_add_task to create a task (give a timezone; schedules fire in it), claudecron_list_tasks / claudecron_get_task to inspect, claudecron_get_history / claudecron_get_run for results. These tasks persist on the server, unlike Claude Code's session-only CronCreate jobs.";
+
+/// The tasks extension's identifier (for docs/API.md).
+pub fn tasks_ext_id() -> &'static str {
+    tasks_ext::EXTENSION
+}
 
 /// What the HTTP layer must do with an `/mcp` request.
 pub enum Outcome {
@@ -88,15 +109,9 @@ impl Mcp {
             ));
         }
         if let Some(version) = req.header("mcp-protocol-version") {
-            if !HEADER_VERSIONS.contains(&version.trim()) {
-                return bad_request(
-                    -32000,
-                    &format!(
-                        "Bad Request: unsupported MCP-Protocol-Version \"{}\"; supported: {}",
-                        version.trim(),
-                        HEADER_VERSIONS.join(", ")
-                    ),
-                );
+            if !LEGACY_HEADER_VERSIONS.contains(&version.trim()) {
+                // Dual era: 2026-07-28 (and any version we do not speak, answered -32022 there).
+                return self.modern(req, version.trim(), catalog);
             }
         }
         match req.method.as_str() {
@@ -172,61 +187,15 @@ impl Mcp {
     }
 
     fn post(&self, req: &HttpRequest, token: TokenId, catalog: Option<&Catalog>) -> Outcome {
-        let content_type = req.header("content-type").unwrap_or("");
-        let media = content_type.split(';').next().unwrap_or("").trim();
-        if !media.eq_ignore_ascii_case("application/json") {
-            return Outcome::Reply(rpc_error(
-                415,
-                None,
-                -32000,
-                "Unsupported Media Type: POST /mcp takes Content-Type: application/json",
-            ));
-        }
-        if let Some(accept) = req.header("accept") {
-            if !accepts(accept, "application/json") && !accepts(accept, "text/event-stream") {
-                return Outcome::Reply(rpc_error(
-                    406,
-                    None,
-                    -32000,
-                    "Not Acceptable: the client must accept application/json or text/event-stream",
-                ));
-            }
-        }
-        let message: Value = match std::str::from_utf8(&req.body)
-            .ok()
-            .and_then(|text| serde_json::from_str(text).ok())
-        {
-            Some(v) => v,
-            None => return bad_request(-32700, "Parse error: the body is not valid UTF-8 JSON"),
+        let obj = match parse_post(req) {
+            Ok(obj) => obj,
+            Err(outcome) => return outcome,
         };
-        let obj = match &message {
-            Value::Array(_) => {
-                return bad_request(
-                    -32600,
-                    "Invalid Request: JSON-RPC batches are not supported (removed in MCP 2025-06-18); send one message per POST",
-                )
-            }
-            Value::Object(o) => o,
-            _ => return bad_request(-32600, "Invalid Request: the body must be one JSON-RPC object"),
-        };
-        if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-            return bad_request(-32600, "Invalid Request: \"jsonrpc\" must be \"2.0\"");
-        }
+        let obj = &obj;
         let id = obj.get("id");
         let method = obj.get("method").and_then(Value::as_str);
         let is_response =
             method.is_none() && (obj.contains_key("result") || obj.contains_key("error"));
-        if method.is_none() && !is_response {
-            return bad_request(-32600, "Invalid Request: a message needs \"method\" (request or notification) or \"result\"/\"error\" (response)");
-        }
-        if let Some(id) = id {
-            if !(id.is_string() || id.is_i64() || id.is_u64() || is_response) {
-                return bad_request(
-                    -32600,
-                    "Invalid Request: \"id\" must be a string or an integer, never null",
-                );
-            }
-        }
         let params = obj
             .get("params")
             .cloned()
@@ -250,6 +219,7 @@ impl Mcp {
             Err(outcome) => return outcome,
         };
         let Some(method) = method else {
+            debug_assert!(is_response);
             return Outcome::Reply(Reply::accepted()); // a response to a server request: nothing pending
         };
         let Some(id) = id.cloned() else {
@@ -258,30 +228,107 @@ impl Mcp {
             }
             return Outcome::Reply(Reply::accepted());
         };
+        // `resource_link` content came with 2025-06-18: a 2025-03-26 session gets results without.
+        let links = lock(&session).version != "2025-03-26";
         if method == "tools/call" {
-            if let Some(outcome) = self.run_tools(req, &id, &params, catalog) {
+            if let Some(outcome) = self.run_tools(req, &id, &params, catalog, links) {
                 return outcome;
             }
         }
         let reply = match self.dispatch(method, &params, &session, catalog) {
-            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Ok(mut result) => {
+                if !links {
+                    strip_links(&mut result);
+                }
+                json!({"jsonrpc": "2.0", "id": id, "result": result})
+            }
             Err((code, message)) => {
                 json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
             }
         };
         Outcome::Reply(as_accepted(req, Reply::json(200, &reply)))
     }
+}
 
+/// A POST body checked as one JSON-RPC message (media types, JSON, no batch, `jsonrpc`, a
+/// method or a result, the id's type), for both eras.
+fn parse_post(req: &HttpRequest) -> Result<Map<String, Value>, Outcome> {
+    let content_type = req.header("content-type").unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/json") {
+        return Err(Outcome::Reply(rpc_error(
+            415,
+            None,
+            -32000,
+            "Unsupported Media Type: POST /mcp takes Content-Type: application/json",
+        )));
+    }
+    if let Some(accept) = req.header("accept") {
+        if !accepts(accept, "application/json") && !accepts(accept, "text/event-stream") {
+            return Err(Outcome::Reply(rpc_error(
+                406,
+                None,
+                -32000,
+                "Not Acceptable: the client must accept application/json or text/event-stream",
+            )));
+        }
+    }
+    let message: Value = match std::str::from_utf8(&req.body)
+        .ok()
+        .and_then(|text| serde_json::from_str(text).ok())
+    {
+        Some(v) => v,
+        None => {
+            return Err(bad_request(
+                -32700,
+                "Parse error: the body is not valid UTF-8 JSON",
+            ))
+        }
+    };
+    let obj = match &message {
+            Value::Array(_) => {
+                return Err(bad_request(
+                    -32600,
+                    "Invalid Request: JSON-RPC batches are not supported (removed in MCP 2025-06-18); send one message per POST",
+                ))
+            }
+            Value::Object(o) => o,
+            _ => return Err(bad_request(-32600, "Invalid Request: the body must be one JSON-RPC object")),
+        };
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(bad_request(
+            -32600,
+            "Invalid Request: \"jsonrpc\" must be \"2.0\"",
+        ));
+    }
+    let id = obj.get("id");
+    let method = obj.get("method").and_then(Value::as_str);
+    let is_response = method.is_none() && (obj.contains_key("result") || obj.contains_key("error"));
+    if method.is_none() && !is_response {
+        return Err(bad_request(-32600, "Invalid Request: a message needs \"method\" (request or notification) or \"result\"/\"error\" (response)"));
+    }
+    if let Some(id) = id {
+        if !(id.is_string() || id.is_i64() || id.is_u64() || is_response) {
+            return Err(bad_request(
+                -32600,
+                "Invalid Request: \"id\" must be a string or an integer, never null",
+            ));
+        }
+    }
+    Ok(obj.clone())
+}
+
+impl Mcp {
     fn initialize(&self, id: Value, params: &Value, token: TokenId) -> Outcome {
         let requested = params
             .get("protocolVersion")
             .and_then(Value::as_str)
             .unwrap_or(LATEST_VERSION);
-        let version = if NEGOTIABLE_VERSIONS.contains(&requested) {
-            requested
-        } else {
-            LATEST_VERSION
-        };
+        let version = NEGOTIABLE_VERSIONS
+            .iter()
+            .copied()
+            .find(|v| *v == requested)
+            .unwrap_or(LATEST_VERSION);
         let session_id = match self.sessions.create(token) {
             Ok(id) => id,
             Err(message) => {
@@ -290,21 +337,17 @@ impl Mcp {
                 )
             }
         };
-        let client = params
-            .pointer("/clientInfo/name")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown")
-            .chars()
-            .take(60)
-            .collect::<String>();
+        if let Some(session) = self.sessions.get(&session_id) {
+            lock(&session).version = version;
+        }
         log::info!(
             "session {} opened by client \"{}\" with protocol {version}",
             session::short(&session_id),
-            client.escape_debug()
+            client_name(params.pointer("/clientInfo/name"))
         );
         let result = json!({
             "protocolVersion": version,
-            "capabilities": {"tools": {"listChanged": false}, "logging": {}},
+            "capabilities": {"tools": {"listChanged": false}, "resources": {}, "logging": {}},
             "serverInfo": {"name": "claudecron", "title": "claudecron", "version": env!("CARGO_PKG_VERSION")},
             "instructions": INSTRUCTIONS,
         });
@@ -349,6 +392,9 @@ impl Mcp {
                 Ok(json!({"tools": tools::definitions()}))
             }
             "tools/call" => self.call_tool(params, catalog),
+            "resources/list" | "resources/read" | "resources/templates/list" => {
+                self.resources(method, params, catalog, -32002)
+            }
             "initialize" => Err((
                 -32600,
                 "Invalid Request: initialize must be a request with an id".into(),
@@ -439,71 +485,39 @@ impl Mcp {
             Ok(_) => "internal error: the database is not available; see the server log".into(),
         }
     }
+}
 
-    /// `run_task` and `cancel_run`, which act through the engine and may wait for a run: None
-    /// for every other tool.
-    fn run_tools(
-        &self,
-        req: &HttpRequest,
-        id: &Value,
-        params: &Value,
-        catalog: Option<&Catalog>,
-    ) -> Option<Outcome> {
-        let tool = tools::find(params.get("name").and_then(Value::as_str)?)?;
-        let tools::Handler::Run(handler) = tool.handler else {
-            return None;
-        };
-        let empty = Map::new();
-        let args = params
-            .get("arguments")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
-        let answer = |result: Value| {
-            Some(Outcome::Reply(as_accepted(
-                req,
-                Reply::json(200, &json!({"jsonrpc": "2.0", "id": id, "result": result})),
-            )))
-        };
-        let Some(catalog) = catalog else {
-            return answer(tool_error(&self.no_catalog()));
-        };
-        let call = match handler(catalog, args) {
-            Ok(call) => call,
-            Err(e) => return answer(op_error(tool.name, &e)),
-        };
-        let Some(finished) = call.finished.filter(|_| !call.wait.is_zero()) else {
-            return answer(match catalog.run(call.run_id, Some(wait::OUTPUT_TAIL)) {
-                Ok(v) => tool_result(&(tool.summary)(&v), v),
-                Err(e) => op_error(tool.name, &e),
-            });
-        };
-        let progress_token = params
-            .pointer("/_meta/progressToken")
-            .filter(|t| t.is_string() || t.is_number())
-            .cloned();
-        Some(Outcome::WaitForRun(Box::new(wait::RunWait {
-            rpc_id: id.clone(),
-            tool,
-            run_id: call.run_id,
-            finished,
-            wait: call.wait,
-            progress_token,
-            sse: req
-                .header("accept")
-                .is_some_and(|a| accepts(a, "text/event-stream")),
-            source: self.source.clone(),
-        })))
+/// A client's self-reported name for a log line: at most 60 characters, escaped.
+fn client_name(name: Option<&Value>) -> String {
+    let name: String = name
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
+        .chars()
+        .take(60)
+        .collect();
+    name.escape_debug().to_string()
+}
+
+/// Remove `resource_link` blocks from a tool result (for clients older than 2025-06-18).
+pub(crate) fn strip_links(result: &mut Value) {
+    if let Some(content) = result.get_mut("content").and_then(Value::as_array_mut) {
+        content.retain(|c| c["type"] != "resource_link");
+    }
+}
+
+/// The log level of a run's end: `info` for a success, `error` for a failure, `warning` otherwise.
+fn run_log_level(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Success => "info",
+        RunStatus::Failed | RunStatus::Timeout | RunStatus::Interrupted => "error",
+        _ => "warning",
     }
 }
 
 /// Tell the sessions that asked for log messages (`logging/setLevel`) that a run finished:
 /// `info` for a success, `error` for a failure, `warning` otherwise.
 pub fn notify_run_finished(sessions: &Sessions, event: &RunEvent) {
-    let level = match event.status {
-        RunStatus::Success => "info",
-        RunStatus::Failed | RunStatus::Timeout | RunStatus::Interrupted => "error",
-        _ => "warning",
-    };
+    let level = run_log_level(event.status);
     let rank = level_rank(level).unwrap_or(0);
     let message = json!({
         "jsonrpc": "2.0",
@@ -531,13 +545,22 @@ pub fn notify_run_finished(sessions: &Sessions, event: &RunEvent) {
 }
 
 /// A successful tool result: a readable line, the JSON, and the same JSON as structured content.
+/// A result about one run (`structuredContent.run.id`) also carries a `resource_link` to its log.
 pub(crate) fn tool_result(summary: &str, value: Value) -> Value {
     let text = format!(
         "{summary}\n{}",
         serde_json::to_string_pretty(&value).unwrap_or_default()
     );
+    let mut content = vec![json!({"type": "text", "text": text})];
+    if let Some(run_id) = value.pointer("/run/id").and_then(Value::as_i64) {
+        content.push(resources::run_link(
+            run_id,
+            value.pointer("/run/task_name").and_then(Value::as_str),
+            value.pointer("/run/status").and_then(Value::as_str),
+        ));
+    }
     json!({
-        "content": [{"type": "text", "text": text}],
+        "content": content,
         "structuredContent": value,
         "isError": false,
     })

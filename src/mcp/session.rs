@@ -40,6 +40,8 @@ pub struct Session {
     pub initialized: bool,
     /// Minimum level for `notifications/message`; None until the client sets one.
     pub log_level: Option<usize>,
+    /// The protocol version `initialize` settled on.
+    pub version: &'static str,
     pub last_seen: Instant,
     stream: Option<SseSender>,
     next_event: u64,
@@ -174,6 +176,7 @@ impl Sessions {
             token,
             initialized: false,
             log_level: None,
+            version: super::LATEST_VERSION,
             last_seen: Instant::now(),
             stream: None,
             next_event: 0,

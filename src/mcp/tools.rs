@@ -255,7 +255,7 @@ pub const TOOLS: &[Tool] = &[
     Tool {
         name: "claudecron_run_task",
         title: "Run a claudecron task now",
-        description: "Start a run of a claudecron task right away, whatever its trigger (manual tasks run only this way). Returns the run id at once; with wait_seconds (1-600) it waits for the run to finish and returns its status, exit code and output (the run keeps going if the wait ends first or the client disconnects: poll claudecron_get_run). Clients that time out requests after 60 s should use wait_seconds <= 50 and poll for longer runs. The task's overlap policy applies: with overlap = skip and a run still active, the new run is recorded as skipped. Example: {\"taskId\":\"daily-backup\",\"wait_seconds\":30}",
+        description: "Start a run of a claudecron task right away, whatever its trigger (manual tasks run only this way). Returns the run id at once; with wait_seconds (1-600) it waits for the run to finish and returns its status, exit code and output (the run keeps going if the wait ends first or the client disconnects: poll claudecron_get_run). Clients that time out requests after 60 s should use wait_seconds <= 50 and poll for longer runs. Clients with the MCP tasks extension (io.modelcontextprotocol/tasks, protocol 2026-07-28) get a task instead, unless wait_seconds is 0: poll it with tasks/get until it completes with this result; its task id is the run id. A result that names a run links its log as the resource claudecron://runs/{runId}. The task's overlap policy applies: with overlap = skip and a run still active, the new run is recorded as skipped. Example: {\"taskId\":\"daily-backup\",\"wait_seconds\":30}",
         input: || {
             object_schema(
                 json!({

@@ -70,6 +70,10 @@ pub(super) const LAST_RUNS: &str = "SELECT r.task_id, r.id, r.status, r.started_
      FROM json_each(?1) AS wanted
      JOIN runs r ON r.id = (SELECT MAX(id) FROM runs WHERE task_id = wanted.value)";
 
+/// A time-based task as the engine arms it at start: its row (to continue from), the task, and
+/// its cursor (None when it has none yet).
+pub type TimedTask = (i64, Task, Option<DateTime<Utc>>);
+
 /// In rowid order from a rowid on: a range of the table itself, each page a seek (the `+` keep
 /// SQLite off the `enabled` index, which would sort every matching task for every page).
 pub(super) const TIMED_TASKS: &str =
@@ -197,7 +201,7 @@ impl Store {
         &self,
         after: i64,
         limit: usize,
-    ) -> Result<Vec<(i64, Task, Option<DateTime<Utc>>)>> {
+    ) -> Result<Vec<TimedTask>> {
         let mut stmt = self.conn.prepare_cached(TIMED_TASKS)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
