@@ -33,13 +33,11 @@ impl Engine {
         let tx = self.finished_tx.clone();
         let settings = self.settings.run.clone();
         let db_path = self.settings.db_path.clone();
-        let waiters = Arc::clone(&self.handle.waiters);
         let listener = Arc::clone(&self.listener);
         let spawned = std::thread::Builder::new()
             .name(format!("run-{}", q.run_id))
             .spawn(move || {
                 let done = run::execute(job, &settings, &db_path);
-                waiters.wake(done.run_id);
                 listener(&done.event());
                 let _ = tx.send(Msg::Finished(done));
             });
@@ -150,6 +148,9 @@ impl Engine {
             self.timers
                 .set(TimerKey::Unrecorded, now + UNRECORDED_RETRY);
         }
+        // Woken once the run has left the running set: a client that waited for the end and
+        // starts the task again at once must not find this run still "active" (overlap).
+        self.handle.waiters.wake(done.run_id);
         if let Err(e) = self
             .store
             .prune_runs(Some(&done.task_id), self.settings.history_keep_per_task)

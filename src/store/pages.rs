@@ -197,11 +197,7 @@ impl Store {
     /// first), each with its cursor (None when it has none yet) and its row, to continue from:
     /// what the engine arms at start, a page at a time so that start-up never holds every task
     /// at once.
-    pub fn timed_tasks_with_cursors(
-        &self,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<TimedTask>> {
+    pub fn timed_tasks_with_cursors(&self, after: i64, limit: usize) -> Result<Vec<TimedTask>> {
         let mut stmt = self.conn.prepare_cached(TIMED_TASKS)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
