@@ -3,9 +3,11 @@
 //! lives in `server`, policy in `guard`, the protocol in `mcp`.
 
 pub(crate) mod guard;
+pub(crate) mod metrics;
 pub(crate) mod pool;
 pub(crate) mod server;
 pub(crate) mod sse;
+pub(crate) mod status;
 
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};

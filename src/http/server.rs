@@ -13,6 +13,7 @@ use crate::engine::{EngineSettings, RunListener};
 use crate::exec::run::RunSettings;
 use crate::exec::subagent::SubagentSettings;
 use crate::http::guard::{Guard, TokenId};
+use crate::http::metrics::route_label;
 use crate::http::pool::{IoPool, Refused};
 use crate::http::sse::SseStream;
 use crate::http::{HttpRequest, Reply};
@@ -58,6 +59,8 @@ pub struct App {
     pub stopping: std::sync::atomic::AtomicBool,
     /// Requests in flight per client address.
     pub clients: ClientSlots,
+    /// Status page logins.
+    pub status: crate::http::status::StatusSessions,
 }
 
 /// Requests in flight per client address (the proxy's `X-Real-IP` behind a trusted proxy).
@@ -241,6 +244,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         started: Instant::now(),
         stopping: std::sync::atomic::AtomicBool::new(false),
         clients: ClientSlots::default(),
+        status: Default::default(),
         config,
     });
     if let Some(set) = signals {
@@ -402,6 +406,7 @@ fn serve_request(
         request.abandon_body();
         let status = reply.status;
         reply.send(request);
+        crate::metrics::global().http_request(route_label(&path), status);
         log::info!(
             "{client} {method} {path} -> {status} (body not read) in {:.1} ms",
             started.elapsed().as_secs_f64() * 1000.0
@@ -479,6 +484,7 @@ fn serve_request(
             (500, " (panic)")
         }
     };
+    crate::metrics::global().http_request(route_label(&path), status);
     log::info!(
         "{client} {method} {path} -> {status}{label} in {:.1} ms",
         started.elapsed().as_secs_f64() * 1000.0

@@ -1,11 +1,13 @@
 //! Routing of admitted requests in `claudecron serve`: which paths need a token before their
-//! body is read (`admit_head`), the route table (`/`, `/health`, `/mcp`, `/hooks`),
-//! and the small JSON answers of `/`, `/health` and `/hooks`. It never parses
+//! body is read (`admit_head`), the route table (`/`, `/health`, `/mcp`, `/hooks`, `/metrics`,
+//! `/status/…`), and the small JSON answers of `/`, `/health` and `/hooks`. It never parses
 //! JSON-RPC (see `mcp`) and never touches SQL (see `store`).
 
 use super::App;
 use crate::config::AuthMode;
 use crate::http::guard::TokenId;
+use crate::http::metrics::Gauges;
+use crate::http::status::StatusContext;
 use crate::http::{HttpRequest, Reply};
 use crate::mcp::{Outcome, HEADER_VERSIONS};
 use crate::tasks::catalog::Catalog;
@@ -27,6 +29,11 @@ fn method_not_allowed(allow: &str) -> Outcome {
 /// Returns the token that authenticated it.
 pub(super) fn admit_head(app: &App, req: &HttpRequest, client: IpAddr) -> Result<TokenId, Reply> {
     app.guard.check_host_and_origin(req)?;
+    if req.path == "/metrics" {
+        app.guard.rate_limit(client)?;
+        app.guard.metrics_access(req, client)?;
+        return Ok(None);
+    }
     let needs_token = match req.path.as_str() {
         "/mcp" => true,
         "/hooks" => req.method == "POST",
@@ -67,9 +74,24 @@ pub(super) fn route(
             }
             Outcome::Reply(hook_request(app, catalog, req))
         }
+        "/metrics" => match req.method.as_str() {
+            "GET" | "HEAD" => Outcome::Reply(metrics(app, catalog)),
+            _ => method_not_allowed("GET, HEAD"),
+        },
+        p if p == "/status" || p.starts_with("/status/") => {
+            Outcome::Reply(crate::http::status::route(
+                &StatusContext {
+                    guard: &app.guard,
+                    sessions: &app.status,
+                    catalog,
+                    client: app.guard.client_addr(req),
+                },
+                req,
+            ))
+        }
         _ => Outcome::Reply(Reply::error(
             404,
-            "not found; endpoints: /, /health, /mcp, /hooks",
+            "not found; endpoints: /, /health, /mcp, /hooks, /metrics, /status",
         )),
     }
 }
@@ -125,12 +147,28 @@ fn hook_request(app: &App, catalog: Option<&Catalog>, req: &HttpRequest) -> Repl
     }
 }
 
+fn metrics(app: &App, catalog: Option<&Catalog>) -> Reply {
+    let (scheduler_up, running_runs) = app.catalogs.engine_state();
+    let started =
+        chrono::Utc::now() - chrono::Duration::from_std(app.started.elapsed()).unwrap_or_default();
+    crate::http::metrics::render(
+        catalog,
+        &Gauges {
+            running_runs,
+            mcp_sessions: app.mcp.sessions.len(),
+            status_sessions: app.status.live(),
+            start_time: started.timestamp_millis() as f64 / 1000.0,
+            scheduler_up,
+        },
+    )
+}
+
 fn info(app: &App) -> serde_json::Value {
     json!({
         "name": "claudecron",
         "version": env!("CARGO_PKG_VERSION"),
         "protocolVersions": HEADER_VERSIONS,
-        "endpoints": {"mcp": "/mcp", "health": "/health", "hooks": "/hooks"},
+        "endpoints": {"mcp": "/mcp", "health": "/health", "hooks": "/hooks", "metrics": "/metrics", "status": "/status"},
         "auth": match app.config.auth { AuthMode::Token => "bearer", AuthMode::None => "none" },
         "authRequired": app.config.auth == AuthMode::Token,
     })
