@@ -45,3 +45,6 @@ bash scripts/nginx_test.sh
 
 stage "service kit: unit, install, deploy, example config (scripts/service_test.sh)"
 bash scripts/service_test.sh
+
+stage "/metrics with a real Prometheus, /status in headless Chromium (scripts/ops_web_test.sh, ~20 s once the tools are installed)"
+bash scripts/ops_web_test.sh

@@ -131,7 +131,9 @@ fn html(status: u16, body: String) -> Reply {
             ("Cache-Control".into(), "no-store".into()),
             ("X-Content-Type-Options".into(), "nosniff".into()),
             ("X-Frame-Options".into(), "DENY".into()),
-            ("Referrer-Policy".into(), "no-referrer".into()),
+            // Not `no-referrer`: with it Chromium sends `Origin: null` on form posts, which the
+            // same-origin check must refuse.
+            ("Referrer-Policy".into(), "same-origin".into()),
         ],
         body: body.into_bytes(),
     }

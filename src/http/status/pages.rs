@@ -15,7 +15,8 @@ h1{font-size:1.25rem;margin:0}h2{font-size:1.05rem;margin:1.2rem 0 .4rem}
 table{border-collapse:collapse;width:100%;font-size:.9rem;background:#fff}
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #eee;vertical-align:top}
 th{background:#f0f0f0;font-weight:600}
-td.name{word-break:break-word;max-width:16rem}
+td.name{overflow-wrap:anywhere;min-width:6.5rem;max-width:16rem}
+@media (max-width:600px){.wide{display:none}th,td{padding:.3rem .35rem}}
 .s{font-weight:600}.s-success{color:#137333}.s-failed,.s-timeout,.s-interrupted{color:#b3261e}.s-running,.s-queued{color:#0b57d0}.s-skipped,.s-cancelled{color:#777}
 .off{color:#b06000;font-weight:600}
 pre{white-space:pre-wrap;word-break:break-word;background:#111;color:#eee;padding:.7rem;border-radius:4px;font-size:.85rem;max-width:100%;overflow-x:auto}
@@ -56,7 +57,7 @@ fn page(title: &str, nav: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<meta name=\"referrer\" content=\"no-referrer\">\
+\
 <title>{} · claudecron</title><link rel=\"stylesheet\" href=\"/status/style.css\"></head>\
 <body><header><h1>{}</h1>{nav}</header>\n{body}\n</body></html>\n",
         esc(title),
@@ -151,7 +152,7 @@ pub fn overview(catalog: &Catalog, auth: bool) -> Result<String, String> {
     if tasks.is_empty() {
         body.push_str("<p>No tasks yet.</p>");
     } else {
-        body.push_str("<div class=\"scroll\"><table><thead><tr><th>Task</th><th>Trigger</th><th>State</th><th>Next run</th><th>Last run</th></tr></thead><tbody>");
+        body.push_str("<div class=\"scroll\"><table><thead><tr><th>Task</th><th class=\"wide\">Trigger</th><th>State</th><th>Next run</th><th>Last run</th></tr></thead><tbody>");
         for t in &tasks {
             let state = if t["enabled"] == true {
                 "enabled".to_string()
@@ -171,10 +172,10 @@ pub fn overview(catalog: &Catalog, auth: bool) -> Result<String, String> {
             };
             let _ = write!(
                 body,
-                "<tr><td class=\"name\">{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{last}</td></tr>",
+                "<tr><td class=\"name\">{}</td><td class=\"wide\">{}</td><td>{state}</td><td>{}</td><td>{last}</td></tr>",
                 val(&t["name"]),
                 val(&t["trigger_summary"]),
-                time(&t["next_run"]),
+                time(&t["next_run"]).replace('T', " "),
             );
         }
         body.push_str("</tbody></table></div>");
@@ -191,7 +192,7 @@ pub fn overview(catalog: &Catalog, auth: bool) -> Result<String, String> {
     if runs.is_empty() {
         body.push_str("<p>No runs yet.</p>");
     } else {
-        body.push_str("<div class=\"scroll\"><table><thead><tr><th>Run</th><th>Task</th><th>Status</th><th>Trigger</th><th>Started</th><th>Took</th></tr></thead><tbody>");
+        body.push_str("<div class=\"scroll\"><table><thead><tr><th>Run</th><th>Task</th><th>Status</th><th class=\"wide\">Trigger</th><th>Started</th><th>Took</th></tr></thead><tbody>");
         for r in &runs {
             let took = r["duration_ms"]
                 .as_i64()
@@ -204,7 +205,7 @@ pub fn overview(catalog: &Catalog, auth: bool) -> Result<String, String> {
             };
             let _ = write!(
                 body,
-                "<tr><td>{}</td><td class=\"name\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{took}</td></tr>",
+                "<tr><td>{}</td><td class=\"name\">{}</td><td>{}</td><td class=\"wide\">{}</td><td>{}</td><td>{took}</td></tr>",
                 run_link(&r["id"]),
                 val(&r["task_name"]),
                 status(&r["status"]),
