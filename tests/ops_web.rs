@@ -1,6 +1,6 @@
 //! `/metrics` and `/status` against the real binary: who may read them (no token → 401 or a
 //! redirect to the login form, a wrong or forged cookie refused, a cross-site or Origin-less
-//! login form refused, the three `metrics_auth` modes), what the login cookie is (a random
+//! login form refused (Origin and Sec-Fetch-Site), relative links and redirects, the three `metrics_auth` modes), what the login cookie is (a random
 //! session id, `HttpOnly; Secure; SameSite=Strict`, never the token; gone after logout), that the
 //! pages escape a task named `<script>…`, and that the counters move with real runs (runs by
 //! task and status, durations, fire lateness, HTTP requests, escaped label values).
@@ -76,10 +76,12 @@ fn status_page_needs_a_login_and_its_cookie_is_not_the_token() {
         }
         let resp = req.send(server.port);
         assert_eq!(resp.status, 303, "{}", resp.describe());
-        assert_eq!(resp.header("location"), Some("/status/login"));
+        // Relative, so that it also works under a proxy's prefix (/cron/status).
+        assert_eq!(resp.header("location"), Some("status/login"));
     }
     let resp = Req::get(&format!("/status/run/{run_id}")).send(server.port);
     assert_eq!(resp.status, 303, "a run's page needs the login too");
+    assert_eq!(resp.header("location"), Some("../../status/login"));
 
     let form = Req::get("/status/login").send(server.port);
     assert_eq!(form.status, 200);
@@ -102,6 +104,18 @@ fn status_page_needs_a_login_and_its_cookie_is_not_the_token() {
         "another local origin: {}",
         resp.describe()
     );
+    let resp = Req::post("/status/login")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Origin", &format!("http://{}", server.host_header()))
+        .header("Sec-Fetch-Site", "cross-site")
+        .body(format!("token={token}"))
+        .send(server.port);
+    assert_eq!(
+        resp.status,
+        403,
+        "Sec-Fetch-Site: cross-site: {}",
+        resp.describe()
+    );
     let resp = login(&server, "not-the-token-at-all", None);
     assert_eq!(resp.status, 401, "{}", resp.describe());
     assert!(resp.header("set-cookie").is_none());
@@ -109,9 +123,9 @@ fn status_page_needs_a_login_and_its_cookie_is_not_the_token() {
 
     let resp = login(&server, &token, None);
     assert_eq!(resp.status, 303, "{}", resp.describe());
-    assert_eq!(resp.header("location"), Some("/status"));
+    assert_eq!(resp.header("location"), Some("../status"));
     let set = resp.header("set-cookie").unwrap_or("").to_string();
-    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/status"] {
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict"] {
         assert!(set.contains(attr), "{attr} missing from the cookie: {set}");
     }
     let cookie = session_cookie(&resp);
@@ -132,7 +146,7 @@ fn status_page_needs_a_login_and_its_cookie_is_not_the_token() {
         html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
         "{html}"
     );
-    assert!(html.contains(&format!("/status/run/{run_id}")));
+    assert!(html.contains(&format!("href=\"status/run/{run_id}\"")));
     assert!(html.contains("name=\"viewport\""));
     assert!(
         !html.contains("<script"),

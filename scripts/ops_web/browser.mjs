@@ -106,7 +106,7 @@ try {
   await shot(page, "02-tasks");
 
   // 5. The <script> task's run.
-  await Promise.all([page.waitForURL(new RegExp(`/status/run/${xssRun}$`)), page.click(`a[href="/status/run/${xssRun}"]`)]);
+  await Promise.all([page.waitForURL(new RegExp(`/status/run/${xssRun}$`)), page.click(`a[href$="status/run/${xssRun}"]`)]);
   const out = await page.textContent("#output");
   check("a run's page shows its output as text", out.includes("<img src=x onerror=alert(2)>") && out.includes("hello from the run"), out);
   const imgs = await page.evaluate(() => document.querySelectorAll("img").length);

@@ -150,10 +150,15 @@ fn redirect(to: &str) -> Reply {
     }
 }
 
-/// A state-changing form post must come from our own page: an `Origin` header naming the same
-/// host and port as `Host` (the guard already refused origins we do not serve). Browsers send
-/// `Origin` on every POST; `SameSite=Strict` keeps the cookie off cross-site requests as well.
+/// A state-changing form post must come from our own page. Browsers say where a request comes
+/// from in `Sec-Fetch-Site` (a header pages cannot set): it must be `same-origin`. Without it
+/// (an older browser), `Origin` must name the same host and port as `Host`. The guard already
+/// refused origins we do not serve, and `SameSite=Strict` keeps the cookie off cross-site
+/// requests as well.
 fn same_origin(req: &HttpRequest) -> bool {
+    if let Some(site) = req.header("sec-fetch-site") {
+        return site.trim().eq_ignore_ascii_case("same-origin");
+    }
     let (Some(origin), Some(host)) = (req.header("origin"), req.header("host")) else {
         return false;
     };
@@ -162,6 +167,13 @@ fn same_origin(req: &HttpRequest) -> bool {
         .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
         .unwrap_or("");
     !authority.is_empty() && authority.eq_ignore_ascii_case(host.trim())
+}
+
+/// The relative way from a status path back to the server's root ("" for `/status`, "../"
+/// for `/status/login`): links and redirects are relative, so they also work under a reverse
+/// proxy's prefix (`/cron/status`).
+fn root_of(path: &str) -> String {
+    "../".repeat(path.matches('/').count().saturating_sub(1))
 }
 
 /// Everything a status route needs.
@@ -187,6 +199,8 @@ impl StatusContext<'_> {
 pub fn route(ctx: &StatusContext, req: &HttpRequest) -> Reply {
     let path = req.path.as_str();
     let get = matches!(req.method.as_str(), "GET" | "HEAD");
+    let root = &root_of(path);
+    let message = |title: &str, text: &str| pages::message(title, text, root);
     match path {
         "/status/style.css" if get => Reply {
             status: 200,
@@ -197,76 +211,78 @@ pub fn route(ctx: &StatusContext, req: &HttpRequest) -> Reply {
             ],
             body: pages::STYLE.as_bytes().to_vec(),
         },
-        "/status/login" if get => html(200, pages::login(None)),
-        "/status/login" if req.method == "POST" => login(ctx, req),
+        "/status/login" if get => html(200, pages::login(None, root)),
+        "/status/login" if req.method == "POST" => login(ctx, req, root),
         "/status/logout" if req.method == "POST" => {
             if !same_origin(req) {
-                return html(403, pages::message("Refused", "The logout form must be sent from this site's own page (the Origin header did not match)."));
+                return html(403, message("Refused", "The logout form must be sent from this site's own page (the Origin header did not match)."));
             }
             if let Some(id) = cookie(req, COOKIE) {
                 ctx.sessions.close(id);
             }
-            redirect("/status/login").with_header("Set-Cookie", &clear_cookie())
+            redirect(&format!("{root}status/login")).with_header("Set-Cookie", &clear_cookie())
         }
         "/status/login" | "/status/logout" | "/status/style.css" => html(
             405,
-            pages::message("Method not allowed", "Use the page's own links and forms."),
+            message("Method not allowed", "Use the page's own links and forms."),
         ),
         _ if !get => html(
             405,
-            pages::message("Method not allowed", "The status pages are read with GET."),
+            message("Method not allowed", "The status pages are read with GET."),
         ),
-        _ if !ctx.logged_in(req) => redirect("/status/login"),
+        _ if !ctx.logged_in(req) => redirect(&format!("{root}status/login")),
         "/status" | "/status/" => match ctx.catalog {
-            Some(c) => pages::overview(c, ctx.guard.auth_required()),
+            Some(c) => pages::overview(c, ctx.guard.auth_required(), root),
             None => Err("the database is not available; see the server log".into()),
         }
         .map(|body| html(200, body))
-        .unwrap_or_else(|e| html(503, pages::message("Unavailable", &e))),
+        .unwrap_or_else(|e| html(503, message("Unavailable", &e))),
         p if p.starts_with("/status/run/") => {
             let Ok(id) = p["/status/run/".len()..].parse::<i64>() else {
                 return html(
                     404,
-                    pages::message("Not found", "A run's page is /status/run/<number>."),
+                    message("Not found", "A run's page is /status/run/<number>."),
                 );
             };
             match ctx.catalog {
-                Some(c) => pages::run(c, id),
+                Some(c) => pages::run(c, id, root),
                 None => Err((
                     503,
                     "the database is not available; see the server log".into(),
                 )),
             }
             .map(|body| html(200, body))
-            .unwrap_or_else(|(status, e)| html(status, pages::message("Run not shown", &e)))
+            .unwrap_or_else(|(status, e)| html(status, message("Run not shown", &e)))
         }
         _ => html(
             404,
-            pages::message("Not found", "Pages: /status, /status/run/<id>."),
+            message("Not found", "Pages: /status, /status/run/<id>."),
         ),
     }
 }
 
 /// The cookie of a login: HttpOnly (no script reads it), Secure (sent only over HTTPS, or to
 /// loopback, which browsers treat as a secure context), SameSite=Strict (never on a request
-/// another site starts), scoped to /status.
+/// another site starts). No `Path`: the browser scopes it to the directory of the login form,
+/// `/status` directly or `/cron/status` behind the proxy.
 fn session_cookie(id: &str) -> String {
     format!(
-        "{COOKIE}={id}; Path=/status; Max-Age={}; HttpOnly; Secure; SameSite=Strict",
+        "{COOKIE}={id}; Max-Age={}; HttpOnly; Secure; SameSite=Strict",
         SESSION_LIFETIME.as_secs()
     )
 }
 
 fn clear_cookie() -> String {
-    format!("{COOKIE}=; Path=/status; Max-Age=0; HttpOnly; Secure; SameSite=Strict")
+    format!("{COOKIE}=; Max-Age=0; HttpOnly; Secure; SameSite=Strict")
 }
 
 /// `POST /status/login`: a same-origin form with `token`; a good token opens a login.
-fn login(ctx: &StatusContext, req: &HttpRequest) -> Reply {
+fn login(ctx: &StatusContext, req: &HttpRequest, root: &str) -> Reply {
+    let message = |title: &str, text: &str| pages::message(title, text, root);
     if !same_origin(req) {
         return html(
             403,
-            pages::message(
+            message(
                 "Refused",
                 "The login form must be sent from this site's own page (the Origin header did not match).",
             ),
@@ -281,19 +297,21 @@ fn login(ctx: &StatusContext, req: &HttpRequest) -> Reply {
             Some(i) => Some(i),
             None => {
                 log::warn!("{}: status page login with a wrong token", ctx.client);
-                return html(401, pages::login(Some("That token is not valid.")));
+                return html(401, pages::login(Some("That token is not valid."), root));
             }
         }
     } else {
         None
     };
     match ctx.sessions.open(index, Instant::now()) {
-        Ok(id) => redirect("/status").with_header("Set-Cookie", &session_cookie(&id)),
+        Ok(id) => {
+            redirect(&format!("{root}status")).with_header("Set-Cookie", &session_cookie(&id))
+        }
         Err(e) => {
             log::error!("cannot make a status session id: {e}");
             html(
                 500,
-                pages::message("Error", "No login could be opened; see the server log."),
+                message("Error", "No login could be opened; see the server log."),
             )
         }
     }
@@ -320,6 +338,9 @@ mod tests {
             body_too_large: false,
         };
         assert_eq!(cookie(&req, COOKIE), Some("xyz"));
+        assert_eq!(root_of("/status"), "");
+        assert_eq!(root_of("/status/"), "../");
+        assert_eq!(root_of("/status/run/7"), "../../");
     }
 
     #[test]

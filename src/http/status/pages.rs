@@ -1,6 +1,8 @@
 //! The HTML of the status pages: the overview (tasks with next and last run, state, the last 50
 //! runs), one run with its output, the login form, and the stylesheet. Every value from a task,
 //! a run or the caller is escaped here (`esc`); no page carries a script or an inline style.
+//! Links are relative (`root` leads from the page back to the server's root), so the pages work
+//! behind a reverse proxy's path prefix (`/cron/status`) as well as directly.
 
 use crate::tasks::catalog::{Catalog, ListQuery, OpError, MAX_PAGE};
 use serde_json::Value;
@@ -53,23 +55,23 @@ fn val(v: &Value) -> String {
     }
 }
 
-fn page(title: &str, nav: &str, body: &str) -> String {
+fn page(title: &str, nav: &str, body: &str, root: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 \
-<title>{} · claudecron</title><link rel=\"stylesheet\" href=\"/status/style.css\"></head>\
+<title>{} · claudecron</title><link rel=\"stylesheet\" href=\"{root}status/style.css\"></head>\
 <body><header><h1>{}</h1>{nav}</header>\n{body}\n</body></html>\n",
         esc(title),
         esc(title)
     )
 }
 
-fn logout_form(auth: bool) -> &'static str {
+fn logout_form(auth: bool, root: &str) -> String {
     if auth {
-        "<form method=\"post\" action=\"/status/logout\"><button type=\"submit\">Log out</button></form>"
+        format!("<form method=\"post\" action=\"{root}status/logout\"><button type=\"submit\">Log out</button></form>")
     } else {
-        ""
+        String::new()
     }
 }
 
@@ -87,27 +89,28 @@ fn time(v: &Value) -> String {
     }
 }
 
-fn run_link(id: &Value) -> String {
+fn run_link(id: &Value, root: &str) -> String {
     match id.as_i64() {
-        Some(n) => format!("<a href=\"/status/run/{n}\">#{n}</a>"),
+        Some(n) => format!("<a href=\"{root}status/run/{n}\">#{n}</a>"),
         None => String::new(),
     }
 }
 
 /// A short message page (errors, refusals).
-pub fn message(title: &str, text: &str) -> String {
+pub fn message(title: &str, text: &str, root: &str) -> String {
     page(
         title,
         "",
         &format!(
-            "<p>{}</p><p><a href=\"/status\">Back to the status page</a></p>",
+            "<p>{}</p><p><a href=\"{root}status\">Back to the status page</a></p>",
             esc(text)
         ),
+        root,
     )
 }
 
 /// The login form; `error` is shown above it.
-pub fn login(error: Option<&str>) -> String {
+pub fn login(error: Option<&str>, root: &str) -> String {
     let error = error
         .map(|e| format!("<p class=\"err\">{}</p>", esc(e)))
         .unwrap_or_default();
@@ -115,18 +118,19 @@ pub fn login(error: Option<&str>) -> String {
         "claudecron status",
         "",
         &format!(
-            "{error}<form class=\"login\" method=\"post\" action=\"/status/login\">\
+            "{error}<form class=\"login\" method=\"post\" action=\"{root}status/login\">\
 <label for=\"token\">Bearer token</label>\
 <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required>\
 <button type=\"submit\">Log in</button></form>\
 <p class=\"muted\">The token is the one Claude uses (<code>claudecron token</code> prints it). \
 It is checked once; the browser keeps only a random session cookie.</p>"
         ),
+        root,
     )
 }
 
 /// The overview: every task (up to `MAX_PAGE`) and the last 50 runs.
-pub fn overview(catalog: &Catalog, auth: bool) -> Result<String, String> {
+pub fn overview(catalog: &Catalog, auth: bool, root: &str) -> Result<String, String> {
     let now = chrono::Utc::now();
     let list = catalog
         .list(
@@ -166,7 +170,7 @@ pub fn overview(catalog: &Catalog, auth: bool) -> Result<String, String> {
                 format!(
                     "{} {} {}",
                     status(&last["status"]),
-                    run_link(&last["id"]),
+                    run_link(&last["id"], root),
                     val(&last["finished_at"]).replace('T', " ")
                 )
             };
@@ -206,7 +210,7 @@ pub fn overview(catalog: &Catalog, auth: bool) -> Result<String, String> {
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td class=\"name\">{}</td><td>{}</td><td class=\"wide\">{}</td><td>{}</td><td>{took}</td></tr>",
-                run_link(&r["id"]),
+                run_link(&r["id"], root),
                 val(&r["task_name"]),
                 status(&r["status"]),
                 val(&r["trigger"]),
@@ -215,17 +219,22 @@ pub fn overview(catalog: &Catalog, auth: bool) -> Result<String, String> {
         }
         body.push_str("</tbody></table></div>");
     }
-    Ok(page("claudecron status", logout_form(auth), &body))
+    Ok(page(
+        "claudecron status",
+        &logout_form(auth, root),
+        &body,
+        root,
+    ))
 }
 
 /// One run with its whole stored output.
-pub fn run(catalog: &Catalog, id: i64) -> Result<String, (u16, String)> {
+pub fn run(catalog: &Catalog, id: i64, root: &str) -> Result<String, (u16, String)> {
     let answer = catalog.run(id, None).map_err(|e| match e {
         OpError::NotFound(_) => (404, format!("There is no run #{id}.")),
         other => (500, other.to_string()),
     })?;
     let r = &answer["run"];
-    let mut body = String::from("<p><a href=\"/status\">← all tasks</a></p><dl>");
+    let mut body = format!("<p><a href=\"{root}status\">← all tasks</a></p><dl>");
     let rows = [
         ("Task", val(&r["task_name"])),
         ("Status", status(&r["status"])),
@@ -255,7 +264,7 @@ pub fn run(catalog: &Catalog, id: i64) -> Result<String, (u16, String)> {
             body.push_str("<p class=\"muted\">The output was cut to output_max_bytes (head and tail kept).</p>");
         }
     }
-    Ok(page(&format!("Run #{id}"), "", &body))
+    Ok(page(&format!("Run #{id}"), "", &body, root))
 }
 
 #[cfg(test)]
@@ -268,7 +277,7 @@ mod tests {
             esc("<script>alert('x')</script> & \"q\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
         );
-        let p = message("<b>", "<i>");
+        let p = message("<b>", "<i>", "");
         assert!(!p.contains("<b>") && !p.contains("<i>"));
         assert!(p.contains("name=\"viewport\""));
     }
