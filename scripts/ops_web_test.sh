@@ -19,7 +19,11 @@
 # 5. scripts/ops_web/browser.mjs drives headless Chromium through the status page (login, task
 #    list, a run's output, the <script> name inert, cookie flags, phone width); screenshots go to
 #    REPO/target/ops-web-artifacts/ (gitignored) and their paths are printed;
-# 6. prints `ok - ...` / `not ok - ...: why`, ends with `N passed, N failed`, exits non-zero when
+# 6. the same browser checks through nginx (Debian's nginx-light, installed when missing) with the
+#    project's nginx.conf rendered by scripts/nginx/render.sh: https://127.0.0.1:PORT/cron/status
+#    with a self-signed certificate, nginx's own security headers on top of ours; screenshots in
+#    REPO/target/ops-web-artifacts/behind-nginx/;
+# 7. prints `ok - ...` / `not ok - ...: why`, ends with `N passed, N failed`, exits non-zero when
 #    anything failed. Takes about 30-60 s once the tools are installed.
 #
 # Environment: CLAUDECRON_BIN (use this binary), OPS_WEB_KEEP_TMP=1 (keep the temp dir).
@@ -36,6 +40,7 @@ STARTED_AT=$SECONDS
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/claudecron-ops-web.XXXXXX")
 SERVER_PID=""
 PROM_PID=""
+NGINX_PID=""
 
 stop_pid() { # stop_pid PID: TERM, wait up to 5 s, then KILL
   local pid=$1
@@ -52,7 +57,7 @@ stop_pid() { # stop_pid PID: TERM, wait up to 5 s, then KILL
 # shellcheck disable=SC2317  # (called by finish and checks_abort_report when anything failed)
 checks_on_failure() {
   local f
-  for f in "$TMP/server.log" "$TMP/prometheus.log"; do
+  for f in "$TMP/server.log" "$TMP/prometheus.log" "$TMP/nginx/error.log"; do
     [[ -s "$f" ]] || continue
     echo "# ---- $f (last 40 lines) ----"
     tail -n 40 "$f" | sed 's/^/#   /'
@@ -65,6 +70,7 @@ checks_on_finish() { note "runtime $((SECONDS - STARTED_AT)) s"; }
 cleanup() {
   local rc=$?
   stop_pid "$PROM_PID"
+  stop_pid "$NGINX_PID"
   stop_pid "$SERVER_PID"
   checks_abort_report ops_web_test.sh "$rc" || rc=1
   if [[ -n "${OPS_WEB_KEEP_TMP:-}" ]]; then echo "# kept $TMP" >&2; else rm -rf "$TMP"; fi
@@ -79,12 +85,14 @@ trap 'exit 130' INT TERM
 # ------------------------------------------------------------------------------------------------
 missing=()
 command -v promtool >/dev/null && command -v prometheus >/dev/null || missing+=(prometheus)
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+command -v openssl >/dev/null || missing+=(openssl)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 for tool in curl python3 node npm; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [[ ${#missing[@]} -gt 0 ]]; then
   [[ $(id -u) -eq 0 ]] || fatal "setup: ${missing[*]}" "not installed, and only root may install it; run: sudo apt-get install ${missing[*]}"
   note "installing ${missing[*]} from Debian's packages (apt-get)"
-  # 101: invoke-rc.d must not start prometheus' own service.
+  # 101: invoke-rc.d must not start prometheus' or nginx's own service.
   policy_created=0
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy_created=1
@@ -229,5 +237,39 @@ rm -rf "$ARTIFACTS"
 # An ES module finds its packages from its own folder (NODE_PATH does not apply): run a copy there.
 cp "$HERE/browser.mjs" "$CACHE/playwright/browser.mjs"
 run_counted "browser" node "$CACHE/playwright/browser.mjs" "$BASE" "$TOKEN" "$XSS_RUN" "$ARTIFACTS"
+# ------------------------------------------------------------------------------------------------
+# 6. the same in Chromium through nginx with the project's nginx.conf (prefix /cron, TLS, nginx's
+#    own security headers on top of ours)
+# ------------------------------------------------------------------------------------------------
+NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+mkdir -p "$TMP/nginx"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=127.0.0.1" \
+  -addext "subjectAltName=IP:127.0.0.1" -keyout "$TMP/nginx/key.pem" -out "$TMP/nginx/cert.pem" >"$TMP/nginx/openssl.log" 2>&1 ||
+  fatal "self-signed certificate" "$(tail -n 5 "$TMP/nginx/openssl.log" | tr '\n' ' ')"
+read -r HTTP_PORT HTTPS_PORT < <(free_ports 2)
+bash "$REPO/scripts/nginx/render.sh" --server-name 127.0.0.1 --http-listen "127.0.0.1:$HTTP_PORT" \
+  --https-listen "127.0.0.1:$HTTPS_PORT" --cert "$TMP/nginx/cert.pem" --key "$TMP/nginx/key.pem" \
+  --upstream-port "$PORT" -o "$TMP/nginx/site.conf" 2>"$TMP/nginx/render.err" ||
+  fatal "render nginx.conf" "$(tr '\n' ' ' <"$TMP/nginx/render.err")"
+user_line=""
+[[ $(id -u) -eq 0 ]] && user_line="user root $(id -gn root);"
+temp_paths=""
+for m in client_body proxy fastcgi uwsgi scgi; do
+  if [[ "$m" != client_body ]] && "$NGINX_BIN" -V 2>&1 | grep -q -- "--without-http_${m}_module"; then continue; fi
+  mkdir -p "$TMP/nginx/$m" && temp_paths+="${m}_temp_path $TMP/nginx/$m; "
+done
+printf '%s\n' "$user_line" "worker_processes 1;" "daemon off;" "pid $TMP/nginx/nginx.pid;" \
+  "error_log $TMP/nginx/error.log notice;" "events { worker_connections 256; }" \
+  "http { access_log off; $temp_paths include $TMP/nginx/site.conf; }" >"$TMP/nginx/nginx.conf"
+"$NGINX_BIN" -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" >"$TMP/nginx/run.log" 2>&1 &
+NGINX_PID=$!
+SITE=https://127.0.0.1:$HTTPS_PORT/cron
+if wait_health "$SITE/health" 30 "$NGINX_PID" -k; then
+  ok "nginx (the project's nginx.conf) serves claudecron on $SITE"
+  run_counted "browser via nginx" node "$CACHE/playwright/browser.mjs" "$SITE" "$TOKEN" "$XSS_RUN" \
+    "$ARTIFACTS/behind-nginx" "browser via nginx"
+else
+  not_ok "nginx in front" "no 200 from $SITE/health: $(tail -n 5 "$TMP/nginx/error.log" "$TMP/nginx/run.log" 2>/dev/null | tr '\n' ' ')"
+fi
 if grep -q "$TOKEN" "$TMP/server.log"; then not_ok "the token never reaches the server log" "it does"; else ok "the token never reaches the server log"; fi
 finish

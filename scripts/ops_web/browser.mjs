@@ -1,6 +1,10 @@
 // The status page in real headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core):
 //
-//   node scripts/ops_web/browser.mjs BASE_URL TOKEN XSS_RUN_ID ARTIFACT_DIR
+//   node scripts/ops_web/browser.mjs BASE_URL TOKEN XSS_RUN_ID ARTIFACT_DIR [LABEL]
+//
+// BASE_URL is the server (http://127.0.0.1:PORT) or the site in front of it
+// (https://127.0.0.1:PORT/cron, whose self-signed certificate is accepted); LABEL names the run
+// in the check lines.
 //
 // Checks, each printed as `ok - ...` / `not ok - ...: why`:
 //   - /status without a login lands on the login form; the form logs in with the token;
@@ -18,13 +22,13 @@ import path from "node:path";
 import fs from "node:fs";
 import os from "node:os";
 
-const [base, token, xssRun, artifacts] = process.argv.slice(2);
+const [base, token, xssRun, artifacts, label = "browser"] = process.argv.slice(2);
 const XSS = "<script>alert(1)</script>";
 let failed = 0;
-const ok = (name) => console.log(`ok - browser: ${name}`);
+const ok = (name) => console.log(`ok - ${label}: ${name}`);
 const notOk = (name, why) => {
   failed++;
-  console.log(`not ok - browser: ${name}: ${String(why).replace(/\n/g, " ")}`);
+  console.log(`not ok - ${label}: ${name}: ${String(why).replace(/\n/g, " ")}`);
 };
 const check = (name, cond, why) => (cond ? ok(name) : notOk(name, why));
 const shots = [];
@@ -42,6 +46,7 @@ const context = await chromium.launchPersistentContext(profile, {
   headless: true,
   timeout: 120_000,
   viewport: { width: 1100, height: 800 },
+  ignoreHTTPSErrors: base.startsWith("https://127.0.0.1"),
   args: [
     "--no-sandbox",
     "--disable-gpu",
@@ -86,7 +91,7 @@ try {
   check("the login cookie is kept by the browser", !!c, JSON.stringify(cookies));
   if (c) {
     check("cookie is HttpOnly", c.httpOnly === true, JSON.stringify(c));
-    check("cookie is Secure (kept over http://127.0.0.1: loopback is a secure context)", c.secure === true, JSON.stringify(c));
+    check(`cookie is Secure (kept over ${new URL(base).protocol}//127.0.0.1)`, c.secure === true, JSON.stringify(c));
     check("cookie is SameSite=Strict", c.sameSite === "Strict", JSON.stringify(c));
     check("cookie value is not the token", c.value !== token && !c.value.includes(token), "it is the token");
   }
