@@ -346,3 +346,78 @@ fn counters_follow_real_runs() {
         "no series is labelled with a run id"
     );
 }
+
+#[test]
+fn calendar_feed_needs_its_own_key_and_lists_upcoming_fires() {
+    let server = Server::start_default();
+    assert_eq!(
+        Req::get("/calendar.ics?key=anything-at-all-123")
+            .send(server.port)
+            .status,
+        404,
+        "no calendar_token: no feed"
+    );
+    drop(server);
+
+    let key = "cal-0123456789abcdef";
+    let server = Server::start(Options::default().env("CLAUDECRON_CALENDAR_TOKEN", key));
+    let mcp = Mcp::new(&server);
+    mcp.add_task(
+        json!({"name": "nightly, \"db\"; backup", "type": "bash", "command": "true",
+        "trigger": {"type": "cron", "schedule": "30 2 * * *", "timezone": "Europe/Berlin"}}),
+    );
+    mcp.add_task(
+        json!({"name": "every minute", "type": "bash", "command": "true",
+        "trigger": {"type": "cron", "schedule": "* * * * *"}}),
+    );
+    mcp.add_task(
+        json!({"name": "paused", "type": "bash", "command": "true", "enabled": false,
+        "trigger": {"type": "cron", "schedule": "0 * * * *"}}),
+    );
+    mcp.add_task(json!({"name": "by hand", "type": "bash", "command": "true",
+        "trigger": {"type": "manual"}}));
+
+    for (query, status) in [
+        ("", 403),
+        ("?key=", 403),
+        ("?key=cal-0123456789abcdeX", 403),
+        ("?token=cal-0123456789abcdef", 403),
+    ] {
+        let resp = Req::get(&format!("/calendar.ics{query}")).send(server.port);
+        assert_eq!(resp.status, status, "{query}: {}", resp.describe());
+    }
+    // The token of /mcp does not open the feed either.
+    let resp = Req::get(&format!("/calendar.ics?key={}", server.token())).send(server.port);
+    assert_eq!(resp.status, 403);
+
+    let resp = Req::get(&format!("/calendar.ics?key={key}")).send(server.port);
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    assert!(resp
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/calendar"));
+    let body = resp.text();
+    assert!(body.starts_with("BEGIN:VCALENDAR\r\n") && body.ends_with("END:VCALENDAR\r\n"));
+    let unfolded = body.replace("\r\n ", "");
+    let summaries: Vec<&str> = unfolded
+        .split("\r\n")
+        .filter_map(|l| l.strip_prefix("SUMMARY:"))
+        .collect();
+    let nightly = summaries
+        .iter()
+        .filter(|s| **s == "nightly\\, \"db\"\\; backup")
+        .count();
+    assert!(
+        (14..=15).contains(&nightly),
+        "a daily task over 14 days: {nightly}"
+    );
+    let minute = summaries.iter().filter(|s| **s == "every minute").count();
+    assert_eq!(minute, 100, "at most 100 fires per task");
+    assert!(!summaries.contains(&"paused") && !summaries.contains(&"by hand"));
+    // 02:30 in Berlin is 01:30 UTC in winter.
+    assert!(unfolded.contains("T013000Z\r\n"), "{unfolded}");
+    assert!(
+        !server.stderr().contains(key),
+        "the calendar key reached the log"
+    );
+}

@@ -44,6 +44,8 @@ pub struct Config {
     pub metrics_auth: MetricsAuth,
     /// The separate token for `/metrics` (with `metrics_auth = "metrics_token"`).
     pub metrics_token: Option<String>,
+    /// The secret of the calendar feed `/calendar.ics?key=…` (no feed when unset).
+    pub calendar_token: Option<String>,
     /// Where the file layer came from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -176,10 +178,16 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
     ("claude_path", Kind::Str, Some("claude")),
     ("metrics_auth", Kind::Str, Some("token")),
     ("metrics_token", Kind::OptStr, None),
+    ("calendar_token", Kind::OptStr, None),
 ];
 
 /// Keys whose values are secrets: masked by `check`, never logged.
-pub const SECRET_KEYS: &[&str] = &["auth_tokens", "anthropic_api_key", "metrics_token"];
+pub const SECRET_KEYS: &[&str] = &[
+    "auth_tokens",
+    "anthropic_api_key",
+    "metrics_token",
+    "calendar_token",
+];
 
 /// A raw value from one layer, before typing.
 #[derive(Debug, Clone)]
@@ -438,14 +446,13 @@ fn build(
             .filter(|k| !k.is_empty())
             .cloned()
     });
-    let metrics_token = string(take("metrics_token"));
-    if let Some(token) = &metrics_token {
-        if token.len() < 16 || token.chars().any(|c| !c.is_ascii_graphic()) {
-            return Err(
-                "metrics_token: must be at least 16 visible ASCII characters (value not shown)"
-                    .into(),
-            );
-        }
+    let metrics_token = secret_token(string(take("metrics_token")), "metrics_token")?;
+    let calendar_token = secret_token(string(take("calendar_token")), "calendar_token")?;
+    if calendar_token.as_deref().is_some_and(|t| {
+        t.chars()
+            .any(|c| !c.is_ascii_alphanumeric() && c != '-' && c != '_')
+    }) {
+        return Err("calendar_token: only letters, digits, - and _ (it goes into a URL; value not shown); e.g. the output of `openssl rand -hex 24`".into());
     }
     let metrics_auth = match string(take("metrics_auth")).as_deref() {
         Some("token") => MetricsAuth::Token,
@@ -491,8 +498,19 @@ fn build(
         claude_path,
         metrics_auth,
         metrics_token,
+        calendar_token,
         source_file: file,
     })
+}
+
+/// A secret token setting: at least 16 visible ASCII characters; the error never shows it.
+fn secret_token(value: Option<String>, key: &str) -> Result<Option<String>, String> {
+    match value {
+        Some(t) if t.len() < 16 || t.chars().any(|c| !c.is_ascii_graphic()) => Err(format!(
+            "{key}: must be at least 16 visible ASCII characters (value not shown)"
+        )),
+        other => Ok(other),
+    }
 }
 
 impl Config {
@@ -587,6 +605,7 @@ impl Config {
             ("claude_path".into(), self.claude_path.clone()),
             ("metrics_auth".into(), self.metrics_auth.as_str().into()),
             ("metrics_token".into(), mask(self.metrics_token.is_some())),
+            ("calendar_token".into(), mask(self.calendar_token.is_some())),
         ]
     }
 }

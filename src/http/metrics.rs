@@ -27,6 +27,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/mcp" => "/mcp",
         "/hooks" => "/hooks",
         "/metrics" => "/metrics",
+        "/calendar.ics" => "/calendar.ics",
         "/status" => "/status",
         "/status/login" => "/status/login",
         "/status/logout" => "/status/logout",

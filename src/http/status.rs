@@ -7,7 +7,7 @@
 mod pages;
 
 use crate::http::guard::Guard;
-use crate::http::{HttpRequest, Reply};
+use crate::http::{form_field, HttpRequest, Reply};
 use crate::tasks::catalog::Catalog;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -85,40 +85,6 @@ fn cookie<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.trim())
-}
-
-/// Decode one `application/x-www-form-urlencoded` value.
-fn form_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A field of a form body.
-fn form_field(body: &[u8], name: &str) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    text.split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| form_decode(k) == name)
-        .map(|(_, v)| form_decode(v))
 }
 
 /// A page of HTML with the status page's headers (CSP, no caching, no sniffing, no framing).
@@ -323,15 +289,10 @@ mod tests {
 
     #[test]
     fn forms_and_cookies_are_read() {
-        assert_eq!(form_decode("a+b%20c%3D%2"), "a b c=%2");
-        assert_eq!(form_decode("%zz"), "%zz");
-        assert_eq!(
-            form_field(b"x=1&token=ab%2Bc", "token").as_deref(),
-            Some("ab+c")
-        );
         let req = HttpRequest {
             method: "GET".into(),
             path: "/status".into(),
+            query: String::new(),
             headers: vec![("Cookie".into(), "a=1; claudecron_status=xyz".into())],
             body: Vec::new(),
             peer: "127.0.0.1".parse().unwrap(),

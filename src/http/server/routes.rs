@@ -1,7 +1,7 @@
 //! Routing of admitted requests in `claudecron serve`: which paths need a token before their
 //! body is read (`admit_head`), the route table (`/`, `/health`, `/mcp`, `/hooks`, `/metrics`,
-//! `/status/…`), and the small JSON answers of `/`, `/health` and `/hooks`. It never parses
-//! JSON-RPC (see `mcp`) and never touches SQL (see `store`).
+//! `/status/…`, `/calendar.ics`), and the small answers of `/`, `/health`, `/hooks` and the
+//! calendar key check. It never parses JSON-RPC (see `mcp`) and never touches SQL (see `store`).
 
 use super::App;
 use crate::config::AuthMode;
@@ -29,6 +29,11 @@ fn method_not_allowed(allow: &str) -> Outcome {
 /// Returns the token that authenticated it.
 pub(super) fn admit_head(app: &App, req: &HttpRequest, client: IpAddr) -> Result<TokenId, Reply> {
     app.guard.check_host_and_origin(req)?;
+    if req.path == "/calendar.ics" {
+        // The key is in the query; checked when routed. Guessing is rate-limited here.
+        app.guard.rate_limit(client)?;
+        return Ok(None);
+    }
     if req.path == "/metrics" {
         app.guard.rate_limit(client)?;
         app.guard.metrics_access(req, client)?;
@@ -78,6 +83,10 @@ pub(super) fn route(
             "GET" | "HEAD" => Outcome::Reply(metrics(app, catalog)),
             _ => method_not_allowed("GET, HEAD"),
         },
+        "/calendar.ics" => match req.method.as_str() {
+            "GET" | "HEAD" => Outcome::Reply(calendar(app, catalog, req)),
+            _ => method_not_allowed("GET, HEAD"),
+        },
         p if p == "/status" || p.starts_with("/status/") => {
             Outcome::Reply(crate::http::status::route(
                 &StatusContext {
@@ -91,7 +100,7 @@ pub(super) fn route(
         }
         _ => Outcome::Reply(Reply::error(
             404,
-            "not found; endpoints: /, /health, /mcp, /hooks, /metrics, /status",
+            "not found; endpoints: /, /health, /mcp, /hooks, /metrics, /status, /calendar.ics",
         )),
     }
 }
@@ -161,6 +170,22 @@ fn metrics(app: &App, catalog: Option<&Catalog>) -> Reply {
             scheduler_up,
         },
     )
+}
+
+/// `/calendar.ics?key=…`: the feed when `calendar_token` is set and the key matches.
+fn calendar(app: &App, catalog: Option<&Catalog>, req: &HttpRequest) -> Reply {
+    use crate::http::calendar;
+    match calendar::authorized(req, app.config.calendar_token.as_deref()) {
+        None => Reply::error(
+            404,
+            "the calendar feed is off; set calendar_token and use /calendar.ics?key=<calendar_token>",
+        ),
+        Some(false) => Reply::error(
+            403,
+            "the calendar key is not valid; use /calendar.ics?key=<calendar_token>",
+        ),
+        Some(true) => calendar::feed(catalog),
+    }
 }
 
 fn info(app: &App) -> serde_json::Value {
