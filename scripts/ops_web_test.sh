@@ -16,6 +16,8 @@
 #    temp storage, the example alert rules loaded) scrapes it; the test queries Prometheus' HTTP
 #    API until the run counter of the every-second task and the lateness histogram have grown,
 #    checks `up`, the failed run's counter and that the rules were loaded;
+#    /calendar.ics is parsed by Python's icalendar (PyPI, pinned in scripts/ops_web/requirements.txt,
+#    in a cached venv) and checked by scripts/ops_web/ics_check.py;
 # 5. scripts/ops_web/browser.mjs drives headless Chromium through the status page (login, task
 #    list, a run's output, the <script> name inert, cookie flags, phone width); screenshots go to
 #    REPO/target/ops-web-artifacts/ (gitignored) and their paths are printed;
@@ -133,8 +135,10 @@ fi
 [[ -x "$BIN" ]] || fatal "setup: claudecron binary" "$BIN is not executable"
 read -r PORT PROM_PORT < <(free_ports 2)
 TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+CAL_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 mkdir -p "$TMP/data" "$TMP/prom"
 HOME=$TMP CLAUDECRON_DB_PATH=$TMP/data/tasks.db CLAUDECRON_PORT=$PORT CLAUDECRON_AUTH_TOKENS=$TOKEN \
+  CLAUDECRON_CALENDAR_TOKEN=$CAL_KEY \
   "$BIN" serve >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
 BASE=http://127.0.0.1:$PORT
@@ -229,6 +233,20 @@ python3 "$HERE/seed.py" "$BASE" "$TOKEN" run fails >/dev/null 2>"$TMP/seed.err" 
 v=$(wait_query 'ALERTS{alertname="ClaudecronTaskFailing",task="fails"}' 30) &&
   ok "ClaudecronTaskFailing is pending/firing for the failing task in the live Prometheus" ||
   not_ok "ClaudecronTaskFailing live" "no ALERTS series for task fails"
+
+# The calendar feed, read by Python's icalendar parser.
+if ensure_sdk_venv "$CACHE/icalendar" "$HERE/requirements.txt" >"$TMP/venv.log" 2>&1; then
+  code=$(curl -sS --max-time 10 -o "$TMP/feed.ics" -w '%{http_code}' "$BASE/calendar.ics?key=$CAL_KEY")
+  if [[ "$code" == 200 ]]; then
+    run_counted "calendar" "$CACHE/icalendar/venv/bin/python" "$HERE/ics_check.py" "$TMP/feed.ics"
+  else
+    not_ok "GET /calendar.ics with its key" "answered $code"
+  fi
+  code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "$BASE/calendar.ics?key=$TOKEN")
+  [[ "$code" == 403 ]] && ok "/calendar.ics with the bearer token instead of its key: 403" || not_ok "calendar key" "answered $code"
+else
+  not_ok "setup: pip install icalendar" "$(tail -n 10 "$TMP/venv.log" | tr '\n' ' ')"
+fi
 
 # ------------------------------------------------------------------------------------------------
 # 5. the status page in Chromium
