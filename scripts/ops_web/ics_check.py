@@ -3,11 +3,10 @@
     python scripts/ops_web/ics_check.py FEED_FILE
 
 Prints `ok - ...` / `not ok - ...: why` lines (scripts/ops_web_test.sh counts them). Checks: the
-feed parses, it is VERSION 2.0 with a
-PRODID, every event has a UID (all distinct), DTSTAMP, a UTC DTSTART in the future, a duration
-and a summary; the every-second task "tick" is there with at most 100 events and one second
-apart; the paused and manual tasks are not; the task named <script>alert(1)</script> (manual)
-is not either.
+feed parses, it is VERSION 2.0 with a PRODID, every event has a UID (all distinct), DTSTAMP, a
+UTC DTSTART in the future, a duration and a summary; the every-second task "tick" is there with
+100 events (the per-task cap) one second apart; the paused and manual tasks are not (the task
+named <script>alert(1)</script> is manual).
 """
 
 import sys
