@@ -44,18 +44,6 @@ SERVER_PID=""
 PROM_PID=""
 NGINX_PID=""
 
-stop_pid() { # stop_pid PID: TERM, wait up to 5 s, then KILL
-  local pid=$1
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
 # shellcheck disable=SC2317  # (called by finish and checks_abort_report when anything failed)
 checks_on_failure() {
   local f
@@ -71,9 +59,9 @@ checks_on_finish() { note "runtime $((SECONDS - STARTED_AT)) s"; }
 # shellcheck disable=SC2317  # (invoked by the EXIT trap)
 cleanup() {
   local rc=$?
-  stop_pid "$PROM_PID"
-  stop_pid "$NGINX_PID"
-  stop_pid "$SERVER_PID"
+  stop_pid "$PROM_PID" TERM
+  stop_pid "$NGINX_PID" TERM
+  stop_pid "$SERVER_PID" TERM
   checks_abort_report ops_web_test.sh "$rc" || rc=1
   if [[ -n "${OPS_WEB_KEEP_TMP:-}" ]]; then echo "# kept $TMP" >&2; else rm -rf "$TMP"; fi
   exit "$rc"
