@@ -28,7 +28,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/hooks" => "/hooks",
         "/metrics" => "/metrics",
         "/calendar.ics" => "/calendar.ics",
-        "/status" => "/status",
+        "/status" | "/status/" => "/status",
         "/status/login" => "/status/login",
         "/status/logout" => "/status/logout",
         "/status/style.css" => "/status/style.css",
