@@ -210,8 +210,11 @@ impl Store {
     /// the history) finished, in name order, in one query.
     pub fn task_success_times(&self) -> Result<Vec<TaskSuccess>> {
         let mut stmt = self.conn.prepare_cached(
+            // `+r.status`: walk the task's runs newest first on `runs_by_task_newest` up to its
+            // newest success, not every success of every task on `runs_by_status`.
             "SELECT t.name, t.enabled,
-                    (SELECT MAX(r.finished_at) FROM runs r WHERE r.task_id = t.id AND r.status = 'success')
+                    (SELECT r.finished_at FROM runs r WHERE r.task_id = t.id AND +r.status = 'success'
+                     ORDER BY r.id DESC LIMIT 1)
              FROM tasks t ORDER BY t.name",
         )?;
         let rows = stmt
