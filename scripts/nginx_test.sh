@@ -62,19 +62,6 @@ check() { # check NAME DETAILS-IF-FAILED CMD...
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/claudecron-nginx.XXXXXX")
 
-stop_pid() { # stop_pid PID SIGNAL: signal, wait up to 5 s, then SIGKILL
-  local pid=$1 sig=$2
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill "-$sig" "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  # Only if still there: a process id that is gone may already name someone else's process.
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
 # shellcheck disable=SC2317  # (called by finish and checks_abort_report when anything failed)
 checks_on_failure() { # the server's and nginx's logs
   local f

@@ -48,3 +48,6 @@ bash scripts/service_test.sh
 
 stage "export to systemd / Kubernetes / cron, checked with systemd-analyze and kubernetes-validate (scripts/ops_test.sh)"
 bash scripts/ops_test.sh
+
+stage "/metrics with a real Prometheus, /status in headless Chromium (scripts/ops_web_test.sh, ~20 s once the tools are installed)"
+bash scripts/ops_web_test.sh

@@ -8,6 +8,7 @@ pub(crate) mod exec;
 pub(crate) mod http;
 pub(crate) mod ids;
 pub mod mcp;
+pub(crate) mod metrics;
 pub(crate) mod sdnotify;
 pub(crate) mod store;
 pub(crate) mod sys;

@@ -684,6 +684,7 @@ fn secrets_are_masked_in_settings_and_never_echoed_in_errors() {
         &[
             ("CLAUDECRON_ANTHROPIC_API_KEY", "sk-secret-123"),
             ("CLAUDECRON_AUTH_TOKENS", "tok-secret-0123456789abcdef"),
+            ("CLAUDECRON_METRICS_TOKEN", "scrape-secret-0123456789"),
         ],
         &[],
     ));
@@ -691,6 +692,7 @@ fn secrets_are_masked_in_settings_and_never_echoed_in_errors() {
     let text = format!("{shown:?}");
     assert!(!text.contains("sk-secret-123"), "{text}");
     assert!(!text.contains("tok-secret-0123456789abcdef"), "{text}");
+    assert!(!text.contains("scrape-secret"), "{text}");
     let value = |key: &str| {
         shown
             .iter()
@@ -700,8 +702,22 @@ fn secrets_are_masked_in_settings_and_never_echoed_in_errors() {
     };
     assert_eq!(value("anthropic_api_key"), "(set, hidden)");
     assert_eq!(value("auth_tokens"), "(1 set, hidden)");
+    assert_eq!(value("metrics_token"), "(set, hidden)");
     // Every key of the table is described once.
-    assert_eq!(shown.len(), 26);
+    assert_eq!(shown.len(), 29);
+    // A short metrics token is refused without showing it.
+    let e = refused(&sources(
+        &dir,
+        Some(r#"metrics_token = "scrape-short""#),
+        &[],
+        &[],
+    ));
+    assert!(
+        e.contains("metrics_token") && !e.contains("scrape-short"),
+        "{e}"
+    );
+    let e = refused(&sources(&dir, Some(r#"metrics_auth = "open""#), &[], &[]));
+    assert!(e.contains("token, metrics_token, loopback"), "{e}");
 
     // Wrongly typed or too short secrets are refused without showing them.
     for toml in [

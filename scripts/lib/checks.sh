@@ -3,7 +3,7 @@
 #
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 #
-# Used by scripts/interop.sh, scripts/bench.sh, scripts/nginx_test.sh, scripts/smoke.sh, scripts/service_test.sh and
+# Used by scripts/interop.sh, scripts/bench.sh, scripts/nginx_test.sh, scripts/ops_web_test.sh, scripts/smoke.sh, scripts/service_test.sh and
 # scripts/service/{boot_test,driver}.sh. It owns:
 #   - the counters PASSED and FAILED (set to 0 when sourced) and the per-check lines:
 #       ok NAME / not_ok NAME [WHY]   `ok - NAME`, `not ok - NAME: WHY` (interop, nginx, smoke)
@@ -13,6 +13,8 @@
 #   - finish (the closing `N passed, N failed` line and the exit status), fatal (not_ok, then
 #     finish) and checks_abort_report (for an EXIT trap: the run ended before finish);
 #   - free_port / free_ports: free TCP ports on 127.0.0.1;
+#   - stop_pid: signal a process the script started, wait up to 5 s, then SIGKILL
+#     (nginx_test.sh, ops_web_test.sh);
 #   - wait_health: a bounded wait for an HTTP health URL to answer 200;
 #   - req / hdr / jqb / what: one HTTP request and what the checks read from its answer
 #     (nginx_test.sh, smoke.sh; interop.sh's curl table has its own, in scripts/interop/);
@@ -129,6 +131,19 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 for s in socks: s.close()' "${1:-1}"
 }
 free_port() { free_ports 1; }
+
+stop_pid() { # stop_pid PID SIGNAL: signal, wait up to 5 s, then SIGKILL
+  local pid=$1 sig=$2
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill "-$sig" "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  # Only if still there: a process id that is gone may already name someone else's process.
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
 
 # wait_health URL SECONDS [PID [CURL-ARG...]]: poll GET URL (1 s per request, every 0.1 s) until it
 # answers 200 (returns 0) or SECONDS have passed (returns 1); with a PID, stop as soon as that

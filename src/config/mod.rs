@@ -40,6 +40,12 @@ pub struct Config {
     pub anthropic_base_url: String,
     pub default_model: String,
     pub claude_path: String,
+    /// Who may read `/metrics`.
+    pub metrics_auth: MetricsAuth,
+    /// The separate token for `/metrics` (with `metrics_auth = "metrics_token"`).
+    pub metrics_token: Option<String>,
+    /// The secret of the calendar feed `/calendar.ics?key=…` (no feed when unset).
+    pub calendar_token: Option<String>,
     /// Where the file layer came from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -48,6 +54,27 @@ pub struct Config {
 pub enum AuthMode {
     Token,
     None,
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAuth {
+    /// The bearer token (any accepted one), as `/mcp`; nothing when `auth = "none"`.
+    Token,
+    /// Only `metrics_token`, a separate secret for the scraper.
+    MetricsToken,
+    /// No token, but only clients on loopback (the real client behind a trusted proxy).
+    Loopback,
+}
+
+impl MetricsAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricsAuth::Token => "token",
+            MetricsAuth::MetricsToken => "metrics_token",
+            MetricsAuth::Loopback => "loopback",
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -149,10 +176,18 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
     ("anthropic_base_url", Kind::OptStr, None),
     ("default_model", Kind::Str, Some("claude-sonnet-4-20250514")),
     ("claude_path", Kind::Str, Some("claude")),
+    ("metrics_auth", Kind::Str, Some("token")),
+    ("metrics_token", Kind::OptStr, None),
+    ("calendar_token", Kind::OptStr, None),
 ];
 
 /// Keys whose values are secrets: masked by `check`, never logged.
-pub const SECRET_KEYS: &[&str] = &["auth_tokens", "anthropic_api_key"];
+pub const SECRET_KEYS: &[&str] = &[
+    "auth_tokens",
+    "anthropic_api_key",
+    "metrics_token",
+    "calendar_token",
+];
 
 /// A raw value from one layer, before typing.
 #[derive(Debug, Clone)]
@@ -411,6 +446,28 @@ fn build(
             .filter(|k| !k.is_empty())
             .cloned()
     });
+    let metrics_token = secret_token(string(take("metrics_token")), "metrics_token")?;
+    let calendar_token = secret_token(string(take("calendar_token")), "calendar_token")?;
+    if calendar_token.as_deref().is_some_and(|t| {
+        t.chars()
+            .any(|c| !c.is_ascii_alphanumeric() && c != '-' && c != '_')
+    }) {
+        return Err("calendar_token: only letters, digits, - and _ (it goes into a URL; value not shown); e.g. the output of `openssl rand -hex 24`".into());
+    }
+    let metrics_auth = match string(take("metrics_auth")).as_deref() {
+        Some("token") => MetricsAuth::Token,
+        Some("metrics_token") => MetricsAuth::MetricsToken,
+        Some("loopback") => MetricsAuth::Loopback,
+        other => {
+            return Err(format!(
+                "metrics_auth: \"{}\" is not accepted; accepted: token, metrics_token, loopback",
+                other.unwrap_or("")
+            ))
+        }
+    };
+    if metrics_auth == MetricsAuth::MetricsToken && metrics_token.is_none() {
+        return Err("metrics_auth: \"metrics_token\" needs metrics_token set (at least 16 characters; e.g. the output of `openssl rand -hex 32`)".into());
+    }
 
     Ok(Config {
         host,
@@ -439,8 +496,21 @@ fn build(
         anthropic_base_url,
         default_model,
         claude_path,
+        metrics_auth,
+        metrics_token,
+        calendar_token,
         source_file: file,
     })
+}
+
+/// A secret token setting: at least 16 visible ASCII characters; the error never shows it.
+fn secret_token(value: Option<String>, key: &str) -> Result<Option<String>, String> {
+    match value {
+        Some(t) if t.len() < 16 || t.chars().any(|c| !c.is_ascii_graphic()) => Err(format!(
+            "{key}: must be at least 16 visible ASCII characters (value not shown)"
+        )),
+        other => Ok(other),
+    }
 }
 
 impl Config {
@@ -533,6 +603,9 @@ impl Config {
             ("anthropic_base_url".into(), self.anthropic_base_url.clone()),
             ("default_model".into(), self.default_model.clone()),
             ("claude_path".into(), self.claude_path.clone()),
+            ("metrics_auth".into(), self.metrics_auth.as_str().into()),
+            ("metrics_token".into(), mask(self.metrics_token.is_some())),
+            ("calendar_token".into(), mask(self.calendar_token.is_some())),
         ]
     }
 }

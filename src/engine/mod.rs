@@ -474,6 +474,8 @@ impl Engine {
     }
 
     fn record_missed(&mut self, task: &Task, plan: &plan::TimerPlan, now: DateTime<Utc>) {
+        let metrics = crate::metrics::global();
+        metrics.fires_missed(&task.spec.name, plan.missed_count as u64);
         for (t, error) in plan::missed_rows(&plan.missed, plan.reason, task.spec.catch_up) {
             let inserted = self.store.insert_run(&NewRun {
                 task_id: &task.id,
@@ -486,12 +488,13 @@ impl Engine {
                 retry_of: None,
                 context: None,
             });
-            if let Err(e) = inserted {
-                log::debug!(
+            match inserted {
+                Ok(_) => metrics.run_ended(&task.spec.name, RunStatus::Skipped.as_str(), None),
+                Err(e) => log::debug!(
                     "missed fire of {} at {} not recorded: {e}",
                     task.id,
                     rfc3339(t)
-                );
+                ),
             }
         }
         log::warn!(
@@ -548,6 +551,7 @@ impl Engine {
         })?;
         if let FireDecision::Skip(reason) = decision {
             log::info!("task {}: fire {reason}", task.spec.name);
+            crate::metrics::global().run_ended(&task.spec.name, status.as_str(), None);
             return Ok(id);
         }
         self.queue.push_back(Queued {
@@ -581,6 +585,7 @@ impl Engine {
 
     /// Start the queued runs that `plan::admission` lets through.
     fn admit(&mut self) {
+        crate::metrics::global().set_queue_length(self.queue.len());
         if self.queue.is_empty() || self.running.len() >= self.settings.max_concurrent {
             return;
         }
@@ -638,5 +643,6 @@ impl Engine {
                 log::error!("the started runs could not be recorded: {e}");
             }
         }
+        crate::metrics::global().set_queue_length(self.queue.len());
     }
 }

@@ -14,6 +14,14 @@ impl Engine {
             log::error!("cannot start run {}: {e}", q.run_id);
             return;
         }
+        // Lateness of a fire that came due (not of a catch-up run for an old missed time).
+        if let Some(due) = q
+            .scheduled_for
+            .filter(|_| q.trigger != TriggerKind::CatchUp)
+        {
+            let late = (now - due).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+            crate::metrics::global().fire_late(late);
+        }
         let (cancel_tx, cancel_rx) = bounded(1);
         let context = self.store.run_context(q.run_id).ok().flatten();
         let task_id = task.id.clone();
@@ -76,6 +84,11 @@ impl Engine {
     ) {
         if let Err(e) = self.record_bare_end(run_id, status, error, now) {
             log::error!("run {run_id}: its end ({status}) was not recorded: {e}");
+        }
+        if let Ok(Some(run)) = self.store.get_run(run_id) {
+            let name = self.store.get_task(&run.task_id).ok().flatten();
+            let name = name.map(|t| t.spec.name).unwrap_or(run.task_id);
+            crate::metrics::global().run_ended(&name, status.as_str(), None);
         }
         self.handle.waiters.wake(run_id);
     }

@@ -233,6 +233,21 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
     let finished_at = Utc::now();
     let duration_ms = (finished_at - job.started_at).num_milliseconds().max(0);
     let mut recorded = false;
+    let metrics = crate::metrics::global();
+    metrics.run_ended(
+        &job.task.spec.name,
+        status.as_str(),
+        Some(duration_ms as f64 / 1000.0),
+    );
+    if !ended.runner.is_empty() {
+        let tokens = |t: Option<i64>| t.unwrap_or(0).max(0) as u64;
+        metrics.subagent_usage(
+            &job.task.spec.name,
+            ended.cost_usd,
+            tokens(ended.input_tokens),
+            tokens(ended.output_tokens),
+        );
+    }
     if let Some(s) = store() {
         let end = RunEnd {
             status,

@@ -2,7 +2,7 @@
 //! authentication in constant time, the per-client token-bucket rate limit, and who the client
 //! is behind a trusted proxy. It decides allow/deny only; it never logs a token or a header value.
 
-use crate::config::{is_loopback_host, AuthMode, Config};
+use crate::config::{is_loopback_host, AuthMode, Config, MetricsAuth};
 use crate::http::{HttpRequest, Reply};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,6 +19,8 @@ pub struct Guard {
     allowed_origins: Vec<String>,
     trust_proxy: bool,
     limiter: RateLimiter,
+    metrics_auth: MetricsAuth,
+    metrics_token: Option<String>,
 }
 
 /// Split `host[:port]` (or `[v6]:port`) into the lower-case host part.
@@ -54,8 +56,18 @@ fn origin_of(url: &str) -> Option<String> {
     Some(format!("{scheme}://{authority}"))
 }
 
+/// The token of an `Authorization: Bearer` header, or "".
+fn bearer(req: &HttpRequest) -> &str {
+    req.header("authorization")
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .unwrap_or("")
+}
+
 /// Constant-time equality of two byte strings (length is not secret).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -90,6 +102,8 @@ impl Guard {
             allowed_origins,
             trust_proxy: config.trust_proxy,
             limiter: RateLimiter::new(config.rate_limit_per_minute),
+            metrics_auth: config.metrics_auth,
+            metrics_token: config.metrics_token.clone(),
         }
     }
 
@@ -133,20 +147,8 @@ impl Guard {
         if self.auth == AuthMode::None {
             return Ok(None);
         }
-        let presented = req
-            .header("authorization")
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .unwrap_or("");
-        let mut found = None;
-        for (i, token) in self.tokens.iter().enumerate() {
-            if constant_time_eq(presented.as_bytes(), token.as_bytes()) && found.is_none() {
-                found = Some(i);
-            }
-        }
-        match found {
+        let presented = bearer(req);
+        match self.token_index(presented) {
             Some(i) => Ok(Some(i)),
             None => Err(Reply::error(
                 401,
@@ -157,6 +159,51 @@ impl Guard {
                 },
             )
             .with_header("WWW-Authenticate", "Bearer realm=\"claudecron\"")),
+        }
+    }
+
+    /// Whether auth is on (`auth = "token"`).
+    pub fn auth_required(&self) -> bool {
+        self.auth == AuthMode::Token
+    }
+
+    /// The index of the accepted token equal to `presented` (every token compared in constant
+    /// time), or None.
+    pub fn token_index(&self, presented: &str) -> Option<usize> {
+        let mut found = None;
+        for (i, token) in self.tokens.iter().enumerate() {
+            if constant_time_eq(presented.as_bytes(), token.as_bytes()) && found.is_none() {
+                found = Some(i);
+            }
+        }
+        found
+    }
+
+    /// May this request read `/metrics`? As `metrics_auth` says: the bearer token, only
+    /// `metrics_token`, or a loopback client without a token.
+    pub fn metrics_access(&self, req: &HttpRequest, client: IpAddr) -> Result<(), Reply> {
+        match self.metrics_auth {
+            MetricsAuth::Token => self.authenticate(req).map(|_| ()),
+            MetricsAuth::Loopback if client.is_loopback() && req.peer.is_loopback() => Ok(()),
+            MetricsAuth::Loopback => Err(Reply::error(
+                403,
+                "metrics_auth = \"loopback\": /metrics answers only clients on this host",
+            )),
+            MetricsAuth::MetricsToken => {
+                let presented = bearer(req);
+                let expected = self.metrics_token.as_deref().unwrap_or("");
+                if !expected.is_empty()
+                    && constant_time_eq(presented.as_bytes(), expected.as_bytes())
+                {
+                    Ok(())
+                } else {
+                    Err(Reply::error(
+                        401,
+                        "metrics_auth = \"metrics_token\": send Authorization: Bearer <metrics_token>",
+                    )
+                    .with_header("WWW-Authenticate", "Bearer realm=\"claudecron-metrics\""))
+                }
+            }
         }
     }
 

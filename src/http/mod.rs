@@ -2,10 +2,13 @@
 //! (`Reply`), JSON error bodies, and writing a reply back. It knows no MCP and no SQL; routing
 //! lives in `server`, policy in `guard`, the protocol in `mcp`.
 
+pub(crate) mod calendar;
 pub(crate) mod guard;
 pub(crate) mod lanes;
+pub(crate) mod metrics;
 pub(crate) mod server;
 pub(crate) mod sse;
+pub(crate) mod status;
 
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};
@@ -17,6 +20,8 @@ pub struct HttpRequest {
     pub method: String,
     /// The path without the query string.
     pub path: String,
+    /// The query string (after `?`, without it; "" when there is none). Never logged.
+    pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     /// The TCP peer.
@@ -37,7 +42,8 @@ impl HttpRequest {
     /// Method, path, headers and peer of a tiny_http request; the body is not read yet.
     pub fn head(request: &tiny_http::Request) -> HttpRequest {
         let url = request.url().to_string();
-        let path = url.split('?').next().unwrap_or("").to_string();
+        let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+        let (path, query) = (path.to_string(), query.to_string());
         let headers: Vec<(String, String)> = request
             .headers()
             .iter()
@@ -55,6 +61,7 @@ impl HttpRequest {
         HttpRequest {
             method: request.method().as_str().to_ascii_uppercase(),
             path,
+            query,
             headers,
             body: Vec::new(),
             peer,
@@ -165,6 +172,40 @@ impl Reply {
     }
 }
 
+/// Decode one `application/x-www-form-urlencoded` value.
+pub fn form_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A field of a form body or a query string.
+pub fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| form_decode(k) == name)
+        .map(|(_, v)| form_decode(v))
+}
+
 /// Whether a media type list (an Accept header) accepts `wanted` (e.g. "application/json").
 pub fn accepts(accept: &str, wanted: &str) -> bool {
     let (wanted_type, _) = wanted.split_once('/').unwrap_or((wanted, ""));
@@ -198,5 +239,17 @@ mod tests {
         assert!(accepts("application/*;q=0.5", "application/json"));
         assert!(!accepts("text/html", "application/json"));
         assert!(!accepts("application/json;q=0", "application/json"));
+    }
+
+    #[test]
+    fn form_values_are_decoded() {
+        assert_eq!(form_decode("a+b%20c%3D%2"), "a b c=%2");
+        assert_eq!(form_decode("%zz"), "%zz");
+        assert_eq!(form_decode("%e2%82%ac"), "€");
+        assert_eq!(
+            form_field(b"x=1&token=ab%2Bc", "token").as_deref(),
+            Some("ab+c")
+        );
+        assert_eq!(form_field(b"x=1", "token"), None);
     }
 }

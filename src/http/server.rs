@@ -1,25 +1,28 @@
 //! `claudecron serve`: start-up (logging, token, database check, bind), serving each request on
 //! the thread of its connection (head checks, body within a deadline, routing in one of the
 //! `WORKERS` lanes with a lent catalog, the answer written; so a slow or stalled client holds
-//! only its own connection's thread), routing of `/`, `/health` and `/mcp`, panic isolation per
-//! request, and the housekeeping thread (session expiry). It never parses JSON-RPC (see `mcp`).
+//! only its own connection's thread), panic isolation per request, and the housekeeping thread
+//! (session expiry). The route table is in `routes`. It never parses JSON-RPC (see `mcp`).
+
+mod routes;
+use routes::{admit_head, route};
 
 use crate::config::{AuthMode, Config};
 use crate::engine::{EngineSettings, RunListener};
 use crate::exec::run::RunSettings;
 use crate::exec::subagent::SubagentSettings;
-use crate::http::guard::{Guard, TokenId};
+use crate::http::guard::Guard;
 use crate::http::lanes::{Busy, Lanes};
+use crate::http::metrics::route_label;
 use crate::http::sse::SseStream;
 use crate::http::{HttpRequest, Reply};
 use crate::mcp::session::{lock, Sessions};
-use crate::mcp::{Mcp, Outcome, HEADER_VERSIONS};
+use crate::mcp::{Mcp, Outcome};
 use crate::sys::StopSignals;
 use crate::tasks::catalog::{Catalog, CatalogSource, Defaults, Services};
 use crate::tasks::runs::RunEvent;
 use crate::triggers::hooks::HookDispatcher;
 use crate::triggers::watch::{self, WatchHandle};
-use serde_json::json;
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -54,6 +57,8 @@ pub struct App {
     pub stopping: std::sync::atomic::AtomicBool,
     /// Requests in flight per client address.
     pub clients: ClientSlots,
+    /// Status page logins.
+    pub status: crate::http::status::StatusSessions,
 }
 
 /// Requests in flight per client address (the proxy's `X-Real-IP` behind a trusted proxy).
@@ -241,6 +246,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         started: Instant::now(),
         stopping: std::sync::atomic::AtomicBool::new(false),
         clients: ClientSlots::default(),
+        status: Default::default(),
         config,
     });
     // Each request is served on the thread of its connection (tiny_http keeps one per open
@@ -338,6 +344,7 @@ fn serve_request(app: &App, mut request: tiny_http::Request) {
         request.abandon_body();
         let status = reply.status;
         reply.send(request);
+        crate::metrics::global().http_request(route_label(&path), status);
         log::info!(
             "{client} {method} {path} -> {status} (body not read) in {:.1} ms",
             started.elapsed().as_secs_f64() * 1000.0
@@ -418,173 +425,9 @@ fn serve_request(app: &App, mut request: tiny_http::Request) {
             (500, " (panic)")
         }
     };
+    crate::metrics::global().http_request(route_label(&path), status);
     log::info!(
         "{client} {method} {path} -> {status}{label} in {:.1} ms",
         started.elapsed().as_secs_f64() * 1000.0
     );
-}
-
-fn method_not_allowed(allow: &str) -> Outcome {
-    Outcome::Reply(
-        Reply::error(
-            405,
-            &format!("method not allowed; this path accepts {allow}"),
-        )
-        .with_header("Allow", allow),
-    )
-}
-
-/// The checks that need only a request's head, made before its body is read: Host and Origin
-/// for every path; for `/mcp` and `POST /hooks` also the client's rate and the bearer token.
-/// Returns the token that authenticated it.
-fn admit_head(app: &App, req: &HttpRequest, client: IpAddr) -> Result<TokenId, Reply> {
-    app.guard.check_host_and_origin(req)?;
-    let needs_token = match req.path.as_str() {
-        "/mcp" => true,
-        "/hooks" => req.method == "POST",
-        _ => false,
-    };
-    if !needs_token {
-        return Ok(None);
-    }
-    app.guard.rate_limit(client)?;
-    app.guard.authenticate(req)
-}
-
-/// Route an admitted request.
-fn route(app: &App, catalog: Option<&Catalog>, req: &HttpRequest, token: TokenId) -> Outcome {
-    match req.path.as_str() {
-        "/" => match req.method.as_str() {
-            "GET" | "HEAD" => Outcome::Reply(Reply::json(200, &info(app))),
-            _ => method_not_allowed("GET, HEAD"),
-        },
-        "/health" => match req.method.as_str() {
-            "GET" | "HEAD" => Outcome::Reply(health(app, catalog)),
-            _ => method_not_allowed("GET, HEAD"),
-        },
-        "/mcp" => {
-            if req.header("x-claudecron-test-panic").is_some() && cfg!(debug_assertions) {
-                panic!("test panic requested by header");
-            }
-            app.mcp.handle(req, token, catalog)
-        }
-        "/hooks" => {
-            if req.method != "POST" {
-                return method_not_allowed("POST");
-            }
-            Outcome::Reply(hook_request(app, catalog, req))
-        }
-        _ => Outcome::Reply(Reply::error(
-            404,
-            "not found; endpoints: /, /health, /mcp, /hooks",
-        )),
-    }
-}
-
-/// `POST /hooks`: a Claude Code hook payload. Matching tasks are fired, then the answer is
-/// `{}` (never plain text, never a decision: claudecron does not steer Claude Code).
-fn hook_request(app: &App, catalog: Option<&Catalog>, req: &HttpRequest) -> Reply {
-    if req.body_too_large {
-        return Reply::error(
-            413,
-            &format!(
-                "the hook payload is larger than max_body_bytes = {}",
-                app.config.max_body_bytes
-            ),
-        );
-    }
-    let payload: serde_json::Value = match serde_json::from_slice(&req.body) {
-        Ok(v) => v,
-        Err(e) => {
-            return Reply::error(
-                400,
-                &format!(
-                    "the body is not valid JSON ({e}); send the hook input as Claude Code gives it"
-                ),
-            )
-        }
-    };
-    let event = payload
-        .get("hook_event_name")
-        .and_then(serde_json::Value::as_str);
-    if !payload.is_object() || event.is_none() {
-        return Reply::error(400, "the body must be a JSON object with \"hook_event_name\" (the hook input as Claude Code sends it)");
-    }
-    let Some(catalog) = catalog else {
-        return Reply::error(503, "the database is not available; see the server log");
-    };
-    let raw = String::from_utf8_lossy(&req.body);
-    match catalog.hook_event(&payload, &raw, false) {
-        Ok(matched) => {
-            if !matched.is_empty() {
-                log::info!(
-                    "hook {}: {} tasks matched",
-                    event.unwrap_or(""),
-                    matched.len()
-                );
-            }
-            Reply::json(200, &json!({}))
-        }
-        Err(e) => {
-            log::error!("hook dispatch failed: {e}");
-            Reply::error(500, "the hook could not be dispatched; see the server log")
-        }
-    }
-}
-
-fn info(app: &App) -> serde_json::Value {
-    json!({
-        "name": "claudecron",
-        "version": env!("CARGO_PKG_VERSION"),
-        "protocolVersions": HEADER_VERSIONS,
-        "endpoints": {"mcp": "/mcp", "health": "/health", "hooks": "/hooks"},
-        "auth": match app.config.auth { AuthMode::Token => "bearer", AuthMode::None => "none" },
-        "authRequired": app.config.auth == AuthMode::Token,
-    })
-}
-
-fn health(app: &App, catalog: Option<&Catalog>) -> Reply {
-    let uptime = app.started.elapsed().as_secs();
-    // A real write (one row, committed) proves the database accepts writes: a deleted or
-    // replaced file, a read-only file or file system, a full disk or a lock held elsewhere
-    // answer 503 naming the cause. A worker without a catalog retries the open to learn why.
-    let reopened;
-    let catalog = match catalog {
-        Some(c) => Ok(c),
-        None => {
-            reopened = app.catalogs.open();
-            reopened.as_ref().map_err(|e| e.to_string())
-        }
-    };
-    let db = catalog.and_then(|c| {
-        c.store_health(chrono::Utc::now())
-            .map_err(|e| e.to_string())
-    });
-    let (scheduler_ok, running) = app.catalogs.engine_state();
-    match db {
-        Ok((tasks, enabled)) if scheduler_ok => Reply::json(
-            200,
-            &json!({
-                "status": "ok",
-                "version": env!("CARGO_PKG_VERSION"),
-                "uptime_seconds": uptime,
-                "database": "ok",
-                "scheduler": "running",
-                "tasks": tasks,
-                "enabled_tasks": enabled,
-                "running_runs": running,
-                "sessions": app.mcp.sessions.len(),
-            }),
-        ),
-        other => Reply::json(
-            503,
-            &json!({
-                "status": "unavailable",
-                "version": env!("CARGO_PKG_VERSION"),
-                "uptime_seconds": uptime,
-                "database": other.as_ref().err().cloned().unwrap_or_else(|| "ok".into()),
-                "scheduler": if scheduler_ok { "running" } else { "stopped: the engine thread ended; see the log" },
-            }),
-        ),
-    }
 }

@@ -63,7 +63,7 @@ pub enum Handler {
     /// Answered at once, on a worker.
     Now(fn(&Catalog, &Map<String, Value>, DateTime<Utc>) -> OpResult),
     /// Acts on a run and may wait for its end (`run_task`, `cancel_run`): the wait happens on
-    /// the request's own I/O thread, never on a worker.
+    /// the request's own connection thread, never in a lane.
     Run(fn(&Catalog, &Map<String, Value>) -> Result<RunCall, OpError>),
 }
 

@@ -1,5 +1,5 @@
 //! Carrying out `run_task` and `cancel_run` (both eras) and waiting for the run on behalf of the
-//! `tools/call`: the wait runs on the request's own I/O thread, never on a worker. With a progress token and a client
+//! `tools/call`: the wait runs on the request's own connection thread, holding no lane. With a progress token and a client
 //! that accepts event streams, the answer is an SSE stream carrying `notifications/progress`
 //! about once a second and then the response; otherwise a plain JSON response when the run ends
 //! or the wait runs out. On the 2026-07-28 path the answer carries `resultType`, a client that

@@ -1,7 +1,8 @@
 //! Reading many tasks at a cost that does not grow with their number: pages of tasks for
 //! `list_tasks` (filters, keyset paging in name order on the `tasks_by_name` index, the total),
 //! the last run of every task on a page in one query, task names by id, and the enabled
-//! time-based tasks together with their cursors in one query (the engine's start).
+//! time-based tasks together with their cursors in one query (the engine's start), and every
+//! task's newest success in one query (`/metrics`).
 
 use super::*;
 use rusqlite::types::Value as SqlValue;
@@ -12,6 +13,14 @@ fn where_clause(conditions: &[&str]) -> String {
         [] => String::new(),
         all => format!("WHERE {}", all.join(" AND ")),
     }
+}
+
+/// A task's name, whether it is enabled, and when its newest successful run finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSuccess {
+    pub name: String,
+    pub enabled: bool,
+    pub last_success: Option<DateTime<Utc>>,
 }
 
 /// Which tasks a list shows; `None` fields do not filter.
@@ -208,5 +217,28 @@ impl Store {
         rows.into_iter()
             .map(|(at, row, cursor)| Ok((at, Self::decode_task(row)?, cursor)))
             .collect()
+    }
+
+    /// Every task's name, whether it is enabled, and when its newest successful run (still in
+    /// the history) finished, in name order, in one query.
+    pub fn task_success_times(&self) -> Result<Vec<TaskSuccess>> {
+        let mut stmt = self.conn.prepare_cached(
+            // `+r.status`: walk the task's runs newest first on `runs_by_task_newest` up to its
+            // newest success, not every success of every task on `runs_by_status`.
+            "SELECT t.name, t.enabled,
+                    (SELECT r.finished_at FROM runs r WHERE r.task_id = t.id AND +r.status = 'success'
+                     ORDER BY r.id DESC LIMIT 1)
+             FROM tasks t ORDER BY t.name",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(TaskSuccess {
+                    name: r.get(0)?,
+                    enabled: r.get::<_, i64>(1)? != 0,
+                    last_success: opt_time_col(r, 2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 }

@@ -2,7 +2,8 @@
 //! opaque cursor to the next page. A page costs the same with ten tasks or ten thousand: the
 //! store pages and filters in an index, the last runs of the page come in one query, and cron
 //! expressions from the shared `ScheduleCache`. The cursor is the last row's (name, id), so
-//! paging is stable while tasks are added or deleted.
+//! paging is stable while tasks are added or deleted. Also the upcoming fires of every enabled
+//! time-based task (`/calendar.ics`), bounded per task and in all.
 
 use super::*;
 use crate::store::TaskFilter;
@@ -145,4 +146,53 @@ fn base64url_decode(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// One upcoming fire of a task (for the calendar feed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpcomingFire {
+    pub task_id: String,
+    pub task_name: String,
+    pub at: DateTime<Utc>,
+    /// The trigger in words.
+    pub trigger: String,
+}
+
+impl Catalog {
+    /// The fires of enabled cron, interval and once tasks after `now` and up to `until`, at most
+    /// `per_task` of each task and `total` in all, in time order.
+    pub fn upcoming_fires(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        per_task: usize,
+        total: usize,
+    ) -> Result<Vec<UpcomingFire>, OpError> {
+        let mut fires = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.store.timed_tasks_with_cursors(after, 512)?;
+            let Some((last, _, _)) = page.last() else {
+                break;
+            };
+            after = *last;
+            for (_, task, _) in page {
+                let trigger = trigger_summary(&task, &self.schedules);
+                for at in next_fire_times(&task, now, per_task, &self.schedules) {
+                    if at > until {
+                        break;
+                    }
+                    fires.push(UpcomingFire {
+                        task_id: task.id.clone(),
+                        task_name: task.spec.name.clone(),
+                        at,
+                        trigger: trigger.clone(),
+                    });
+                }
+            }
+        }
+        fires.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.task_name.cmp(&b.task_name)));
+        fires.truncate(total);
+        Ok(fires)
+    }
 }

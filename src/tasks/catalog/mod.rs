@@ -334,6 +334,12 @@ impl Catalog {
         Ok(self.store.count_tasks()?)
     }
 
+    /// For `/metrics`: every task's name, whether it is enabled, and when its newest
+    /// successful run finished.
+    pub fn task_success_times(&self) -> Result<Vec<crate::store::TaskSuccess>, OpError> {
+        Ok(self.store.task_success_times()?)
+    }
+
     /// For `/health`: whether the database accepts writes, then the number of tasks and of
     /// enabled tasks. The error names the cause: the file deleted or replaced, read-only, disk
     /// full, locked. See [`HealthProbe`] for what is checked when.
