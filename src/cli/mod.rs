@@ -6,6 +6,7 @@ pub mod api_docs;
 mod client_config;
 mod flags;
 mod forward;
+mod health;
 
 use crate::config::{self, Config, Sources};
 use flags::split_flag;
@@ -22,6 +23,7 @@ Usage:
   claudecron backup DEST [--config FILE]
   claudecron api-docs
   claudecron hook [--url URL] [--token TOKEN]   (a Claude Code hook payload on stdin)
+  claudecron health [--url URL] [--config FILE]
   claudecron --version
   claudecron --help
 
@@ -34,6 +36,7 @@ Commands:
   backup            copy the live database to DEST (a file, or a directory for a dated file), checked
   api-docs          print docs/API.md (the tools, from the server's own definitions)
   hook              forward a hook payload from stdin to the server (2 s at most; always exit 0)
+  health            GET the server's /health: exit 0 when it answers 200, 1 otherwise (5 s at most)
 
 Settings come from the TOML config file (--config, $CLAUDECRON_CONFIG, ~/.claudecron/config.toml,
 /etc/claudecron/config.toml), then CLAUDECRON_<KEY> environment variables, then flags.
@@ -49,6 +52,7 @@ const COMMANDS: &[&str] = &[
     "backup",
     "api-docs",
     "hook",
+    "health",
 ];
 
 /// The usage of one command: its line of USAGE, what it does, and where settings come from.
@@ -208,6 +212,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
             crate::cli::forward::run(&parsed.rest, &parsed.sources);
             Ok(())
         }
+        "health" => crate::cli::health::run(&parsed.rest, &parsed.sources),
         "client-config" => client_config(&parsed.rest, &parsed.sources),
         "backup" => backup(&parsed.rest, &parsed.sources),
         "api-docs" => {
