@@ -45,3 +45,6 @@ bash scripts/nginx_test.sh
 
 stage "service kit: unit, install, deploy, example config (scripts/service_test.sh)"
 bash scripts/service_test.sh
+
+stage "packaging: the .deb (cargo deb, lintian, dpkg) and the container (podman build, podman-compose) (scripts/package_test.sh)"
+bash scripts/package_test.sh
