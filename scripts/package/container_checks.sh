@@ -39,9 +39,12 @@ label_of() { podman image inspect --format "{{ index .Labels \"claudecron.test.k
 if [[ -z "$container_skip" ]]; then
   key=$(stat -c '%s %Y' "$ROOTFS_TAR" | md5sum | cut -c1-16)
   if [[ "$(label_of "$DEBIAN_IMAGE")" != "$key" ]]; then
+    old_id=$(podman image inspect --format '{{.Id}}' "$DEBIAN_IMAGE" 2>/dev/null)
     podman import --change "LABEL claudecron.test.key=$key" --change 'CMD ["bash"]' \
       "$ROOTFS_TAR" "$DEBIAN_IMAGE" >"$TMP/import.log" 2>&1 ||
       fail "podman import of the debootstrap file system as $DEBIAN_IMAGE" "$(tail -n 5 "$TMP/import.log")"
+    # The replaced base, unless something still uses it (then podman refuses and it stays).
+    [[ -n "$old_id" ]] && podman rmi "$old_id" >/dev/null 2>&1
   fi
   # Can this kernel run a container at all? Only a refusal by the kernel is a skip.
   if ! out=$(timeout 120 podman run --rm --network none "$DEBIAN_IMAGE" true 2>&1); then
@@ -64,11 +67,13 @@ if [[ -z "$container_skip" ]]; then
     cp -a "$sysroot/lib/rustlib/x86_64-unknown-linux-gnu/lib" "$sysroot/lib/rustlib/x86_64-unknown-linux-gnu/bin" \
       "$ctx/toolchain/lib/rustlib/x86_64-unknown-linux-gnu/"
     cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca.crt"
-    if ! timeout 900 podman build --network host --label "claudecron.test.key=$key" -t "$RUST_IMAGE" \
+    old_id=$(podman image inspect --format '{{.Id}}' "$RUST_IMAGE" 2>/dev/null)
+    if ! timeout 900 podman build --layers=false --network host --label "claudecron.test.key=$key" -t "$RUST_IMAGE" \
       -f "$REPO/scripts/package/rust-base.Containerfile" "$ctx" >"$TMP/rust-base.log" 2>&1; then
       fail "builder base image $RUST_IMAGE (host toolchain $(rustc --version))" "$(tail -n 15 "$TMP/rust-base.log")"
       container_skip="no builder base image"
     fi
+    [[ -n "$old_id" ]] && podman rmi "$old_id" >/dev/null 2>&1
     rm -rf "$ctx"
   fi
   [[ -z "$container_skip" ]] &&
@@ -78,7 +83,7 @@ fi
 # -- the image --------------------------------------------------------------------------------
 if [[ -z "$container_skip" ]]; then
   t0=$SECONDS
-  if timeout 1500 podman build --format docker --network host --build-arg "PROFILE=$PROFILE" \
+  if timeout 1500 podman build --layers=false --format docker --network host --build-arg "PROFILE=$PROFILE" \
     -t "$IMAGE" "$REPO" >"$TMP/image.log" 2>&1; then
     size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
     IMAGE_SIZE="$size bytes ($((size / 1000000)) MB), $IMAGE"
