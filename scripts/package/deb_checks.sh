@@ -90,6 +90,14 @@ if [[ -n "$DEB1" ]]; then
     kill -9 "$(cat "$1")" 2>/dev/null
   }
 
+  # No systemd runs in this root (nor is it installed). The maintainer scripts are told one runs
+  # (/run/systemd/system) and deb-systemd-invoke, which would start and stop the unit, is a
+  # stand-in that logs its calls, so what the scripts ask of systemd on install, upgrade and
+  # remove is checked (a real systemd starting the same unit: scripts/service/boot_test.sh).
+  mkdir -p "$R/run/systemd/system"
+  printf '#!/bin/sh\necho "deb-systemd-invoke $*" >>/tmp/systemd-calls.log\n' >"$R/usr/bin/deb-systemd-invoke"
+  chmod 0755 "$R/usr/bin/deb-systemd-invoke"
+  calls() { cat "$R/tmp/systemd-calls.log" 2>/dev/null; : >"$R/tmp/systemd-calls.log"; }
   if in_root dpkg -i "/tmp/$(basename "$DEB1")" >"$TMP/dpkg-i.log" 2>&1; then
     pass "dpkg -i $(basename "$DEB1") in a fresh Debian 12 root (maintainer scripts ran)"
   else
@@ -112,8 +120,12 @@ got  $got"
   # (/lib is /usr/lib on Debian 12's merged /usr; deb-systemd-helper writes the /lib spelling)
   link=$(readlink "$R/etc/systemd/system/multi-user.target.wants/claudecron.service")
   [[ "$link" == /lib/systemd/system/claudecron.service || "$link" == /usr/lib/systemd/system/claudecron.service ]] &&
-    pass "unit enabled (multi-user.target.wants/claudecron.service; started by postinst when systemd runs)" ||
+    pass "unit enabled by postinst (multi-user.target.wants/claudecron.service)" ||
     fail "unit enabled by postinst" "$(ls -l "$R/etc/systemd/system/multi-user.target.wants/" 2>&1)"
+  got=$(calls)
+  grep -qx 'deb-systemd-invoke start claudecron.service' <<<"$got" &&
+    pass "install starts the service under systemd (postinst: deb-systemd-invoke start claudecron.service)" ||
+    fail "postinst starts the service" "calls: $got"
 
   # systemd-analyze verify of the unit as installed (the host's units copied in for its
   # dependencies, never over the package's files).
@@ -157,7 +169,10 @@ got  $got"
   token_sum=$(md5sum <"$R/var/lib/claudecron/token")
   if in_root dpkg -i "/tmp/$(basename "$DEB2")" >"$TMP/dpkg-up.log" 2>&1 &&
     [[ "$(in_root dpkg-query -W -f='${Version}' claudecron)" == "$DEB_VERSION-2" ]]; then
-    pass "upgrade: dpkg -i $(basename "$DEB2") over $DEB_VERSION-1"
+    got=$(calls)
+    grep -qx 'deb-systemd-invoke restart claudecron.service' <<<"$got" &&
+      pass "upgrade: dpkg -i $(basename "$DEB2") over $DEB_VERSION-1 restarts the service" ||
+      fail "upgrade restarts the service" "calls: $got"
   else
     fail "upgrade to $DEB_VERSION-2" "$(tail -n 20 "$TMP/dpkg-up.log")"
   fi
@@ -174,7 +189,10 @@ got  $got"
   if in_root dpkg -r claudecron >"$TMP/dpkg-r.log" 2>&1 && [[ ! -e "$R/usr/bin/claudecron" ]] &&
     [[ -f "$R/var/lib/claudecron/tasks.db" && -f "$R/var/lib/claudecron/token" ]] &&
     [[ "$(md5sum <"$R/etc/claudecron/config.toml")" == "$conf_sum" ]]; then
-    pass "dpkg -r: binary gone; database, token and config kept"
+    got=$(calls)
+    grep -qx 'deb-systemd-invoke stop claudecron.service' <<<"$got" &&
+      pass "dpkg -r: service stopped; binary gone; database, token and config kept" ||
+      fail "dpkg -r stops the service" "calls: $got"
   else
     fail "dpkg -r keeps the data and the config" "$(tail -n 10 "$TMP/dpkg-r.log"; ls -la "$R/var/lib/claudecron" 2>&1)"
   fi
