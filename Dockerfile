@@ -44,7 +44,8 @@ FROM ${RUNTIME_IMAGE}
 RUN set -eu; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates tini; \
-    rm -rf /var/lib/apt/lists/*; \
+    apt-get clean; \
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; \
     groupadd --system --gid 10001 claudecron; \
     useradd --system --uid 10001 --gid claudecron --home-dir /data --no-create-home \
       --shell /usr/sbin/nologin --comment "claudecron MCP server" claudecron; \

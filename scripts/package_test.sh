@@ -145,7 +145,7 @@ rc=$?
 
 section "base file system (debootstrap, cached)"
 if bash "$REPO/scripts/package/rootfs.sh" "$ROOTFS_TAR" 2>"$TMP/rootfs.log"; then
-  pass "Debian 12 minbase root file system: $ROOTFS_TAR ($(du -h "$ROOTFS_TAR" | cut -f1); $(cat "$TMP/rootfs.log"))"
+  pass "Debian 12 minbase root file system: $ROOTFS_TAR ($(du -h "$ROOTFS_TAR" | cut -f1); $(tr "\n" " " <"$TMP/rootfs.log"))"
 else
   fatal "debootstrap a Debian 12 minbase root file system" "$(cat "$TMP/rootfs.log")"
 fi

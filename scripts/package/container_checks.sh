@@ -47,7 +47,7 @@ if [[ -z "$container_skip" ]]; then
     [[ -n "$old_id" ]] && podman rmi "$old_id" >/dev/null 2>&1
   fi
   # Can this kernel run a container at all? Only a refusal by the kernel is a skip.
-  if ! out=$(timeout 120 podman run --rm --network none "$DEBIAN_IMAGE" true 2>&1); then
+  if ! out=$(timeout 120 podman run --rm --pull=never --network none "$DEBIAN_IMAGE" true 2>&1); then
     if grep -qiE 'user namespace|cgroup|operation not permitted|permission denied|clone|unshare|seccomp' <<<"$out"; then
       container_skip="the kernel refuses containers here: $(tail -n 2 <<<"$out" | tr '\n' ' ')"
     else
@@ -99,6 +99,12 @@ if [[ -z "$container_skip" ]]; then
   [[ "$cfg" == 'claudecron:claudecron|SIGTERM|{"3010/tcp":{}}|{"/data":{}}|["CMD","claudecron","health"]' ]] &&
     pass "image config: user claudecron, STOPSIGNAL SIGTERM, port 3010, volume /data, HEALTHCHECK claudecron health" ||
     fail "image config (user, stop signal, port, volume, health check)" "$cfg"
+  # 0.0.0.0 inside the container only with auth: turning auth off there is refused at start.
+  out=$(timeout 60 podman run --rm --pull=never --network none -e CLAUDECRON_AUTH=none "$IMAGE" 2>&1)
+  rc=$?
+  [[ $rc -eq 2 && "$out" == *'"none" is refused because host "0.0.0.0" is not loopback'* ]] &&
+    pass "the image refuses CLAUDECRON_AUTH=none on its 0.0.0.0 listener (exit 2)" ||
+    fail "the image refuses auth = none" "exit $rc: $out"
 fi
 
 # -- compose up -------------------------------------------------------------------------------

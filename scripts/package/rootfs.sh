@@ -30,7 +30,7 @@ if ! debootstrap --variant=minbase "$SUITE" "$WORK/root" "$MIRROR" >"$WORK/deboo
 fi
 # As Docker Hub's debian:bookworm-slim: no apt lists or caches in the image; apt sources point
 # at the same mirror.
-rm -rf "$WORK/root/var/lib/apt/lists/"* "$WORK/root/var/cache/apt/archives/"*.deb
+rm -rf "$WORK/root/var/lib/apt/lists/"* "$WORK/root/var/cache/apt/archives/"*.deb "$WORK/root/var/cache/apt/"*.bin
 mkdir -p "$(dirname "$OUT")"
 tar --numeric-owner -C "$WORK/root" -cf "$OUT.tmp" .
 mv -f "$OUT.tmp" "$OUT"
