@@ -69,7 +69,8 @@ checks_on_finish() {
   echo "sizes: .deb ${DEB_SIZE:-not built}; image ${IMAGE_SIZE:-not built} (profile $PROFILE)"
   echo "runtime: $((SECONDS - START_TIME)) s"
 }
-# as_root_tools CMD:PACKAGE...: install the Debian packages whose command is missing.
+# need_debs CMD:PACKAGE...: install the Debian packages whose command is missing (with their
+# recommends: podman needs its network stack and fuse-overlayfs from them).
 apt_updated=0
 need_debs() {
   local spec cmd pkg missing=()
@@ -84,7 +85,7 @@ need_debs() {
   fi
   echo "installing Debian packages: ${missing[*]}"
   if [[ $apt_updated -eq 0 ]]; then apt-get update -q >"$TMP/apt-update.log" 2>&1; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" \
     >"$TMP/apt.log" 2>&1 || { tail -n 20 "$TMP/apt.log"; return 1; }
 }
 PATH=/usr/sbin:/sbin:$PATH
