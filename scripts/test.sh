@@ -51,3 +51,6 @@ bash scripts/ops_test.sh
 
 stage "/metrics with a real Prometheus, /status in headless Chromium (scripts/ops_web_test.sh, ~20 s once the tools are installed)"
 bash scripts/ops_web_test.sh
+
+stage "packaging: the .deb (cargo deb, lintian, dpkg) and the container (podman build, podman-compose) (scripts/package_test.sh)"
+bash scripts/package_test.sh

@@ -8,6 +8,7 @@ mod crontab;
 mod export;
 mod flags;
 mod forward;
+mod health;
 mod import;
 mod ops;
 mod remote;
@@ -37,6 +38,7 @@ Usage:
   claudecron disable NAME [--json]
   claudecron import-crontab FILE|-|--user [--dry-run] [--tz TZ] [--system] [--disabled] [--json]
   claudecron export --format systemd|k8s|crontab [TASK...] [--image IMAGE] [--out DIR] [--json]
+  claudecron health [--url URL] [--config FILE]
   claudecron --version
   claudecron --help
 
@@ -59,6 +61,7 @@ Commands:
   disable           disable a task (disarms its triggers; nothing is deleted)
   import-crontab    create a bash task per crontab line (cronie rules); --dry-run only shows them
   export            the tasks as systemd .service+.timer units, Kubernetes CronJobs or a crontab
+  health            GET the server's /health: exit 0 when it answers 200, 1 otherwise (5 s at most)
 
 The task and run commands talk to the running server: --url URL (default: the config's host and
 port), --token TOKEN (default: $CLAUDECRON_TOKEN, auth_tokens, the token file). Exit codes:
@@ -80,6 +83,7 @@ const COMMANDS: &[&str] = &[
     "backup",
     "api-docs",
     "hook",
+    "health",
     "tasks",
     "task",
     "runs",
@@ -262,6 +266,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
             crate::cli::forward::run(&parsed.rest, &parsed.sources);
             Ok(())
         }
+        "health" => crate::cli::health::run(&parsed.rest, &parsed.sources),
         "import-crontab" => import::run(&parsed.rest, &parsed.sources),
         c if ops::COMMANDS.contains(&c) => ops::run(c, &parsed.rest, &parsed.sources),
         "client-config" => client_config(&parsed.rest, &parsed.sources),
