@@ -546,11 +546,13 @@ pub fn notify_run_finished(sessions: &Sessions, event: &RunEvent) {
 
 /// A successful tool result: a readable line, the JSON, and the same JSON as structured content.
 /// A result about one run (`structuredContent.run.id`) also carries a `resource_link` to its log.
+/// The JSON in the text is compact: no indentation for the model to read past (fewer tokens),
+/// and less to encode.
 pub(crate) fn tool_result(summary: &str, value: Value) -> Value {
-    let text = format!(
-        "{summary}\n{}",
-        serde_json::to_string_pretty(&value).unwrap_or_default()
-    );
+    let mut text = String::with_capacity(summary.len() + 1024);
+    text.push_str(summary);
+    text.push('\n');
+    text.push_str(&serde_json::to_string(&value).unwrap_or_default());
     let mut content = vec![json!({"type": "text", "text": text})];
     if let Some(run_id) = value.pointer("/run/id").and_then(Value::as_i64) {
         content.push(resources::run_link(

@@ -344,7 +344,7 @@ pub const TOOLS: &[Tool] = &[
             )?;
             let tz = optional_str(args, "timezone", &[])?.unwrap_or(&c.defaults().timezone);
             let count = optional_int(args, "count", 1, 50)?.unwrap_or(5) as usize;
-            catalog::preview_schedule(schedule, tz, count, now)
+            c.preview_schedule(schedule, tz, count, now)
         }),
         summary: |v| {
             format!(

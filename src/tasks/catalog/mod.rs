@@ -254,6 +254,17 @@ impl Catalog {
         &self.defaults
     }
 
+    /// `preview_schedule`, with the parsed schedules shared by this process's catalogs.
+    pub fn preview_schedule(
+        &self,
+        expr: &str,
+        timezone: &str,
+        count: usize,
+        now: DateTime<Utc>,
+    ) -> OpResult {
+        preview_schedule_with(expr, timezone, count, now, Some(&self.schedules))
+    }
+
     /// A hook event (`POST /hooks`, or `trigger_hook` with `bypass_debounce`): fire the enabled
     /// hook tasks the payload matches.
     pub fn hook_event(

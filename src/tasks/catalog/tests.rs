@@ -162,6 +162,39 @@ fn walk(catalog: &Catalog, query: &ListQuery, now: DateTime<Utc>) -> Vec<Vec<Str
 }
 
 #[test]
+fn a_cached_preview_answers_as_a_fresh_parse_errors_included() {
+    let (source, _dir) = source("preview");
+    let catalog = source.open().unwrap();
+    let now = DateTime::parse_from_rfc3339("2026-03-07T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let show = |r: OpResult| match r {
+        Ok(v) => v.to_string(),
+        Err(OpError::Invalid(e)) => format!("invalid {}: {}", e.field, e.message),
+        Err(e) => format!("other: {e:?}"),
+    };
+    for (expr, tz) in [
+        ("*/15 9-17 * * 1-5", "UTC"),
+        ("30 2 * * 0", "America/New_York"),
+        ("0 0 30 2 *", "UTC"),
+        ("61 * * * *", "UTC"),
+        ("@daily", "Mars/Base"),
+        ("0 0 0 1 1 * 2020", "UTC"),
+    ] {
+        let fresh = show(preview_schedule(expr, tz, 7, now));
+        for round in 0..3 {
+            let later = now + chrono::Duration::minutes(7 * round);
+            assert_eq!(
+                show(catalog.preview_schedule(expr, tz, 7, later)),
+                show(preview_schedule(expr, tz, 7, later)),
+                "{expr} in {tz}, round {round}"
+            );
+        }
+        assert!(!fresh.is_empty());
+    }
+}
+
+#[test]
 fn cursors_round_trip_any_name_and_a_bad_one_names_the_field() {
     for name in ["a", "ab", "abc", "Ünïcødé \"quoted\" ☃", "x%_\\y", ""] {
         let cursor = encode_cursor(name, "id-1");

@@ -122,7 +122,23 @@ pub fn run_summary(run: &Run, excerpt_bytes: usize) -> Value {
 
 /// `preview_schedule`: the expression in words and its next fire times; creates nothing.
 pub fn preview_schedule(expr: &str, timezone: &str, count: usize, now: DateTime<Utc>) -> OpResult {
-    let schedule = Schedule::parse(expr, now).map_err(|e| {
+    preview_schedule_with(expr, timezone, count, now, None)
+}
+
+/// [`preview_schedule`], the parse, description and fire times taken from `schedules` when
+/// given (a model previews the expression it is about to add, and often again).
+pub fn preview_schedule_with(
+    expr: &str,
+    timezone: &str,
+    count: usize,
+    now: DateTime<Utc>,
+    schedules: Option<&ScheduleCache>,
+) -> OpResult {
+    let parsed = match schedules {
+        Some(cache) => cache.load(expr).and_then(|s| s.fires_soon(now).map(|()| s)),
+        None => Schedule::parse(expr, now).map(std::sync::Arc::new),
+    };
+    let schedule = parsed.map_err(|e| {
         OpError::Invalid(FieldError {
             field: "schedule".into(),
             message: e,

@@ -187,6 +187,12 @@ impl Schedule {
         })
     }
 
+    /// Refuses a schedule whose first fire time is more than 5 years after `now` (what
+    /// [`Schedule::parse`] checks beyond [`Schedule::load`]).
+    pub fn fires_soon(&self, now: DateTime<Utc>) -> Result<(), String> {
+        check_fires_soon(&self.cron, &self.expression, now)
+    }
+
     /// The expression as the user gave it (surrounding whitespace removed).
     pub fn expression(&self) -> &str {
         &self.expression

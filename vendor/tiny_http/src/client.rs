@@ -2,7 +2,7 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -132,18 +132,23 @@ impl ClientConnection {
         let mut prev_byte_was_cr = false;
 
         loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b.map_err(LineError::Io)?,
-                None => {
-                    return Err(LineError::Io(IoError::new(
-                        ErrorKind::ConnectionAborted,
-                        "Unexpected EOF",
-                    )))
-                }
+            let eof = || {
+                LineError::Io(IoError::new(
+                    ErrorKind::ConnectionAborted,
+                    "Unexpected EOF",
+                ))
             };
-            self.head_bytes += 1;
+            let reader = self.next_header_source.turn().ok_or_else(eof)?;
+            // The buffered bytes are scanned in place; the clock is read once per fill (each
+            // fill that had to wait is one read from the socket), not once per byte.
+            let available = match reader.fill_buf() {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(LineError::Io(e)),
+            };
+            if available.is_empty() {
+                return Err(eof());
+            }
             let now = Instant::now();
             match self.head_deadline {
                 None => self.head_deadline = Some(now + HEAD_DEADLINE),
@@ -156,17 +161,29 @@ impl ClientConnection {
                 Some(_) => {}
             }
 
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return Ok(buf);
+            let mut used = 0;
+            let mut outcome = None;
+            for &byte in available {
+                used += 1;
+                if byte == b'\n' && prev_byte_was_cr {
+                    buf.pop(); // removing the '\r'
+                    outcome = Some(Ok(()));
+                    break;
+                }
+                prev_byte_was_cr = byte == b'\r';
+                buf.push(byte);
+                // (+1: the '\r' of a line that is just long enough)
+                if buf.len() > limit + 1 {
+                    outcome = Some(Err(LineError::TooLong));
+                    break;
+                }
             }
-
-            prev_byte_was_cr = byte == b'\r';
-
-            buf.push(byte);
-            // (+1: the '\r' of a line that is just long enough)
-            if buf.len() > limit + 1 {
-                return Err(LineError::TooLong);
+            reader.consume(used);
+            self.head_bytes += used;
+            match outcome {
+                Some(Ok(())) => return Ok(buf),
+                Some(Err(e)) => return Err(e),
+                None => {}
             }
         }
     }

@@ -72,6 +72,16 @@ impl<R: Read + Send> SequentialReader<R> {
             self.inner = SequentialReaderInner::MyTurn(reader);
         }
     }
+
+    /// The reader itself once it is this reader's turn (see `wait_turn`), e.g. to scan its
+    /// buffer.
+    pub fn turn(&mut self) -> Option<&mut R> {
+        self.wait_turn();
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref mut reader) => Some(reader),
+            _ => None,
+        }
+    }
 }
 
 impl<W: Write + Send> SequentialWriterBuilder<W> {
