@@ -66,7 +66,8 @@ struct Engine {
     store: Store,
     settings: EngineSettings,
     timers: Timers,
-    armed: HashMap<String, Armed>,
+    /// By task id; the same `Arc<str>` is the key of the task's timer.
+    armed: HashMap<Arc<str>, Armed>,
     running: HashMap<i64, Running>,
     queue: VecDeque<Queued>,
     finished_tx: Sender<Msg>,
@@ -333,7 +334,7 @@ impl Engine {
     }
 
     fn disarm(&mut self, task_id: &str) {
-        self.timers.remove(&TimerKey::Task(task_id.to_string()));
+        self.timers.remove(&TimerKey::Task(task_id.into()));
         self.armed.remove(task_id);
     }
 
@@ -358,11 +359,12 @@ impl Engine {
                 log::error!("cannot store the cursor of task {}: {e}", task.id);
             }
         }
+        let id: Arc<str> = task.id.as_str().into();
         if let Some(next) = rule.next_after(cursor) {
-            self.timers.set(TimerKey::Task(task.id.clone()), next);
+            self.timers.set(TimerKey::Task(Arc::clone(&id)), next);
         }
         let catch_up = task.spec.catch_up;
-        self.armed.insert(task.id.clone(), Armed { rule, catch_up });
+        self.armed.insert(id, Armed { rule, catch_up });
     }
 
     /// Deal with every timer due at `wake`: their cursor moves and run rows are written in one
@@ -381,7 +383,7 @@ impl Engine {
         self.batching = batched;
         while let Some((at, key)) = self.timers.pop_due(wake.now) {
             match key {
-                TimerKey::Task(task_id) => self.task_timer(&task_id, at, wake),
+                TimerKey::Task(task_id) => self.task_timer(task_id, at, wake),
                 TimerKey::Retry(run_id) => self.retry_timer(run_id),
                 TimerKey::Unrecorded => self.record_unrecorded(wake.now),
             }
@@ -394,16 +396,16 @@ impl Engine {
         }
     }
 
-    fn task_timer(&mut self, task_id: &str, first: DateTime<Utc>, wake: Wake) {
-        let Some(armed) = self.armed.get(task_id) else {
+    fn task_timer(&mut self, task_id: Arc<str>, first: DateTime<Utc>, wake: Wake) {
+        let Some(armed) = self.armed.get(&task_id) else {
             return;
         };
         let plan = plan::on_timer(&armed.rule, armed.catch_up, first, wake);
-        let task = match self.store.get_task(task_id) {
+        let task = match self.store.get_task(&task_id) {
             Ok(Some(task)) => task,
             Ok(None) => {
                 // Deleted as it came due (its Remove message is on the way).
-                self.disarm(task_id);
+                self.disarm(&task_id);
                 return;
             }
             Err(e) => {
@@ -412,7 +414,7 @@ impl Engine {
                     rfc3339(first)
                 );
                 if let Some(next) = plan.next {
-                    self.timers.set(TimerKey::Task(task_id.to_string()), next);
+                    self.timers.set(TimerKey::Task(task_id), next);
                 }
                 return;
             }
@@ -459,12 +461,12 @@ impl Engine {
         if plan.disable {
             self.disable_once(&task, wake.now);
         } else if let Some(next) = plan.next {
-            self.timers.set(TimerKey::Task(task.id.clone()), next);
+            self.timers.set(TimerKey::Task(task_id), next);
         }
     }
 
     fn disable_once(&mut self, task: &Task, now: DateTime<Utc>) {
-        self.armed.remove(&task.id);
+        self.armed.remove(task.id.as_str());
         let mut spec = task.spec.clone();
         spec.enabled = false;
         match self.store.update_task(&task.id, &spec, now) {

@@ -3,12 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// What a timer is for.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TimerKey {
-    /// The next fire time of a time-based task.
-    Task(String),
+    /// The next fire time of a time-based task (its id, shared with the engine's armed map).
+    Task(Arc<str>),
     /// A queued retry run that becomes due.
     Retry(i64),
     /// Try again to record the ends of runs the store refused (disk full, read-only).

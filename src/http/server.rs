@@ -154,7 +154,7 @@ fn init_logging(config: &Config) -> Result<(), String> {
 
 /// Run the server until the process is stopped.
 pub fn serve(config: Config) -> Result<(), String> {
-    crate::sys::limit_malloc_arenas(2); // few threads allocate at once on a small host
+    crate::sys::limit_malloc_arenas(1); // one heap: threads allocate mostly from their tcache
     init_logging(&config)?;
     let tokens = crate::token::accepted_tokens(&config)?;
     {

@@ -191,7 +191,7 @@ impl Store {
         // A page cache of 1 MiB per connection (SQLite's default is 2 MiB): each thread has its
         // own connection, and the operating system caches the file for all of them anyway.
         conn.execute_batch(
-            "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-1024;",
+            "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-512;",
         )?;
         let file = DbFile::opened(path)?;
         let store = Store { conn, file };
