@@ -45,20 +45,9 @@ IMAGE_SIZE=""
 
 # shellcheck disable=SC2317  # (invoked by the EXIT trap)
 cleanup() {
-  local f c
+  local c
   for c in "${CLEANUPS[@]}"; do eval "$c" >/dev/null 2>&1; done
-  for f in "${PIDFILES[@]}"; do
-    [[ -s "$f" ]] && kill "$(cat "$f")" 2>/dev/null
-  done
-  for _ in $(seq 1 50); do
-    local alive=0
-    for f in "${PIDFILES[@]}"; do [[ -s "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null && alive=1; done
-    [[ $alive -eq 0 ]] && break
-    sleep 0.1
-  done
-  for f in "${PIDFILES[@]}"; do
-    [[ -s "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null && kill -9 "$(cat "$f")" 2>/dev/null
-  done
+  stop_pidfiles "${PIDFILES[@]}"
   rm -rf "$TMP"
 }
 trap cleanup EXIT

@@ -34,25 +34,7 @@ PIDFILES=()
 
 # shellcheck disable=SC2317  # (invoked by the EXIT trap)
 cleanup() {
-  local f pid
-  for f in "${PIDFILES[@]}"; do
-    [[ -f "$f" ]] || continue
-    pid=$(cat "$f")
-    [[ -n "$pid" ]] && kill "$pid" 2>/dev/null
-  done
-  # Bounded wait for them to go (the server exits within ~1 s on SIGTERM when idle).
-  for _ in $(seq 1 30); do
-    local alive=0
-    for f in "${PIDFILES[@]}"; do
-      [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null && alive=1
-    done
-    [[ $alive -eq 0 ]] && break
-    sleep 0.1
-  done
-  for f in "${PIDFILES[@]}"; do
-    # Only a process that is still there (a gone id may already name someone else's process).
-    [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null && kill -9 "$(cat "$f")" 2>/dev/null
-  done
+  stop_pidfiles "${PIDFILES[@]}"
   rm -rf "$TMP"
 }
 trap cleanup EXIT

@@ -14,7 +14,8 @@
 #     finish) and checks_abort_report (for an EXIT trap: the run ended before finish);
 #   - free_port / free_ports: free TCP ports on 127.0.0.1;
 #   - stop_pid: signal a process the script started, wait up to 5 s, then SIGKILL
-#     (nginx_test.sh, ops_web_test.sh);
+#     (nginx_test.sh, ops_web_test.sh); stop_pidfiles: the same for the processes named in pid
+#     files, all at once (service_test.sh, package_test.sh);
 #   - wait_health: a bounded wait for an HTTP health URL to answer 200;
 #   - req / hdr / jqb / what: one HTTP request and what the checks read from its answer
 #     (nginx_test.sh, smoke.sh; interop.sh's curl table has its own, in scripts/interop/);
@@ -143,6 +144,23 @@ stop_pid() { # stop_pid PID SIGNAL: signal, wait up to 5 s, then SIGKILL
   # Only if still there: a process id that is gone may already name someone else's process.
   kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+}
+
+# stop_pidfiles FILE...: SIGTERM the process named in each non-empty pid file, wait up to 5 s for
+# all of them, then SIGKILL those still there (a gone id may already name someone else's process).
+stop_pidfiles() {
+  local f alive
+  for f in "$@"; do [[ -s "$f" ]] && kill "$(cat "$f")" 2>/dev/null; done
+  for _ in $(seq 1 50); do
+    alive=0
+    for f in "$@"; do [[ -s "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null && alive=1; done
+    [[ $alive -eq 0 ]] && break
+    sleep 0.1
+  done
+  for f in "$@"; do
+    [[ -s "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null && kill -9 "$(cat "$f")" 2>/dev/null
+  done
+  return 0
 }
 
 # wait_health URL SECONDS [PID [CURL-ARG...]]: poll GET URL (1 s per request, every 0.1 s) until it
