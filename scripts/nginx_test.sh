@@ -315,6 +315,11 @@ check "GET /cron/ -> 200 claudecron's info document" "$(what info)" \
 req bare "https://127.0.0.1:$HTTPS_PORT/cron"
 check "GET /cron -> 308 to https://127.0.0.1:$HTTPS_PORT/cron/" "$(what bare), Location '$(hdr Location)'" \
   eval '[[ "$STATUS" == 308 && "$(hdr Location)" == "https://127.0.0.1:$HTTPS_PORT/cron/" ]]'
+CAL_KEY="calendar-key-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+req calendar "$BASE/calendar.ics?key=$CAL_KEY"
+check "GET /cron/calendar.ics?key=… reaches the server, and the key is in no access log" \
+  "$(what calendar)" \
+  eval '[[ "$STATUS" == 404 ]] && grep -q "GET /calendar.ics" "$SERVER_LOG" && ! grep -qF "$CAL_KEY" "$SERVER_LOG" "$TMP/nginx/access.log"'
 req outside "https://127.0.0.1:$HTTPS_PORT/elsewhere"
 check "a path outside /cron/ -> 404 from nginx (never reaches the server)" "$(what outside)" \
   eval '[[ "$STATUS" == 404 ]] && ! grep -q "GET /elsewhere" "$SERVER_LOG"'

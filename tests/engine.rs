@@ -1177,3 +1177,49 @@ fn a_wall_clock_jump_counts_the_fire_times_jumped_over_as_missed() {
         "the jump is logged"
     );
 }
+
+/// The server's secrets (its bearer tokens and the other secret settings, given as
+/// `CLAUDECRON_*` variables) are not in a run's environment: run output reaches the model, the
+/// store, the status page and webhooks.
+#[test]
+fn a_run_never_sees_the_servers_secrets_in_its_environment() {
+    let server = Server::start(
+        Options::default()
+            .env("CLAUDECRON_METRICS_TOKEN", "metrics-secret-0123456789")
+            .env("CLAUDECRON_CALENDAR_TOKEN", "calendar-secret-0123456789"),
+    );
+    let mcp = Mcp::new(&server);
+    let id = mcp.add(bash("env-dump", "env"));
+    let run = mcp.run_task(&id, 20);
+    assert_eq!(run["status"], "success", "{run}");
+    let output = mcp.call("claudecron_get_run", json!({"runId": id_of(&run)}))["structuredContent"]
+        ["run"]["output"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        output.contains("CLAUDECRON_RUN_ID="),
+        "the run's own variables are there: {output}"
+    );
+    for secret in server
+        .tokens
+        .iter()
+        .map(String::as_str)
+        .chain(["metrics-secret-0123456789", "calendar-secret-0123456789"])
+    {
+        assert!(
+            !output.contains(secret),
+            "a secret reached the run's environment"
+        );
+    }
+    for name in [
+        "CLAUDECRON_AUTH_TOKENS",
+        "CLAUDECRON_METRICS_TOKEN",
+        "CLAUDECRON_CALENDAR_TOKEN",
+    ] {
+        assert!(
+            !output.contains(name),
+            "{name} reached the run's environment"
+        );
+    }
+}

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{initialize_body, read_sse_event, Auth, OpenResponse, Options, Req, Response, Server};
+use common::{
+    initialize_body, read_sse_event, wait_until, Auth, OpenResponse, Options, Req, Response, Server,
+};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -1969,4 +1971,78 @@ fn one_address_cannot_take_every_connection() {
             (resp.status == 200).then_some(())
         },
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a client without a token can make the server do (security review, 2026-11-28)
+
+/// A path that takes no body is answered at once, its body never read: no client can make the
+/// server hold a body (up to max_body_bytes each) for a path that takes none.
+#[test]
+fn a_body_sent_to_a_path_that_takes_none_is_never_read() {
+    let server = Server::start_default();
+    for (request_line, status) in [
+        ("POST /no-such-path HTTP/1.1", 404),
+        ("POST /health HTTP/1.1", 405),
+        ("POST /status/login HTTP/1.1", 403),
+    ] {
+        let mut s = raw_connect(&server);
+        write!(
+            s,
+            "{request_line}\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n",
+            server.host_header()
+        )
+        .unwrap();
+        // Not one byte of the declared megabyte is sent: the answer must not wait for it.
+        let started = Instant::now();
+        let got = raw_status(&mut s);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{request_line}: answered only after {:?}",
+            started.elapsed()
+        );
+        // /status/login takes a small form; a megabyte is refused (413) or, without an
+        // Origin, the form is refused first (403). Either way the body is not waited for.
+        if request_line.contains("login") {
+            assert!(got == 403 || got == 413, "{request_line}: {got}");
+        } else {
+            assert_eq!(got, status, "{request_line}");
+        }
+    }
+}
+
+/// Every bearer token presented to the status page counts against the client's rate, as on
+/// `/mcp`: the page cannot be used to try tokens without limit.
+#[test]
+fn bearer_guesses_on_the_status_page_are_rate_limited() {
+    let server = Server::start(Options::default().env("CLAUDECRON_RATE_LIMIT_PER_MINUTE", "5"));
+    let statuses: Vec<u16> = (0..12)
+        .map(|_| {
+            Req::get("/status")
+                .bearer("not-the-token-not-the-token-000")
+                .send(server.port)
+                .status
+        })
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+/// A control character in a request line cannot forge or hide a line of the server's log.
+#[test]
+fn control_characters_in_a_request_line_are_escaped_in_the_log() {
+    let server = Server::start_default();
+    let mut s = raw_connect(&server);
+    write!(
+        s,
+        "GET /z\r10.9.9.9\tPOST\t/mcp HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.host_header()
+    )
+    .unwrap();
+    let _ = raw_status(&mut s);
+    let log = wait_until("the request logged", Duration::from_secs(10), || {
+        let text = server.stderr();
+        text.contains("10.9.9.9").then_some(text)
+    });
+    assert!(!log.contains("/z\r10.9.9.9"), "a raw CR in the log");
+    assert!(log.contains("/z\\r10.9.9.9\\tPOST"), "{log}");
 }

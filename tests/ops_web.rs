@@ -240,6 +240,18 @@ fn metrics_auth_modes() {
     assert_eq!(remote.status, 403, "{}", remote.describe());
     drop(server);
 
+    // Without trust_proxy, a request a proxy on this host forwarded is still not local: the
+    // proxy's headers say it came from elsewhere (else a public site would serve /metrics).
+    let server = Server::start(Options::default().env("CLAUDECRON_METRICS_AUTH", "loopback"));
+    assert_eq!(metrics(&server, None).status, 200);
+    for header in ["X-Real-IP", "X-Forwarded-For", "Forwarded"] {
+        let proxied = Req::get("/metrics")
+            .header(header, "203.0.113.7")
+            .send(server.port);
+        assert_eq!(proxied.status, 403, "{header}: {}", proxied.describe());
+    }
+    drop(server);
+
     // A metrics_token mode without the token is a config error naming the key.
     let bad = Options::default().env("CLAUDECRON_METRICS_AUTH", "metrics_token");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_claudecron"))

@@ -215,6 +215,11 @@ pub fn run(
         } else {
             Stdio::null()
         });
+    // The server's own secrets never reach a run: its output is shown to the model, stored,
+    // put on the status page and in webhooks. (A task may still set such a variable itself.)
+    for key in crate::config::SECRET_KEYS {
+        command.env_remove(format!("CLAUDECRON_{}", key.to_ascii_uppercase()));
+    }
     for key in &spec.env_remove {
         command.env_remove(key);
     }

@@ -184,7 +184,13 @@ impl Guard {
     pub fn metrics_access(&self, req: &HttpRequest, client: IpAddr) -> Result<(), Reply> {
         match self.metrics_auth {
             MetricsAuth::Token => self.authenticate(req).map(|_| ()),
-            MetricsAuth::Loopback if client.is_loopback() && req.peer.is_loopback() => Ok(()),
+            // A request a proxy forwarded (it says so in its headers) comes from the proxy's
+            // client, wherever the proxy runs: never loopback, even without `trust_proxy`.
+            MetricsAuth::Loopback
+                if client.is_loopback() && req.peer.is_loopback() && !forwarded(req) =>
+            {
+                Ok(())
+            }
             MetricsAuth::Loopback => Err(Reply::error(
                 403,
                 "metrics_auth = \"loopback\": /metrics answers only clients on this host",
@@ -235,6 +241,13 @@ impl Guard {
                 .with_header("Retry-After", &wait_secs.to_string())
             })
     }
+}
+
+/// Whether a proxy forwarded the request (any of the headers proxies add for their client).
+fn forwarded(req: &HttpRequest) -> bool {
+    ["x-forwarded-for", "x-real-ip", "forwarded"]
+        .iter()
+        .any(|h| req.header(h).is_some())
 }
 
 /// Per-client token buckets: `per_minute` capacity, refilled continuously.

@@ -338,7 +338,12 @@ fn serve_request(app: &App, mut request: tiny_http::Request) {
     let started = Instant::now();
     let mut req = HttpRequest::head(&request);
     let client = app.guard.client_addr(&req);
-    let (method, path) = (req.method.clone(), req.path.clone());
+    // As they go into the log: a control character in a request line (a bare CR or LF) cannot
+    // forge or hide a log line.
+    let (method, path) = (
+        req.method.escape_debug().to_string(),
+        req.path.escape_debug().to_string(),
+    );
     let refuse = |mut request: tiny_http::Request, reply: Reply| {
         // The body is not read (nor drained) any further: the connection closes after the answer.
         request.abandon_body();
@@ -368,7 +373,7 @@ fn serve_request(app: &App, mut request: tiny_http::Request) {
     if req
         .read_body(
             &mut request,
-            app.config.max_body_bytes,
+            routes::body_limit(&req, app.config.max_body_bytes),
             started + BODY_DEADLINE,
         )
         .is_err()

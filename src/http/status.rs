@@ -257,6 +257,12 @@ fn login(ctx: &StatusContext, req: &HttpRequest, root: &str) -> Reply {
     if let Err(reply) = ctx.guard.rate_limit(ctx.client) {
         return reply;
     }
+    if req.body_too_large {
+        return html(
+            413,
+            message("Refused", "The login form is larger than a token needs."),
+        );
+    }
     let token = form_field(&req.body, "token").unwrap_or_default();
     let index = if ctx.guard.auth_required() {
         match ctx.guard.token_index(token.trim()) {

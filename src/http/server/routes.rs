@@ -24,11 +24,32 @@ fn method_not_allowed(allow: &str) -> Outcome {
     )
 }
 
+/// The most body a request may bring: the configured maximum for the routes that take one
+/// (`/mcp`, `POST /hooks`), a login form's worth for the status page's forms, none elsewhere. A
+/// body beyond it is never read (the connection closes after the answer), so a client without a
+/// token cannot make the server buffer a body for a path that takes none.
+pub(super) fn body_limit(req: &HttpRequest, max_body_bytes: usize) -> usize {
+    match (req.method.as_str(), req.path.as_str()) {
+        (_, "/mcp") | ("POST", "/hooks") => max_body_bytes,
+        ("POST", "/status/login" | "/status/logout") => STATUS_FORM_BYTES,
+        _ => 0,
+    }
+}
+
+/// The status page's login and logout forms (a token and little else).
+const STATUS_FORM_BYTES: usize = 4096;
+
 /// The checks that need only a request's head, made before its body is read: Host and Origin
-/// for every path; for `/mcp` and `POST /hooks` also the client's rate and the bearer token.
-/// Returns the token that authenticated it.
+/// for every path; for `/mcp` and `POST /hooks` also the client's rate and the bearer token; the
+/// rate also for a status page request that carries a bearer token (each one is a guess when
+/// wrong). Returns the token that authenticated it.
 pub(super) fn admit_head(app: &App, req: &HttpRequest, client: IpAddr) -> Result<TokenId, Reply> {
     app.guard.check_host_and_origin(req)?;
+    if (req.path == "/status" || req.path.starts_with("/status/"))
+        && req.header("authorization").is_some()
+    {
+        app.guard.rate_limit(client)?;
+    }
     if req.path == "/calendar.ics" {
         // The key is in the query; checked when routed. Guessing is rate-limited here.
         app.guard.rate_limit(client)?;
