@@ -770,7 +770,8 @@ fn claude_code_success_records_cost_tokens_turns_session_with_the_right_argv_and
         [
             "-p",
             "--output-format",
-            "json",
+            "stream-json",
+            "--verbose",
             "--model",
             "claude-sonnet-4-5",
             "--max-turns",
@@ -825,7 +826,8 @@ fn claude_code_defaults_pass_only_the_model_and_no_key_when_none_is_configured()
         [
             "-p",
             "--output-format",
-            "json",
+            "stream-json",
+            "--verbose",
             "--model",
             "claude-test-default"
         ]
@@ -1068,4 +1070,126 @@ fn hook_triggered_subagent_gets_the_event_appended_to_its_prompt() {
         assert!(prompt.contains(needle), "{needle} missing from: {prompt}");
     }
     assert_eq!(fake.env("CLAUDECRON_HOOK_EVENT").as_deref(), Some("Stop"));
+}
+
+/// One stream-json ending per task (the fake prints the task's `FAKE_OUT` and exits with
+/// `FAKE_RC`): the status and reason each produces. Shapes from reference/claude-code.md §3.3–3.4.
+#[test]
+fn claude_code_endings_table_each_ending_gets_an_honest_status_and_reason() {
+    let fake = FakeClaude::new("printf '%s\\n' \"$FAKE_OUT\"\nexit ${FAKE_RC:-0}");
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    let init = r#"{"type":"system","subtype":"init","session_id":"s","model":"claude-opus-4-8[1m]","permissionMode":"dontAsk"}"#;
+    let result = |extra: Value| {
+        let mut v = json!({"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"Two commits; no issues found.",
+            "session_id":"s","total_cost_usd":0.002,"usage":{"input_tokens":100,"output_tokens":10},"permission_denials":[]});
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        format!("{init}\n{v}")
+    };
+    let limited = format!(
+        "{init}\n{}\n{}",
+        json!({"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1_900_000_000,"rateLimitType":"five_hour"}}),
+        json!({"type":"result","subtype":"success","is_error":true,"num_turns":1,"result":"Claude AI usage limit reached|1900000000","session_id":"s","total_cost_usd":0})
+    );
+    let table: Vec<(&str, String, i32, &str, &str)> = vec![
+        ("success", result(json!({})), 0, "success", ""),
+        (
+            "max turns",
+            result(
+                json!({"subtype":"error_max_turns","is_error":true,"errors":["Reached maximum number of turns (1)"],"result":null}),
+            ),
+            1,
+            "failed",
+            "turn limit (max_turns)",
+        ),
+        (
+            "budget exceeded",
+            result(
+                json!({"subtype":"error_max_budget_usd","is_error":true,"errors":["Reached maximum budget ($0.01)"],"result":null}),
+            ),
+            1,
+            "failed",
+            "spending cap (max_budget_usd): Reached maximum budget ($0.01)",
+        ),
+        (
+            "error during execution",
+            result(
+                json!({"subtype":"error_during_execution","is_error":true,"errors":["tool crashed"],"result":null}),
+            ),
+            1,
+            "failed",
+            "failed during execution: tool crashed",
+        ),
+        (
+            "permission denial",
+            result(
+                json!({"permission_denials":[{"tool_name":"Bash","tool_use_id":"toolu_1","tool_input":{"command":"touch /srv/x","description":"mock"}}]}),
+            ),
+            0,
+            "failed",
+            "refused 1 tool call(s) it wanted: Bash (touch /srv/x)",
+        ),
+        (
+            "empty result",
+            result(json!({"result":""})),
+            0,
+            "failed",
+            "empty answer",
+        ),
+        (
+            "CLAUDECRON_FAILED answer",
+            result(
+                json!({"result":"CLAUDECRON_FAILED: the backup disk is not mounted\nDetails follow."}),
+            ),
+            0,
+            "failed",
+            "the run declared failure: the backup disk is not mounted",
+        ),
+        (
+            "rate_limit_event rejected",
+            limited,
+            1,
+            "failed",
+            "usage limit reached (five_hour); it resets at 2030-03-17T",
+        ),
+        (
+            "API 429",
+            result(
+                json!({"is_error":true,"api_error_status":429,"result":"API Error: 429 rate_limit_error"}),
+            ),
+            1,
+            "failed",
+            "usage limit reached (API 429)",
+        ),
+        (
+            "is_error with exit 0",
+            result(json!({"is_error":true,"result":"Not logged in · Please run /login"})),
+            0,
+            "failed",
+            "Not logged in",
+        ),
+        (
+            "no result line",
+            init.to_string(),
+            0,
+            "failed",
+            "did not print its JSON result",
+        ),
+    ];
+    let mut report = String::from("| ending | status | reason |\n|---|---|---|\n");
+    for (i, (ending, out, rc, status, reason)) in table.iter().enumerate() {
+        let name = format!("cc-ending-{i}");
+        mcp.add_task(claude_task(
+            &name,
+            json!({"env": {"FAKE_OUT": out, "FAKE_RC": rc.to_string()}}),
+        ));
+        let (run, _) = mcp.run_wait(&name, 30);
+        let why = error_of(&run);
+        report.push_str(&format!("| {ending} | {} | {why} |\n", run["status"]));
+        assert_eq!(run["status"], *status, "{ending}: {run}");
+        assert!(why.contains(reason), "{ending}: {why:?} lacks {reason:?}");
+    }
+    eprintln!("{report}");
 }

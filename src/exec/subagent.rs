@@ -1,10 +1,12 @@
 //! Subagent runs: a task's prompt given to Claude, either through Claude Code headless
-//! (`claude -p … --output-format json`, a child process in the run's own process group under
+//! (`claude -p … --output-format stream-json --verbose`, a child process in the run's own process group under
 //! the same timeout/cancel rules as bash) or straight to the Anthropic Messages API (ureq, with
 //! retries that honour `retry-after`). Owns runner choice, the child's argv and environment, and
-//! reading results (text, cost, tokens, turns, session id) — never a success it cannot prove.
+//! reading results (text, cost, tokens, turns, session id; `verdict` judges them) — never a
+//! success it cannot prove.
 
 use crate::exec::process::{self, Ending, ProcessSpec};
+use crate::exec::verdict::{self, excerpt, root_refusal, ClaudeStream, UsageLimit};
 use crate::tasks::model::{Runner, TaskSpec};
 use crate::tasks::runs::{RunContext, RunStatus};
 use crossbeam_channel::{after, bounded, select, Receiver};
@@ -166,7 +168,10 @@ pub fn claude_args(spec: &TaskSpec, model: &str) -> Vec<String> {
     let mut args = vec![
         "-p".to_string(),
         "--output-format".into(),
-        "json".into(),
+        "stream-json".into(),
+        // stream-json needs --verbose with -p; it carries rate_limit_event lines, which the
+        // one json object does not.
+        "--verbose".into(),
         "--model".into(),
         model.to_string(),
     ];
@@ -185,100 +190,23 @@ pub fn claude_args(spec: &TaskSpec, model: &str) -> Vec<String> {
     args
 }
 
-/// The last line of `output` that is Claude Code's JSON result object.
-pub fn find_result(output: &str) -> Option<Value> {
-    output.lines().rev().find_map(|line| {
-        let line = line.trim();
-        if !line.starts_with('{') {
-            return None;
-        }
-        serde_json::from_str::<Value>(line)
-            .ok()
-            .filter(|v| v.get("type").and_then(Value::as_str) == Some("result"))
-    })
-}
-
-fn excerpt(text: &str, n: usize) -> String {
-    let t = text.trim();
-    if t.len() <= n {
-        return t.to_string();
-    }
-    let mut end = n;
-    while !t.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &t[..end])
-}
-
-/// Claude Code refuses `bypassPermissions` as root, with a plain-text line on stderr (no JSON):
-/// say what to do about it.
-fn root_refusal(output: &str) -> Option<String> {
-    output.contains("cannot be used with root").then(|| format!(
-        "{}; Claude Code refuses permission_mode bypassPermissions as root: run the server as a normal user, use another permission_mode with allowed_tools, or set IS_SANDBOX=1 in the task's env if the host is a sandbox",
-        excerpt(output, 300)
-    ))
-}
-
-/// Map Claude Code's result object (and its exit code) to an outcome.
-pub fn read_claude_result(result: &Value, exit_code: Option<i32>, model: &str) -> SubagentOutcome {
-    let text = |k: &str| result.get(k).and_then(Value::as_str).map(String::from);
-    let errors: Vec<String> = result
-        .get("errors")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| e.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    let is_error = result
-        .get("is_error")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let subtype = text("subtype").unwrap_or_default();
+/// Map Claude Code's stream (its result object, any rejected rate limit) and its exit code to
+/// an outcome; `exec::verdict` judges it.
+pub fn read_claude_result(
+    result: &Value,
+    limit: Option<&UsageLimit>,
+    exit_code: Option<i32>,
+    model: &str,
+) -> SubagentOutcome {
+    let (status, error, output) = verdict::judge_claude(result, limit, exit_code);
     let used_model = result
         .get("modelUsage")
         .and_then(Value::as_object)
         .and_then(|m| m.keys().next().cloned())
         .map(|m| m.trim_end_matches("[1m]").to_string())
         .unwrap_or_else(|| model.to_string());
-    let output = text("result").unwrap_or_else(|| errors.join("\n"));
-    let error = if !is_error && exit_code == Some(0) {
-        None
-    } else if subtype == "error_max_turns" {
-        Some(format!(
-            "reached the turn limit (max_turns): {}",
-            if errors.is_empty() {
-                "error_max_turns".into()
-            } else {
-                errors.join("; ")
-            }
-        ))
-    } else if let Some(status) = result.get("api_error_status").and_then(Value::as_i64) {
-        Some(format!("API error {status}: {}", excerpt(&output, 500)))
-    } else if let Some(hint) = root_refusal(&output) {
-        Some(hint)
-    } else {
-        let why = if output.is_empty() {
-            subtype.clone()
-        } else {
-            excerpt(&output, 500)
-        };
-        Some(format!(
-            "Claude Code reported an error{}: {why}",
-            if subtype.is_empty() || subtype == "success" {
-                String::new()
-            } else {
-                format!(" ({subtype})")
-            }
-        ))
-    };
     SubagentOutcome {
-        status: if error.is_none() {
-            RunStatus::Success
-        } else {
-            RunStatus::Failed
-        },
+        status,
         error,
         output,
         output_truncated: false,
@@ -294,7 +222,10 @@ pub fn read_claude_result(result: &Value, exit_code: Option<i32>, model: &str) -
             .pointer("/usage/output_tokens")
             .and_then(Value::as_i64),
         num_turns: result.get("num_turns").and_then(Value::as_i64),
-        session_id: text("session_id"),
+        session_id: result
+            .get("session_id")
+            .and_then(Value::as_str)
+            .map(String::from),
     }
 }
 
@@ -386,9 +317,15 @@ fn claude_outcome(
             "cancelled; the process group was ended".into(),
         ),
         Ending::SpawnFailed(msg) => base(RunStatus::Failed, msg.clone()),
-        Ending::Exited => match find_result(&outcome.output) {
-            Some(result) => read_claude_result(&result, outcome.exit_code, model),
-            None => base(
+        Ending::Exited => match verdict::read_stream(&outcome.output) {
+            ClaudeStream {
+                result: Some(result),
+                limit,
+            } => read_claude_result(&result, limit.as_ref(), outcome.exit_code, model),
+            ClaudeStream {
+                limit: Some(limit), ..
+            } => base(RunStatus::Failed, verdict::limit_reason(&limit, "")),
+            ClaudeStream { .. } => base(
                 RunStatus::Failed,
                 root_refusal(&outcome.output).unwrap_or_else(|| {
                     format!(
@@ -418,10 +355,21 @@ pub fn read_api_response(body: &Value, model: &str) -> SubagentOutcome {
                 .collect()
         })
         .unwrap_or_default();
+    let output = text.join("\n");
+    let stop = body.get("stop_reason").and_then(Value::as_str);
+    let error = verdict::judge_answer(&output).or_else(|| {
+        (stop == Some("max_tokens")).then(|| {
+            "the answer was cut off at the response token limit (stop_reason max_tokens); raise max_tokens".to_string()
+        })
+    });
     SubagentOutcome {
-        status: RunStatus::Success,
-        error: None,
-        output: text.join("\n"),
+        status: if error.is_none() {
+            RunStatus::Success
+        } else {
+            RunStatus::Failed
+        },
+        error,
+        output,
         runner: "api",
         model: Some(
             body.get("model")
@@ -555,6 +503,20 @@ fn call_api(url: &str, key: &str, body: &Value, model: &str, deadline: Instant) 
                 );
                 std::thread::sleep(wait);
             }
+            429 => {
+                let limit = verdict::UsageLimit {
+                    resets_at: retry_after.and_then(|s| {
+                        chrono::Duration::try_milliseconds((s.clamp(0.0, 1e7) * 1000.0) as i64)
+                            .map(|d| chrono::Utc::now() + d)
+                    }),
+                    kind: "API 429".into(),
+                };
+                return failed(
+                    "api",
+                    model,
+                    verdict::limit_reason(&limit, &api_error_message(&text)),
+                );
+            }
             _ => {
                 return failed(
                     "api",
@@ -626,7 +588,7 @@ mod tests {
     #[test]
     fn success_result_is_read_with_cost_tokens_turns_and_session() {
         let result = json!({"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"Hello.","session_id":"8da0f730","total_cost_usd":0.00075,"usage":{"input_tokens":100,"output_tokens":10},"modelUsage":{"claude-opus-4-8[1m]":{}}});
-        let out = read_claude_result(&result, Some(0), "m");
+        let out = read_claude_result(&result, None, Some(0), "m");
         assert_eq!(out.status, RunStatus::Success);
         assert_eq!(out.output, "Hello.");
         assert_eq!(out.cost_usd, Some(0.00075));
@@ -641,19 +603,19 @@ mod tests {
     #[test]
     fn errors_are_failures_with_the_reason() {
         let max_turns = json!({"type":"result","subtype":"error_max_turns","is_error":true,"num_turns":2,"errors":["Reached maximum number of turns (1)"]});
-        let out = read_claude_result(&max_turns, Some(1), "m");
+        let out = read_claude_result(&max_turns, None, Some(1), "m");
         assert_eq!(out.status, RunStatus::Failed);
         assert!(out
             .error
             .unwrap()
             .contains("Reached maximum number of turns (1)"));
         let api = json!({"type":"result","subtype":"success","is_error":true,"api_error_status":401,"result":"Failed to authenticate. API Error: 401"});
-        let out = read_claude_result(&api, Some(1), "m");
+        let out = read_claude_result(&api, None, Some(1), "m");
         assert_eq!(out.status, RunStatus::Failed);
         assert!(out.error.unwrap().starts_with("API error 401"));
         let odd = json!({"type":"result","subtype":"success","is_error":false,"result":"x"});
         assert_eq!(
-            read_claude_result(&odd, Some(1), "m").status,
+            read_claude_result(&odd, None, Some(1), "m").status,
             RunStatus::Failed,
             "a nonzero exit is never success"
         );
@@ -662,8 +624,8 @@ mod tests {
     #[test]
     fn the_result_line_is_found_among_other_output() {
         let output = "warning: something\n{\"type\":\"system\"}\n{\"type\":\"result\",\"is_error\":false,\"result\":\"ok\"}\n";
-        assert_eq!(find_result(output).unwrap()["result"], "ok");
-        assert!(find_result("not json at all").is_none());
+        assert_eq!(verdict::read_stream(output).result.unwrap()["result"], "ok");
+        assert!(verdict::read_stream("not json at all").result.is_none());
     }
 
     #[test]
@@ -681,7 +643,8 @@ mod tests {
             [
                 "-p",
                 "--output-format",
-                "json",
+                "stream-json",
+                "--verbose",
                 "--model",
                 "claude-x",
                 "--max-turns",
