@@ -1193,3 +1193,224 @@ fn claude_code_endings_table_each_ending_gets_an_honest_status_and_reason() {
     }
     eprintln!("{report}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Unattended runs: precheck, guard fields
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn precheck_nonzero_skips_without_an_api_request_and_zero_gives_its_output_as_context() {
+    let mock = MockApi::start(vec![message(
+        "msg_pc",
+        "claude-test-default",
+        json!([{"type": "text", "text": "Reviewed."}]),
+        10,
+        5,
+    )]);
+    let server = api_server(&mock);
+    let mcp = Mcp::new(&server);
+    let flag = TempDir::new("claudecron-precheck");
+    let flag_file = flag.path().join("flag");
+    mcp.add_task(api_task(
+        "pc-gate",
+        json!({"precheck": format!("cat '{}' 2>/dev/null || {{ echo 'nothing new'; exit 3; }}", flag_file.display())}),
+    ));
+    let (run, _) = mcp.run_wait("pc-gate", 30);
+    assert_eq!(run["status"], "skipped", "{run}");
+    let why = error_of(&run);
+    assert!(
+        why.contains("precheck") && why.contains("exited with code 3"),
+        "{why}"
+    );
+    assert!(mcp
+        .output(run["id"].as_i64().unwrap())
+        .contains("nothing new"));
+    assert!(
+        mock.requests().is_empty(),
+        "a skipped run made no API call: {:?}",
+        mock.requests().len()
+    );
+
+    std::fs::write(&flag_file, "3 new commits: a1b2c3 fix parser\n").unwrap();
+    let (run, _) = mcp.run_wait("pc-gate", 30);
+    assert_eq!(run["status"], "success", "{run}");
+    let requests = mock.wait_requests(1, Duration::from_secs(10));
+    assert_eq!(requests.len(), 1);
+    let prompt = requests[0].body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(prompt.starts_with("Say hello to the tests."), "{prompt}");
+    assert!(
+        prompt.contains("3 new commits: a1b2c3 fix parser"),
+        "the precheck output reaches the prompt: {prompt}"
+    );
+}
+
+#[test]
+fn precheck_on_a_bash_task_sets_its_output_in_the_environment_and_times_out_as_a_failure() {
+    let server = Server::start(Options::default());
+    let mcp = Mcp::new(&server);
+    mcp.add_task(
+        json!({"name": "pc-bash", "type": "bash", "trigger": {"type": "manual"},
+        "precheck": "echo ready-42", "command": "echo \"got:$CLAUDECRON_PRECHECK_OUTPUT\""}),
+    );
+    let run = mcp.run_task("pc-bash", 30);
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(
+        mcp.output(run["id"].as_i64().unwrap()).trim(),
+        "got:ready-42"
+    );
+
+    let marker = TempDir::new("claudecron-precheck-bash");
+    let ran = marker.path().join("ran");
+    mcp.add_task(
+        json!({"name": "pc-slow", "type": "bash", "trigger": {"type": "manual"},
+        "timeout_seconds": 1, "precheck": "sleep 30",
+        "command": format!("touch '{}'", ran.display())}),
+    );
+    let run = mcp.run_task("pc-slow", 30);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        error_of(&run).contains("precheck timed out after 1 s"),
+        "{run}"
+    );
+    assert!(!ran.exists(), "the command never ran");
+}
+
+#[test]
+fn guard_fields_reach_claude_as_flags_and_the_mcp_config_as_a_private_file_removed_after() {
+    let fake = FakeClaude::new(&format!(
+        "prev=''\nfor a in \"$@\"; do if [ \"$prev\" = --mcp-config ]; then cp \"$a\" \"$d/mcp.json\"; stat -c %a \"$a\" > \"$d/mcp.mode\"; echo \"$a\" > \"$d/mcp.path\"; fi; prev=$a; done\ncat <<'EOF'\n{}\nEOF\nexit 0",
+        success_result()
+    ));
+    let server = claude_server(&fake, &[]);
+    let mcp_config = json!({"mcpServers": {"docs": {"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer s3cret"}}}});
+    let (run, _) = add_and_run(
+        &server,
+        claude_task(
+            "cc-guards",
+            json!({"permission_mode": "dontAsk", "allowed_tools": ["mcp__docs__search"],
+                "disallowed_tools": ["Bash(rm *)", "WebFetch"], "add_dirs": ["/srv/a", "/srv/b"],
+                "mcp_config": mcp_config, "max_budget_usd": 0.25}),
+        ),
+        20,
+    );
+    assert_eq!(run["status"], "success", "{run}");
+    let argv = fake.argv();
+    let has = |pair: [&str; 2]| argv.windows(2).any(|w| w == pair);
+    assert!(
+        has(["--disallowedTools", "Bash(rm *),WebFetch"]),
+        "{argv:?}"
+    );
+    assert!(
+        has(["--add-dir", "/srv/a"]) && has(["--add-dir", "/srv/b"]),
+        "{argv:?}"
+    );
+    assert!(has(["--max-budget-usd", "0.25"]), "{argv:?}");
+    assert!(has(["--permission-mode", "dontAsk"]), "{argv:?}");
+    let at = argv
+        .iter()
+        .position(|a| a == "--mcp-config")
+        .expect("--mcp-config");
+    assert_eq!(argv[at + 2], "--strict-mcp-config", "{argv:?}");
+    let written: Value =
+        serde_json::from_str(&fake.read("mcp.json")).expect("the mcp file is JSON");
+    assert_eq!(written, mcp_config);
+    assert_eq!(fake.read("mcp.mode").trim(), "600");
+    assert!(
+        !std::path::Path::new(fake.read("mcp.path").trim()).exists(),
+        "the mcp_config file is removed after the run"
+    );
+    assert!(
+        !argv.iter().any(|a| a.contains("s3cret")),
+        "no secret in argv"
+    );
+}
+
+#[test]
+fn unattended_fields_are_validated_with_reasons() {
+    let fake = FakeClaude::printing(&success_result(), 0);
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            json!({"permission_mode": "default"}),
+            "permission_mode",
+            "nobody to answer; accepted: dontAsk, acceptEdits, plan, bypassPermissions",
+        ),
+        (
+            json!({"permission_mode": "yolo"}),
+            "permission_mode",
+            "accepted: dontAsk",
+        ),
+        (
+            json!({"mcp_config": {"servers": {}}}),
+            "mcp_config",
+            "mcpServers",
+        ),
+        (
+            json!({"mcp_config": {"mcpServers": {"x": {"type": "http"}}}}),
+            "mcp_config.mcpServers.x",
+            "is not a server",
+        ),
+        (
+            json!({"mcp_config": "file.json"}),
+            "mcp_config",
+            "is not an object",
+        ),
+        (
+            json!({"add_dirs": ["rel/dir"]}),
+            "add_dirs[0]",
+            "absolute directory",
+        ),
+        (
+            json!({"disallowed_tools": "Bash"}),
+            "disallowed_tools",
+            "list of tool names",
+        ),
+        (json!({"max_budget_usd": 0}), "max_budget_usd", "above 0"),
+        (
+            json!({"daily_budget_usd": -1}),
+            "daily_budget_usd",
+            "above 0",
+        ),
+        (json!({"precheck": "  "}), "precheck", "must not be empty"),
+    ];
+    for (i, (extra, field, want)) in cases.iter().enumerate() {
+        let result = mcp.call(
+            "claudecron_add_task",
+            claude_task(&format!("bad-{i}"), extra.clone()),
+        );
+        assert_eq!(result["isError"], true, "{extra}: {result}");
+        let text = result.to_string();
+        assert!(
+            text.contains(field) && text.contains(want),
+            "{extra}: {text}"
+        );
+    }
+    for field in [
+        "disallowed_tools",
+        "mcp_config",
+        "add_dirs",
+        "max_budget_usd",
+        "daily_budget_usd",
+    ] {
+        let value = match field {
+            "mcp_config" => json!({"mcpServers": {}}),
+            "max_budget_usd" | "daily_budget_usd" => json!(1),
+            _ => json!(["/x"]),
+        };
+        let mut task = json!({"name": format!("bash-{field}"), "type": "bash", "command": "true", "trigger": {"type": "manual"}});
+        task[field] = value;
+        let result = mcp.call("claudecron_add_task", task);
+        assert_eq!(result["isError"], true, "{field} on bash: {result}");
+        assert!(
+            result.to_string().contains("only for subagent tasks"),
+            "{result}"
+        );
+    }
+    let task = mcp.add_task(json!({"name": "bash-pc", "type": "bash", "command": "true",
+        "trigger": {"type": "manual"}, "precheck": "test -e /"}));
+    assert_eq!(task["precheck"], "test -e /", "{task}");
+}

@@ -339,7 +339,10 @@ pub fn after_end(
 pub fn after_fires(on: AfterOn, status: RunStatus) -> bool {
     match on {
         AfterOn::Success => status == RunStatus::Success,
-        AfterOn::Failure => status != RunStatus::Success && status != RunStatus::Cancelled,
+        AfterOn::Failure => !matches!(
+            status,
+            RunStatus::Success | RunStatus::Cancelled | RunStatus::Skipped
+        ),
         AfterOn::Always => true,
     }
 }

@@ -148,84 +148,41 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             RunStatus::Cancelled
         }
     };
-    let ended: SubagentOutcome = match job.task.spec.task_type {
-        TaskType::Subagent => {
-            let mut env = run_env(&job, &scheduled_at);
-            env.retain(|(k, _)| !k.is_empty());
-            let sub = SubagentJob {
-                spec: &job.task.spec,
-                prompt: subagent::prompt_with_context(
-                    job.task.spec.prompt.as_deref().unwrap_or(""),
-                    job.context.as_ref(),
-                ),
-                env,
-                cwd: job.task.spec.cwd.as_ref().map(PathBuf::from),
-                timeout: Duration::from_secs(timeout_secs),
-                grace: settings.grace,
-                output_max_bytes: settings.output_max_bytes,
-                marker: marker.clone(),
-                cancel: &job.cancel,
-                cancelled_status: &cancelled_status,
-            };
-            let mut ended = subagent::run(&sub, &settings.subagent, &mut live);
-            if ended.status == RunStatus::Interrupted {
-                ended.error = Some("the server stopped while this run was running".into());
-            }
-            ended
-        }
-        TaskType::Bash => {
-            let spec = ProcessSpec {
+    let mut env = run_env(&job, &scheduled_at);
+    let checked = match &job.task.spec.guards.precheck {
+        None => Ok(None),
+        Some(command) => {
+            let check = ProcessSpec {
                 program: "/bin/sh".into(),
-                args: vec![
-                    "-c".into(),
-                    job.task.spec.command.clone().unwrap_or_default(),
-                ],
+                args: vec!["-c".into(), command.clone()],
                 cwd: job.task.spec.cwd.as_ref().map(PathBuf::from),
-                env: run_env(&job, &scheduled_at),
+                env: env.clone(),
                 env_remove: Vec::new(),
-                stdin: job
-                    .context
-                    .as_ref()
-                    .and_then(|c| c.stdin.as_ref())
-                    .map(|s| s.as_bytes().to_vec()),
-                timeout: Duration::from_secs(timeout_secs),
+                stdin: None,
+                timeout: Duration::from_secs(timeout_secs.min(PRECHECK_TIMEOUT_SECS)),
                 grace: settings.grace,
-                output_max_bytes: settings.output_max_bytes,
-                marker: Some(marker),
+                output_max_bytes: process::ENV_VALUE_MAX,
+                marker: Some(marker.clone()),
             };
-            let outcome = process::run(&spec, &job.cancel, &mut live);
-            let (status, error) = match &outcome.ending {
-                Ending::Exited => match (outcome.exit_code, outcome.signal) {
-                    (Some(0), _) => (RunStatus::Success, None),
-                    (Some(code), _) => (RunStatus::Failed, Some(format!("exit code {code}"))),
-                    (None, Some(sig)) => (RunStatus::Failed, Some(format!("killed by signal {sig}"))),
-                    (None, None) => (RunStatus::Failed, Some("the process ended without an exit status".into())),
-                },
-                Ending::TimedOut => (
-                    RunStatus::Timeout,
-                    Some(format!("timed out after {timeout_secs} s; the process group was ended")),
-                ),
-                Ending::Cancelled => match cancelled_status() {
-                    RunStatus::Interrupted => (
-                        RunStatus::Interrupted,
-                        Some("the server stopped while this run was running; the process group was ended".into()),
-                    ),
-                    _ => (
-                        RunStatus::Cancelled,
-                        Some("cancelled; the process group was ended".into()),
-                    ),
-                },
-                Ending::SpawnFailed(msg) => (RunStatus::Failed, Some(msg.clone())),
-            };
-            SubagentOutcome {
-                status,
-                error,
-                output: outcome.output,
-                output_truncated: outcome.output_truncated,
-                exit_code: outcome.exit_code,
-                signal: outcome.signal,
-                ..Default::default()
+            precheck(&check, &job.cancel, &cancelled_status).map(Some)
+        }
+    };
+    let ended: SubagentOutcome = match checked {
+        Err(stopped) => *stopped,
+        Ok(context) => {
+            if let Some(out) = &context {
+                env.push(("CLAUDECRON_PRECHECK_OUTPUT".into(), process::env_value(out)));
             }
+            run_task(
+                &job,
+                env,
+                context.as_deref(),
+                timeout_secs,
+                settings,
+                &marker,
+                &cancelled_status,
+                &mut live,
+            )
         }
     };
     let status = ended.status;
@@ -312,6 +269,157 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
         attempt: job.attempt,
         context: job.context.clone(),
         recorded,
+    }
+}
+
+/// The longest a precheck may take (less when the task's own timeout is shorter).
+pub const PRECHECK_TIMEOUT_SECS: u64 = 60;
+
+/// Run a task's precheck: its output when it exits 0; otherwise how the run ends without
+/// starting: `skipped` (reason `precheck`) for a non-zero exit, `failed` when it timed out or
+/// could not start, `cancelled` / `interrupted` when cancelled.
+fn precheck(
+    spec: &ProcessSpec,
+    cancel: &Receiver<()>,
+    cancelled_status: &dyn Fn() -> RunStatus,
+) -> Result<String, Box<SubagentOutcome>> {
+    let outcome = process::run(spec, cancel, &mut |_, _| {});
+    let stop = |status: RunStatus, error: String| {
+        Box::new(SubagentOutcome {
+            status,
+            error: Some(error),
+            output: outcome.output.clone(),
+            output_truncated: outcome.output_truncated,
+            exit_code: outcome.exit_code,
+            signal: outcome.signal,
+            ..Default::default()
+        })
+    };
+    Err(match &outcome.ending {
+        Ending::Exited if outcome.exit_code == Some(0) => return Ok(outcome.output.clone()),
+        Ending::Exited => stop(
+            RunStatus::Skipped,
+            format!(
+                "skipped: precheck: it {}; the run was not started (its output is the run's output)",
+                match (outcome.exit_code, outcome.signal) {
+                    (Some(code), _) => format!("exited with code {code}"),
+                    (None, Some(sig)) => format!("was killed by signal {sig}"),
+                    _ => "ended without an exit status".into(),
+                }
+            ),
+        ),
+        Ending::TimedOut => stop(
+            RunStatus::Failed,
+            format!(
+                "precheck timed out after {} s; the run was not started",
+                spec.timeout.as_secs()
+            ),
+        ),
+        Ending::Cancelled => stop(
+            cancelled_status(),
+            "cancelled during the precheck; the run was not started".into(),
+        ),
+        Ending::SpawnFailed(msg) => stop(RunStatus::Failed, format!("precheck: {msg}")),
+    })
+}
+
+/// Run the task itself (the precheck passed or there is none).
+#[allow(clippy::too_many_arguments)]
+fn run_task(
+    job: &RunJob,
+    env: Vec<(String, String)>,
+    precheck_output: Option<&str>,
+    timeout_secs: u64,
+    settings: &RunSettings,
+    marker: &RunMarker,
+    cancelled_status: &dyn Fn() -> RunStatus,
+    live: &mut dyn FnMut(&str, bool),
+) -> SubagentOutcome {
+    match job.task.spec.task_type {
+        TaskType::Subagent => {
+            let mut env = env;
+            env.retain(|(k, _)| !k.is_empty());
+            let mut prompt = subagent::prompt_with_context(
+                job.task.spec.prompt.as_deref().unwrap_or(""),
+                job.context.as_ref(),
+            );
+            if let Some(out) = precheck_output.filter(|o| !o.trim().is_empty()) {
+                prompt.push_str(&format!(
+                    "\n\n---\nThe precheck command succeeded and printed (context for this run):\n{out}"
+                ));
+            }
+            let sub = SubagentJob {
+                spec: &job.task.spec,
+                prompt,
+                env,
+                cwd: job.task.spec.cwd.as_ref().map(PathBuf::from),
+                timeout: Duration::from_secs(timeout_secs),
+                grace: settings.grace,
+                output_max_bytes: settings.output_max_bytes,
+                marker: marker.clone(),
+                cancel: &job.cancel,
+                cancelled_status,
+            };
+            let mut ended = subagent::run(&sub, &settings.subagent, live);
+            if ended.status == RunStatus::Interrupted {
+                ended.error = Some("the server stopped while this run was running".into());
+            }
+            ended
+        }
+        TaskType::Bash => {
+            let spec = ProcessSpec {
+                program: "/bin/sh".into(),
+                args: vec![
+                    "-c".into(),
+                    job.task.spec.command.clone().unwrap_or_default(),
+                ],
+                cwd: job.task.spec.cwd.as_ref().map(PathBuf::from),
+                env,
+                env_remove: Vec::new(),
+                stdin: job
+                    .context
+                    .as_ref()
+                    .and_then(|c| c.stdin.as_ref())
+                    .map(|s| s.as_bytes().to_vec()),
+                timeout: Duration::from_secs(timeout_secs),
+                grace: settings.grace,
+                output_max_bytes: settings.output_max_bytes,
+                marker: Some(marker.clone()),
+            };
+            let outcome = process::run(&spec, &job.cancel, live);
+            let (status, error) = match &outcome.ending {
+                Ending::Exited => match (outcome.exit_code, outcome.signal) {
+                    (Some(0), _) => (RunStatus::Success, None),
+                    (Some(code), _) => (RunStatus::Failed, Some(format!("exit code {code}"))),
+                    (None, Some(sig)) => (RunStatus::Failed, Some(format!("killed by signal {sig}"))),
+                    (None, None) => (RunStatus::Failed, Some("the process ended without an exit status".into())),
+                },
+                Ending::TimedOut => (
+                    RunStatus::Timeout,
+                    Some(format!("timed out after {timeout_secs} s; the process group was ended")),
+                ),
+                Ending::Cancelled => match cancelled_status() {
+                    RunStatus::Interrupted => (
+                        RunStatus::Interrupted,
+                        Some("the server stopped while this run was running; the process group was ended".into()),
+                    ),
+                    _ => (
+                        RunStatus::Cancelled,
+                        Some("cancelled; the process group was ended".into()),
+                    ),
+                },
+                Ending::SpawnFailed(msg) => (RunStatus::Failed, Some(msg.clone())),
+            };
+            SubagentOutcome {
+                status,
+                error,
+                output: outcome.output,
+                output_truncated: outcome.output_truncated,
+                exit_code: outcome.exit_code,
+                signal: outcome.signal,
+                ..Default::default()
+            }
+        }
     }
 }
 

@@ -164,7 +164,7 @@ fn failed(runner: &'static str, model: &str, error: String) -> SubagentOutcome {
 
 /// The argv after the program for `claude -p`; the prompt is not in it: `claude -p` with no
 /// prompt argument reads the prompt from stdin.
-pub fn claude_args(spec: &TaskSpec, model: &str) -> Vec<String> {
+pub fn claude_args(spec: &TaskSpec, model: &str, mcp_file: Option<&Path>) -> Vec<String> {
     let mut args = vec![
         "-p".to_string(),
         "--output-format".into(),
@@ -180,6 +180,26 @@ pub fn claude_args(spec: &TaskSpec, model: &str) -> Vec<String> {
     }
     if !spec.allowed_tools.is_empty() {
         args.extend(["--allowedTools".into(), spec.allowed_tools.join(",")]);
+    }
+    if !spec.guards.disallowed_tools.is_empty() {
+        args.extend([
+            "--disallowedTools".into(),
+            spec.guards.disallowed_tools.join(","),
+        ]);
+    }
+    for dir in &spec.guards.add_dirs {
+        args.extend(["--add-dir".into(), dir.clone()]);
+    }
+    if let Some(file) = mcp_file {
+        // Only the task's servers: none from the user's or the project's settings.
+        args.extend([
+            "--mcp-config".into(),
+            file.to_string_lossy().into_owned(),
+            "--strict-mcp-config".into(),
+        ]);
+    }
+    if let Some(usd) = spec.guards.max_budget_usd {
+        args.extend(["--max-budget-usd".into(), usd.to_string()]);
     }
     if let Some(mode) = &spec.permission_mode {
         args.extend(["--permission-mode".into(), mode.clone()]);
@@ -252,9 +272,20 @@ fn run_claude_code(
     if settings.base_url.trim_end_matches('/') != PUBLIC_API {
         env.push(("ANTHROPIC_BASE_URL".into(), settings.base_url.clone()));
     }
+    let mcp_file = match job
+        .spec
+        .guards
+        .mcp_config
+        .as_ref()
+        .map(|c| McpFile::write(c, job.marker.run_id))
+    {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => return failed("claude-code", model, e),
+    };
     let spec = ProcessSpec {
         program: program.to_string_lossy().into_owned(),
-        args: claude_args(job.spec, model),
+        args: claude_args(job.spec, model, mcp_file.as_ref().map(|f| f.0.as_path())),
         cwd: job.cwd.clone(),
         env,
         env_remove: NESTING_VARS.iter().map(|v| v.to_string()).collect(),
@@ -275,6 +306,41 @@ fn run_claude_code(
         output,
         output_truncated: ended.output_truncated || cut,
         ..ended
+    }
+}
+
+/// A task's `mcp_config` written for one run: a 0600 file in the temp directory, removed when
+/// the run ends (on the command line it would be visible to every user in `ps`).
+struct McpFile(PathBuf);
+
+impl McpFile {
+    fn write(config: &Value, run_id: i64) -> Result<McpFile, String> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let salt = crate::ids::random_hex(8).map_err(|e| format!("no random bytes: {e}"))?;
+        let path = std::env::temp_dir().join(format!("claudecron-mcp-{run_id}-{salt}.json"));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(config.to_string().as_bytes()));
+        match written {
+            Ok(()) => Ok(McpFile(path)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(format!(
+                    "cannot write the task's mcp_config to {}: {e}",
+                    path.display()
+                ))
+            }
+        }
+    }
+}
+
+impl Drop for McpFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -637,7 +703,7 @@ mod tests {
             "retries":{"max_attempts":0,"backoff_seconds":30,"doubling":true}
         }))
         .unwrap();
-        let args = claude_args(&spec, "claude-x");
+        let args = claude_args(&spec, "claude-x", None);
         assert_eq!(
             args,
             [

@@ -519,6 +519,10 @@ fn after_tasks_follow_the_final_outcome() {
         (AfterOn::Failure, Interrupted, true),
         (AfterOn::Failure, Cancelled, false),
         (AfterOn::Failure, Success, false),
+        // A run its precheck (or spend cap) skipped did not fail.
+        (AfterOn::Failure, Skipped, false),
+        (AfterOn::Success, Skipped, false),
+        (AfterOn::Always, Skipped, true),
         (AfterOn::Always, Cancelled, true),
         (AfterOn::Always, Success, true),
     ];
