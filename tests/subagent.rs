@@ -1414,3 +1414,100 @@ fn unattended_fields_are_validated_with_reasons() {
         "trigger": {"type": "manual"}, "precheck": "test -e /"}));
     assert_eq!(task["precheck"], "test -e /", "{task}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Spend caps
+// ---------------------------------------------------------------------------------------------
+
+fn priced_reply(id: &str) -> Reply {
+    // 10 input + 5 output tokens at 1000/2000 USD per million: $0.02 a run.
+    message(
+        id,
+        "claude-test-default",
+        json!([{"type": "text", "text": "Done."}]),
+        10,
+        5,
+    )
+}
+
+#[test]
+fn daily_budget_five_fires_two_runs_three_budget_skips_and_exactly_two_api_requests() {
+    let mock = MockApi::start((0..5).map(|i| priced_reply(&format!("msg_b{i}"))).collect());
+    let server = Server::start(
+        Options::default()
+            .env("CLAUDECRON_ANTHROPIC_BASE_URL", &mock.url())
+            .env("CLAUDECRON_ANTHROPIC_API_KEY", KEY)
+            .env("CLAUDECRON_DEFAULT_MODEL", "claude-test-default-20260101")
+            .env("CLAUDECRON_CLAUDE_PATH", NO_CLAUDE)
+            .env(
+                "CLAUDECRON_API_PRICES",
+                "claude-test=1/1, claude-test-default=1000/2000",
+            ),
+    );
+    let mcp = Mcp::new(&server);
+    mcp.add_task(api_task("capped", json!({"daily_budget_usd": 0.035})));
+    let statuses: Vec<(String, String, Value)> = (0..5)
+        .map(|_| {
+            let (run, _) = mcp.run_wait("capped", 30);
+            (
+                run["status"].as_str().unwrap_or("").to_string(),
+                error_of(&run),
+                run["cost_usd"].clone(),
+            )
+        })
+        .collect();
+    let count = |s: &str| statuses.iter().filter(|(st, _, _)| st == s).count();
+    assert_eq!((count("success"), count("skipped")), (2, 3), "{statuses:?}");
+    for (status, why, cost) in &statuses {
+        if status == "success" {
+            assert!((cost.as_f64().unwrap_or(0.0) - 0.02).abs() < 1e-9, "{cost}");
+        } else {
+            assert!(
+                why.starts_with("skipped: budget: this task's runs cost $0.0400 today"),
+                "{why}"
+            );
+        }
+    }
+    assert_eq!(mock.requests().len(), 2, "exactly two API requests");
+    let task = mcp.task("capped");
+    assert!(
+        (task["spend"]["today_usd"].as_f64().unwrap_or(0.0) - 0.04).abs() < 1e-9,
+        "{}",
+        task["spend"]
+    );
+    assert!((task["spend"]["month_usd"].as_f64().unwrap_or(0.0) - 0.04).abs() < 1e-9);
+    assert_eq!(task["spend"]["daily_budget_usd"], 0.035);
+}
+
+#[test]
+fn the_global_daily_budget_caps_all_tasks_and_max_budget_usd_caps_the_answers_tokens() {
+    let mock = MockApi::start((0..3).map(|i| priced_reply(&format!("msg_g{i}"))).collect());
+    let server = Server::start(
+        Options::default()
+            .env("CLAUDECRON_ANTHROPIC_BASE_URL", &mock.url())
+            .env("CLAUDECRON_ANTHROPIC_API_KEY", KEY)
+            .env("CLAUDECRON_DEFAULT_MODEL", "claude-test-default")
+            .env("CLAUDECRON_CLAUDE_PATH", NO_CLAUDE)
+            .env("CLAUDECRON_API_PRICES", "claude-test-default=1000/2000")
+            .env("CLAUDECRON_DAILY_BUDGET_USD", "0.02"),
+    );
+    let mcp = Mcp::new(&server);
+    // $0.01 of output at $2000 per million tokens: at most 5 tokens.
+    mcp.add_task(api_task("g1", json!({"max_budget_usd": 0.01})));
+    mcp.add_task(api_task("g2", json!({})));
+    let (run, _) = mcp.run_wait("g1", 30);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        error_of(&run).contains("spending cap (max_budget_usd): it cost $0.0200 of $0.01"),
+        "{run}"
+    );
+    let requests = mock.wait_requests(1, Duration::from_secs(10));
+    assert_eq!(requests[0].body["max_tokens"], 5, "{}", requests[0].body);
+    let (run, _) = mcp.run_wait("g2", 30);
+    assert_eq!(run["status"], "skipped", "{run}");
+    assert!(
+        error_of(&run).contains("the server's daily_budget_usd is $0.02"),
+        "{run}"
+    );
+    assert_eq!(mock.requests().len(), 1);
+}

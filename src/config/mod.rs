@@ -40,6 +40,10 @@ pub struct Config {
     pub anthropic_base_url: String,
     pub default_model: String,
     pub claude_path: String,
+    /// The most all subagent runs together may spend per UTC day (None: no cap).
+    pub daily_budget_usd: Option<f64>,
+    /// USD per million input/output tokens by model, for the api runner's cost.
+    pub api_prices: Vec<ApiPrice>,
     /// Where the file layer came from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -59,6 +63,63 @@ enum Kind {
     Bool,
     Int { min: u64, max: u64 },
     List,
+    Usd,
+}
+
+/// The api runner's price of a model: USD per million tokens. `model` matches a model id that
+/// is equal to it or starts with it followed by `-` (a dated id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiPrice {
+    pub model: String,
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+impl ApiPrice {
+    /// The price that applies to `model`: the exact entry, else the longest prefix entry.
+    pub fn find<'a>(prices: &'a [ApiPrice], model: &str) -> Option<&'a ApiPrice> {
+        prices
+            .iter()
+            .filter(|p| {
+                p.model == model
+                    || model
+                        .strip_prefix(p.model.as_str())
+                        .is_some_and(|rest| rest.starts_with('-'))
+            })
+            .max_by_key(|p| p.model.len())
+    }
+
+    /// The cost of a call that used these tokens.
+    pub fn cost(&self, input_tokens: i64, output_tokens: i64) -> f64 {
+        (input_tokens.max(0) as f64 * self.input_per_mtok
+            + output_tokens.max(0) as f64 * self.output_per_mtok)
+            / 1e6
+    }
+}
+
+/// `model=INPUT/OUTPUT` (USD per million tokens) → a price.
+fn parse_price(entry: &str) -> Result<ApiPrice, String> {
+    let bad = || {
+        format!(
+            "api_prices: \"{entry}\" is not accepted; expected model=INPUT/OUTPUT in USD per million tokens, e.g. claude-sonnet-4-5=3/15"
+        )
+    };
+    let (model, rates) = entry.split_once('=').ok_or_else(bad)?;
+    let (input, output) = rates.split_once('/').ok_or_else(bad)?;
+    let rate = |t: &str| {
+        t.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| *x >= 0.0 && x.is_finite())
+    };
+    match (model.trim(), rate(input), rate(output)) {
+        (m, Some(i), Some(o)) if !m.is_empty() => Ok(ApiPrice {
+            model: m.to_string(),
+            input_per_mtok: i,
+            output_per_mtok: o,
+        }),
+        _ => Err(bad()),
+    }
 }
 
 /// Every key SPEC §6 knows, its type and its default (as the string a user would write).
@@ -149,6 +210,8 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
     ("anthropic_base_url", Kind::OptStr, None),
     ("default_model", Kind::Str, Some("claude-sonnet-4-20250514")),
     ("claude_path", Kind::Str, Some("claude")),
+    ("daily_budget_usd", Kind::Usd, None),
+    ("api_prices", Kind::List, Some("")),
 ];
 
 /// Keys whose values are secrets: masked by `check`, never logged.
@@ -412,6 +475,15 @@ fn build(
             .cloned()
     });
 
+    let daily_budget_usd = match take("daily_budget_usd") {
+        Typed::Usd(x) => Some(x),
+        _ => None,
+    };
+    let api_prices = list(take("api_prices"))
+        .iter()
+        .map(|e| parse_price(e))
+        .collect::<Result<Vec<_>, _>>()?;
+
     Ok(Config {
         host,
         port,
@@ -439,6 +511,8 @@ fn build(
         anthropic_base_url,
         default_model,
         claude_path,
+        daily_budget_usd,
+        api_prices,
         source_file: file,
     })
 }
@@ -533,6 +607,23 @@ impl Config {
             ("anthropic_base_url".into(), self.anthropic_base_url.clone()),
             ("default_model".into(), self.default_model.clone()),
             ("claude_path".into(), self.claude_path.clone()),
+            (
+                "daily_budget_usd".into(),
+                self.daily_budget_usd
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "(no cap)".into()),
+            ),
+            (
+                "api_prices".into(),
+                format!(
+                    "[{}]",
+                    self.api_prices
+                        .iter()
+                        .map(|p| format!("{}={}/{}", p.model, p.input_per_mtok, p.output_per_mtok))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
         ]
     }
 }

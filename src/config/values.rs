@@ -11,6 +11,7 @@ pub(super) enum Typed {
     Bool(bool),
     Int(u64),
     List(Vec<String>),
+    Usd(f64),
 }
 
 pub(super) fn describe_toml(value: &toml::Value) -> String {
@@ -72,6 +73,25 @@ pub(super) fn typed_value(key: &str, kind: Kind, raw: &Raw) -> Result<Typed, Str
                 Some(n) if (min..=max).contains(&n) => Ok(Typed::Int(n)),
                 _ => Err(format!(
                     "{shown} is not accepted; {key} is a whole number from {min} to {max}"
+                )),
+            }
+        }
+        (Kind::Usd, raw) => {
+            let parsed = match raw {
+                Raw::Toml(toml::Value::Float(f)) => Some(*f),
+                Raw::Toml(toml::Value::Integer(i)) => Some(*i as f64),
+                Raw::Text(s) if s.trim().is_empty() => return Ok(Typed::Absent),
+                Raw::Text(s) => s.trim().parse::<f64>().ok(),
+                Raw::Toml(_) => None,
+            };
+            match parsed {
+                Some(x) if x > 0.0 && x <= 1_000_000.0 => Ok(Typed::Usd(x)),
+                _ => Err(format!(
+                    "{} is not accepted; {key} is an amount in USD above 0, e.g. 5.0",
+                    match raw {
+                        Raw::Toml(v) => show_toml(v),
+                        Raw::Text(s) => show_text(s),
+                    }
                 )),
             }
         }

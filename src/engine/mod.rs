@@ -36,6 +36,8 @@ pub struct EngineSettings {
     pub max_concurrent: usize,
     pub history_keep_per_task: i64,
     pub run: RunSettings,
+    /// The config's `daily_budget_usd`: all subagent runs together per UTC day.
+    pub daily_budget_usd: Option<f64>,
 }
 
 /// Tasks read per query when arming at start.
@@ -528,7 +530,10 @@ impl Engine {
             queued_for_task: self.queue.iter().filter(|q| q.task_id == task.id).count(),
             queued: self.queue.len(),
         };
-        let decision = plan::on_fire(task.spec.overlap, load);
+        let decision = match self.budget_skip(task, now) {
+            Some(reason) => FireDecision::Skip(reason),
+            None => plan::on_fire(task.spec.overlap, load),
+        };
         let (status, error) = match &decision {
             FireDecision::Queue => (RunStatus::Queued, None),
             FireDecision::Skip(reason) => (RunStatus::Skipped, Some(reason.as_str())),

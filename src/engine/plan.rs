@@ -9,7 +9,7 @@ use crate::tasks::model::{AfterOn, CatchUp, Overlap, Retries};
 use crate::tasks::runs::RunStatus;
 use crate::tasks::schedule::FireRule;
 use crate::util::rfc3339;
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Datelike, Duration as ChronoDuration, Utc};
 use std::time::Duration;
 
 /// A fire this late (scheduler delay) still runs; older ones count as missed.
@@ -242,6 +242,47 @@ pub fn on_fire(overlap: Overlap, load: Load) -> FireDecision {
         )),
         _ => FireDecision::Queue,
     }
+}
+
+/// A subagent task's spend against the daily caps (USD, runs started since UTC midnight).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spend {
+    pub task_today: f64,
+    /// The task's `daily_budget_usd`.
+    pub task_cap: Option<f64>,
+    pub all_today: f64,
+    /// The config's `daily_budget_usd`, for all tasks together.
+    pub global_cap: Option<f64>,
+}
+
+/// A fire of a subagent task is skipped (reason `budget`) once what its runs, or all runs,
+/// cost today reached the daily cap: nothing starts, nothing is spent.
+pub fn budget_skip(spend: Spend) -> Option<String> {
+    if let Some(cap) = spend.task_cap.filter(|cap| spend.task_today >= *cap) {
+        return Some(format!(
+            "skipped: budget: this task's runs cost ${:.4} today (UTC), its daily_budget_usd is ${cap}",
+            spend.task_today
+        ));
+    }
+    spend
+        .global_cap
+        .filter(|cap| spend.all_today >= *cap)
+        .map(|cap| {
+            format!(
+                "skipped: budget: all subagent runs cost ${:.4} today (UTC), the server's daily_budget_usd is ${cap}",
+                spend.all_today
+            )
+        })
+}
+
+/// The start of `now`'s UTC day and month (what "today" and "this month" count from).
+pub fn day_and_month_start(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let day = now.date_naive();
+    let month = day.with_day(1).unwrap_or(day);
+    (
+        day.and_time(chrono::NaiveTime::MIN).and_utc(),
+        month.and_time(chrono::NaiveTime::MIN).and_utc(),
+    )
 }
 
 /// A queued run, as admission sees it.

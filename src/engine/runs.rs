@@ -8,6 +8,34 @@ use super::*;
 const UNRECORDED_RETRY: chrono::Duration = chrono::Duration::seconds(5);
 
 impl Engine {
+    /// Why a fire of `task` is skipped for its spend (`plan::budget_skip`), if it is; only
+    /// subagent tasks under a daily cap read their spend.
+    pub(super) fn budget_skip(&self, task: &Task, now: DateTime<Utc>) -> Option<String> {
+        let task_cap = task.spec.guards.daily_budget_usd;
+        let global_cap = self.settings.daily_budget_usd;
+        if task.spec.task_type != crate::tasks::model::TaskType::Subagent
+            || (task_cap.is_none() && global_cap.is_none())
+        {
+            return None;
+        }
+        let (today, _) = plan::day_and_month_start(now);
+        let spent = |id: Option<&str>| {
+            self.store.spend_since(id, today).unwrap_or_else(|e| {
+                log::error!(
+                    "task {}: spend today unreadable ({e}); counted as 0",
+                    task.spec.name
+                );
+                0.0
+            })
+        };
+        plan::budget_skip(plan::Spend {
+            task_today: task_cap.map(|_| spent(Some(&task.id))).unwrap_or(0.0),
+            task_cap,
+            all_today: global_cap.map(|_| spent(None)).unwrap_or(0.0),
+            global_cap,
+        })
+    }
+
     pub(super) fn start_run(&mut self, task: Task, q: Queued) {
         let now = Utc::now();
         if let Err(e) = self.store.start_run(q.run_id, now) {

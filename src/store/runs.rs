@@ -235,6 +235,18 @@ impl Store {
         })
     }
 
+    /// What runs started at or after `since` cost together (one task's, or all when None), in
+    /// USD; runs pruned from the history no longer count.
+    pub fn spend_since(&self, task_id: Option<&str>, since: DateTime<Utc>) -> Result<f64> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(cost_usd), 0.0) FROM runs
+                 WHERE (?1 IS NULL OR task_id = ?1) AND started_at >= ?2 AND cost_usd IS NOT NULL",
+            )?
+            .query_row(params![task_id, rfc3339_millis(since)], |r| r.get(0))?)
+    }
+
     /// The event context stored with a run.
     pub fn run_context(&self, id: i64) -> Result<Option<RunContext>> {
         let text: Option<String> = self

@@ -530,3 +530,56 @@ fn after_tasks_follow_the_final_outcome() {
         assert_eq!(after_fires(on, status), want, "{on:?} after {status}");
     }
 }
+
+#[test]
+fn budget_skips_a_fire_once_today_reached_a_daily_cap() {
+    let spend = |task_today, task_cap, all_today, global_cap| Spend {
+        task_today,
+        task_cap,
+        all_today,
+        global_cap,
+    };
+    let cases = [
+        (spend(0.0, None, 0.0, None), None),
+        (spend(5.0, None, 9.0, None), None),
+        (spend(0.99, Some(1.0), 0.0, None), None),
+        (
+            spend(1.0, Some(1.0), 0.0, None),
+            Some("this task's runs cost $1.0000"),
+        ),
+        (
+            spend(1.5, Some(1.0), 9.0, Some(2.0)),
+            Some("its daily_budget_usd is $1"),
+        ),
+        (
+            spend(0.1, Some(1.0), 2.0, Some(2.0)),
+            Some("the server's daily_budget_usd is $2"),
+        ),
+        (spend(0.0, None, 1.99, Some(2.0)), None),
+    ];
+    for (s, want) in cases {
+        let got = budget_skip(s);
+        match want {
+            None => assert_eq!(got, None, "{s:?}"),
+            Some(text) => {
+                let got = got.unwrap_or_default();
+                assert!(got.starts_with("skipped: budget: "), "{got}");
+                assert!(got.contains(text), "{s:?}: {got}");
+            }
+        }
+    }
+}
+
+#[test]
+fn today_and_this_month_start_at_utc_midnight() {
+    let (day, month) = day_and_month_start(t("2026-11-28T23:59:59Z"));
+    assert_eq!(
+        (day, month),
+        (t("2026-11-28T00:00:00Z"), t("2026-11-01T00:00:00Z"))
+    );
+    let (day, month) = day_and_month_start(t("2027-01-01T00:00:00Z"));
+    assert_eq!(
+        (day, month),
+        (t("2027-01-01T00:00:00Z"), t("2027-01-01T00:00:00Z"))
+    );
+}

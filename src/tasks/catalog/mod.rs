@@ -392,6 +392,7 @@ impl Catalog {
                 if let Some(warning) = crate::exec::subagent::readiness(&task.spec, settings) {
                     obj.insert("warning".into(), warning.into());
                 }
+                obj.insert("spend".into(), self.spend(task, now)?);
             }
             if let Some((error, at)) = self.store.trigger_error(&task.id)? {
                 obj.insert(
@@ -408,6 +409,17 @@ impl Catalog {
             }
         }
         Ok(view)
+    }
+
+    /// What a subagent task's runs cost today and this month (UTC; runs still in the history).
+    fn spend(&self, task: &Task, now: DateTime<Utc>) -> Result<Value, OpError> {
+        let (day, month) = crate::engine::plan::day_and_month_start(now);
+        Ok(json!({
+            "today_usd": self.store.spend_since(Some(&task.id), day)?,
+            "month_usd": self.store.spend_since(Some(&task.id), month)?,
+            "daily_budget_usd": task.spec.guards.daily_budget_usd,
+            "since_utc": {"today": rfc3339_millis(day), "month": rfc3339_millis(month)},
+        }))
     }
 
     /// `add_task`.

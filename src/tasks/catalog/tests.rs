@@ -86,9 +86,11 @@ fn source(tag: &str) -> (CatalogSource, Dir) {
         api_key: None,
         base_url: "http://127.0.0.1:9".into(),
         default_model: "m".into(),
+        prices: Vec::new(),
     };
     let engine = crate::engine::start(
         crate::engine::EngineSettings {
+            daily_budget_usd: None,
             db_path: db_path.clone(),
             max_concurrent: 4,
             history_keep_per_task: 100,
@@ -405,6 +407,7 @@ fn timings() {
     let started = Instant::now();
     let engine = crate::engine::start(
         crate::engine::EngineSettings {
+            daily_budget_usd: None,
             db_path: source.db_path.clone(),
             max_concurrent: 4,
             history_keep_per_task: 100,
