@@ -1148,11 +1148,11 @@ fn claude_code_endings_table_each_ending_gets_an_honest_status_and_reason() {
             "the run declared failure: the backup disk is not mounted",
         ),
         (
-            "rate_limit_event rejected",
+            "rate_limit_event rejected (reset years ahead)",
             limited,
             1,
-            "failed",
-            "usage limit reached (five_hour); it resets at 2030-03-17T",
+            "skipped",
+            "skipped: usage limit until 2030-03-17T17:46:40Z, more than 168 h ahead",
         ),
         (
             "API 429",
@@ -1509,5 +1509,121 @@ fn the_global_daily_budget_caps_all_tasks_and_max_budget_usd_caps_the_answers_to
         error_of(&run).contains("the server's daily_budget_usd is $0.02"),
         "{run}"
     );
+    assert_eq!(mock.requests().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Usage limits defer
+// ---------------------------------------------------------------------------------------------
+
+/// Wait (bounded) until run `run_id` is queued again by a usage limit: the row.
+fn wait_deferred(mcp: &Mcp, run_id: i64) -> Value {
+    wait_until("the run to be deferred", Duration::from_secs(30), || {
+        let run = mcp.run(run_id);
+        (run["status"] == "queued" && error_of(&run).starts_with("deferred: ")).then_some(run)
+    })
+}
+
+#[test]
+fn api_429_with_a_long_retry_after_defers_the_run_then_it_succeeds_with_no_extra_request() {
+    let mock = MockApi::start(vec![
+        respond_with(
+            429,
+            &[("retry-after", "5")],
+            api_error("rate_limit_error", "mock: usage limit"),
+        ),
+        priced_reply("msg_after_limit"),
+    ]);
+    let server = api_server(&mock);
+    let mcp = Mcp::new(&server);
+    mcp.add_task(api_task("limited", json!({})));
+    let run_id = mcp.start("limited");
+    let deferred = wait_deferred(&mcp, run_id);
+    let why = error_of(&deferred);
+    assert!(
+        why.contains("usage limit reached (API 429)") && why.contains("rate_limit_error"),
+        "{why}"
+    );
+    assert_eq!(mock.requests().len(), 1, "no retry while deferred");
+    let run = mcp.wait_finished(run_id, Duration::from_secs(60));
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(run["output"], "Done.");
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2, "exactly one request at the reset");
+    let gap = requests[1].at - requests[0].at;
+    assert!(
+        gap >= Duration::from_millis(4500),
+        "the retry came {gap:?} after the 429 (retry-after: 5)"
+    );
+    let history = mcp.history("limited");
+    assert_eq!(
+        history.len(),
+        1,
+        "one run, deferred and then run: {history:?}"
+    );
+}
+
+#[test]
+fn claude_code_rejected_rate_limit_event_defers_to_resets_at_then_succeeds() {
+    // First call: a rejected rate_limit_event resetting in 3 s and an is_error result; then
+    // Claude Code's success object.
+    let limited = r#"if [ ! -e "$d/limited" ]; then touch "$d/limited"; r=$(( $(date +%s) + 3 ))
+printf '{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":%s,"rateLimitType":"five_hour"}}\n' "$r"
+echo '{"type":"result","subtype":"success","is_error":true,"result":"Claude AI usage limit reached"}'
+exit 1; fi"#;
+    let fake = FakeClaude::new(&format!(
+        "{limited}\ncat <<'EOF'\n{}\nEOF\nexit 0",
+        success_result()
+    ));
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    mcp.add_task(claude_task("cc-limited", json!({})));
+    let started = Instant::now();
+    let run_id = mcp.start("cc-limited");
+    let deferred = wait_deferred(&mcp, run_id);
+    assert!(
+        error_of(&deferred).contains("usage limit reached (five_hour)"),
+        "{deferred}"
+    );
+    let run = mcp.wait_finished(run_id, Duration::from_secs(60));
+    assert_eq!(run["status"], "success", "{run}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "it waited for the reset"
+    );
+}
+
+#[test]
+fn a_deferred_run_stays_queued_across_a_restart() {
+    let mock = MockApi::start(vec![respond_with(
+        429,
+        &[("retry-after", "3600")],
+        api_error("rate_limit_error", "mock: usage limit"),
+    )]);
+    let options = || {
+        Options::default()
+            .env("CLAUDECRON_ANTHROPIC_BASE_URL", &mock.url())
+            .env("CLAUDECRON_ANTHROPIC_API_KEY", KEY)
+            .env("CLAUDECRON_CLAUDE_PATH", NO_CLAUDE)
+    };
+    let server = Server::start(options());
+    let run_id = {
+        let mcp = Mcp::new(&server);
+        mcp.add_task(api_task("limited-restart", json!({})));
+        let run_id = mcp.start("limited-restart");
+        wait_deferred(&mcp, run_id);
+        run_id
+    };
+    let (_, _, dir) = server.terminate(Duration::from_secs(30));
+    let server = Server::start_in(options(), dir);
+    let mcp = Mcp::new(&server);
+    let run = mcp.run(run_id);
+    assert_eq!(
+        run["status"], "queued",
+        "still deferred after a restart: {run}"
+    );
+    assert!(error_of(&run).starts_with("deferred: "), "{run}");
+    let out = mcp.ok("claudecron_cancel_run", json!({"runId": run_id}));
+    assert_eq!(out["run"]["status"], "cancelled", "{out}");
     assert_eq!(mock.requests().len(), 1);
 }

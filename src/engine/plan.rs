@@ -285,6 +285,41 @@ pub fn day_and_month_start(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>)
     )
 }
 
+/// The longest a run is deferred for a usage limit when its task has no next fire.
+pub const MAX_DEFERRAL_HOURS: i64 = 24 * 7;
+
+/// Where a run that hit a usage limit goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferral {
+    /// Queued again, due at this time (the limit's reset).
+    At(DateTime<Utc>),
+    /// Recorded `skipped` with this reason: the task's next fire (or the horizon) comes first.
+    Drop(String),
+}
+
+/// A run hit a usage limit that resets at `until`: it waits for the reset rather than failing
+/// (one request at the reset, no retry storm), but never past the task's own next fire, which
+/// will try anyway; nor more than `MAX_DEFERRAL_HOURS` ahead.
+pub fn on_usage_limit(
+    until: DateTime<Utc>,
+    next_fire: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Deferral {
+    let at = until.max(now);
+    match next_fire {
+        Some(next) if next <= at => Deferral::Drop(format!(
+            "skipped: usage limit until {}; the task's next fire at {} comes first",
+            rfc3339(until),
+            rfc3339(next)
+        )),
+        _ if at - now > ChronoDuration::hours(MAX_DEFERRAL_HOURS) => Deferral::Drop(format!(
+            "skipped: usage limit until {}, more than {MAX_DEFERRAL_HOURS} h ahead",
+            rfc3339(until)
+        )),
+        _ => Deferral::At(at),
+    }
+}
+
 /// A queued run, as admission sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {

@@ -67,8 +67,11 @@ impl Engine {
             .name(format!("run-{}", q.run_id))
             .spawn(move || {
                 let done = run::execute(job, &settings, &db_path);
-                waiters.wake(done.run_id);
-                listener(&done.event());
+                // A deferred run is queued again, not over: its waiters keep waiting.
+                if done.deferred_until.is_none() {
+                    waiters.wake(done.run_id);
+                    listener(&done.event());
+                }
                 let _ = tx.send(Msg::Finished(done));
             });
         match spawned {
@@ -187,6 +190,10 @@ impl Engine {
         if self.shutting_down.load(Ordering::Relaxed) {
             return;
         }
+        if let Some(until) = done.deferred_until {
+            self.defer(&done, until, now);
+            return;
+        }
         let Ok(Some(task)) = self.store.get_task(&done.task_id) else {
             return;
         };
@@ -223,6 +230,35 @@ impl Engine {
                 }
             }
             AfterEnd::Final => self.chain_after(&done, now),
+        }
+    }
+
+    /// A run that hit a usage limit is queued again for the reset time, unless the task's own
+    /// next fire comes first (`plan::on_usage_limit`): then it is recorded `skipped`.
+    fn defer(&mut self, done: &run::Finished, until: DateTime<Utc>, now: DateTime<Utc>) {
+        let next_fire = self.timers.at(&TimerKey::Task(done.task_id.clone()));
+        match plan::on_usage_limit(until, next_fire, now) {
+            plan::Deferral::At(at) => {
+                log::info!(
+                    "task {}: run {} hit a usage limit; deferred to {}",
+                    done.task_name,
+                    done.run_id,
+                    rfc3339(at)
+                );
+                self.timers.set(TimerKey::Retry(done.run_id), at);
+            }
+            plan::Deferral::Drop(reason) => {
+                log::info!("task {}: run {} {reason}", done.task_name, done.run_id);
+                self.end_unstarted(done.run_id, RunStatus::Skipped, &reason, now);
+                self.listener.as_ref()(
+                    &run::Finished {
+                        status: RunStatus::Skipped,
+                        error: Some(reason),
+                        ..done.clone()
+                    }
+                    .event(),
+                );
+            }
         }
     }
 

@@ -56,6 +56,8 @@ pub struct Finished {
     /// The end was written to the store (false: the store refused it, e.g. a full disk; the
     /// engine records it once the store takes writes again).
     pub recorded: bool,
+    /// The run hit a usage limit and is `queued` again for this time (its reset).
+    pub deferred_until: Option<DateTime<Utc>>,
 }
 
 impl Finished {
@@ -185,25 +187,58 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             )
         }
     };
-    let status = ended.status;
-    let error = ended.error.clone();
+    let mut status = ended.status;
+    let mut error = ended.error.clone();
+    let mut deferred_until = None;
     let finished_at = Utc::now();
     let duration_ms = (finished_at - job.started_at).num_milliseconds().max(0);
     let mut recorded = false;
     if let Some(s) = store() {
         let end = RunEnd {
-            status,
+            status: ended.status,
             finished_at,
             duration_ms: Some(duration_ms),
             exit_code: ended.exit_code.map(i64::from),
             signal: ended.signal.map(i64::from),
             output: &ended.output,
             output_truncated: ended.output_truncated,
-            error: error.as_deref(),
+            error: ended.error.as_deref(),
         };
-        match s.finish_run(job.run_id, &end) {
-            Ok(()) => recorded = true,
-            Err(e) => log::error!("run {}: result not recorded: {e}", job.run_id),
+        // A usage limit with a reset time: the row goes back to `queued` for the reset time (the
+        // engine re-arms it, or drops it when the task's next fire comes first).
+        let deferral = ended
+            .deferred_until
+            .filter(|_| !job.shutting_down.load(Ordering::Relaxed))
+            .map(|until| {
+                let reason = format!(
+                    "deferred: {}; the run starts again then",
+                    error.as_deref().unwrap_or("usage limit reached")
+                );
+                (
+                    until,
+                    s.defer_run(job.run_id, until, &reason, &ended.output),
+                    reason,
+                )
+            });
+        match deferral {
+            Some((until, Ok(()), reason)) => {
+                recorded = true;
+                deferred_until = Some(until);
+                status = RunStatus::Queued;
+                error = Some(reason);
+            }
+            other => {
+                if let Some((_, Err(e), _)) = other {
+                    log::warn!(
+                        "run {}: cannot defer ({e}); recorded as it ended",
+                        job.run_id
+                    );
+                }
+                match s.finish_run(job.run_id, &end) {
+                    Ok(()) => recorded = true,
+                    Err(e) => log::error!("run {}: result not recorded: {e}", job.run_id),
+                }
+            }
         }
         if !ended.runner.is_empty() {
             let usage = RunUsage {
@@ -227,7 +262,13 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
         job.trigger,
         error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
     );
-    if let Some(notify) = &job.task.spec.notify {
+    if let Some(notify) = job
+        .task
+        .spec
+        .notify
+        .as_ref()
+        .filter(|_| deferred_until.is_none())
+    {
         let wanted = match notify.on {
             NotifyOn::Always => true,
             NotifyOn::Success => status == RunStatus::Success,
@@ -269,6 +310,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
         attempt: job.attempt,
         context: job.context.clone(),
         recorded,
+        deferred_until,
     }
 }
 

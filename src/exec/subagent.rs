@@ -122,6 +122,9 @@ pub struct SubagentOutcome {
     pub output_tokens: Option<i64>,
     pub num_turns: Option<i64>,
     pub session_id: Option<String>,
+    /// A usage limit stopped the run before it did its work: start it again at this time (the
+    /// limit's reset) instead of recording it failed.
+    pub deferred_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Everything one run needs.
@@ -224,6 +227,11 @@ pub fn read_claude_result(
     model: &str,
 ) -> SubagentOutcome {
     let (status, error, output) = verdict::judge_claude(result, limit, exit_code);
+    let deferred_until = limit.and_then(|l| l.resets_at).filter(|_| {
+        error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("usage limit"))
+    });
     let used_model = result
         .get("modelUsage")
         .and_then(Value::as_object)
@@ -251,6 +259,7 @@ pub fn read_claude_result(
             .get("session_id")
             .and_then(Value::as_str)
             .map(String::from),
+        deferred_until,
     }
 }
 
@@ -395,7 +404,10 @@ fn claude_outcome(
             } => read_claude_result(&result, limit.as_ref(), outcome.exit_code, model),
             ClaudeStream {
                 limit: Some(limit), ..
-            } => base(RunStatus::Failed, verdict::limit_reason(&limit, "")),
+            } => SubagentOutcome {
+                deferred_until: limit.resets_at,
+                ..base(RunStatus::Failed, verdict::limit_reason(&limit, ""))
+            },
             ClaudeStream { .. } => base(
                 RunStatus::Failed,
                 root_refusal(&outcome.output).unwrap_or_else(|| {

@@ -35,7 +35,7 @@ pub(super) fn task_properties() -> Value {
             "required": ["type"]
         },
         "command": {"type": "string", "maxLength": L::COMMAND, "description": "Shell command for a bash task, run with /bin/sh -c."},
-        "prompt": {"type": "string", "maxLength": L::PROMPT, "description": "Instructions for a subagent task. A run is success only when it really ended well: an error, the turn or budget limit, a refused tool call, a usage limit or an empty answer makes it failed with the reason. The prompt can declare failure itself: a final answer whose first line is `CLAUDECRON_FAILED: reason` marks the run failed with that reason (e.g. \"If the backup is missing, answer CLAUDECRON_FAILED: backup missing\")."},
+        "prompt": {"type": "string", "maxLength": L::PROMPT, "description": "Instructions for a subagent task. A run is success only when it really ended well: an error, the turn or budget limit, a refused tool call or an empty answer makes it failed with the reason; a usage limit with a reset time defers the run (queued again for the reset, reason deferred: …) instead of failing it. The prompt can declare failure itself: a final answer whose first line is `CLAUDECRON_FAILED: reason` marks the run failed with that reason (e.g. \"If the backup is missing, answer CLAUDECRON_FAILED: backup missing\")."},
         "description": {"type": "string", "maxLength": L::DESCRIPTION, "description": "Free text for people."},
         "enabled": {"type": "boolean", "default": true, "description": "false: stored but not armed."},
         "cwd": {"type": "string", "maxLength": L::CWD, "description": "Absolute working directory for the run."},

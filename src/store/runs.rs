@@ -235,6 +235,25 @@ impl Store {
         })
     }
 
+    /// A run that hit a usage limit goes back to `queued` for `until` (its limit's reset), with
+    /// the reason and what it printed; `started_at` is set again when it starts.
+    pub fn defer_run(
+        &self,
+        id: i64,
+        until: DateTime<Utc>,
+        reason: &str,
+        output: &str,
+    ) -> Result<()> {
+        self.write(|c| {
+            c.prepare_cached(
+                "UPDATE runs SET status = 'queued', scheduled_for = ?2, error = ?3, output = ?4
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, rfc3339_millis(until), reason, output])?;
+            Ok(())
+        })
+    }
+
     /// What runs started at or after `since` cost together (one task's, or all when None), in
     /// USD; runs pruned from the history no longer count.
     pub fn spend_since(&self, task_id: Option<&str>, since: DateTime<Utc>) -> Result<f64> {
@@ -282,11 +301,13 @@ impl Store {
         let interrupted = tx.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = ?1,
                  error = COALESCE(error, 'the server stopped while this run was ' || status)
-             WHERE status = 'running' OR (status = 'queued' AND trigger <> 'retry')",
+             WHERE status = 'running'
+                OR (status = 'queued' AND trigger <> 'retry' AND COALESCE(error, '') NOT LIKE 'deferred:%')",
             [now],
         )?;
         let mut stmt = tx.prepare(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'queued' AND trigger = 'retry' ORDER BY id"
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'queued'
+                 AND (trigger = 'retry' OR COALESCE(error, '') LIKE 'deferred:%') ORDER BY id"
         ))?;
         let retries = stmt
             .query_map([], run_from_row)?

@@ -583,3 +583,35 @@ fn today_and_this_month_start_at_utc_midnight() {
         (t("2027-01-01T00:00:00Z"), t("2027-01-01T00:00:00Z"))
     );
 }
+
+#[test]
+fn a_usage_limit_defers_to_its_reset_unless_the_next_fire_comes_first() {
+    let now = t("2026-11-28T10:00:00Z");
+    let reset = t("2026-11-28T10:05:00Z");
+    assert_eq!(on_usage_limit(reset, None, now), Deferral::At(reset));
+    assert_eq!(
+        on_usage_limit(reset, Some(t("2026-11-28T11:00:00Z")), now),
+        Deferral::At(reset)
+    );
+    // A reset already past: start again now.
+    assert_eq!(
+        on_usage_limit(t("2026-11-28T09:00:00Z"), None, now),
+        Deferral::At(now)
+    );
+    for next in ["2026-11-28T10:05:00Z", "2026-11-28T10:01:00Z"] {
+        match on_usage_limit(reset, Some(t(next)), now) {
+            Deferral::Drop(why) => {
+                assert!(
+                    why.starts_with("skipped: usage limit until 2026-11-28T10:05:00Z"),
+                    "{why}"
+                );
+                assert!(why.contains("next fire"), "{why}");
+            }
+            other => panic!("{next}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        on_usage_limit(t("2026-12-28T10:00:00Z"), None, now),
+        Deferral::Drop(why) if why.contains("168 h")
+    ));
+}

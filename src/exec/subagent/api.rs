@@ -11,6 +11,9 @@ use crossbeam_channel::{after, bounded, select};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// A 429 asking to wait this long or longer (seconds) is a usage limit: the run is deferred.
+const DEFER_AFTER_SECS: f64 = 5.0;
+
 /// One Messages API response as an outcome (status 200 only).
 pub fn read_api_response(body: &Value, model: &str) -> SubagentOutcome {
     let text: Vec<&str> = body
@@ -149,6 +152,25 @@ fn call_api(url: &str, key: &str, body: &Value, model: &str, deadline: Instant) 
                     ),
                 }
             }
+            429 if attempt >= 4 || retry_after.is_some_and(|s| s >= DEFER_AFTER_SECS) => {
+                let limit = verdict::UsageLimit {
+                    resets_at: retry_after.and_then(|s| {
+                        chrono::Duration::try_milliseconds((s.clamp(0.0, 1e7) * 1000.0) as i64)
+                            .map(|d| chrono::Utc::now() + d)
+                    }),
+                    kind: "API 429".into(),
+                };
+                // A usage limit, not a blip: the run is deferred to the reset time (when known)
+                // instead of waiting here or failing.
+                return SubagentOutcome {
+                    deferred_until: limit.resets_at,
+                    ..failed(
+                        "api",
+                        model,
+                        verdict::limit_reason(&limit, &api_error_message(&text)),
+                    )
+                };
+            }
             429 | 500..=599 if attempt < 4 => {
                 let wait = retry_after
                     .map(|s| Duration::from_secs_f64(s.clamp(0.0, 600.0)))
@@ -171,20 +193,6 @@ fn call_api(url: &str, key: &str, body: &Value, model: &str, deadline: Instant) 
                     wait.as_secs_f64()
                 );
                 std::thread::sleep(wait);
-            }
-            429 => {
-                let limit = verdict::UsageLimit {
-                    resets_at: retry_after.and_then(|s| {
-                        chrono::Duration::try_milliseconds((s.clamp(0.0, 1e7) * 1000.0) as i64)
-                            .map(|d| chrono::Utc::now() + d)
-                    }),
-                    kind: "API 429".into(),
-                };
-                return failed(
-                    "api",
-                    model,
-                    verdict::limit_reason(&limit, &api_error_message(&text)),
-                );
             }
             _ => {
                 return failed(
