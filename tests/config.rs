@@ -701,7 +701,7 @@ fn secrets_are_masked_in_settings_and_never_echoed_in_errors() {
     assert_eq!(value("anthropic_api_key"), "(set, hidden)");
     assert_eq!(value("auth_tokens"), "(1 set, hidden)");
     // Every key of the table is described once.
-    assert_eq!(shown.len(), 28);
+    assert_eq!(shown.len(), 29);
 
     // Wrongly typed or too short secrets are refused without showing them.
     for toml in [

@@ -1627,3 +1627,169 @@ fn a_deferred_run_stays_queued_across_a_restart() {
     assert_eq!(out["run"]["status"], "cancelled", "{out}");
     assert_eq!(mock.requests().len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Worktree isolation
+// ---------------------------------------------------------------------------------------------
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("git is needed for the worktree tests (apt-get install git): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Every file under `dir` (but .git) with its bytes, sorted.
+fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_worktree_run_edits_its_own_worktree_and_leaves_the_checkout_byte_identical() {
+    let repo = TempDir::new("claudecron-wt-repo");
+    let r = repo.path();
+    git(r, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(r.join("src")).unwrap();
+    std::fs::write(r.join("src/lib.txt"), "original\n").unwrap();
+    std::fs::write(r.join("README"), "readme\n").unwrap();
+    git(r, &["add", "."]);
+    git(
+        r,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
+    let head = git(r, &["rev-parse", "HEAD"]);
+    let before = snapshot(r);
+    // The fake agent edits a file and adds one where it runs (the task's cwd is src/).
+    let fake = FakeClaude::new(&format!(
+        "echo edited > lib.txt\necho new > added.txt\necho \"$CLAUDECRON_WORKTREE\" > \"$d/worktree\"\ncat <<'EOF'\n{}\nEOF\nexit 0",
+        success_result()
+    ));
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    let src = r.join("src").to_string_lossy().into_owned();
+    mcp.add_task(claude_task("wt", json!({"worktree": true, "cwd": src})));
+    let (run, _) = mcp.run_wait("wt", 30);
+    assert_eq!(run["status"], "success", "{run}");
+    let path = PathBuf::from(
+        run["worktree"]["path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no worktree on the run: {run}")),
+    );
+    let branch = run["worktree"]["branch"].as_str().unwrap().to_string();
+    assert_eq!(branch, format!("claudecron/run-{}", run["id"]));
+    assert_eq!(fake.read("cwd").trim(), path.join("src").to_string_lossy());
+    assert_eq!(fake.read("worktree").trim(), path.to_string_lossy());
+    assert_eq!(
+        std::fs::read_to_string(path.join("src/lib.txt")).unwrap(),
+        "edited\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(path.join("src/added.txt")).unwrap(),
+        "new\n"
+    );
+    assert_eq!(snapshot(r), before, "the live checkout is byte-identical");
+    assert_eq!(git(r, &["status", "--porcelain"]), "", "and clean");
+    assert_eq!(git(r, &["rev-parse", "HEAD"]), head);
+    assert_eq!(git(r, &["rev-parse", "--abbrev-ref", "HEAD"]), "main");
+    assert!(git(r, &["worktree", "list"]).contains(&*path.to_string_lossy()));
+
+    // Deleting the task removes its worktree and branch.
+    let out = mcp.ok("claudecron_delete_task", json!({"taskId": "wt"}));
+    assert_eq!(out["deleted"]["worktrees_removed"], 1, "{out}");
+    assert!(!path.exists(), "the worktree directory is gone");
+    assert!(!git(r, &["worktree", "list"]).contains(&*path.to_string_lossy()));
+    assert_eq!(git(r, &["branch", "--list", &branch]), "");
+    assert_eq!(snapshot(r), before);
+}
+
+#[test]
+fn worktrees_beyond_the_retention_are_removed_and_a_non_repository_fails_the_run() {
+    let repo = TempDir::new("claudecron-wt-keep");
+    let r = repo.path();
+    git(r, &["init", "-q", "-b", "main"]);
+    std::fs::write(r.join("f"), "x\n").unwrap();
+    git(r, &["add", "."]);
+    git(
+        r,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
+    let fake = FakeClaude::printing(&success_result(), 0);
+    let server = claude_server(&fake, &[("CLAUDECRON_WORKTREE_KEEP_PER_TASK", "2")]);
+    let mcp = Mcp::new(&server);
+    mcp.add_task(claude_task(
+        "wt-keep",
+        json!({"worktree": true, "cwd": r.to_string_lossy()}),
+    ));
+    let paths: Vec<PathBuf> = (0..3)
+        .map(|_| {
+            let (run, _) = mcp.run_wait("wt-keep", 30);
+            assert_eq!(run["status"], "success", "{run}");
+            PathBuf::from(run["worktree"]["path"].as_str().unwrap())
+        })
+        .collect();
+    assert!(!paths[0].exists(), "the oldest worktree was removed");
+    assert!(paths[1].exists() && paths[2].exists());
+    assert_eq!(
+        git(r, &["branch", "--list", "claudecron/*"])
+            .lines()
+            .count(),
+        2
+    );
+
+    let plain = TempDir::new("claudecron-wt-plain");
+    mcp.add_task(claude_task(
+        "wt-plain",
+        json!({"worktree": true, "cwd": plain.path().to_string_lossy()}),
+    ));
+    let (run, _) = mcp.run_wait("wt-plain", 30);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(error_of(&run).contains("inside a git repository"), "{run}");
+    let refused = mcp.call(
+        "claudecron_add_task",
+        claude_task("wt-nocwd", json!({"worktree": true})),
+    );
+    assert_eq!(refused["isError"], true);
+    assert!(refused.to_string().contains("needs cwd"), "{refused}");
+}

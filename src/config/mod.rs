@@ -4,7 +4,7 @@
 
 mod values;
 use values::*;
-pub use values::{expand_tilde, is_loopback_host};
+pub use values::{expand_tilde, is_loopback_host, ApiPrice};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -44,6 +44,8 @@ pub struct Config {
     pub daily_budget_usd: Option<f64>,
     /// USD per million input/output tokens by model, for the api runner's cost.
     pub api_prices: Vec<ApiPrice>,
+    /// Run worktrees (`worktree: true`) kept per task; older ones are removed.
+    pub worktree_keep_per_task: usize,
     /// Where the file layer came from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -64,62 +66,6 @@ enum Kind {
     Int { min: u64, max: u64 },
     List,
     Usd,
-}
-
-/// The api runner's price of a model: USD per million tokens. `model` matches a model id that
-/// is equal to it or starts with it followed by `-` (a dated id).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiPrice {
-    pub model: String,
-    pub input_per_mtok: f64,
-    pub output_per_mtok: f64,
-}
-
-impl ApiPrice {
-    /// The price that applies to `model`: the exact entry, else the longest prefix entry.
-    pub fn find<'a>(prices: &'a [ApiPrice], model: &str) -> Option<&'a ApiPrice> {
-        prices
-            .iter()
-            .filter(|p| {
-                p.model == model
-                    || model
-                        .strip_prefix(p.model.as_str())
-                        .is_some_and(|rest| rest.starts_with('-'))
-            })
-            .max_by_key(|p| p.model.len())
-    }
-
-    /// The cost of a call that used these tokens.
-    pub fn cost(&self, input_tokens: i64, output_tokens: i64) -> f64 {
-        (input_tokens.max(0) as f64 * self.input_per_mtok
-            + output_tokens.max(0) as f64 * self.output_per_mtok)
-            / 1e6
-    }
-}
-
-/// `model=INPUT/OUTPUT` (USD per million tokens) → a price.
-fn parse_price(entry: &str) -> Result<ApiPrice, String> {
-    let bad = || {
-        format!(
-            "api_prices: \"{entry}\" is not accepted; expected model=INPUT/OUTPUT in USD per million tokens, e.g. claude-sonnet-4-5=3/15"
-        )
-    };
-    let (model, rates) = entry.split_once('=').ok_or_else(bad)?;
-    let (input, output) = rates.split_once('/').ok_or_else(bad)?;
-    let rate = |t: &str| {
-        t.trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|x| *x >= 0.0 && x.is_finite())
-    };
-    match (model.trim(), rate(input), rate(output)) {
-        (m, Some(i), Some(o)) if !m.is_empty() => Ok(ApiPrice {
-            model: m.to_string(),
-            input_per_mtok: i,
-            output_per_mtok: o,
-        }),
-        _ => Err(bad()),
-    }
 }
 
 /// Every key SPEC §6 knows, its type and its default (as the string a user would write).
@@ -212,6 +158,11 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
     ("claude_path", Kind::Str, Some("claude")),
     ("daily_budget_usd", Kind::Usd, None),
     ("api_prices", Kind::List, Some("")),
+    (
+        "worktree_keep_per_task",
+        Kind::Int { min: 1, max: 1000 },
+        Some("10"),
+    ),
 ];
 
 /// Keys whose values are secrets: masked by `check`, never logged.
@@ -513,11 +464,17 @@ fn build(
         claude_path,
         daily_budget_usd,
         api_prices,
+        worktree_keep_per_task: int(take("worktree_keep_per_task")) as usize,
         source_file: file,
     })
 }
 
 impl Config {
+    /// Where run worktrees (`worktree: true`) are made: `<data dir>/worktrees`.
+    pub fn worktree_root(&self) -> PathBuf {
+        self.data_dir().join("worktrees")
+    }
+
     /// The directory that holds the database, the token file and other state.
     pub fn data_dir(&self) -> PathBuf {
         self.db_path
@@ -612,6 +569,10 @@ impl Config {
                 self.daily_budget_usd
                     .map(|x| x.to_string())
                     .unwrap_or_else(|| "(no cap)".into()),
+            ),
+            (
+                "worktree_keep_per_task".into(),
+                self.worktree_keep_per_task.to_string(),
             ),
             (
                 "api_prices".into(),

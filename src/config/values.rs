@@ -1,5 +1,5 @@
 //! One configuration value: the TOML, environment or flag text of a key read as its type
-//! (string, number, boolean, list, path, URL), with the error naming the key, the value, the
+//! (string, number, boolean, list, path, URL, USD amount, api price), with the error naming the key, the value, the
 //! layer it came from and what is accepted.
 
 use super::*;
@@ -153,4 +153,60 @@ pub fn is_loopback_host(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     bare.eq_ignore_ascii_case("localhost")
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The api runner's price of a model: USD per million tokens. `model` matches a model id that
+/// is equal to it or starts with it followed by `-` (a dated id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiPrice {
+    pub model: String,
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+impl ApiPrice {
+    /// The price that applies to `model`: the exact entry, else the longest prefix entry.
+    pub fn find<'a>(prices: &'a [ApiPrice], model: &str) -> Option<&'a ApiPrice> {
+        prices
+            .iter()
+            .filter(|p| {
+                p.model == model
+                    || model
+                        .strip_prefix(p.model.as_str())
+                        .is_some_and(|rest| rest.starts_with('-'))
+            })
+            .max_by_key(|p| p.model.len())
+    }
+
+    /// The cost of a call that used these tokens.
+    pub fn cost(&self, input_tokens: i64, output_tokens: i64) -> f64 {
+        (input_tokens.max(0) as f64 * self.input_per_mtok
+            + output_tokens.max(0) as f64 * self.output_per_mtok)
+            / 1e6
+    }
+}
+
+/// `model=INPUT/OUTPUT` (USD per million tokens) → a price.
+pub(super) fn parse_price(entry: &str) -> Result<ApiPrice, String> {
+    let bad = || {
+        format!(
+            "api_prices: \"{entry}\" is not accepted; expected model=INPUT/OUTPUT in USD per million tokens, e.g. claude-sonnet-4-5=3/15"
+        )
+    };
+    let (model, rates) = entry.split_once('=').ok_or_else(bad)?;
+    let (input, output) = rates.split_once('/').ok_or_else(bad)?;
+    let rate = |t: &str| {
+        t.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| *x >= 0.0 && x.is_finite())
+    };
+    match (model.trim(), rate(input), rate(output)) {
+        (m, Some(i), Some(o)) if !m.is_empty() => Ok(ApiPrice {
+            model: m.to_string(),
+            input_per_mtok: i,
+            output_per_mtok: o,
+        }),
+        _ => Err(bad()),
+    }
 }

@@ -5,3 +5,4 @@ pub(crate) mod process;
 pub(crate) mod run;
 pub(crate) mod subagent;
 pub(crate) mod verdict;
+pub(crate) mod worktree;

@@ -5,6 +5,7 @@
 
 use crate::exec::process::{self, Ending, ProcessSpec, RunMarker};
 use crate::exec::subagent::{self, SubagentJob, SubagentOutcome, SubagentSettings};
+use crate::exec::worktree;
 use crate::store::{RunEnd, RunUsage, Store};
 use crate::tasks::model::{NotifyOn, Task, TaskType};
 use crate::tasks::runs::{RunContext, RunEvent, RunStatus, TriggerKind};
@@ -26,6 +27,9 @@ pub struct RunSettings {
     pub default_timeout_secs: u64,
     /// Between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// Where run worktrees are made (`worktree: true`), and how many per task are kept.
+    pub worktree_root: PathBuf,
+    pub worktree_keep: usize,
 }
 
 /// What the engine hands a run thread.
@@ -171,21 +175,32 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
     };
     let ended: SubagentOutcome = match checked {
         Err(stopped) => *stopped,
-        Ok(context) => {
-            if let Some(out) = &context {
-                env.push(("CLAUDECRON_PRECHECK_OUTPUT".into(), process::env_value(out)));
+        Ok(context) => match run_cwd(&job, settings, store()) {
+            Err(e) => SubagentOutcome {
+                status: RunStatus::Failed,
+                error: Some(e),
+                ..Default::default()
+            },
+            Ok((cwd, worktree)) => {
+                if let Some(path) = worktree {
+                    env.push(("CLAUDECRON_WORKTREE".into(), path));
+                }
+                if let Some(out) = &context {
+                    env.push(("CLAUDECRON_PRECHECK_OUTPUT".into(), process::env_value(out)));
+                }
+                run_task(
+                    &job,
+                    env,
+                    cwd,
+                    context.as_deref(),
+                    timeout_secs,
+                    settings,
+                    &marker,
+                    &cancelled_status,
+                    &mut live,
+                )
             }
-            run_task(
-                &job,
-                env,
-                context.as_deref(),
-                timeout_secs,
-                settings,
-                &marker,
-                &cancelled_status,
-                &mut live,
-            )
-        }
+        },
     };
     let mut status = ended.status;
     let mut error = ended.error.clone();
@@ -314,7 +329,32 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
     }
 }
 
-/// The longest a precheck may take (less when the task's own timeout is shorter).
+/// Where the run works: the task's cwd, or for a `worktree: true` subagent task a fresh git
+/// worktree of it (recorded on the run; its path is returned for `CLAUDECRON_WORKTREE`).
+fn run_cwd(
+    job: &RunJob,
+    settings: &RunSettings,
+    store: Option<&Store>,
+) -> Result<(Option<PathBuf>, Option<String>), String> {
+    let cwd = job.task.spec.cwd.as_ref().map(PathBuf::from);
+    if !job.task.spec.guards.worktree || job.task.spec.task_type != TaskType::Subagent {
+        return Ok((cwd, None));
+    }
+    let dir = cwd.ok_or("worktree: true needs the task's cwd (a git repository)")?;
+    let w = worktree::create(
+        &dir,
+        &settings.worktree_root,
+        &job.task.id,
+        job.run_id,
+        settings.worktree_keep,
+    )?;
+    if let Some(Err(e)) = store.map(|s| s.set_worktree(job.run_id, &w.to_json().to_string())) {
+        log::error!("run {}: its worktree was not recorded: {e}", job.run_id);
+    }
+    Ok((Some(w.cwd), Some(w.path.to_string_lossy().into_owned())))
+}
+
+/// The longest a precheck may take/// The longest a precheck may take (less when the task's own timeout is shorter).
 pub const PRECHECK_TIMEOUT_SECS: u64 = 60;
 
 /// Run a task's precheck: its output when it exits 0; otherwise how the run ends without
@@ -370,6 +410,7 @@ fn precheck(
 fn run_task(
     job: &RunJob,
     env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
     precheck_output: Option<&str>,
     timeout_secs: u64,
     settings: &RunSettings,
@@ -394,7 +435,7 @@ fn run_task(
                 spec: &job.task.spec,
                 prompt,
                 env,
-                cwd: job.task.spec.cwd.as_ref().map(PathBuf::from),
+                cwd: cwd.clone(),
                 timeout: Duration::from_secs(timeout_secs),
                 grace: settings.grace,
                 output_max_bytes: settings.output_max_bytes,
@@ -415,7 +456,7 @@ fn run_task(
                     "-c".into(),
                     job.task.spec.command.clone().unwrap_or_default(),
                 ],
-                cwd: job.task.spec.cwd.as_ref().map(PathBuf::from),
+                cwd,
                 env,
                 env_remove: Vec::new(),
                 stdin: job

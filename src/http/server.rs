@@ -201,6 +201,8 @@ pub fn serve(config: Config) -> Result<(), String> {
                 output_max_bytes: config.output_max_bytes,
                 default_timeout_secs: config.task_timeout_secs,
                 grace: RUN_GRACE,
+                worktree_root: config.worktree_root(),
+                worktree_keep: config.worktree_keep_per_task,
             },
         },
         run_listener(Arc::clone(&sessions), watch_handle.clone()),
@@ -213,6 +215,7 @@ pub fn serve(config: Config) -> Result<(), String> {
             timezone: config.default_timezone.clone(),
             task_timeout_secs: config.task_timeout_secs,
             subagent: subagent_settings,
+            worktree_root: config.worktree_root(),
         },
         Services {
             engine,

@@ -95,6 +95,8 @@ const MIGRATIONS: &[&str] = &[
         id         INTEGER PRIMARY KEY CHECK (id = 1),
         checked_at TEXT NOT NULL
     );",
+    // 6: the git worktree a run worked in (`worktree: true`), as JSON {path, branch}.
+    "ALTER TABLE runs ADD COLUMN worktree TEXT;",
 ];
 
 /// How long a statement waits for another connection's write lock before failing.

@@ -234,6 +234,10 @@ pub struct Guards {
     /// (reason `budget`) and nothing starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_budget_usd: Option<f64>,
+    /// Subagent: each run works in a fresh `git worktree` of `cwd`'s repository on a branch
+    /// named after the run, left for review; the live checkout is never touched.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub worktree: bool,
 }
 
 /// A stored task: its id and timestamps around the definition.

@@ -101,6 +101,8 @@ pub struct Defaults {
     pub task_timeout_secs: u64,
     /// To say when a subagent task's runner cannot work as configured.
     pub subagent: crate::exec::subagent::SubagentSettings,
+    /// Where run worktrees are made (removed with their task).
+    pub worktree_root: PathBuf,
 }
 
 /// The running services the catalog tells about every task change and asks to run things: the
@@ -491,8 +493,13 @@ impl Catalog {
             OpError::NotFound(format!("taskId: task \"{task_id}\" was deleted meanwhile"))
         })?;
         self.services.deleted(&task.id);
+        let worktrees = if task.spec.guards.worktree {
+            crate::exec::worktree::remove_task(&self.defaults.worktree_root, &task.id)
+        } else {
+            0
+        };
         Ok(json!({
-            "deleted": { "id": task.id, "name": task.spec.name, "runs_deleted": runs }
+            "deleted": { "id": task.id, "name": task.spec.name, "runs_deleted": runs, "worktrees_removed": worktrees }
         }))
     }
 

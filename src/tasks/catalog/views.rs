@@ -96,7 +96,7 @@ pub fn next_fire_times(
 
 /// A run as a history row: its fields with the output cut to an excerpt.
 pub fn run_summary(run: &Run, excerpt_bytes: usize) -> Value {
-    json!({
+    let mut view = json!({
         "id": run.id,
         "task_id": run.task_id,
         "trigger": run.trigger,
@@ -117,7 +117,12 @@ pub fn run_summary(run: &Run, excerpt_bytes: usize) -> Value {
         "output_tokens": run.output_tokens,
         "num_turns": run.num_turns,
         "session_id": run.session_id,
-    })
+    });
+    // The git worktree the run worked in, left for review (worktree: true tasks).
+    if let Some(w) = &run.worktree {
+        view["worktree"] = w.clone();
+    }
+    view
 }
 
 /// `preview_schedule`: the expression in words and its next fire times; creates nothing.

@@ -25,6 +25,7 @@ pub const SUBAGENT_ONLY: &[&str] = &[
     "add_dirs",
     "max_budget_usd",
     "daily_budget_usd",
+    "worktree",
 ];
 
 const MCP_CONFIG_BYTES: usize = 64 * 1024;
@@ -213,7 +214,15 @@ fn mcp_config(obj: &Map<String, Value>) -> Result<Option<Value>, FieldError> {
 
 /// The guard fields of a task (which type may have which is checked with `SUBAGENT_ONLY`).
 pub(super) fn guards(obj: &Map<String, Value>) -> Result<Guards, FieldError> {
+    let worktree = bool_field(obj, "worktree", "worktree")?.unwrap_or(false);
+    if worktree && obj.get("cwd").is_none_or(Value::is_null) {
+        return err(
+            "worktree",
+            "needs cwd: the git repository (or a directory in it) whose HEAD each run's worktree starts from",
+        );
+    }
     Ok(Guards {
+        worktree,
         precheck: non_blank(
             string_field(obj, "precheck", "precheck")?,
             "precheck",

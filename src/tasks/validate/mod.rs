@@ -124,6 +124,7 @@ pub const TASK_FIELDS: &[&str] = &[
     "add_dirs",
     "max_budget_usd",
     "daily_budget_usd",
+    "worktree",
 ];
 
 const TRIGGER_TYPES: &str = "cron, file-watch, hook, interval, once, after, manual";
