@@ -299,6 +299,7 @@ if want subagent; then
     start_server subagent "$sub_port" CLAUDECRON_AUTH_TOKENS="$TOKEN" CLAUDECRON_RATE_LIMIT_PER_MINUTE=100000 \
       CLAUDECRON_CLAUDE_PATH="$CLAUDE_BIN" CLAUDECRON_ANTHROPIC_BASE_URL="http://127.0.0.1:$mock_port" \
       CLAUDECRON_ANTHROPIC_API_KEY=dummy CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 CLAUDE_CODE_MAX_RETRIES=0 \
+      CLAUDECRON_API_PRICES="claude-sonnet-4-20250514=1000/10000" \
       DISABLE_AUTOUPDATER=1 || return 0
     run_counted "subagent" env CLAUDECRON_INTEROP_TOKEN="$TOKEN" PYTHONWARNINGS=ignore \
       timeout 300 "$PY" "$HERE/subagent_check.py" --url "http://127.0.0.1:$sub_port/mcp" \
