@@ -28,6 +28,8 @@
 #   INTEROP_ONLY              comma list of parts to run: curl,py,mcp-remote,conformance,subagent
 #                             (default: all)
 #   INTEROP_KEEP_TMP          keep the temp dir (server logs, curl bodies, conformance output)
+#   INTEROP_CLAUDE_CODE_VERSION  the Claude Code version for the subagent part (default: the pinned
+#                             one), e.g. the newest: npm view @anthropic-ai/claude-code version
 #
 # Everything it starts listens on / talks to 127.0.0.1 only, every wait is bounded, and the servers
 # are stopped on exit.
@@ -44,7 +46,9 @@ CONFORMANCE_PKG=@modelcontextprotocol/conformance@0.1.16
 CONFORMANCE_ALPHA_PKG=@modelcontextprotocol/conformance@0.2.0-alpha.12
 MCP_REMOTE_PKG=mcp-remote@0.15.1
 # The version reference/claude-code.md was observed with; pinned (later ones exist).
-CLAUDE_CODE_VERSION=2.1.197
+# INTEROP_CLAUDE_CODE_VERSION runs the subagent part with another one (kept in its own cache dir).
+CLAUDE_CODE_PINNED=2.1.197
+CLAUDE_CODE_VERSION=${INTEROP_CLAUDE_CODE_VERSION:-$CLAUDE_CODE_PINNED}
 CLAUDE_CODE_PKG=@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION
 # The scenarios that need no fixture tools. server-session-lifecycle does not exist in 0.1.16
 # ("Unknown scenario"); it is run from 0.2.0-alpha.12.
@@ -123,9 +127,11 @@ ensure_npm "$CACHE/npm-alpha" "$CONFORMANCE_ALPHA_PKG" >>"$TMP/install.log" 2>&1
   fatal "setup: $CONFORMANCE_ALPHA_PKG" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
 if want subagent; then
   # The stamp file ($CACHE/claude-code/.interop-stamp = the pinned package) is the cache marker.
-  ensure_npm "$CACHE/claude-code" "$CLAUDE_CODE_PKG" >>"$TMP/install.log" 2>&1 ||
+  CLAUDE_DIR=$CACHE/claude-code
+  [[ "$CLAUDE_CODE_VERSION" == "$CLAUDE_CODE_PINNED" ]] || CLAUDE_DIR=$CACHE/claude-code-$CLAUDE_CODE_VERSION
+  ensure_npm "$CLAUDE_DIR" "$CLAUDE_CODE_PKG" >>"$TMP/install.log" 2>&1 ||
     fatal "setup: $CLAUDE_CODE_PKG" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
-  CLAUDE_BIN=$CACHE/claude-code/node_modules/.bin/claude
+  CLAUDE_BIN=$CLAUDE_DIR/node_modules/.bin/claude
   CLAUDE_VER=$(HOME="$TOOL_HOME" timeout 30 "$CLAUDE_BIN" --version 2>&1 || true)
   [[ "$CLAUDE_VER" == "$CLAUDE_CODE_VERSION "* ]] ||
     fatal "setup: $CLAUDE_CODE_PKG" "$CLAUDE_BIN --version gave '$CLAUDE_VER' (the native optional dependency missing?)"
