@@ -1649,6 +1649,29 @@ fn git(dir: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A git repository in `dir` on branch main with `files` committed.
+fn git_repo(dir: &std::path::Path, files: &[(&str, &str)]) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    git(dir, &["add", "."]);
+    git(
+        dir,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
+}
+
 /// Every file under `dir` (but .git) with its bytes, sorted.
 fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -1674,23 +1697,7 @@ fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
 fn a_worktree_run_edits_its_own_worktree_and_leaves_the_checkout_byte_identical() {
     let repo = TempDir::new("claudecron-wt-repo");
     let r = repo.path();
-    git(r, &["init", "-q", "-b", "main"]);
-    std::fs::create_dir_all(r.join("src")).unwrap();
-    std::fs::write(r.join("src/lib.txt"), "original\n").unwrap();
-    std::fs::write(r.join("README"), "readme\n").unwrap();
-    git(r, &["add", "."]);
-    git(
-        r,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "init",
-        ],
-    );
+    git_repo(r, &[("src/lib.txt", "original\n"), ("README", "readme\n")]);
     let head = git(r, &["rev-parse", "HEAD"]);
     let before = snapshot(r);
     // The fake agent edits a file and adds one where it runs (the task's cwd is src/).
@@ -1740,21 +1747,7 @@ fn a_worktree_run_edits_its_own_worktree_and_leaves_the_checkout_byte_identical(
 fn worktrees_beyond_the_retention_are_removed_and_a_non_repository_fails_the_run() {
     let repo = TempDir::new("claudecron-wt-keep");
     let r = repo.path();
-    git(r, &["init", "-q", "-b", "main"]);
-    std::fs::write(r.join("f"), "x\n").unwrap();
-    git(r, &["add", "."]);
-    git(
-        r,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "init",
-        ],
-    );
+    git_repo(r, &[("f", "x\n")]);
     let fake = FakeClaude::printing(&success_result(), 0);
     let server = claude_server(&fake, &[("CLAUDECRON_WORKTREE_KEEP_PER_TASK", "2")]);
     let mcp = Mcp::new(&server);

@@ -74,6 +74,16 @@ fn api_error_message(body: &str) -> String {
         .unwrap_or_else(|| excerpt(body, 300))
 }
 
+fn timed_out(model: &str) -> SubagentOutcome {
+    SubagentOutcome {
+        status: RunStatus::Timeout,
+        error: Some("timed out waiting for the Messages API".into()),
+        runner: "api",
+        model: Some(model.into()),
+        ..Default::default()
+    }
+}
+
 /// POST the request, retrying 429, 529 and 5xx (honouring `retry-after`) until `deadline`.
 fn call_api(url: &str, key: &str, body: &Value, model: &str, deadline: Instant) -> SubagentOutcome {
     let mut attempt = 0u32;
@@ -81,13 +91,7 @@ fn call_api(url: &str, key: &str, body: &Value, model: &str, deadline: Instant) 
         attempt += 1;
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return SubagentOutcome {
-                status: RunStatus::Timeout,
-                error: Some("timed out waiting for the Messages API".into()),
-                runner: "api",
-                model: Some(model.into()),
-                ..Default::default()
-            };
+            return timed_out(model);
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(remaining))
@@ -116,15 +120,7 @@ fn call_api(url: &str, key: &str, body: &Value, model: &str, deadline: Instant) 
                     .unwrap_or_default();
                 (status, retry_after, text)
             }
-            Err(ureq::Error::Timeout(_)) => {
-                return SubagentOutcome {
-                    status: RunStatus::Timeout,
-                    error: Some("timed out waiting for the Messages API".into()),
-                    runner: "api",
-                    model: Some(model.into()),
-                    ..Default::default()
-                }
-            }
+            Err(ureq::Error::Timeout(_)) => return timed_out(model),
             Err(e) => {
                 if attempt < 4 && Instant::now() + Duration::from_secs(1) < deadline {
                     log::warn!("Messages API unreachable ({e}); retrying");
