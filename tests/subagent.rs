@@ -1326,6 +1326,16 @@ fn guard_fields_reach_claude_as_flags_and_the_mcp_config_as_a_private_file_remov
         !argv.iter().any(|a| a.contains("s3cret")),
         "no secret in argv"
     );
+    let mcp = Mcp::new(&server);
+    let task = mcp.task("cc-guards");
+    assert_eq!(
+        task["mcp_config"]["mcpServers"]["docs"]["headers"]["Authorization"], "(set, hidden)",
+        "{task}"
+    );
+    assert!(
+        !task.to_string().contains("s3cret"),
+        "get_task never returns the header"
+    );
 }
 
 #[test]

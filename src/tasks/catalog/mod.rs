@@ -365,6 +365,16 @@ impl Catalog {
     ) -> Result<Value, OpError> {
         let tz = parse_timezone(&task.spec.timezone).unwrap_or(chrono_tz::UTC);
         let mut view = task.to_json();
+        // mcp_config headers and env values are credentials: shown as set, never returned.
+        if let Some(Value::Object(servers)) = view.pointer_mut("/mcp_config/mcpServers") {
+            for server in servers.values_mut() {
+                for key in ["headers", "env"] {
+                    if let Some(Value::Object(vals)) = server.get_mut(key) {
+                        vals.values_mut().for_each(|v| *v = "(set, hidden)".into());
+                    }
+                }
+            }
+        }
         if let Some(obj) = view.as_object_mut() {
             obj.insert(
                 "trigger_summary".into(),
