@@ -122,6 +122,8 @@ enum Reply {
     },
     /// Read the request, then never answer (until the mock is dropped).
     Hang,
+    /// Wait, then give the reply.
+    Slow(Duration, Box<Reply>),
 }
 
 fn respond(status: u16, body: Value) -> Reply {
@@ -199,7 +201,13 @@ impl MockApi {
                     continue;
                 };
                 rec.lock().unwrap().push(request);
-                match script.pop_front() {
+                let mut next = script.pop_front();
+                if let Some(Reply::Slow(wait, reply)) = next {
+                    std::thread::sleep(wait);
+                    next = Some(*reply);
+                }
+                match next {
+                    Some(Reply::Slow(..)) => {}
                     Some(Reply::Respond {
                         status,
                         headers,
@@ -1795,4 +1803,38 @@ fn worktrees_beyond_the_retention_are_removed_and_a_non_repository_fails_the_run
     );
     assert_eq!(refused["isError"], true);
     assert!(refused.to_string().contains("needs cwd"), "{refused}");
+}
+
+#[test]
+fn queued_runs_meet_the_daily_cap_again_when_they_start() {
+    // Run 1 takes a second at the API; runs 2 and 3 wait behind it (overlap = queue) and, when
+    // they come to start, run 1's cost has reached the cap: skipped, no request.
+    let mock = MockApi::start(vec![Reply::Slow(
+        Duration::from_millis(1000),
+        Box::new(priced_reply("msg_q1")),
+    )]);
+    let server = Server::start(
+        Options::default()
+            .env("CLAUDECRON_ANTHROPIC_BASE_URL", &mock.url())
+            .env("CLAUDECRON_ANTHROPIC_API_KEY", KEY)
+            .env("CLAUDECRON_DEFAULT_MODEL", "claude-test-default")
+            .env("CLAUDECRON_CLAUDE_PATH", NO_CLAUDE)
+            .env("CLAUDECRON_API_PRICES", "claude-test-default=1000/2000"),
+    );
+    let mcp = Mcp::new(&server);
+    mcp.add_task(api_task(
+        "capped-queue",
+        json!({"daily_budget_usd": 0.01, "overlap": "queue"}),
+    ));
+    let ids: Vec<i64> = (0..3).map(|_| mcp.start("capped-queue")).collect();
+    let runs: Vec<Value> = ids
+        .iter()
+        .map(|id| mcp.wait_finished(*id, Duration::from_secs(60)))
+        .collect();
+    assert_eq!(runs[0]["status"], "success", "{}", runs[0]);
+    for run in &runs[1..] {
+        assert_eq!(run["status"], "skipped", "{run}");
+        assert!(error_of(run).starts_with("skipped: budget: "), "{run}");
+    }
+    assert_eq!(mock.requests().len(), 1, "one API request");
 }

@@ -633,13 +633,17 @@ impl Engine {
         // Several runs start at once (tasks due in the same second): their rows change in one
         // transaction.
         let batched = starts.len() > 1 && self.store.begin_batch().is_ok();
+        let mut skipped = false;
         for (task, q) in starts.into_iter().rev() {
-            self.start_run(task, q);
+            skipped |= !self.start_run(task, q);
         }
         if batched {
             if let Err(e) = self.store.end_batch() {
                 log::error!("the started runs could not be recorded: {e}");
             }
+        }
+        if skipped {
+            self.admit();
         }
     }
 }

@@ -36,11 +36,20 @@ impl Engine {
         })
     }
 
-    pub(super) fn start_run(&mut self, task: Task, q: Queued) {
+    /// Start a queued run on its thread; false when it did not start (skipped for its daily
+    /// cap), so admission can give its slot to the next.
+    pub(super) fn start_run(&mut self, task: Task, q: Queued) -> bool {
         let now = Utc::now();
+        // Runs that waited in the queue (overlap = queue, retries, deferred runs) meet the
+        // daily caps again as they start: what ran meanwhile may have reached them.
+        if let Some(reason) = self.budget_skip(&task, now) {
+            log::info!("task {}: run {} {reason}", task.spec.name, q.run_id);
+            self.end_unstarted(q.run_id, RunStatus::Skipped, &reason, now);
+            return false;
+        }
         if let Err(e) = self.store.start_run(q.run_id, now) {
             log::error!("cannot start run {}: {e}", q.run_id);
-            return;
+            return true;
         }
         let (cancel_tx, cancel_rx) = bounded(1);
         let context = self.store.run_context(q.run_id).ok().flatten();
@@ -97,6 +106,8 @@ impl Engine {
                 );
             }
         }
+        // Also when the thread or the row failed: no new admission round for those.
+        true
     }
 
     /// Record the end of a run that never ran (no output, no exit status) and wake its waiters.
