@@ -1198,6 +1198,20 @@ fn claude_code_endings_table_each_ending_gets_an_honest_status_and_reason() {
         report.push_str(&format!("| {ending} | {} | {why} |\n", run["status"]));
         assert_eq!(run["status"], *status, "{ending}: {run}");
         assert!(why.contains(reason), "{ending}: {why:?} lacks {reason:?}");
+        if *ending != "no result line" {
+            // Claude Code's own account is kept on the run.
+            let details = &run["claude_code"];
+            assert!(details["subtype"].is_string(), "{ending}: {run}");
+            if *ending == "permission denial" {
+                assert_eq!(
+                    details["permission_denials"][0]["tool_name"], "Bash",
+                    "{run}"
+                );
+            }
+            if ending.starts_with("rate_limit_event") {
+                assert_eq!(details["rate_limit"]["kind"], "five_hour", "{run}");
+            }
+        }
     }
     eprintln!("{report}");
 }

@@ -261,6 +261,10 @@ async def unattended(r: Runner, ck: Checks, mock_log: str) -> None:
         if run is not None:
             ck.check(f"claude-code {label}: {status} with the reason ({took:.1f} s)",
                      run.get("status") == status and reason in (run.get("error") or ""), short(run))
+            if "permission_mode" in fields:
+                denials = (run.get("claude_code") or {}).get("permission_denials") or []
+                ck.check("the run keeps Claude Code's permission_denials (tool and input)",
+                         [d.get("tool_name") for d in denials] == ["Bash"], short(run))
     n = len(posts_containing(mock_log, "precheck-skip-marker"))
     ck.check("a skipped precheck made no request to the mock", n == 0, f"{n} requests carried the prompt")
 

@@ -255,6 +255,11 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
                 }
             }
         }
+        if let Some(details) = &ended.details {
+            if let Err(e) = s.set_detail(job.run_id, "claude_code", details) {
+                log::error!("run {}: details not recorded: {e}", job.run_id);
+            }
+        }
         if !ended.runner.is_empty() {
             let usage = RunUsage {
                 runner: ended.runner,
@@ -348,7 +353,7 @@ fn run_cwd(
         job.run_id,
         settings.worktree_keep,
     )?;
-    if let Some(Err(e)) = store.map(|s| s.set_worktree(job.run_id, &w.to_json().to_string())) {
+    if let Some(Err(e)) = store.map(|s| s.set_detail(job.run_id, "worktree", &w.to_json())) {
         log::error!("run {}: its worktree was not recorded: {e}", job.run_id);
     }
     Ok((Some(w.cwd), Some(w.path.to_string_lossy().into_owned())))

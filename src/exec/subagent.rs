@@ -125,6 +125,8 @@ pub struct SubagentOutcome {
     /// A usage limit stopped the run before it did its work: start it again at this time (the
     /// limit's reset) instead of recording it failed.
     pub deferred_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Claude Code's own account of the ending, recorded on the run as `claude_code`.
+    pub details: Option<Value>,
 }
 
 /// Everything one run needs.
@@ -260,6 +262,7 @@ pub fn read_claude_result(
             .and_then(Value::as_str)
             .map(String::from),
         deferred_until,
+        details: Some(verdict::claude_details(result, limit)),
     }
 }
 

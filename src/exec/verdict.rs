@@ -145,6 +145,32 @@ pub fn limit_reason(limit: &UsageLimit, detail: &str) -> String {
     )
 }
 
+/// Claude Code's account of how a run ended, kept on the run: `subtype`, `is_error`,
+/// `terminal_reason`, `permission_denials` (tool and input), `errors`, `api_error_status`, and
+/// the rejected `rate_limit` (kind, reset time).
+pub fn claude_details(result: &Value, limit: Option<&UsageLimit>) -> Value {
+    let mut out = serde_json::Map::new();
+    for key in [
+        "subtype",
+        "is_error",
+        "terminal_reason",
+        "permission_denials",
+        "errors",
+        "api_error_status",
+    ] {
+        if let Some(v) = result.get(key).filter(|v| !v.is_null()) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    if let Some(l) = limit {
+        out.insert(
+            "rate_limit".into(),
+            serde_json::json!({"kind": l.kind, "resets_at": l.resets_at.map(crate::util::rfc3339)}),
+        );
+    }
+    Value::Object(out)
+}
+
 /// How Claude Code's run ended: the status, the reason when it is not success, and the
 /// answer (`result`, or the `errors` when there is none).
 pub fn judge_claude(

@@ -33,9 +33,9 @@ pub struct Run {
     pub output_tokens: Option<i64>,
     pub num_turns: Option<i64>,
     pub session_id: Option<String>,
-    /// The run's git worktree, `{path, branch}` (`worktree: true` tasks).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub worktree: Option<serde_json::Value>,
+    /// More facts, shown beside the others: `worktree`, `claude_code` (see migration 6).
+    #[serde(flatten)]
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What a new run row starts with.
@@ -89,7 +89,7 @@ pub struct RunEnd<'a> {
 
 pub(super) const RUN_COLUMNS: &str = "id, task_id, trigger, status, scheduled_for, queued_at, started_at, finished_at,
     duration_ms, exit_code, signal, output, output_truncated, error, attempt, retry_of, runner, model,
-    cost_usd, input_tokens, output_tokens, num_turns, session_id, worktree";
+    cost_usd, input_tokens, output_tokens, num_turns, session_id, details";
 
 /// A column that must hold one of our spellings or an RFC 3339 time; anything else is reported
 /// as an unreadable row rather than guessed.
@@ -142,9 +142,10 @@ pub(super) fn run_from_row(row: &rusqlite::Row) -> rusqlite::Result<Run> {
         output_tokens: row.get(20)?,
         num_turns: row.get(21)?,
         session_id: row.get(22)?,
-        worktree: row
+        details: row
             .get::<_, Option<String>>(23)?
-            .and_then(|w| serde_json::from_str(&w).ok()),
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -241,11 +242,15 @@ impl Store {
         })
     }
 
-    /// The git worktree a run works in (JSON `{path, branch}`).
-    pub fn set_worktree(&self, id: i64, worktree: &str) -> Result<()> {
+    /// Set one fact of a run's `details` (`worktree`, `claude_code`); `key` is ours, never a
+    /// client's.
+    pub fn set_detail(&self, id: i64, key: &str, value: &serde_json::Value) -> Result<()> {
         self.write(|c| {
-            c.prepare_cached("UPDATE runs SET worktree = ?2 WHERE id = ?1")?
-                .execute(params![id, worktree])?;
+            c.prepare_cached(
+                "UPDATE runs SET details = json_set(COALESCE(details, '{}'), '$.' || ?2, json(?3))
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, key, value.to_string()])?;
             Ok(())
         })
     }

@@ -118,9 +118,9 @@ pub fn run_summary(run: &Run, excerpt_bytes: usize) -> Value {
         "num_turns": run.num_turns,
         "session_id": run.session_id,
     });
-    // The git worktree the run worked in, left for review (worktree: true tasks).
-    if let Some(w) = &run.worktree {
-        view["worktree"] = w.clone();
+    // More facts: the git worktree left for review, Claude Code's own account of the ending.
+    for (key, value) in &run.details {
+        view[key] = value.clone();
     }
     view
 }
