@@ -1235,7 +1235,7 @@ fn precheck_nonzero_skips_without_an_api_request_and_zero_gives_its_output_as_co
     let flag_file = flag.path().join("flag");
     mcp.add_task(api_task(
         "pc-gate",
-        json!({"precheck": format!("cat '{}' 2>/dev/null || {{ echo 'nothing new'; exit 3; }}", flag_file.display())}),
+        json!({"overlap": "queue", "precheck": format!("cat '{}' 2>/dev/null || {{ echo 'nothing new'; exit 3; }}", flag_file.display())}),
     ));
     let (run, _) = mcp.run_wait("pc-gate", 30);
     assert_eq!(run["status"], "skipped", "{run}");
@@ -1477,7 +1477,12 @@ fn daily_budget_five_fires_two_runs_three_budget_skips_and_exactly_two_api_reque
             ),
     );
     let mcp = Mcp::new(&server);
-    mcp.add_task(api_task("capped", json!({"daily_budget_usd": 0.035})));
+    // queue: a run_task right after the last one ended waits for the engine to see it end
+    // (with skip it could be recorded "still active" instead of meeting the cap).
+    mcp.add_task(api_task(
+        "capped",
+        json!({"daily_budget_usd": 0.035, "overlap": "queue"}),
+    ));
     let statuses: Vec<(String, String, Value)> = (0..5)
         .map(|_| {
             let (run, _) = mcp.run_wait("capped", 30);
@@ -1785,7 +1790,8 @@ fn worktrees_beyond_the_retention_are_removed_and_a_non_repository_fails_the_run
     let mcp = Mcp::new(&server);
     mcp.add_task(claude_task(
         "wt-keep",
-        json!({"worktree": true, "cwd": r.to_string_lossy()}),
+        // queue: a run_task right after the last one ended waits for the engine to see it end.
+        json!({"worktree": true, "cwd": r.to_string_lossy(), "overlap": "queue"}),
     ));
     let paths: Vec<PathBuf> = (0..3)
         .map(|_| {
