@@ -1462,19 +1462,28 @@ fn priced_reply(id: &str) -> Reply {
     )
 }
 
+/// A server whose `api` runner talks to `mock`, with `api_prices` and more settings.
+fn priced_server(mock: &MockApi, model: &str, prices: &str, extra: &[(&str, &str)]) -> Server {
+    let mut options = Options::default()
+        .env("CLAUDECRON_ANTHROPIC_BASE_URL", &mock.url())
+        .env("CLAUDECRON_ANTHROPIC_API_KEY", KEY)
+        .env("CLAUDECRON_DEFAULT_MODEL", model)
+        .env("CLAUDECRON_CLAUDE_PATH", NO_CLAUDE)
+        .env("CLAUDECRON_API_PRICES", prices);
+    for (k, v) in extra {
+        options = options.env(k, v);
+    }
+    Server::start(options)
+}
+
 #[test]
 fn daily_budget_five_fires_two_runs_three_budget_skips_and_exactly_two_api_requests() {
     let mock = MockApi::start((0..5).map(|i| priced_reply(&format!("msg_b{i}"))).collect());
-    let server = Server::start(
-        Options::default()
-            .env("CLAUDECRON_ANTHROPIC_BASE_URL", &mock.url())
-            .env("CLAUDECRON_ANTHROPIC_API_KEY", KEY)
-            .env("CLAUDECRON_DEFAULT_MODEL", "claude-test-default-20260101")
-            .env("CLAUDECRON_CLAUDE_PATH", NO_CLAUDE)
-            .env(
-                "CLAUDECRON_API_PRICES",
-                "claude-test=1/1, claude-test-default=1000/2000",
-            ),
+    let server = priced_server(
+        &mock,
+        "claude-test-default-20260101",
+        "claude-test=1/1, claude-test-default=1000/2000",
+        &[],
     );
     let mcp = Mcp::new(&server);
     // queue: a run_task right after the last one ended waits for the engine to see it end
@@ -1519,14 +1528,11 @@ fn daily_budget_five_fires_two_runs_three_budget_skips_and_exactly_two_api_reque
 #[test]
 fn the_global_daily_budget_caps_all_tasks_and_max_budget_usd_caps_the_answers_tokens() {
     let mock = MockApi::start((0..3).map(|i| priced_reply(&format!("msg_g{i}"))).collect());
-    let server = Server::start(
-        Options::default()
-            .env("CLAUDECRON_ANTHROPIC_BASE_URL", &mock.url())
-            .env("CLAUDECRON_ANTHROPIC_API_KEY", KEY)
-            .env("CLAUDECRON_DEFAULT_MODEL", "claude-test-default")
-            .env("CLAUDECRON_CLAUDE_PATH", NO_CLAUDE)
-            .env("CLAUDECRON_API_PRICES", "claude-test-default=1000/2000")
-            .env("CLAUDECRON_DAILY_BUDGET_USD", "0.02"),
+    let server = priced_server(
+        &mock,
+        "claude-test-default",
+        "claude-test-default=1000/2000",
+        &[("CLAUDECRON_DAILY_BUDGET_USD", "0.02")],
     );
     let mcp = Mcp::new(&server);
     // $0.01 of output at $2000 per million tokens: at most 5 tokens.
@@ -1833,13 +1839,11 @@ fn queued_runs_meet_the_daily_cap_again_when_they_start() {
         Duration::from_millis(1000),
         Box::new(priced_reply("msg_q1")),
     )]);
-    let server = Server::start(
-        Options::default()
-            .env("CLAUDECRON_ANTHROPIC_BASE_URL", &mock.url())
-            .env("CLAUDECRON_ANTHROPIC_API_KEY", KEY)
-            .env("CLAUDECRON_DEFAULT_MODEL", "claude-test-default")
-            .env("CLAUDECRON_CLAUDE_PATH", NO_CLAUDE)
-            .env("CLAUDECRON_API_PRICES", "claude-test-default=1000/2000"),
+    let server = priced_server(
+        &mock,
+        "claude-test-default",
+        "claude-test-default=1000/2000",
+        &[],
     );
     let mcp = Mcp::new(&server);
     mcp.add_task(api_task(
