@@ -35,6 +35,8 @@
 #   INTEROP_ONLY              comma list of parts to run:
 #                             curl,py,mcp-remote,conformance,tasks,claude2026,subagent (default: all)
 #   INTEROP_KEEP_TMP          keep the temp dir (server logs, curl bodies, conformance output)
+#   INTEROP_CLAUDE_CODE_VERSION  the Claude Code version for the subagent part (default: the pinned
+#                             one), e.g. the newest: npm view @anthropic-ai/claude-code version
 #
 # Everything it starts listens on / talks to 127.0.0.1 only, every wait is bounded, and the servers
 # are stopped on exit.
@@ -51,7 +53,9 @@ CONFORMANCE_PKG=@modelcontextprotocol/conformance@0.1.16
 CONFORMANCE_ALPHA_PKG=@modelcontextprotocol/conformance@0.2.0-alpha.12
 MCP_REMOTE_PKG=mcp-remote@0.15.1
 # The version reference/claude-code.md was observed with; pinned (later ones exist).
-CLAUDE_CODE_VERSION=2.1.197
+# INTEROP_CLAUDE_CODE_VERSION runs the subagent part with another one (kept in its own cache dir).
+CLAUDE_CODE_PINNED=2.1.197
+CLAUDE_CODE_VERSION=${INTEROP_CLAUDE_CODE_VERSION:-$CLAUDE_CODE_PINNED}
 CLAUDE_CODE_PKG=@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION
 # The newest on the registry (npm view @anthropic-ai/claude-code version, 2026-11-28): the one that
 # speaks 2026-07-28 and the tasks extension; driven through a logging proxy (part claude2026).
@@ -133,9 +137,11 @@ ensure_npm "$CACHE/npm-alpha" "$CONFORMANCE_ALPHA_PKG" >>"$TMP/install.log" 2>&1
   fatal "setup: $CONFORMANCE_ALPHA_PKG" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
 if want subagent; then
   # The stamp file ($CACHE/claude-code/.interop-stamp = the pinned package) is the cache marker.
-  ensure_npm "$CACHE/claude-code" "$CLAUDE_CODE_PKG" >>"$TMP/install.log" 2>&1 ||
+  CLAUDE_DIR=$CACHE/claude-code
+  [[ "$CLAUDE_CODE_VERSION" == "$CLAUDE_CODE_PINNED" ]] || CLAUDE_DIR=$CACHE/claude-code-$CLAUDE_CODE_VERSION
+  ensure_npm "$CLAUDE_DIR" "$CLAUDE_CODE_PKG" >>"$TMP/install.log" 2>&1 ||
     fatal "setup: $CLAUDE_CODE_PKG" "$(tail -n 20 "$TMP/install.log" | tr '\n' ' ')"
-  CLAUDE_BIN=$CACHE/claude-code/node_modules/.bin/claude
+  CLAUDE_BIN=$CLAUDE_DIR/node_modules/.bin/claude
   CLAUDE_VER=$(HOME="$TOOL_HOME" timeout 30 "$CLAUDE_BIN" --version 2>&1 || true)
   [[ "$CLAUDE_VER" == "$CLAUDE_CODE_VERSION "* ]] ||
     fatal "setup: $CLAUDE_CODE_PKG" "$CLAUDE_BIN --version gave '$CLAUDE_VER' (the native optional dependency missing?)"
@@ -351,6 +357,7 @@ if want subagent; then
     start_server subagent "$sub_port" CLAUDECRON_AUTH_TOKENS="$TOKEN" CLAUDECRON_RATE_LIMIT_PER_MINUTE=100000 \
       CLAUDECRON_CLAUDE_PATH="$CLAUDE_BIN" CLAUDECRON_ANTHROPIC_BASE_URL="http://127.0.0.1:$mock_port" \
       CLAUDECRON_ANTHROPIC_API_KEY=dummy CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 CLAUDE_CODE_MAX_RETRIES=0 \
+      CLAUDECRON_API_PRICES="claude-sonnet-4-20250514=1000/10000" \
       DISABLE_AUTOUPDATER=1 || return 0
     run_counted "subagent" env CLAUDECRON_INTEROP_TOKEN="$TOKEN" PYTHONWARNINGS=ignore \
       timeout 300 "$PY" "$HERE/subagent_check.py" --url "http://127.0.0.1:$sub_port/mcp" \

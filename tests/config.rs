@@ -704,7 +704,7 @@ fn secrets_are_masked_in_settings_and_never_echoed_in_errors() {
     assert_eq!(value("auth_tokens"), "(1 set, hidden)");
     assert_eq!(value("metrics_token"), "(set, hidden)");
     // Every key of the table is described once.
-    assert_eq!(shown.len(), 29);
+    assert_eq!(shown.len(), 32);
     // A short metrics token is refused without showing it.
     let e = refused(&sources(
         &dir,
@@ -739,5 +739,42 @@ fn secrets_are_masked_in_settings_and_never_echoed_in_errors() {
             e.contains("list of strings") || e.contains("at least 16") || e.contains("a string"),
             "{toml}: {e}"
         );
+    }
+}
+
+#[test]
+fn spend_caps_and_api_prices_are_read_from_every_layer_and_bad_values_refused() {
+    let dir = TempDir::new("claudecron-config-test-budget");
+    let c = ok(&sources(
+        &dir,
+        Some("daily_budget_usd = 5\napi_prices = [\"claude-sonnet-4-5=3/15\", \"claude-opus-4-1 = 15 / 75\"]"),
+        &[],
+        &[],
+    ));
+    assert_eq!(c.daily_budget_usd, Some(5.0));
+    assert_eq!(c.api_prices.len(), 2);
+    let p = claudecron::config::ApiPrice::find(&c.api_prices, "claude-sonnet-4-5-20250929")
+        .expect("a dated id matches its prefix entry");
+    assert_eq!((p.input_per_mtok, p.output_per_mtok), (3.0, 15.0));
+    assert!((p.cost(1_000_000, 100_000) - 4.5).abs() < 1e-9);
+    assert!(claudecron::config::ApiPrice::find(&c.api_prices, "claude-sonnet-4-50").is_none());
+    let c = ok(&sources(
+        &dir,
+        None,
+        &[("CLAUDECRON_DAILY_BUDGET_USD", "0.5")],
+        &[],
+    ));
+    assert_eq!(c.daily_budget_usd, Some(0.5));
+    for (toml, want) in [
+        ("daily_budget_usd = 0", "daily_budget_usd (from"),
+        ("daily_budget_usd = \"lots\"", "amount in USD above 0"),
+        (
+            "api_prices = [\"sonnet:3:15\"]",
+            "expected model=INPUT/OUTPUT",
+        ),
+        ("api_prices = [\"m=3/x\"]", "e.g. claude-sonnet-4-5=3/15"),
+    ] {
+        let e = refused(&sources(&dir, Some(toml), &[], &[]));
+        assert!(e.contains(want), "{toml}: {e}");
     }
 }

@@ -122,6 +122,8 @@ enum Reply {
     },
     /// Read the request, then never answer (until the mock is dropped).
     Hang,
+    /// Wait, then give the reply.
+    Slow(Duration, Box<Reply>),
 }
 
 fn respond(status: u16, body: Value) -> Reply {
@@ -199,7 +201,13 @@ impl MockApi {
                     continue;
                 };
                 rec.lock().unwrap().push(request);
-                match script.pop_front() {
+                let mut next = script.pop_front();
+                if let Some(Reply::Slow(wait, reply)) = next {
+                    std::thread::sleep(wait);
+                    next = Some(*reply);
+                }
+                match next {
+                    Some(Reply::Slow(..)) => {}
                     Some(Reply::Respond {
                         status,
                         headers,
@@ -770,7 +778,8 @@ fn claude_code_success_records_cost_tokens_turns_session_with_the_right_argv_and
         [
             "-p",
             "--output-format",
-            "json",
+            "stream-json",
+            "--verbose",
             "--model",
             "claude-sonnet-4-5",
             "--max-turns",
@@ -825,7 +834,8 @@ fn claude_code_defaults_pass_only_the_model_and_no_key_when_none_is_configured()
         [
             "-p",
             "--output-format",
-            "json",
+            "stream-json",
+            "--verbose",
             "--model",
             "claude-test-default"
         ]
@@ -1068,4 +1078,787 @@ fn hook_triggered_subagent_gets_the_event_appended_to_its_prompt() {
         assert!(prompt.contains(needle), "{needle} missing from: {prompt}");
     }
     assert_eq!(fake.env("CLAUDECRON_HOOK_EVENT").as_deref(), Some("Stop"));
+}
+
+/// One stream-json ending per task (the fake prints the task's `FAKE_OUT` and exits with
+/// `FAKE_RC`): the status and reason each produces. Shapes from reference/claude-code.md §3.3–3.4.
+#[test]
+fn claude_code_endings_table_each_ending_gets_an_honest_status_and_reason() {
+    let fake = FakeClaude::new("printf '%s\\n' \"$FAKE_OUT\"\nexit ${FAKE_RC:-0}");
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    let init = r#"{"type":"system","subtype":"init","session_id":"s","model":"claude-opus-4-8[1m]","permissionMode":"dontAsk"}"#;
+    let result = |extra: Value| {
+        let mut v = json!({"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"Two commits; no issues found.",
+            "session_id":"s","total_cost_usd":0.002,"usage":{"input_tokens":100,"output_tokens":10},"permission_denials":[]});
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        format!("{init}\n{v}")
+    };
+    let limited = format!(
+        "{init}\n{}\n{}",
+        json!({"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1_900_000_000,"rateLimitType":"five_hour"}}),
+        json!({"type":"result","subtype":"success","is_error":true,"num_turns":1,"result":"Claude AI usage limit reached|1900000000","session_id":"s","total_cost_usd":0})
+    );
+    let table: Vec<(&str, String, i32, &str, &str)> = vec![
+        ("success", result(json!({})), 0, "success", ""),
+        (
+            "max turns",
+            result(
+                json!({"subtype":"error_max_turns","is_error":true,"errors":["Reached maximum number of turns (1)"],"result":null}),
+            ),
+            1,
+            "failed",
+            "turn limit (max_turns)",
+        ),
+        (
+            "budget exceeded",
+            result(
+                json!({"subtype":"error_max_budget_usd","is_error":true,"errors":["Reached maximum budget ($0.01)"],"result":null}),
+            ),
+            1,
+            "failed",
+            "spending cap (max_budget_usd): Reached maximum budget ($0.01)",
+        ),
+        (
+            "error during execution",
+            result(
+                json!({"subtype":"error_during_execution","is_error":true,"errors":["tool crashed"],"result":null}),
+            ),
+            1,
+            "failed",
+            "failed during execution: tool crashed",
+        ),
+        (
+            "permission denial",
+            result(
+                json!({"permission_denials":[{"tool_name":"Bash","tool_use_id":"toolu_1","tool_input":{"command":"touch /srv/x","description":"mock"}}]}),
+            ),
+            0,
+            "failed",
+            "refused 1 tool call(s) it wanted: Bash (touch /srv/x)",
+        ),
+        (
+            "empty result",
+            result(json!({"result":""})),
+            0,
+            "failed",
+            "empty answer",
+        ),
+        (
+            "CLAUDECRON_FAILED answer",
+            result(
+                json!({"result":"CLAUDECRON_FAILED: the backup disk is not mounted\nDetails follow."}),
+            ),
+            0,
+            "failed",
+            "the run declared failure: the backup disk is not mounted",
+        ),
+        (
+            "rate_limit_event rejected (reset years ahead)",
+            limited,
+            1,
+            "skipped",
+            "skipped: usage limit until 2030-03-17T17:46:40Z, more than 168 h ahead",
+        ),
+        (
+            "API 429",
+            result(
+                json!({"is_error":true,"api_error_status":429,"result":"API Error: 429 rate_limit_error"}),
+            ),
+            1,
+            "failed",
+            "usage limit reached (API 429)",
+        ),
+        (
+            "is_error with exit 0",
+            result(json!({"is_error":true,"result":"Not logged in · Please run /login"})),
+            0,
+            "failed",
+            "Not logged in",
+        ),
+        (
+            "no result line",
+            init.to_string(),
+            0,
+            "failed",
+            "did not print its JSON result",
+        ),
+    ];
+    let mut report = String::from("| ending | status | reason |\n|---|---|---|\n");
+    for (i, (ending, out, rc, status, reason)) in table.iter().enumerate() {
+        let name = format!("cc-ending-{i}");
+        mcp.add_task(claude_task(
+            &name,
+            json!({"env": {"FAKE_OUT": out, "FAKE_RC": rc.to_string()}}),
+        ));
+        let (run, _) = mcp.run_wait(&name, 30);
+        let why = error_of(&run);
+        report.push_str(&format!("| {ending} | {} | {why} |\n", run["status"]));
+        assert_eq!(run["status"], *status, "{ending}: {run}");
+        assert!(why.contains(reason), "{ending}: {why:?} lacks {reason:?}");
+        if *ending != "no result line" {
+            // Claude Code's own account is kept on the run.
+            let details = &run["claude_code"];
+            assert!(details["subtype"].is_string(), "{ending}: {run}");
+            if *ending == "permission denial" {
+                assert_eq!(
+                    details["permission_denials"][0]["tool_name"], "Bash",
+                    "{run}"
+                );
+            }
+            if ending.starts_with("rate_limit_event") {
+                assert_eq!(details["rate_limit"]["kind"], "five_hour", "{run}");
+            }
+        }
+    }
+    eprintln!("{report}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unattended runs: precheck, guard fields
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn precheck_nonzero_skips_without_an_api_request_and_zero_gives_its_output_as_context() {
+    let mock = MockApi::start(vec![message(
+        "msg_pc",
+        "claude-test-default",
+        json!([{"type": "text", "text": "Reviewed."}]),
+        10,
+        5,
+    )]);
+    let server = api_server(&mock);
+    let mcp = Mcp::new(&server);
+    let flag = TempDir::new("claudecron-precheck");
+    let flag_file = flag.path().join("flag");
+    mcp.add_task(api_task(
+        "pc-gate",
+        json!({"overlap": "queue", "precheck": format!("cat '{}' 2>/dev/null || {{ echo 'nothing new'; exit 3; }}", flag_file.display())}),
+    ));
+    let (run, _) = mcp.run_wait("pc-gate", 30);
+    assert_eq!(run["status"], "skipped", "{run}");
+    let why = error_of(&run);
+    assert!(
+        why.contains("precheck") && why.contains("exited with code 3"),
+        "{why}"
+    );
+    assert!(mcp
+        .output(run["id"].as_i64().unwrap())
+        .contains("nothing new"));
+    assert!(
+        mock.requests().is_empty(),
+        "a skipped run made no API call: {:?}",
+        mock.requests().len()
+    );
+
+    std::fs::write(&flag_file, "3 new commits: a1b2c3 fix parser\n").unwrap();
+    let (run, _) = mcp.run_wait("pc-gate", 30);
+    assert_eq!(run["status"], "success", "{run}");
+    let requests = mock.wait_requests(1, Duration::from_secs(10));
+    assert_eq!(requests.len(), 1);
+    let prompt = requests[0].body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(prompt.starts_with("Say hello to the tests."), "{prompt}");
+    assert!(
+        prompt.contains("3 new commits: a1b2c3 fix parser"),
+        "the precheck output reaches the prompt: {prompt}"
+    );
+}
+
+#[test]
+fn precheck_on_a_bash_task_sets_its_output_in_the_environment_and_times_out_as_a_failure() {
+    let server = Server::start(Options::default());
+    let mcp = Mcp::new(&server);
+    mcp.add_task(
+        json!({"name": "pc-bash", "type": "bash", "trigger": {"type": "manual"},
+        "precheck": "echo ready-42", "command": "echo \"got:$CLAUDECRON_PRECHECK_OUTPUT\""}),
+    );
+    let run = mcp.run_task("pc-bash", 30);
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(
+        mcp.output(run["id"].as_i64().unwrap()).trim(),
+        "got:ready-42"
+    );
+
+    let marker = TempDir::new("claudecron-precheck-bash");
+    let ran = marker.path().join("ran");
+    mcp.add_task(
+        json!({"name": "pc-slow", "type": "bash", "trigger": {"type": "manual"},
+        "timeout_seconds": 1, "precheck": "sleep 30",
+        "command": format!("touch '{}'", ran.display())}),
+    );
+    let run = mcp.run_task("pc-slow", 30);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        error_of(&run).contains("precheck timed out after 1 s"),
+        "{run}"
+    );
+    assert!(!ran.exists(), "the command never ran");
+}
+
+#[test]
+fn guard_fields_reach_claude_as_flags_and_the_mcp_config_as_a_private_file_removed_after() {
+    let fake = FakeClaude::new(&format!(
+        "prev=''\nfor a in \"$@\"; do if [ \"$prev\" = --mcp-config ]; then cp \"$a\" \"$d/mcp.json\"; stat -c %a \"$a\" > \"$d/mcp.mode\"; echo \"$a\" > \"$d/mcp.path\"; fi; prev=$a; done\ncat <<'EOF'\n{}\nEOF\nexit 0",
+        success_result()
+    ));
+    let server = claude_server(&fake, &[]);
+    let mcp_config = json!({"mcpServers": {"docs": {"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer s3cret"}}}});
+    let (run, _) = add_and_run(
+        &server,
+        claude_task(
+            "cc-guards",
+            json!({"permission_mode": "dontAsk", "allowed_tools": ["mcp__docs__search"],
+                "disallowed_tools": ["Bash(rm *)", "WebFetch"], "add_dirs": ["/srv/a", "/srv/b"],
+                "mcp_config": mcp_config, "max_budget_usd": 0.25}),
+        ),
+        20,
+    );
+    assert_eq!(run["status"], "success", "{run}");
+    let argv = fake.argv();
+    let has = |pair: [&str; 2]| argv.windows(2).any(|w| w == pair);
+    assert!(
+        has(["--disallowedTools", "Bash(rm *),WebFetch"]),
+        "{argv:?}"
+    );
+    assert!(
+        has(["--add-dir", "/srv/a"]) && has(["--add-dir", "/srv/b"]),
+        "{argv:?}"
+    );
+    assert!(has(["--max-budget-usd", "0.25"]), "{argv:?}");
+    assert!(has(["--permission-mode", "dontAsk"]), "{argv:?}");
+    let at = argv
+        .iter()
+        .position(|a| a == "--mcp-config")
+        .expect("--mcp-config");
+    assert_eq!(argv[at + 2], "--strict-mcp-config", "{argv:?}");
+    let written: Value =
+        serde_json::from_str(&fake.read("mcp.json")).expect("the mcp file is JSON");
+    assert_eq!(written, mcp_config);
+    assert_eq!(fake.read("mcp.mode").trim(), "600");
+    assert!(
+        !std::path::Path::new(fake.read("mcp.path").trim()).exists(),
+        "the mcp_config file is removed after the run"
+    );
+    assert!(
+        !argv.iter().any(|a| a.contains("s3cret")),
+        "no secret in argv"
+    );
+    let mcp = Mcp::new(&server);
+    let task = mcp.task("cc-guards");
+    assert_eq!(
+        task["mcp_config"]["mcpServers"]["docs"]["headers"]["Authorization"], "(set, hidden)",
+        "{task}"
+    );
+    assert!(
+        !task.to_string().contains("s3cret"),
+        "get_task never returns the header"
+    );
+}
+
+#[test]
+fn unattended_fields_are_validated_with_reasons() {
+    let fake = FakeClaude::printing(&success_result(), 0);
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            json!({"permission_mode": "default"}),
+            "permission_mode",
+            "nobody to answer; accepted: dontAsk, acceptEdits, plan, bypassPermissions",
+        ),
+        (
+            json!({"permission_mode": "yolo"}),
+            "permission_mode",
+            "accepted: dontAsk",
+        ),
+        (
+            json!({"mcp_config": {"servers": {}}}),
+            "mcp_config",
+            "mcpServers",
+        ),
+        (
+            json!({"mcp_config": {"mcpServers": {"x": {"type": "http"}}}}),
+            "mcp_config.mcpServers.x",
+            "is not a server",
+        ),
+        (
+            json!({"mcp_config": "file.json"}),
+            "mcp_config",
+            "is not an object",
+        ),
+        (
+            json!({"add_dirs": ["rel/dir"]}),
+            "add_dirs[0]",
+            "absolute directory",
+        ),
+        (
+            json!({"disallowed_tools": "Bash"}),
+            "disallowed_tools",
+            "list of tool names",
+        ),
+        (json!({"max_budget_usd": 0}), "max_budget_usd", "above 0"),
+        (
+            json!({"daily_budget_usd": -1}),
+            "daily_budget_usd",
+            "above 0",
+        ),
+        (json!({"precheck": "  "}), "precheck", "must not be empty"),
+    ];
+    for (i, (extra, field, want)) in cases.iter().enumerate() {
+        let result = mcp.call(
+            "claudecron_add_task",
+            claude_task(&format!("bad-{i}"), extra.clone()),
+        );
+        assert_eq!(result["isError"], true, "{extra}: {result}");
+        let text = result.to_string();
+        assert!(
+            text.contains(field) && text.contains(want),
+            "{extra}: {text}"
+        );
+    }
+    for field in [
+        "disallowed_tools",
+        "mcp_config",
+        "add_dirs",
+        "max_budget_usd",
+        "daily_budget_usd",
+    ] {
+        let value = match field {
+            "mcp_config" => json!({"mcpServers": {}}),
+            "max_budget_usd" | "daily_budget_usd" => json!(1),
+            _ => json!(["/x"]),
+        };
+        let mut task = json!({"name": format!("bash-{field}"), "type": "bash", "command": "true", "trigger": {"type": "manual"}});
+        task[field] = value;
+        let result = mcp.call("claudecron_add_task", task);
+        assert_eq!(result["isError"], true, "{field} on bash: {result}");
+        assert!(
+            result.to_string().contains("only for subagent tasks"),
+            "{result}"
+        );
+    }
+    let task = mcp.add_task(json!({"name": "bash-pc", "type": "bash", "command": "true",
+        "trigger": {"type": "manual"}, "precheck": "test -e /"}));
+    assert_eq!(task["precheck"], "test -e /", "{task}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spend caps
+// ---------------------------------------------------------------------------------------------
+
+fn priced_reply(id: &str) -> Reply {
+    // 10 input + 5 output tokens at 1000/2000 USD per million: $0.02 a run.
+    message(
+        id,
+        "claude-test-default",
+        json!([{"type": "text", "text": "Done."}]),
+        10,
+        5,
+    )
+}
+
+/// A server whose `api` runner talks to `mock`, with `api_prices` and more settings.
+fn priced_server(mock: &MockApi, model: &str, prices: &str, extra: &[(&str, &str)]) -> Server {
+    let mut options = Options::default()
+        .env("CLAUDECRON_ANTHROPIC_BASE_URL", &mock.url())
+        .env("CLAUDECRON_ANTHROPIC_API_KEY", KEY)
+        .env("CLAUDECRON_DEFAULT_MODEL", model)
+        .env("CLAUDECRON_CLAUDE_PATH", NO_CLAUDE)
+        .env("CLAUDECRON_API_PRICES", prices);
+    for (k, v) in extra {
+        options = options.env(k, v);
+    }
+    Server::start(options)
+}
+
+#[test]
+fn daily_budget_five_fires_two_runs_three_budget_skips_and_exactly_two_api_requests() {
+    let mock = MockApi::start((0..5).map(|i| priced_reply(&format!("msg_b{i}"))).collect());
+    let server = priced_server(
+        &mock,
+        "claude-test-default-20260101",
+        "claude-test=1/1, claude-test-default=1000/2000",
+        &[],
+    );
+    let mcp = Mcp::new(&server);
+    // queue: a run_task right after the last one ended waits for the engine to see it end
+    // (with skip it could be recorded "still active" instead of meeting the cap).
+    mcp.add_task(api_task(
+        "capped",
+        json!({"daily_budget_usd": 0.035, "overlap": "queue"}),
+    ));
+    let statuses: Vec<(String, String, Value)> = (0..5)
+        .map(|_| {
+            let (run, _) = mcp.run_wait("capped", 30);
+            (
+                run["status"].as_str().unwrap_or("").to_string(),
+                error_of(&run),
+                run["cost_usd"].clone(),
+            )
+        })
+        .collect();
+    let count = |s: &str| statuses.iter().filter(|(st, _, _)| st == s).count();
+    assert_eq!((count("success"), count("skipped")), (2, 3), "{statuses:?}");
+    for (status, why, cost) in &statuses {
+        if status == "success" {
+            assert!((cost.as_f64().unwrap_or(0.0) - 0.02).abs() < 1e-9, "{cost}");
+        } else {
+            assert!(
+                why.starts_with("skipped: budget: this task's runs cost $0.0400 today"),
+                "{why}"
+            );
+        }
+    }
+    assert_eq!(mock.requests().len(), 2, "exactly two API requests");
+    let task = mcp.task("capped");
+    assert!(
+        (task["spend"]["today_usd"].as_f64().unwrap_or(0.0) - 0.04).abs() < 1e-9,
+        "{}",
+        task["spend"]
+    );
+    assert!((task["spend"]["month_usd"].as_f64().unwrap_or(0.0) - 0.04).abs() < 1e-9);
+    assert_eq!(task["spend"]["daily_budget_usd"], 0.035);
+}
+
+#[test]
+fn the_global_daily_budget_caps_all_tasks_and_max_budget_usd_caps_the_answers_tokens() {
+    let mock = MockApi::start((0..3).map(|i| priced_reply(&format!("msg_g{i}"))).collect());
+    let server = priced_server(
+        &mock,
+        "claude-test-default",
+        "claude-test-default=1000/2000",
+        &[("CLAUDECRON_DAILY_BUDGET_USD", "0.02")],
+    );
+    let mcp = Mcp::new(&server);
+    // $0.01 of output at $2000 per million tokens: at most 5 tokens.
+    mcp.add_task(api_task("g1", json!({"max_budget_usd": 0.01})));
+    mcp.add_task(api_task("g2", json!({})));
+    let (run, _) = mcp.run_wait("g1", 30);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        error_of(&run).contains("spending cap (max_budget_usd): it cost $0.0200 of $0.01"),
+        "{run}"
+    );
+    let requests = mock.wait_requests(1, Duration::from_secs(10));
+    assert_eq!(requests[0].body["max_tokens"], 5, "{}", requests[0].body);
+    let (run, _) = mcp.run_wait("g2", 30);
+    assert_eq!(run["status"], "skipped", "{run}");
+    assert!(
+        error_of(&run).contains("the server's daily_budget_usd is $0.02"),
+        "{run}"
+    );
+    assert_eq!(mock.requests().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Usage limits defer
+// ---------------------------------------------------------------------------------------------
+
+/// Wait (bounded) until run `run_id` is queued again by a usage limit: the row.
+fn wait_deferred(mcp: &Mcp, run_id: i64) -> Value {
+    wait_until("the run to be deferred", Duration::from_secs(30), || {
+        let run = mcp.run(run_id);
+        (run["status"] == "queued" && error_of(&run).starts_with("deferred: ")).then_some(run)
+    })
+}
+
+#[test]
+fn api_429_with_a_long_retry_after_defers_the_run_then_it_succeeds_with_no_extra_request() {
+    let mock = MockApi::start(vec![
+        respond_with(
+            429,
+            &[("retry-after", "5")],
+            api_error("rate_limit_error", "mock: usage limit"),
+        ),
+        priced_reply("msg_after_limit"),
+    ]);
+    let server = api_server(&mock);
+    let mcp = Mcp::new(&server);
+    mcp.add_task(api_task("limited", json!({})));
+    let run_id = mcp.start("limited");
+    let deferred = wait_deferred(&mcp, run_id);
+    let why = error_of(&deferred);
+    assert!(
+        why.contains("usage limit reached (API 429)") && why.contains("rate_limit_error"),
+        "{why}"
+    );
+    assert_eq!(mock.requests().len(), 1, "no retry while deferred");
+    let run = mcp.wait_finished(run_id, Duration::from_secs(60));
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(run["output"], "Done.");
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2, "exactly one request at the reset");
+    let gap = requests[1].at - requests[0].at;
+    assert!(
+        gap >= Duration::from_millis(4500),
+        "the retry came {gap:?} after the 429 (retry-after: 5)"
+    );
+    let history = mcp.history("limited");
+    assert_eq!(
+        history.len(),
+        1,
+        "one run, deferred and then run: {history:?}"
+    );
+}
+
+#[test]
+fn claude_code_rejected_rate_limit_event_defers_to_resets_at_then_succeeds() {
+    // First call: a rejected rate_limit_event resetting in 3 s and an is_error result; then
+    // Claude Code's success object.
+    let limited = r#"if [ ! -e "$d/limited" ]; then touch "$d/limited"; r=$(( $(date +%s) + 3 ))
+printf '{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":%s,"rateLimitType":"five_hour"}}\n' "$r"
+echo '{"type":"result","subtype":"success","is_error":true,"result":"Claude AI usage limit reached"}'
+exit 1; fi"#;
+    let fake = FakeClaude::new(&format!(
+        "{limited}\ncat <<'EOF'\n{}\nEOF\nexit 0",
+        success_result()
+    ));
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    mcp.add_task(claude_task("cc-limited", json!({})));
+    let started = Instant::now();
+    let run_id = mcp.start("cc-limited");
+    let deferred = wait_deferred(&mcp, run_id);
+    assert!(
+        error_of(&deferred).contains("usage limit reached (five_hour)"),
+        "{deferred}"
+    );
+    let run = mcp.wait_finished(run_id, Duration::from_secs(60));
+    assert_eq!(run["status"], "success", "{run}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "it waited for the reset"
+    );
+}
+
+#[test]
+fn a_deferred_run_stays_queued_across_a_restart() {
+    let mock = MockApi::start(vec![respond_with(
+        429,
+        &[("retry-after", "3600")],
+        api_error("rate_limit_error", "mock: usage limit"),
+    )]);
+    let options = || {
+        Options::default()
+            .env("CLAUDECRON_ANTHROPIC_BASE_URL", &mock.url())
+            .env("CLAUDECRON_ANTHROPIC_API_KEY", KEY)
+            .env("CLAUDECRON_CLAUDE_PATH", NO_CLAUDE)
+    };
+    let server = Server::start(options());
+    let run_id = {
+        let mcp = Mcp::new(&server);
+        mcp.add_task(api_task("limited-restart", json!({})));
+        let run_id = mcp.start("limited-restart");
+        wait_deferred(&mcp, run_id);
+        run_id
+    };
+    let (_, _, dir) = server.terminate(Duration::from_secs(30));
+    let server = Server::start_in(options(), dir);
+    let mcp = Mcp::new(&server);
+    let run = mcp.run(run_id);
+    assert_eq!(
+        run["status"], "queued",
+        "still deferred after a restart: {run}"
+    );
+    assert!(error_of(&run).starts_with("deferred: "), "{run}");
+    let out = mcp.ok("claudecron_cancel_run", json!({"runId": run_id}));
+    assert_eq!(out["run"]["status"], "cancelled", "{out}");
+    assert_eq!(mock.requests().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worktree isolation
+// ---------------------------------------------------------------------------------------------
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("git is needed for the worktree tests (apt-get install git): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A git repository in `dir` on branch main with `files` committed.
+fn git_repo(dir: &std::path::Path, files: &[(&str, &str)]) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    git(dir, &["add", "."]);
+    git(
+        dir,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
+}
+
+/// Every file under `dir` (but .git) with its bytes, sorted.
+fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_worktree_run_edits_its_own_worktree_and_leaves_the_checkout_byte_identical() {
+    let repo = TempDir::new("claudecron-wt-repo");
+    let r = repo.path();
+    git_repo(r, &[("src/lib.txt", "original\n"), ("README", "readme\n")]);
+    let head = git(r, &["rev-parse", "HEAD"]);
+    let before = snapshot(r);
+    // The fake agent edits a file and adds one where it runs (the task's cwd is src/).
+    let fake = FakeClaude::new(&format!(
+        "echo edited > lib.txt\necho new > added.txt\necho \"$CLAUDECRON_WORKTREE\" > \"$d/worktree\"\ncat <<'EOF'\n{}\nEOF\nexit 0",
+        success_result()
+    ));
+    let server = claude_server(&fake, &[]);
+    let mcp = Mcp::new(&server);
+    let src = r.join("src").to_string_lossy().into_owned();
+    mcp.add_task(claude_task("wt", json!({"worktree": true, "cwd": src})));
+    let (run, _) = mcp.run_wait("wt", 30);
+    assert_eq!(run["status"], "success", "{run}");
+    let path = PathBuf::from(
+        run["worktree"]["path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no worktree on the run: {run}")),
+    );
+    let branch = run["worktree"]["branch"].as_str().unwrap().to_string();
+    assert_eq!(branch, format!("claudecron/run-{}", run["id"]));
+    assert_eq!(fake.read("cwd").trim(), path.join("src").to_string_lossy());
+    assert_eq!(fake.read("worktree").trim(), path.to_string_lossy());
+    assert_eq!(
+        std::fs::read_to_string(path.join("src/lib.txt")).unwrap(),
+        "edited\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(path.join("src/added.txt")).unwrap(),
+        "new\n"
+    );
+    assert_eq!(snapshot(r), before, "the live checkout is byte-identical");
+    assert_eq!(git(r, &["status", "--porcelain"]), "", "and clean");
+    assert_eq!(git(r, &["rev-parse", "HEAD"]), head);
+    assert_eq!(git(r, &["rev-parse", "--abbrev-ref", "HEAD"]), "main");
+    assert!(git(r, &["worktree", "list"]).contains(&*path.to_string_lossy()));
+
+    // Deleting the task removes its worktree and branch.
+    let out = mcp.ok("claudecron_delete_task", json!({"taskId": "wt"}));
+    assert_eq!(out["deleted"]["worktrees_removed"], 1, "{out}");
+    assert!(!path.exists(), "the worktree directory is gone");
+    assert!(!git(r, &["worktree", "list"]).contains(&*path.to_string_lossy()));
+    assert_eq!(git(r, &["branch", "--list", &branch]), "");
+    assert_eq!(snapshot(r), before);
+}
+
+#[test]
+fn worktrees_beyond_the_retention_are_removed_and_a_non_repository_fails_the_run() {
+    let repo = TempDir::new("claudecron-wt-keep");
+    let r = repo.path();
+    git_repo(r, &[("f", "x\n")]);
+    let fake = FakeClaude::printing(&success_result(), 0);
+    let server = claude_server(&fake, &[("CLAUDECRON_WORKTREE_KEEP_PER_TASK", "2")]);
+    let mcp = Mcp::new(&server);
+    mcp.add_task(claude_task(
+        "wt-keep",
+        // queue: a run_task right after the last one ended waits for the engine to see it end.
+        json!({"worktree": true, "cwd": r.to_string_lossy(), "overlap": "queue"}),
+    ));
+    let paths: Vec<PathBuf> = (0..3)
+        .map(|_| {
+            let (run, _) = mcp.run_wait("wt-keep", 30);
+            assert_eq!(run["status"], "success", "{run}");
+            PathBuf::from(run["worktree"]["path"].as_str().unwrap())
+        })
+        .collect();
+    assert!(!paths[0].exists(), "the oldest worktree was removed");
+    assert!(paths[1].exists() && paths[2].exists());
+    assert_eq!(
+        git(r, &["branch", "--list", "claudecron/*"])
+            .lines()
+            .count(),
+        2
+    );
+
+    let plain = TempDir::new("claudecron-wt-plain");
+    mcp.add_task(claude_task(
+        "wt-plain",
+        json!({"worktree": true, "cwd": plain.path().to_string_lossy()}),
+    ));
+    let (run, _) = mcp.run_wait("wt-plain", 30);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(error_of(&run).contains("inside a git repository"), "{run}");
+    let refused = mcp.call(
+        "claudecron_add_task",
+        claude_task("wt-nocwd", json!({"worktree": true})),
+    );
+    assert_eq!(refused["isError"], true);
+    assert!(refused.to_string().contains("needs cwd"), "{refused}");
+}
+
+#[test]
+fn queued_runs_meet_the_daily_cap_again_when_they_start() {
+    // Run 1 takes a second at the API; runs 2 and 3 wait behind it (overlap = queue) and, when
+    // they come to start, run 1's cost has reached the cap: skipped, no request.
+    let mock = MockApi::start(vec![Reply::Slow(
+        Duration::from_millis(1000),
+        Box::new(priced_reply("msg_q1")),
+    )]);
+    let server = priced_server(
+        &mock,
+        "claude-test-default",
+        "claude-test-default=1000/2000",
+        &[],
+    );
+    let mcp = Mcp::new(&server);
+    mcp.add_task(api_task(
+        "capped-queue",
+        json!({"daily_budget_usd": 0.01, "overlap": "queue"}),
+    ));
+    let ids: Vec<i64> = (0..3).map(|_| mcp.start("capped-queue")).collect();
+    let runs: Vec<Value> = ids
+        .iter()
+        .map(|id| mcp.wait_finished(*id, Duration::from_secs(60)))
+        .collect();
+    assert_eq!(runs[0]["status"], "success", "{}", runs[0]);
+    for run in &runs[1..] {
+        assert_eq!(run["status"], "skipped", "{run}");
+        assert!(error_of(run).starts_with("skipped: budget: "), "{run}");
+    }
+    assert_eq!(mock.requests().len(), 1, "one API request");
 }

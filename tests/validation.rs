@@ -395,7 +395,7 @@ fn bad_inputs_name_the_field_and_what_is_accepted() {
             "permission_mode",
             &[
                 "\"yolo\"",
-                "accepted: default, acceptEdits, bypassPermissions, plan, dontAsk",
+                "accepted: dontAsk, acceptEdits, plan, bypassPermissions",
             ],
         ),
         case(

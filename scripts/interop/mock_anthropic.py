@@ -26,6 +26,11 @@ Directives in the user text:
                                  (401 authentication_error, 429 rate_limit_error, 529 overloaded_error,
                                  else api_error / invalid_request_error); no tools needed
   [[sleep: S]]                   wait S seconds (float) before answering
+  [[say: TEXT]]                  answer exactly TEXT (may be empty) in the main conversation (a
+                                 request with tools) or a tool-less api-runner request; for the
+                                 endings a run must report honestly (empty, CLAUDECRON_FAILED: ...)
+  [[limit-once: KEY retry-after S]]  the first request carrying KEY is answered 429
+                                 rate_limit_error with `retry-after: S`; later ones normally
 --force-status N does the same as [[status: N]] for every POST.
 
 Usage is always input_tokens 100, output_tokens 10 (Claude Code reports total_cost_usd 0.00075 for
@@ -62,6 +67,7 @@ ERROR_TYPES = {
 
 _ids = itertools.count(1)
 _log_lock = threading.Lock()
+_limited: set[str] = set()
 
 
 def next_id(prefix: str) -> str:
@@ -132,6 +138,9 @@ def reply_blocks(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     result = tool_result_text(msg)
     if result is not None:
         return [{"type": "text", "text": f"MOCK_DONE after tool: {result[:200]}"}], "end_turn"
+    said = directive(user_text(msg), "say")
+    if said is not None and (offered or not body.get("stream")):
+        return [{"type": "text", "text": said}], "end_turn"
     use = tool_use_for(user_text(msg), offered) if offered else None
     if use is not None:
         name, args = use
@@ -253,6 +262,17 @@ class Handler(BaseHTTPRequestHandler):
         if status:
             self.send_error_body(status, "mock forced error")
             return
+        once = directive(text, "limit-once")
+        if once:
+            key, _, wait = once.partition(" retry-after ")
+            with _log_lock:
+                first = key not in _limited
+                _limited.add(key)
+            if first:
+                body429 = json.dumps({"type": "error", "error": {"type": "rate_limit_error",
+                                                                  "message": "mock usage limit"}}).encode()
+                self.send(429, body429, extra={"retry-after": wait.strip() or "5"})
+                return
         if path == "/v1/messages/count_tokens":
             self.send(200, json.dumps({"input_tokens": USAGE_IN}).encode())
             return

@@ -3,8 +3,9 @@
 //! opens the database or the network, and never logs a secret.
 
 mod values;
+pub use values::MetricsAuth;
 use values::*;
-pub use values::{expand_tilde, is_loopback_host};
+pub use values::{expand_tilde, is_loopback_host, ApiPrice};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -46,6 +47,12 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// The secret of the calendar feed `/calendar.ics?key=…` (no feed when unset).
     pub calendar_token: Option<String>,
+    /// The most all subagent runs together may spend per UTC day (None: no cap).
+    pub daily_budget_usd: Option<f64>,
+    /// USD per million input/output tokens by model, for the api runner's cost.
+    pub api_prices: Vec<ApiPrice>,
+    /// Run worktrees (`worktree: true`) kept per task; older ones are removed.
+    pub worktree_keep_per_task: usize,
     /// Where the file layer came from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -54,27 +61,6 @@ pub struct Config {
 pub enum AuthMode {
     Token,
     None,
-}
-
-/// Who may read `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricsAuth {
-    /// The bearer token (any accepted one), as `/mcp`; nothing when `auth = "none"`.
-    Token,
-    /// Only `metrics_token`, a separate secret for the scraper.
-    MetricsToken,
-    /// No token, but only clients on loopback (the real client behind a trusted proxy).
-    Loopback,
-}
-
-impl MetricsAuth {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MetricsAuth::Token => "token",
-            MetricsAuth::MetricsToken => "metrics_token",
-            MetricsAuth::Loopback => "loopback",
-        }
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -86,6 +72,7 @@ enum Kind {
     Bool,
     Int { min: u64, max: u64 },
     List,
+    Usd,
 }
 
 /// Every key SPEC §6 knows, its type and its default (as the string a user would write).
@@ -179,6 +166,13 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
     ("metrics_auth", Kind::Str, Some("token")),
     ("metrics_token", Kind::OptStr, None),
     ("calendar_token", Kind::OptStr, None),
+    ("daily_budget_usd", Kind::Usd, None),
+    ("api_prices", Kind::List, Some("")),
+    (
+        "worktree_keep_per_task",
+        Kind::Int { min: 1, max: 1000 },
+        Some("10"),
+    ),
 ];
 
 /// Keys whose values are secrets: masked by `check`, never logged.
@@ -469,6 +463,15 @@ fn build(
         return Err("metrics_auth: \"metrics_token\" needs metrics_token set (at least 16 characters; e.g. the output of `openssl rand -hex 32`)".into());
     }
 
+    let daily_budget_usd = match take("daily_budget_usd") {
+        Typed::Usd(x) => Some(x),
+        _ => None,
+    };
+    let api_prices = list(take("api_prices"))
+        .iter()
+        .map(|e| parse_price(e))
+        .collect::<Result<Vec<_>, _>>()?;
+
     Ok(Config {
         host,
         port,
@@ -499,21 +502,19 @@ fn build(
         metrics_auth,
         metrics_token,
         calendar_token,
+        daily_budget_usd,
+        api_prices,
+        worktree_keep_per_task: int(take("worktree_keep_per_task")) as usize,
         source_file: file,
     })
 }
 
-/// A secret token setting: at least 16 visible ASCII characters; the error never shows it.
-fn secret_token(value: Option<String>, key: &str) -> Result<Option<String>, String> {
-    match value {
-        Some(t) if t.len() < 16 || t.chars().any(|c| !c.is_ascii_graphic()) => Err(format!(
-            "{key}: must be at least 16 visible ASCII characters (value not shown)"
-        )),
-        other => Ok(other),
-    }
-}
-
 impl Config {
+    /// Where run worktrees (`worktree: true`) are made: `<data dir>/worktrees`.
+    pub fn worktree_root(&self) -> PathBuf {
+        self.data_dir().join("worktrees")
+    }
+
     /// The directory that holds the database, the token file and other state.
     pub fn data_dir(&self) -> PathBuf {
         self.db_path
@@ -606,6 +607,27 @@ impl Config {
             ("metrics_auth".into(), self.metrics_auth.as_str().into()),
             ("metrics_token".into(), mask(self.metrics_token.is_some())),
             ("calendar_token".into(), mask(self.calendar_token.is_some())),
+            (
+                "daily_budget_usd".into(),
+                self.daily_budget_usd
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "(no cap)".into()),
+            ),
+            (
+                "worktree_keep_per_task".into(),
+                self.worktree_keep_per_task.to_string(),
+            ),
+            (
+                "api_prices".into(),
+                format!(
+                    "[{}]",
+                    self.api_prices
+                        .iter()
+                        .map(|p| format!("{}={}/{}", p.model, p.input_per_mtok, p.output_per_mtok))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! One configuration value: the TOML, environment or flag text of a key read as its type
-//! (string, number, boolean, list, path, URL), with the error naming the key, the value, the
-//! layer it came from and what is accepted.
+//! (string, number, boolean, list, path, URL, USD amount, api price, `metrics_auth`, a secret
+//! token), with the error naming the key, the value (never a secret's), the layer it came from
+//! and what is accepted.
 
 use super::*;
 
@@ -11,6 +12,7 @@ pub(super) enum Typed {
     Bool(bool),
     Int(u64),
     List(Vec<String>),
+    Usd(f64),
 }
 
 pub(super) fn describe_toml(value: &toml::Value) -> String {
@@ -75,6 +77,25 @@ pub(super) fn typed_value(key: &str, kind: Kind, raw: &Raw) -> Result<Typed, Str
                 )),
             }
         }
+        (Kind::Usd, raw) => {
+            let parsed = match raw {
+                Raw::Toml(toml::Value::Float(f)) => Some(*f),
+                Raw::Toml(toml::Value::Integer(i)) => Some(*i as f64),
+                Raw::Text(s) if s.trim().is_empty() => return Ok(Typed::Absent),
+                Raw::Text(s) => s.trim().parse::<f64>().ok(),
+                Raw::Toml(_) => None,
+            };
+            match parsed {
+                Some(x) if x > 0.0 && x <= 1_000_000.0 => Ok(Typed::Usd(x)),
+                _ => Err(format!(
+                    "{} is not accepted; {key} is an amount in USD above 0, e.g. 5.0",
+                    match raw {
+                        Raw::Toml(v) => show_toml(v),
+                        Raw::Text(s) => show_text(s),
+                    }
+                )),
+            }
+        }
         (Kind::List, Raw::Toml(toml::Value::Array(items))) => {
             let mut out = Vec::new();
             for item in items {
@@ -133,4 +154,91 @@ pub fn is_loopback_host(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     bare.eq_ignore_ascii_case("localhost")
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The api runner's price of a model: USD per million tokens. `model` matches a model id that
+/// is equal to it or starts with it followed by `-` (a dated id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiPrice {
+    pub model: String,
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+impl ApiPrice {
+    /// The price that applies to `model`: the exact entry, else the longest prefix entry.
+    pub fn find<'a>(prices: &'a [ApiPrice], model: &str) -> Option<&'a ApiPrice> {
+        prices
+            .iter()
+            .filter(|p| {
+                p.model == model
+                    || model
+                        .strip_prefix(p.model.as_str())
+                        .is_some_and(|rest| rest.starts_with('-'))
+            })
+            .max_by_key(|p| p.model.len())
+    }
+
+    /// The cost of a call that used these tokens.
+    pub fn cost(&self, input_tokens: i64, output_tokens: i64) -> f64 {
+        (input_tokens.max(0) as f64 * self.input_per_mtok
+            + output_tokens.max(0) as f64 * self.output_per_mtok)
+            / 1e6
+    }
+}
+
+/// `model=INPUT/OUTPUT` (USD per million tokens) → a price.
+pub(super) fn parse_price(entry: &str) -> Result<ApiPrice, String> {
+    let bad = || {
+        format!(
+            "api_prices: \"{entry}\" is not accepted; expected model=INPUT/OUTPUT in USD per million tokens, e.g. claude-sonnet-4-5=3/15"
+        )
+    };
+    let (model, rates) = entry.split_once('=').ok_or_else(bad)?;
+    let (input, output) = rates.split_once('/').ok_or_else(bad)?;
+    let rate = |t: &str| {
+        t.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| *x >= 0.0 && x.is_finite())
+    };
+    match (model.trim(), rate(input), rate(output)) {
+        (m, Some(i), Some(o)) if !m.is_empty() => Ok(ApiPrice {
+            model: m.to_string(),
+            input_per_mtok: i,
+            output_per_mtok: o,
+        }),
+        _ => Err(bad()),
+    }
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAuth {
+    /// The bearer token (any accepted one), as `/mcp`; nothing when `auth = "none"`.
+    Token,
+    /// Only `metrics_token`, a separate secret for the scraper.
+    MetricsToken,
+    /// No token, but only clients on loopback (the real client behind a trusted proxy).
+    Loopback,
+}
+
+impl MetricsAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricsAuth::Token => "token",
+            MetricsAuth::MetricsToken => "metrics_token",
+            MetricsAuth::Loopback => "loopback",
+        }
+    }
+}
+
+/// A secret token setting: at least 16 visible ASCII characters; the error never shows it.
+pub(super) fn secret_token(value: Option<String>, key: &str) -> Result<Option<String>, String> {
+    match value {
+        Some(t) if t.len() < 16 || t.chars().any(|c| !c.is_ascii_graphic()) => Err(format!(
+            "{key}: must be at least 16 visible ASCII characters (value not shown)"
+        )),
+        other => Ok(other),
+    }
 }

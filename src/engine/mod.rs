@@ -6,6 +6,7 @@
 //! module is the imperative shell that reads the clock, records in the store, logs, and hands
 //! each admitted run to a run thread (`exec::run`). Others talk to it through `EngineHandle`.
 
+mod fires;
 mod handle;
 pub(crate) mod plan;
 mod runs;
@@ -36,6 +37,8 @@ pub struct EngineSettings {
     pub max_concurrent: usize,
     pub history_keep_per_task: i64,
     pub run: RunSettings,
+    /// The config's `daily_budget_usd`: all subagent runs together per UTC day.
+    pub daily_budget_usd: Option<f64>,
 }
 
 /// Tasks read per query when arming at start.
@@ -396,117 +399,6 @@ impl Engine {
         }
     }
 
-    fn task_timer(&mut self, task_id: Arc<str>, first: DateTime<Utc>, wake: Wake) {
-        let Some(armed) = self.armed.get(&task_id) else {
-            return;
-        };
-        let plan = plan::on_timer(&armed.rule, armed.catch_up, first, wake);
-        let task = match self.store.get_task(&task_id) {
-            Ok(Some(task)) => task,
-            Ok(None) => {
-                // Deleted as it came due (its Remove message is on the way).
-                self.disarm(&task_id);
-                return;
-            }
-            Err(e) => {
-                log::error!(
-                    "task {task_id}: cannot read it at its fire time {}: {e}; this fire is lost",
-                    rfc3339(first)
-                );
-                if let Some(next) = plan.next {
-                    self.timers.set(TimerKey::Task(task_id), next);
-                }
-                return;
-            }
-        };
-        let name = &task.spec.name;
-        if plan.overflow {
-            log::warn!(
-                "task {name}: more than {} fires missed since {}; the rest are not listed",
-                plan::MAX_DUE,
-                rfc3339(first)
-            );
-        }
-        if let Err(e) = self.store.set_cursor(&task.id, plan.cursor) {
-            if matches!(self.store.get_task(&task.id), Ok(None)) {
-                // Deleted as it came due (its Remove message is on the way).
-                self.disarm(&task.id);
-                return;
-            }
-            log::error!("cannot store the cursor of task {}: {e}", task.id);
-        }
-        if !plan.missed.is_empty() {
-            self.record_missed(&task, &plan, wake.now);
-        }
-        if let Some(t) = plan.catch_up {
-            log::info!(
-                "task {name} missed {} fires; catch_up = once runs it now",
-                plan.missed_count
-            );
-            if let Err(e) = self.fire(&task, TriggerKind::CatchUp, Some(t), None, wake.now) {
-                log::error!("task {name}: catch-up fire not recorded: {e}");
-            }
-        }
-        if let Some(t) = plan.on_time {
-            if let Err(e) = self.fire(&task, task.spec.trigger.kind(), Some(t), None, wake.now) {
-                if matches!(self.store.get_task(&task.id), Ok(None)) {
-                    // Deleted as it fired (its Remove message is on the way): nothing to record.
-                    log::info!("task {name} was deleted as it fired at {}", rfc3339(t));
-                    self.disarm(&task.id);
-                    return;
-                }
-                log::error!("task {name}: fire at {} not recorded: {e}", rfc3339(t));
-            }
-        }
-        if plan.disable {
-            self.disable_once(&task, wake.now);
-        } else if let Some(next) = plan.next {
-            self.timers.set(TimerKey::Task(task_id), next);
-        }
-    }
-
-    fn disable_once(&mut self, task: &Task, now: DateTime<Utc>) {
-        self.armed.remove(task.id.as_str());
-        let mut spec = task.spec.clone();
-        spec.enabled = false;
-        match self.store.update_task(&task.id, &spec, now) {
-            Ok(_) => log::info!("once task {} fired and is now disabled", task.spec.name),
-            Err(e) => log::error!("cannot disable once task {}: {e}", task.id),
-        }
-    }
-
-    fn record_missed(&mut self, task: &Task, plan: &plan::TimerPlan, now: DateTime<Utc>) {
-        let metrics = crate::metrics::global();
-        metrics.fires_missed(&task.spec.name, plan.missed_count as u64);
-        for (t, error) in plan::missed_rows(&plan.missed, plan.reason, task.spec.catch_up) {
-            let inserted = self.store.insert_run(&NewRun {
-                task_id: &task.id,
-                trigger: task.spec.trigger.kind(),
-                status: RunStatus::Skipped,
-                scheduled_for: Some(t),
-                queued_at: now,
-                error: Some(&error),
-                attempt: 1,
-                retry_of: None,
-                context: None,
-            });
-            match inserted {
-                Ok(_) => metrics.run_ended(&task.spec.name, RunStatus::Skipped.as_str(), None),
-                Err(e) => log::debug!(
-                    "missed fire of {} at {} not recorded: {e}",
-                    task.id,
-                    rfc3339(t)
-                ),
-            }
-        }
-        log::warn!(
-            "task {} missed {} fires: {}",
-            task.spec.name,
-            plan.missed.len(),
-            plan.reason.text()
-        );
-    }
-
     /// One run of the task that is queued or running, if any.
     fn active_run(&self, task_id: &str) -> Option<i64> {
         self.running
@@ -535,7 +427,10 @@ impl Engine {
             queued_for_task: self.queue.iter().filter(|q| q.task_id == task.id).count(),
             queued: self.queue.len(),
         };
-        let decision = plan::on_fire(task.spec.overlap, load);
+        let decision = match self.budget_skip(task, now) {
+            Some(reason) => FireDecision::Skip(reason),
+            None => plan::on_fire(task.spec.overlap, load),
+        };
         let (status, error) = match &decision {
             FireDecision::Queue => (RunStatus::Queued, None),
             FireDecision::Skip(reason) => (RunStatus::Skipped, Some(reason.as_str())),
@@ -637,13 +532,17 @@ impl Engine {
         // Several runs start at once (tasks due in the same second): their rows change in one
         // transaction.
         let batched = starts.len() > 1 && self.store.begin_batch().is_ok();
+        let mut skipped = false;
         for (task, q) in starts.into_iter().rev() {
-            self.start_run(task, q);
+            skipped |= !self.start_run(task, q);
         }
         if batched {
             if let Err(e) = self.store.end_batch() {
                 log::error!("the started runs could not be recorded: {e}");
             }
+        }
+        if skipped {
+            self.admit();
         }
         crate::metrics::global().set_queue_length(self.queue.len());
     }

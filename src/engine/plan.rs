@@ -9,7 +9,7 @@ use crate::tasks::model::{AfterOn, CatchUp, Overlap, Retries};
 use crate::tasks::runs::RunStatus;
 use crate::tasks::schedule::FireRule;
 use crate::util::rfc3339;
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Datelike, Duration as ChronoDuration, Utc};
 use std::time::Duration;
 
 /// A fire this late (scheduler delay) still runs; older ones count as missed.
@@ -244,6 +244,82 @@ pub fn on_fire(overlap: Overlap, load: Load) -> FireDecision {
     }
 }
 
+/// A subagent task's spend against the daily caps (USD, runs started since UTC midnight).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spend {
+    pub task_today: f64,
+    /// The task's `daily_budget_usd`.
+    pub task_cap: Option<f64>,
+    pub all_today: f64,
+    /// The config's `daily_budget_usd`, for all tasks together.
+    pub global_cap: Option<f64>,
+}
+
+/// A fire of a subagent task is skipped (reason `budget`) once what its runs, or all runs,
+/// cost today reached the daily cap: nothing starts, nothing is spent.
+pub fn budget_skip(spend: Spend) -> Option<String> {
+    if let Some(cap) = spend.task_cap.filter(|cap| spend.task_today >= *cap) {
+        return Some(format!(
+            "skipped: budget: this task's runs cost ${:.4} today (UTC), its daily_budget_usd is ${cap}",
+            spend.task_today
+        ));
+    }
+    spend
+        .global_cap
+        .filter(|cap| spend.all_today >= *cap)
+        .map(|cap| {
+            format!(
+                "skipped: budget: all subagent runs cost ${:.4} today (UTC), the server's daily_budget_usd is ${cap}",
+                spend.all_today
+            )
+        })
+}
+
+/// The start of `now`'s UTC day and month (what "today" and "this month" count from).
+pub fn day_and_month_start(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let day = now.date_naive();
+    let month = day.with_day(1).unwrap_or(day);
+    (
+        day.and_time(chrono::NaiveTime::MIN).and_utc(),
+        month.and_time(chrono::NaiveTime::MIN).and_utc(),
+    )
+}
+
+/// The longest a run is deferred for a usage limit when its task has no next fire.
+pub const MAX_DEFERRAL_HOURS: i64 = 24 * 7;
+
+/// Where a run that hit a usage limit goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferral {
+    /// Queued again, due at this time (the limit's reset).
+    At(DateTime<Utc>),
+    /// Recorded `skipped` with this reason: the task's next fire (or the horizon) comes first.
+    Drop(String),
+}
+
+/// A run hit a usage limit that resets at `until`: it waits for the reset rather than failing
+/// (one request at the reset, no retry storm), but never past the task's own next fire, which
+/// will try anyway; nor more than `MAX_DEFERRAL_HOURS` ahead.
+pub fn on_usage_limit(
+    until: DateTime<Utc>,
+    next_fire: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Deferral {
+    let at = until.max(now);
+    match next_fire {
+        Some(next) if next <= at => Deferral::Drop(format!(
+            "skipped: usage limit until {}; the task's next fire at {} comes first",
+            rfc3339(until),
+            rfc3339(next)
+        )),
+        _ if at - now > ChronoDuration::hours(MAX_DEFERRAL_HOURS) => Deferral::Drop(format!(
+            "skipped: usage limit until {}, more than {MAX_DEFERRAL_HOURS} h ahead",
+            rfc3339(until)
+        )),
+        _ => Deferral::At(at),
+    }
+}
+
 /// A queued run, as admission sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {
@@ -339,7 +415,10 @@ pub fn after_end(
 pub fn after_fires(on: AfterOn, status: RunStatus) -> bool {
     match on {
         AfterOn::Success => status == RunStatus::Success,
-        AfterOn::Failure => status != RunStatus::Success && status != RunStatus::Cancelled,
+        AfterOn::Failure => !matches!(
+            status,
+            RunStatus::Success | RunStatus::Cancelled | RunStatus::Skipped
+        ),
         AfterOn::Always => true,
     }
 }

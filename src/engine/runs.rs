@@ -8,11 +8,48 @@ use super::*;
 const UNRECORDED_RETRY: chrono::Duration = chrono::Duration::seconds(5);
 
 impl Engine {
-    pub(super) fn start_run(&mut self, task: Task, q: Queued) {
+    /// Why a fire of `task` is skipped for its spend (`plan::budget_skip`), if it is; only
+    /// subagent tasks under a daily cap read their spend.
+    pub(super) fn budget_skip(&self, task: &Task, now: DateTime<Utc>) -> Option<String> {
+        let task_cap = task.spec.guards.daily_budget_usd;
+        let global_cap = self.settings.daily_budget_usd;
+        if task.spec.task_type != crate::tasks::model::TaskType::Subagent
+            || (task_cap.is_none() && global_cap.is_none())
+        {
+            return None;
+        }
+        let (today, _) = plan::day_and_month_start(now);
+        let spent = |id: Option<&str>| {
+            self.store.spend_since(id, today).unwrap_or_else(|e| {
+                log::error!(
+                    "task {}: spend today unreadable ({e}); counted as 0",
+                    task.spec.name
+                );
+                0.0
+            })
+        };
+        plan::budget_skip(plan::Spend {
+            task_today: task_cap.map(|_| spent(Some(&task.id))).unwrap_or(0.0),
+            task_cap,
+            all_today: global_cap.map(|_| spent(None)).unwrap_or(0.0),
+            global_cap,
+        })
+    }
+
+    /// Start a queued run on its thread; false when it did not start (skipped for its daily
+    /// cap), so admission can give its slot to the next.
+    pub(super) fn start_run(&mut self, task: Task, q: Queued) -> bool {
         let now = Utc::now();
+        // Runs that waited in the queue (overlap = queue, retries, deferred runs) meet the
+        // daily caps again as they start: what ran meanwhile may have reached them.
+        if let Some(reason) = self.budget_skip(&task, now) {
+            log::info!("task {}: run {} {reason}", task.spec.name, q.run_id);
+            self.end_unstarted(q.run_id, RunStatus::Skipped, &reason, now);
+            return false;
+        }
         if let Err(e) = self.store.start_run(q.run_id, now) {
             log::error!("cannot start run {}: {e}", q.run_id);
-            return;
+            return true;
         }
         // Lateness of a fire that came due (not of a catch-up run for an old missed time).
         if let Some(due) = q
@@ -46,7 +83,10 @@ impl Engine {
             .name(format!("run-{}", q.run_id))
             .spawn(move || {
                 let done = run::execute(job, &settings, &db_path);
-                listener(&done.event());
+                // A deferred run is queued again, not over (its waiters keep waiting).
+                if done.deferred_until.is_none() {
+                    listener(&done.event());
+                }
                 let _ = tx.send(Msg::Finished(done));
             });
         match spawned {
@@ -72,6 +112,8 @@ impl Engine {
                 );
             }
         }
+        // Also when the thread or the row failed: no new admission round for those.
+        true
     }
 
     /// Record the end of a run that never ran (no output, no exit status) and wake its waiters.
@@ -162,8 +204,11 @@ impl Engine {
                 .set(TimerKey::Unrecorded, now + UNRECORDED_RETRY);
         }
         // Woken once the run has left the running set: a client that waited for the end and
-        // starts the task again at once must not find this run still "active" (overlap).
-        self.handle.waiters.wake(done.run_id);
+        // starts the task again at once must not find this run still "active" (overlap). A
+        // deferred run is queued again, not over: its waiters keep waiting.
+        if done.deferred_until.is_none() {
+            self.handle.waiters.wake(done.run_id);
+        }
         if let Err(e) = self
             .store
             .prune_runs(Some(&done.task_id), self.settings.history_keep_per_task)
@@ -171,6 +216,10 @@ impl Engine {
             log::error!("cannot prune runs of task {}: {e}", done.task_id);
         }
         if self.shutting_down.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(until) = done.deferred_until {
+            self.defer(&done, until, now);
             return;
         }
         let Ok(Some(task)) = self.store.get_task(&done.task_id) else {
@@ -209,6 +258,37 @@ impl Engine {
                 }
             }
             AfterEnd::Final => self.chain_after(&done, now),
+        }
+    }
+
+    /// A run that hit a usage limit is queued again for the reset time, unless the task's own
+    /// next fire comes first (`plan::on_usage_limit`): then it is recorded `skipped`.
+    fn defer(&mut self, done: &run::Finished, until: DateTime<Utc>, now: DateTime<Utc>) {
+        let next_fire = self
+            .timers
+            .at(&TimerKey::Task(done.task_id.as_str().into()));
+        match plan::on_usage_limit(until, next_fire, now) {
+            plan::Deferral::At(at) => {
+                log::info!(
+                    "task {}: run {} hit a usage limit; deferred to {}",
+                    done.task_name,
+                    done.run_id,
+                    rfc3339(at)
+                );
+                self.timers.set(TimerKey::Retry(done.run_id), at);
+            }
+            plan::Deferral::Drop(reason) => {
+                log::info!("task {}: run {} {reason}", done.task_name, done.run_id);
+                self.end_unstarted(done.run_id, RunStatus::Skipped, &reason, now);
+                self.listener.as_ref()(
+                    &run::Finished {
+                        status: RunStatus::Skipped,
+                        error: Some(reason),
+                        ..done.clone()
+                    }
+                    .event(),
+                );
+            }
         }
     }
 

@@ -36,6 +36,11 @@ impl Timers {
         }
     }
 
+    /// When `key` is armed for, if it is.
+    pub fn at(&self, key: &TimerKey) -> Option<DateTime<Utc>> {
+        self.by_key.get(key).copied()
+    }
+
     pub fn contains(&self, key: &TimerKey) -> bool {
         self.by_key.contains_key(key)
     }

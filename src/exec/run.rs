@@ -5,6 +5,7 @@
 
 use crate::exec::process::{self, Ending, ProcessSpec, RunMarker};
 use crate::exec::subagent::{self, SubagentJob, SubagentOutcome, SubagentSettings};
+use crate::exec::worktree;
 use crate::store::{RunEnd, RunUsage, Store};
 use crate::tasks::model::{NotifyOn, Task, TaskType};
 use crate::tasks::runs::{RunContext, RunEvent, RunStatus, TriggerKind};
@@ -26,6 +27,9 @@ pub struct RunSettings {
     pub default_timeout_secs: u64,
     /// Between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// Where run worktrees are made (`worktree: true`), and how many per task are kept.
+    pub worktree_root: PathBuf,
+    pub worktree_keep: usize,
 }
 
 /// What the engine hands a run thread.
@@ -56,6 +60,8 @@ pub struct Finished {
     /// The end was written to the store (false: the store refused it, e.g. a full disk; the
     /// engine records it once the store takes writes again).
     pub recorded: bool,
+    /// The run hit a usage limit and is `queued` again for this time (its reset).
+    pub deferred_until: Option<DateTime<Utc>>,
 }
 
 impl Finished {
@@ -148,88 +154,57 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             RunStatus::Cancelled
         }
     };
-    let ended: SubagentOutcome = match job.task.spec.task_type {
-        TaskType::Subagent => {
-            let mut env = run_env(&job, &scheduled_at);
-            env.retain(|(k, _)| !k.is_empty());
-            let sub = SubagentJob {
-                spec: &job.task.spec,
-                prompt: subagent::prompt_with_context(
-                    job.task.spec.prompt.as_deref().unwrap_or(""),
-                    job.context.as_ref(),
-                ),
-                env,
-                cwd: job.task.spec.cwd.as_ref().map(PathBuf::from),
-                timeout: Duration::from_secs(timeout_secs),
-                grace: settings.grace,
-                output_max_bytes: settings.output_max_bytes,
-                marker: marker.clone(),
-                cancel: &job.cancel,
-                cancelled_status: &cancelled_status,
-            };
-            let mut ended = subagent::run(&sub, &settings.subagent, &mut live);
-            if ended.status == RunStatus::Interrupted {
-                ended.error = Some("the server stopped while this run was running".into());
-            }
-            ended
-        }
-        TaskType::Bash => {
-            let spec = ProcessSpec {
+    let mut env = run_env(&job, &scheduled_at);
+    let checked = match &job.task.spec.guards.precheck {
+        None => Ok(None),
+        Some(command) => {
+            let check = ProcessSpec {
                 program: "/bin/sh".into(),
-                args: vec![
-                    "-c".into(),
-                    job.task.spec.command.clone().unwrap_or_default(),
-                ],
+                args: vec!["-c".into(), command.clone()],
                 cwd: job.task.spec.cwd.as_ref().map(PathBuf::from),
-                env: run_env(&job, &scheduled_at),
+                env: env.clone(),
                 env_remove: Vec::new(),
-                stdin: job
-                    .context
-                    .as_ref()
-                    .and_then(|c| c.stdin.as_ref())
-                    .map(|s| s.as_bytes().to_vec()),
-                timeout: Duration::from_secs(timeout_secs),
+                stdin: None,
+                timeout: Duration::from_secs(timeout_secs.min(PRECHECK_TIMEOUT_SECS)),
                 grace: settings.grace,
-                output_max_bytes: settings.output_max_bytes,
-                marker: Some(marker),
+                output_max_bytes: process::ENV_VALUE_MAX,
+                marker: Some(marker.clone()),
             };
-            let outcome = process::run(&spec, &job.cancel, &mut live);
-            let (status, error) = match &outcome.ending {
-                Ending::Exited => match (outcome.exit_code, outcome.signal) {
-                    (Some(0), _) => (RunStatus::Success, None),
-                    (Some(code), _) => (RunStatus::Failed, Some(format!("exit code {code}"))),
-                    (None, Some(sig)) => (RunStatus::Failed, Some(format!("killed by signal {sig}"))),
-                    (None, None) => (RunStatus::Failed, Some("the process ended without an exit status".into())),
-                },
-                Ending::TimedOut => (
-                    RunStatus::Timeout,
-                    Some(format!("timed out after {timeout_secs} s; the process group was ended")),
-                ),
-                Ending::Cancelled => match cancelled_status() {
-                    RunStatus::Interrupted => (
-                        RunStatus::Interrupted,
-                        Some("the server stopped while this run was running; the process group was ended".into()),
-                    ),
-                    _ => (
-                        RunStatus::Cancelled,
-                        Some("cancelled; the process group was ended".into()),
-                    ),
-                },
-                Ending::SpawnFailed(msg) => (RunStatus::Failed, Some(msg.clone())),
-            };
-            SubagentOutcome {
-                status,
-                error,
-                output: outcome.output,
-                output_truncated: outcome.output_truncated,
-                exit_code: outcome.exit_code,
-                signal: outcome.signal,
-                ..Default::default()
-            }
+            precheck(&check, &job.cancel, &cancelled_status).map(Some)
         }
     };
-    let status = ended.status;
-    let error = ended.error.clone();
+    let ended: SubagentOutcome = match checked {
+        Err(stopped) => *stopped,
+        Ok(context) => match run_cwd(&job, settings, store()) {
+            Err(e) => SubagentOutcome {
+                status: RunStatus::Failed,
+                error: Some(e),
+                ..Default::default()
+            },
+            Ok((cwd, worktree)) => {
+                if let Some(path) = worktree {
+                    env.push(("CLAUDECRON_WORKTREE".into(), path));
+                }
+                if let Some(out) = &context {
+                    env.push(("CLAUDECRON_PRECHECK_OUTPUT".into(), process::env_value(out)));
+                }
+                run_task(
+                    &job,
+                    env,
+                    cwd,
+                    context.as_deref(),
+                    timeout_secs,
+                    settings,
+                    &marker,
+                    &cancelled_status,
+                    &mut live,
+                )
+            }
+        },
+    };
+    let mut status = ended.status;
+    let mut error = ended.error.clone();
+    let mut deferred_until = None;
     let finished_at = Utc::now();
     let duration_ms = (finished_at - job.started_at).num_milliseconds().max(0);
     let mut recorded = false;
@@ -250,18 +225,55 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
     }
     if let Some(s) = store() {
         let end = RunEnd {
-            status,
+            status: ended.status,
             finished_at,
             duration_ms: Some(duration_ms),
             exit_code: ended.exit_code.map(i64::from),
             signal: ended.signal.map(i64::from),
             output: &ended.output,
             output_truncated: ended.output_truncated,
-            error: error.as_deref(),
+            error: ended.error.as_deref(),
         };
-        match s.finish_run(job.run_id, &end) {
-            Ok(()) => recorded = true,
-            Err(e) => log::error!("run {}: result not recorded: {e}", job.run_id),
+        // A usage limit with a reset time: the row goes back to `queued` for the reset time (the
+        // engine re-arms it, or drops it when the task's next fire comes first).
+        let deferral = ended
+            .deferred_until
+            .filter(|_| !job.shutting_down.load(Ordering::Relaxed))
+            .map(|until| {
+                let reason = format!(
+                    "deferred: {}; the run starts again then",
+                    error.as_deref().unwrap_or("usage limit reached")
+                );
+                (
+                    until,
+                    s.defer_run(job.run_id, until, &reason, &ended.output),
+                    reason,
+                )
+            });
+        match deferral {
+            Some((until, Ok(()), reason)) => {
+                recorded = true;
+                deferred_until = Some(until);
+                status = RunStatus::Queued;
+                error = Some(reason);
+            }
+            other => {
+                if let Some((_, Err(e), _)) = other {
+                    log::warn!(
+                        "run {}: cannot defer ({e}); recorded as it ended",
+                        job.run_id
+                    );
+                }
+                match s.finish_run(job.run_id, &end) {
+                    Ok(()) => recorded = true,
+                    Err(e) => log::error!("run {}: result not recorded: {e}", job.run_id),
+                }
+            }
+        }
+        if let Some(details) = &ended.details {
+            if let Err(e) = s.set_detail(job.run_id, "claude_code", details) {
+                log::error!("run {}: details not recorded: {e}", job.run_id);
+            }
         }
         if !ended.runner.is_empty() {
             let usage = RunUsage {
@@ -285,7 +297,13 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
         job.trigger,
         error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
     );
-    if let Some(notify) = &job.task.spec.notify {
+    if let Some(notify) = job
+        .task
+        .spec
+        .notify
+        .as_ref()
+        .filter(|_| deferred_until.is_none())
+    {
         let wanted = match notify.on {
             NotifyOn::Always => true,
             NotifyOn::Success => status == RunStatus::Success,
@@ -327,6 +345,184 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
         attempt: job.attempt,
         context: job.context.clone(),
         recorded,
+        deferred_until,
+    }
+}
+
+/// Where the run works: the task's cwd, or for a `worktree: true` subagent task a fresh git
+/// worktree of it (recorded on the run; its path is returned for `CLAUDECRON_WORKTREE`).
+fn run_cwd(
+    job: &RunJob,
+    settings: &RunSettings,
+    store: Option<&Store>,
+) -> Result<(Option<PathBuf>, Option<String>), String> {
+    let cwd = job.task.spec.cwd.as_ref().map(PathBuf::from);
+    if !job.task.spec.guards.worktree || job.task.spec.task_type != TaskType::Subagent {
+        return Ok((cwd, None));
+    }
+    let dir = cwd.ok_or("worktree: true needs the task's cwd (a git repository)")?;
+    let w = worktree::create(
+        &dir,
+        &settings.worktree_root,
+        &job.task.id,
+        job.run_id,
+        settings.worktree_keep,
+    )?;
+    if let Some(Err(e)) = store.map(|s| s.set_detail(job.run_id, "worktree", &w.to_json())) {
+        log::error!("run {}: its worktree was not recorded: {e}", job.run_id);
+    }
+    Ok((Some(w.cwd), Some(w.path.to_string_lossy().into_owned())))
+}
+
+/// The longest a precheck may take/// The longest a precheck may take (less when the task's own timeout is shorter).
+pub const PRECHECK_TIMEOUT_SECS: u64 = 60;
+
+/// Run a task's precheck: its output when it exits 0; otherwise how the run ends without
+/// starting: `skipped` (reason `precheck`) for a non-zero exit, `failed` when it timed out or
+/// could not start, `cancelled` / `interrupted` when cancelled.
+fn precheck(
+    spec: &ProcessSpec,
+    cancel: &Receiver<()>,
+    cancelled_status: &dyn Fn() -> RunStatus,
+) -> Result<String, Box<SubagentOutcome>> {
+    let outcome = process::run(spec, cancel, &mut |_, _| {});
+    let stop = |status: RunStatus, error: String| {
+        Box::new(SubagentOutcome {
+            status,
+            error: Some(error),
+            output: outcome.output.clone(),
+            output_truncated: outcome.output_truncated,
+            exit_code: outcome.exit_code,
+            signal: outcome.signal,
+            ..Default::default()
+        })
+    };
+    Err(match &outcome.ending {
+        Ending::Exited if outcome.exit_code == Some(0) => return Ok(outcome.output.clone()),
+        Ending::Exited => stop(
+            RunStatus::Skipped,
+            format!(
+                "skipped: precheck: it {}; the run was not started (its output is the run's output)",
+                match (outcome.exit_code, outcome.signal) {
+                    (Some(code), _) => format!("exited with code {code}"),
+                    (None, Some(sig)) => format!("was killed by signal {sig}"),
+                    _ => "ended without an exit status".into(),
+                }
+            ),
+        ),
+        Ending::TimedOut => stop(
+            RunStatus::Failed,
+            format!(
+                "precheck timed out after {} s; the run was not started",
+                spec.timeout.as_secs()
+            ),
+        ),
+        Ending::Cancelled => stop(
+            cancelled_status(),
+            "cancelled during the precheck; the run was not started".into(),
+        ),
+        Ending::SpawnFailed(msg) => stop(RunStatus::Failed, format!("precheck: {msg}")),
+    })
+}
+
+/// Run the task itself (the precheck passed or there is none).
+#[allow(clippy::too_many_arguments)]
+fn run_task(
+    job: &RunJob,
+    env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+    precheck_output: Option<&str>,
+    timeout_secs: u64,
+    settings: &RunSettings,
+    marker: &RunMarker,
+    cancelled_status: &dyn Fn() -> RunStatus,
+    live: &mut dyn FnMut(&str, bool),
+) -> SubagentOutcome {
+    match job.task.spec.task_type {
+        TaskType::Subagent => {
+            let mut env = env;
+            env.retain(|(k, _)| !k.is_empty());
+            let mut prompt = subagent::prompt_with_context(
+                job.task.spec.prompt.as_deref().unwrap_or(""),
+                job.context.as_ref(),
+            );
+            if let Some(out) = precheck_output.filter(|o| !o.trim().is_empty()) {
+                prompt.push_str(&format!(
+                    "\n\n---\nThe precheck command succeeded and printed (context for this run):\n{out}"
+                ));
+            }
+            let sub = SubagentJob {
+                spec: &job.task.spec,
+                prompt,
+                env,
+                cwd: cwd.clone(),
+                timeout: Duration::from_secs(timeout_secs),
+                grace: settings.grace,
+                output_max_bytes: settings.output_max_bytes,
+                marker: marker.clone(),
+                cancel: &job.cancel,
+                cancelled_status,
+            };
+            let mut ended = subagent::run(&sub, &settings.subagent, live);
+            if ended.status == RunStatus::Interrupted {
+                ended.error = Some("the server stopped while this run was running".into());
+            }
+            ended
+        }
+        TaskType::Bash => {
+            let spec = ProcessSpec {
+                program: "/bin/sh".into(),
+                args: vec![
+                    "-c".into(),
+                    job.task.spec.command.clone().unwrap_or_default(),
+                ],
+                cwd,
+                env,
+                env_remove: Vec::new(),
+                stdin: job
+                    .context
+                    .as_ref()
+                    .and_then(|c| c.stdin.as_ref())
+                    .map(|s| s.as_bytes().to_vec()),
+                timeout: Duration::from_secs(timeout_secs),
+                grace: settings.grace,
+                output_max_bytes: settings.output_max_bytes,
+                marker: Some(marker.clone()),
+            };
+            let outcome = process::run(&spec, &job.cancel, live);
+            let (status, error) = match &outcome.ending {
+                Ending::Exited => match (outcome.exit_code, outcome.signal) {
+                    (Some(0), _) => (RunStatus::Success, None),
+                    (Some(code), _) => (RunStatus::Failed, Some(format!("exit code {code}"))),
+                    (None, Some(sig)) => (RunStatus::Failed, Some(format!("killed by signal {sig}"))),
+                    (None, None) => (RunStatus::Failed, Some("the process ended without an exit status".into())),
+                },
+                Ending::TimedOut => (
+                    RunStatus::Timeout,
+                    Some(format!("timed out after {timeout_secs} s; the process group was ended")),
+                ),
+                Ending::Cancelled => match cancelled_status() {
+                    RunStatus::Interrupted => (
+                        RunStatus::Interrupted,
+                        Some("the server stopped while this run was running; the process group was ended".into()),
+                    ),
+                    _ => (
+                        RunStatus::Cancelled,
+                        Some("cancelled; the process group was ended".into()),
+                    ),
+                },
+                Ending::SpawnFailed(msg) => (RunStatus::Failed, Some(msg.clone())),
+            };
+            SubagentOutcome {
+                status,
+                error,
+                output: outcome.output,
+                output_truncated: outcome.output_truncated,
+                exit_code: outcome.exit_code,
+                signal: outcome.signal,
+                ..Default::default()
+            }
+        }
     }
 }
 

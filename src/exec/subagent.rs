@@ -1,16 +1,21 @@
 //! Subagent runs: a task's prompt given to Claude, either through Claude Code headless
-//! (`claude -p … --output-format json`, a child process in the run's own process group under
+//! (`claude -p … --output-format stream-json --verbose`, a child process in the run's own process group under
 //! the same timeout/cancel rules as bash) or straight to the Anthropic Messages API (ureq, with
-//! retries that honour `retry-after`). Owns runner choice, the child's argv and environment, and
-//! reading results (text, cost, tokens, turns, session id) — never a success it cannot prove.
+//! retries that honour `retry-after`; the `api` child module). Owns runner choice, the child's argv and environment, and
+//! reading results (text, cost, tokens, turns, session id; `verdict` judges them) — never a
+//! success it cannot prove.
 
+mod api;
+
+use crate::config::ApiPrice;
 use crate::exec::process::{self, Ending, ProcessSpec};
+use crate::exec::verdict::{self, excerpt, root_refusal, ClaudeStream, UsageLimit};
 use crate::tasks::model::{Runner, TaskSpec};
 use crate::tasks::runs::{RunContext, RunStatus};
-use crossbeam_channel::{after, bounded, select, Receiver};
-use serde_json::{json, Value};
+use crossbeam_channel::Receiver;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Output captured from `claude` before its JSON result is read.
 const CLAUDE_CAPTURE_BYTES: usize = 16 << 20;
@@ -37,6 +42,8 @@ pub struct SubagentSettings {
     pub api_key: Option<String>,
     pub base_url: String,
     pub default_model: String,
+    /// The api runner's prices (config `api_prices`), for its runs' cost.
+    pub prices: Vec<ApiPrice>,
 }
 
 /// The `claude` executable: an absolute or relative path as given, else a search of `PATH`.
@@ -115,6 +122,11 @@ pub struct SubagentOutcome {
     pub output_tokens: Option<i64>,
     pub num_turns: Option<i64>,
     pub session_id: Option<String>,
+    /// A usage limit stopped the run before it did its work: start it again at this time (the
+    /// limit's reset) instead of recording it failed.
+    pub deferred_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Claude Code's own account of the ending, recorded on the run as `claude_code`.
+    pub details: Option<Value>,
 }
 
 /// Everything one run needs.
@@ -146,11 +158,11 @@ pub fn run(
         .unwrap_or_else(|| settings.default_model.clone());
     match choose_runner(job.spec, settings) {
         Runner::ClaudeCode => run_claude_code(job, settings, &model, on_progress),
-        Runner::Api => run_api(job, settings, &model),
+        Runner::Api => api::run_api(job, settings, &model),
     }
 }
 
-fn failed(runner: &'static str, model: &str, error: String) -> SubagentOutcome {
+pub(super) fn failed(runner: &'static str, model: &str, error: String) -> SubagentOutcome {
     SubagentOutcome {
         status: RunStatus::Failed,
         error: Some(error),
@@ -162,11 +174,14 @@ fn failed(runner: &'static str, model: &str, error: String) -> SubagentOutcome {
 
 /// The argv after the program for `claude -p`; the prompt is not in it: `claude -p` with no
 /// prompt argument reads the prompt from stdin.
-pub fn claude_args(spec: &TaskSpec, model: &str) -> Vec<String> {
+pub fn claude_args(spec: &TaskSpec, model: &str, mcp_file: Option<&Path>) -> Vec<String> {
     let mut args = vec![
         "-p".to_string(),
         "--output-format".into(),
-        "json".into(),
+        "stream-json".into(),
+        // stream-json needs --verbose with -p; it carries rate_limit_event lines, which the
+        // one json object does not.
+        "--verbose".into(),
         "--model".into(),
         model.to_string(),
     ];
@@ -175,6 +190,26 @@ pub fn claude_args(spec: &TaskSpec, model: &str) -> Vec<String> {
     }
     if !spec.allowed_tools.is_empty() {
         args.extend(["--allowedTools".into(), spec.allowed_tools.join(",")]);
+    }
+    if !spec.guards.disallowed_tools.is_empty() {
+        args.extend([
+            "--disallowedTools".into(),
+            spec.guards.disallowed_tools.join(","),
+        ]);
+    }
+    for dir in &spec.guards.add_dirs {
+        args.extend(["--add-dir".into(), dir.clone()]);
+    }
+    if let Some(file) = mcp_file {
+        // Only the task's servers: none from the user's or the project's settings.
+        args.extend([
+            "--mcp-config".into(),
+            file.to_string_lossy().into_owned(),
+            "--strict-mcp-config".into(),
+        ]);
+    }
+    if let Some(usd) = spec.guards.max_budget_usd {
+        args.extend(["--max-budget-usd".into(), usd.to_string()]);
     }
     if let Some(mode) = &spec.permission_mode {
         args.extend(["--permission-mode".into(), mode.clone()]);
@@ -185,100 +220,28 @@ pub fn claude_args(spec: &TaskSpec, model: &str) -> Vec<String> {
     args
 }
 
-/// The last line of `output` that is Claude Code's JSON result object.
-pub fn find_result(output: &str) -> Option<Value> {
-    output.lines().rev().find_map(|line| {
-        let line = line.trim();
-        if !line.starts_with('{') {
-            return None;
-        }
-        serde_json::from_str::<Value>(line)
-            .ok()
-            .filter(|v| v.get("type").and_then(Value::as_str) == Some("result"))
-    })
-}
-
-fn excerpt(text: &str, n: usize) -> String {
-    let t = text.trim();
-    if t.len() <= n {
-        return t.to_string();
-    }
-    let mut end = n;
-    while !t.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &t[..end])
-}
-
-/// Claude Code refuses `bypassPermissions` as root, with a plain-text line on stderr (no JSON):
-/// say what to do about it.
-fn root_refusal(output: &str) -> Option<String> {
-    output.contains("cannot be used with root").then(|| format!(
-        "{}; Claude Code refuses permission_mode bypassPermissions as root: run the server as a normal user, use another permission_mode with allowed_tools, or set IS_SANDBOX=1 in the task's env if the host is a sandbox",
-        excerpt(output, 300)
-    ))
-}
-
-/// Map Claude Code's result object (and its exit code) to an outcome.
-pub fn read_claude_result(result: &Value, exit_code: Option<i32>, model: &str) -> SubagentOutcome {
-    let text = |k: &str| result.get(k).and_then(Value::as_str).map(String::from);
-    let errors: Vec<String> = result
-        .get("errors")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| e.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    let is_error = result
-        .get("is_error")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let subtype = text("subtype").unwrap_or_default();
+/// Map Claude Code's stream (its result object, any rejected rate limit) and its exit code to
+/// an outcome; `exec::verdict` judges it.
+pub fn read_claude_result(
+    result: &Value,
+    limit: Option<&UsageLimit>,
+    exit_code: Option<i32>,
+    model: &str,
+) -> SubagentOutcome {
+    let (status, error, output) = verdict::judge_claude(result, limit, exit_code);
+    let deferred_until = limit.and_then(|l| l.resets_at).filter(|_| {
+        error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("usage limit"))
+    });
     let used_model = result
         .get("modelUsage")
         .and_then(Value::as_object)
         .and_then(|m| m.keys().next().cloned())
         .map(|m| m.trim_end_matches("[1m]").to_string())
         .unwrap_or_else(|| model.to_string());
-    let output = text("result").unwrap_or_else(|| errors.join("\n"));
-    let error = if !is_error && exit_code == Some(0) {
-        None
-    } else if subtype == "error_max_turns" {
-        Some(format!(
-            "reached the turn limit (max_turns): {}",
-            if errors.is_empty() {
-                "error_max_turns".into()
-            } else {
-                errors.join("; ")
-            }
-        ))
-    } else if let Some(status) = result.get("api_error_status").and_then(Value::as_i64) {
-        Some(format!("API error {status}: {}", excerpt(&output, 500)))
-    } else if let Some(hint) = root_refusal(&output) {
-        Some(hint)
-    } else {
-        let why = if output.is_empty() {
-            subtype.clone()
-        } else {
-            excerpt(&output, 500)
-        };
-        Some(format!(
-            "Claude Code reported an error{}: {why}",
-            if subtype.is_empty() || subtype == "success" {
-                String::new()
-            } else {
-                format!(" ({subtype})")
-            }
-        ))
-    };
     SubagentOutcome {
-        status: if error.is_none() {
-            RunStatus::Success
-        } else {
-            RunStatus::Failed
-        },
+        status,
         error,
         output,
         output_truncated: false,
@@ -294,7 +257,12 @@ pub fn read_claude_result(result: &Value, exit_code: Option<i32>, model: &str) -
             .pointer("/usage/output_tokens")
             .and_then(Value::as_i64),
         num_turns: result.get("num_turns").and_then(Value::as_i64),
-        session_id: text("session_id"),
+        session_id: result
+            .get("session_id")
+            .and_then(Value::as_str)
+            .map(String::from),
+        deferred_until,
+        details: Some(verdict::claude_details(result, limit)),
     }
 }
 
@@ -321,9 +289,20 @@ fn run_claude_code(
     if settings.base_url.trim_end_matches('/') != PUBLIC_API {
         env.push(("ANTHROPIC_BASE_URL".into(), settings.base_url.clone()));
     }
+    let mcp_file = match job
+        .spec
+        .guards
+        .mcp_config
+        .as_ref()
+        .map(|c| McpFile::write(c, job.marker.run_id))
+    {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => return failed("claude-code", model, e),
+    };
     let spec = ProcessSpec {
         program: program.to_string_lossy().into_owned(),
-        args: claude_args(job.spec, model),
+        args: claude_args(job.spec, model, mcp_file.as_ref().map(|f| f.0.as_path())),
         cwd: job.cwd.clone(),
         env,
         env_remove: NESTING_VARS.iter().map(|v| v.to_string()).collect(),
@@ -344,6 +323,41 @@ fn run_claude_code(
         output,
         output_truncated: ended.output_truncated || cut,
         ..ended
+    }
+}
+
+/// A task's `mcp_config` written for one run: a 0600 file in the temp directory, removed when
+/// the run ends (on the command line it would be visible to every user in `ps`).
+struct McpFile(PathBuf);
+
+impl McpFile {
+    fn write(config: &Value, run_id: i64) -> Result<McpFile, String> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let salt = crate::ids::random_hex(8).map_err(|e| format!("no random bytes: {e}"))?;
+        let path = std::env::temp_dir().join(format!("claudecron-mcp-{run_id}-{salt}.json"));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(config.to_string().as_bytes()));
+        match written {
+            Ok(()) => Ok(McpFile(path)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(format!(
+                    "cannot write the task's mcp_config to {}: {e}",
+                    path.display()
+                ))
+            }
+        }
+    }
+}
+
+impl Drop for McpFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -386,9 +400,18 @@ fn claude_outcome(
             "cancelled; the process group was ended".into(),
         ),
         Ending::SpawnFailed(msg) => base(RunStatus::Failed, msg.clone()),
-        Ending::Exited => match find_result(&outcome.output) {
-            Some(result) => read_claude_result(&result, outcome.exit_code, model),
-            None => base(
+        Ending::Exited => match verdict::read_stream(&outcome.output) {
+            ClaudeStream {
+                result: Some(result),
+                limit,
+            } => read_claude_result(&result, limit.as_ref(), outcome.exit_code, model),
+            ClaudeStream {
+                limit: Some(limit), ..
+            } => SubagentOutcome {
+                deferred_until: limit.resets_at,
+                ..base(RunStatus::Failed, verdict::limit_reason(&limit, ""))
+            },
+            ClaudeStream { .. } => base(
                 RunStatus::Failed,
                 root_refusal(&outcome.output).unwrap_or_else(|| {
                     format!(
@@ -405,228 +428,15 @@ fn claude_outcome(
     }
 }
 
-/// One Messages API response as an outcome (status 200 only).
-pub fn read_api_response(body: &Value, model: &str) -> SubagentOutcome {
-    let text: Vec<&str> = body
-        .get("content")
-        .and_then(Value::as_array)
-        .map(|blocks| {
-            blocks
-                .iter()
-                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .collect()
-        })
-        .unwrap_or_default();
-    SubagentOutcome {
-        status: RunStatus::Success,
-        error: None,
-        output: text.join("\n"),
-        runner: "api",
-        model: Some(
-            body.get("model")
-                .and_then(Value::as_str)
-                .unwrap_or(model)
-                .to_string(),
-        ),
-        input_tokens: body.pointer("/usage/input_tokens").and_then(Value::as_i64),
-        output_tokens: body.pointer("/usage/output_tokens").and_then(Value::as_i64),
-        num_turns: Some(1),
-        session_id: body.get("id").and_then(Value::as_str).map(String::from),
-        ..Default::default()
-    }
-}
-
-/// The API's error message from an error body, else the body's start.
-fn api_error_message(body: &str) -> String {
-    serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            let kind = v
-                .pointer("/error/type")
-                .and_then(Value::as_str)
-                .unwrap_or("error")
-                .to_string();
-            v.pointer("/error/message")
-                .and_then(Value::as_str)
-                .map(|m| format!("{kind}: {m}"))
-        })
-        .unwrap_or_else(|| excerpt(body, 300))
-}
-
-/// POST the request, retrying 429, 529 and 5xx (honouring `retry-after`) until `deadline`.
-fn call_api(url: &str, key: &str, body: &Value, model: &str, deadline: Instant) -> SubagentOutcome {
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return SubagentOutcome {
-                status: RunStatus::Timeout,
-                error: Some("timed out waiting for the Messages API".into()),
-                runner: "api",
-                model: Some(model.into()),
-                ..Default::default()
-            };
-        }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(remaining))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let response = agent
-            .post(url)
-            .header("x-api-key", key)
-            .header("anthropic-version", "2023-06-01")
-            .header("content-type", "application/json")
-            .send_json(body);
-        let (status, retry_after, text) = match response {
-            Ok(mut resp) => {
-                let retry_after = resp
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<f64>().ok());
-                let status = resp.status().as_u16();
-                let text = resp
-                    .body_mut()
-                    .with_config()
-                    .limit(16 << 20)
-                    .read_to_string()
-                    .unwrap_or_default();
-                (status, retry_after, text)
-            }
-            Err(ureq::Error::Timeout(_)) => {
-                return SubagentOutcome {
-                    status: RunStatus::Timeout,
-                    error: Some("timed out waiting for the Messages API".into()),
-                    runner: "api",
-                    model: Some(model.into()),
-                    ..Default::default()
-                }
-            }
-            Err(e) => {
-                if attempt < 4 && Instant::now() + Duration::from_secs(1) < deadline {
-                    log::warn!("Messages API unreachable ({e}); retrying");
-                    std::thread::sleep(Duration::from_secs(attempt as u64));
-                    continue;
-                }
-                return failed(
-                    "api",
-                    model,
-                    format!("cannot reach the Messages API at {url}: {e}"),
-                );
-            }
-        };
-        match status {
-            200 => {
-                return match serde_json::from_str::<Value>(&text) {
-                    Ok(v) => read_api_response(&v, model),
-                    Err(_) => failed(
-                        "api",
-                        model,
-                        format!(
-                            "the Messages API answered 200 with something that is not JSON: {}",
-                            excerpt(&text, 300)
-                        ),
-                    ),
-                }
-            }
-            429 | 500..=599 if attempt < 4 => {
-                let wait = retry_after
-                    .map(|s| Duration::from_secs_f64(s.clamp(0.0, 600.0)))
-                    .unwrap_or(Duration::from_secs(1 << (attempt - 1)));
-                if Instant::now() + wait >= deadline {
-                    return SubagentOutcome {
-                        status: RunStatus::Timeout,
-                        error: Some(format!(
-                            "the Messages API answered {status} ({}) and asked to wait {} s, past the task's timeout",
-                            api_error_message(&text),
-                            wait.as_secs()
-                        )),
-                        runner: "api",
-                        model: Some(model.into()),
-                        ..Default::default()
-                    };
-                }
-                log::warn!(
-                    "Messages API answered {status}; retry {attempt} in {:.1} s",
-                    wait.as_secs_f64()
-                );
-                std::thread::sleep(wait);
-            }
-            _ => {
-                return failed(
-                    "api",
-                    model,
-                    format!("Messages API error {status}: {}", api_error_message(&text)),
-                )
-            }
-        }
-    }
-}
-
-fn run_api(job: &SubagentJob, settings: &SubagentSettings, model: &str) -> SubagentOutcome {
-    let Some(key) = settings.api_key.clone() else {
-        return failed(
-            "api",
-            model,
-            "runner api: no API key is configured; set anthropic_api_key in the config or ANTHROPIC_API_KEY in the server's environment".into(),
-        );
-    };
-    let mut body = json!({
-        "model": model,
-        "max_tokens": job.spec.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        "messages": [{"role": "user", "content": job.prompt}],
-    });
-    if let Some(system) = &job.spec.system {
-        body["system"] = Value::String(system.clone());
-    }
-    let url = format!("{}/v1/messages", settings.base_url.trim_end_matches('/'));
-    let deadline = Instant::now() + job.timeout;
-    let (tx, rx) = bounded(1);
-    let model_owned = model.to_string();
-    // The HTTP call runs on its own thread so a cancel or the timeout answers at once; an
-    // abandoned call ends by its own deadline.
-    let spawned = std::thread::Builder::new()
-        .name("api-call".into())
-        .spawn(move || {
-            let _ = tx.send(call_api(&url, &key, &body, &model_owned, deadline));
-        });
-    if spawned.is_err() {
-        return failed(
-            "api",
-            model,
-            "cannot start a thread for the API call".into(),
-        );
-    }
-    select! {
-        recv(rx) -> outcome => outcome.unwrap_or_else(|_| failed("api", model, "the API call thread ended without a result".into())),
-        recv(job.cancel) -> _ => SubagentOutcome {
-            status: (job.cancelled_status)(),
-            error: Some("cancelled during the Messages API request".into()),
-            runner: "api",
-            model: Some(model.into()),
-            ..Default::default()
-        },
-        recv(after(job.timeout + Duration::from_millis(200))) -> _ => SubagentOutcome {
-            status: RunStatus::Timeout,
-            error: Some(format!("timed out after {} s waiting for the Messages API", job.timeout.as_secs())),
-            runner: "api",
-            model: Some(model.into()),
-            ..Default::default()
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn success_result_is_read_with_cost_tokens_turns_and_session() {
         let result = json!({"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"Hello.","session_id":"8da0f730","total_cost_usd":0.00075,"usage":{"input_tokens":100,"output_tokens":10},"modelUsage":{"claude-opus-4-8[1m]":{}}});
-        let out = read_claude_result(&result, Some(0), "m");
+        let out = read_claude_result(&result, None, Some(0), "m");
         assert_eq!(out.status, RunStatus::Success);
         assert_eq!(out.output, "Hello.");
         assert_eq!(out.cost_usd, Some(0.00075));
@@ -641,19 +451,19 @@ mod tests {
     #[test]
     fn errors_are_failures_with_the_reason() {
         let max_turns = json!({"type":"result","subtype":"error_max_turns","is_error":true,"num_turns":2,"errors":["Reached maximum number of turns (1)"]});
-        let out = read_claude_result(&max_turns, Some(1), "m");
+        let out = read_claude_result(&max_turns, None, Some(1), "m");
         assert_eq!(out.status, RunStatus::Failed);
         assert!(out
             .error
             .unwrap()
             .contains("Reached maximum number of turns (1)"));
         let api = json!({"type":"result","subtype":"success","is_error":true,"api_error_status":401,"result":"Failed to authenticate. API Error: 401"});
-        let out = read_claude_result(&api, Some(1), "m");
+        let out = read_claude_result(&api, None, Some(1), "m");
         assert_eq!(out.status, RunStatus::Failed);
         assert!(out.error.unwrap().starts_with("API error 401"));
         let odd = json!({"type":"result","subtype":"success","is_error":false,"result":"x"});
         assert_eq!(
-            read_claude_result(&odd, Some(1), "m").status,
+            read_claude_result(&odd, None, Some(1), "m").status,
             RunStatus::Failed,
             "a nonzero exit is never success"
         );
@@ -662,8 +472,8 @@ mod tests {
     #[test]
     fn the_result_line_is_found_among_other_output() {
         let output = "warning: something\n{\"type\":\"system\"}\n{\"type\":\"result\",\"is_error\":false,\"result\":\"ok\"}\n";
-        assert_eq!(find_result(output).unwrap()["result"], "ok");
-        assert!(find_result("not json at all").is_none());
+        assert_eq!(verdict::read_stream(output).result.unwrap()["result"], "ok");
+        assert!(verdict::read_stream("not json at all").result.is_none());
     }
 
     #[test]
@@ -675,13 +485,14 @@ mod tests {
             "retries":{"max_attempts":0,"backoff_seconds":30,"doubling":true}
         }))
         .unwrap();
-        let args = claude_args(&spec, "claude-x");
+        let args = claude_args(&spec, "claude-x", None);
         assert_eq!(
             args,
             [
                 "-p",
                 "--output-format",
-                "json",
+                "stream-json",
+                "--verbose",
                 "--model",
                 "claude-x",
                 "--max-turns",

@@ -185,6 +185,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         api_key: config.anthropic_api_key.clone(),
         base_url: config.anthropic_base_url.clone(),
         default_model: config.default_model.clone(),
+        prices: config.api_prices.clone(),
     };
     let sessions = Arc::new(Sessions::new(
         Duration::from_secs(config.session_timeout_secs),
@@ -199,11 +200,14 @@ pub fn serve(config: Config) -> Result<(), String> {
             db_path: config.db_path.clone(),
             max_concurrent: config.max_concurrent_tasks,
             history_keep_per_task: config.history_keep_per_task as i64,
+            daily_budget_usd: config.daily_budget_usd,
             run: RunSettings {
                 subagent: subagent_settings.clone(),
                 output_max_bytes: config.output_max_bytes,
                 default_timeout_secs: config.task_timeout_secs,
                 grace: RUN_GRACE,
+                worktree_root: config.worktree_root(),
+                worktree_keep: config.worktree_keep_per_task,
             },
         },
         run_listener(Arc::clone(&sessions), watch_handle.clone()),
@@ -216,6 +220,7 @@ pub fn serve(config: Config) -> Result<(), String> {
             timezone: config.default_timezone.clone(),
             task_timeout_secs: config.task_timeout_secs,
             subagent: subagent_settings,
+            worktree_root: config.worktree_root(),
         },
         Services {
             engine,

@@ -95,6 +95,9 @@ const MIGRATIONS: &[&str] = &[
         id         INTEGER PRIMARY KEY CHECK (id = 1),
         checked_at TEXT NOT NULL
     );",
+    // 6: more facts about a run, as one JSON object: `worktree` {path, branch} (`worktree:
+    // true`), `claude_code` {subtype, is_error, terminal_reason, permission_denials, rate_limit}.
+    "ALTER TABLE runs ADD COLUMN details TEXT;",
 ];
 
 /// How long a statement waits for another connection's write lock before failing.

@@ -33,6 +33,9 @@ pub struct Run {
     pub output_tokens: Option<i64>,
     pub num_turns: Option<i64>,
     pub session_id: Option<String>,
+    /// More facts, shown beside the others: `worktree`, `claude_code` (see migration 6).
+    #[serde(flatten)]
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What a new run row starts with.
@@ -86,7 +89,7 @@ pub struct RunEnd<'a> {
 
 pub(super) const RUN_COLUMNS: &str = "id, task_id, trigger, status, scheduled_for, queued_at, started_at, finished_at,
     duration_ms, exit_code, signal, output, output_truncated, error, attempt, retry_of, runner, model,
-    cost_usd, input_tokens, output_tokens, num_turns, session_id";
+    cost_usd, input_tokens, output_tokens, num_turns, session_id, details";
 
 /// A column that must hold one of our spellings or an RFC 3339 time; anything else is reported
 /// as an unreadable row rather than guessed.
@@ -139,6 +142,10 @@ pub(super) fn run_from_row(row: &rusqlite::Row) -> rusqlite::Result<Run> {
         output_tokens: row.get(20)?,
         num_turns: row.get(21)?,
         session_id: row.get(22)?,
+        details: row
+            .get::<_, Option<String>>(23)?
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -235,6 +242,50 @@ impl Store {
         })
     }
 
+    /// Set one fact of a run's `details` (`worktree`, `claude_code`); `key` is ours, never a
+    /// client's.
+    pub fn set_detail(&self, id: i64, key: &str, value: &serde_json::Value) -> Result<()> {
+        self.write(|c| {
+            c.prepare_cached(
+                "UPDATE runs SET details = json_set(COALESCE(details, '{}'), '$.' || ?2, json(?3))
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, key, value.to_string()])?;
+            Ok(())
+        })
+    }
+
+    /// A run that hit a usage limit goes back to `queued` for `until` (its limit's reset), with
+    /// the reason and what it printed; `started_at` is set again when it starts.
+    pub fn defer_run(
+        &self,
+        id: i64,
+        until: DateTime<Utc>,
+        reason: &str,
+        output: &str,
+    ) -> Result<()> {
+        self.write(|c| {
+            c.prepare_cached(
+                "UPDATE runs SET status = 'queued', scheduled_for = ?2, error = ?3, output = ?4
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, rfc3339_millis(until), reason, output])?;
+            Ok(())
+        })
+    }
+
+    /// What runs started at or after `since` cost together (one task's, or all when None), in
+    /// USD; runs pruned from the history no longer count.
+    pub fn spend_since(&self, task_id: Option<&str>, since: DateTime<Utc>) -> Result<f64> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(cost_usd), 0.0) FROM runs
+                 WHERE (?1 IS NULL OR task_id = ?1) AND started_at >= ?2 AND cost_usd IS NOT NULL",
+            )?
+            .query_row(params![task_id, rfc3339_millis(since)], |r| r.get(0))?)
+    }
+
     /// The event context stored with a run.
     pub fn run_context(&self, id: i64) -> Result<Option<RunContext>> {
         let text: Option<String> = self
@@ -270,11 +321,13 @@ impl Store {
         let interrupted = tx.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = ?1,
                  error = COALESCE(error, 'the server stopped while this run was ' || status)
-             WHERE status = 'running' OR (status = 'queued' AND trigger <> 'retry')",
+             WHERE status = 'running'
+                OR (status = 'queued' AND trigger <> 'retry' AND COALESCE(error, '') NOT LIKE 'deferred:%')",
             [now],
         )?;
         let mut stmt = tx.prepare(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'queued' AND trigger = 'retry' ORDER BY id"
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'queued'
+                 AND (trigger = 'retry' OR COALESCE(error, '') LIKE 'deferred:%') ORDER BY id"
         ))?;
         let retries = stmt
             .query_map([], run_from_row)?

@@ -203,6 +203,41 @@ pub struct TaskSpec {
     pub retries: Retries,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
+    /// Unattended-run fields (precheck, tool and MCP limits, spend caps), at the top level of
+    /// the task's JSON.
+    #[serde(flatten)]
+    pub guards: Guards,
+}
+
+/// What keeps an unattended run safe and cheap (SPEC §9): a precondition, what the agent may
+/// reach, what it may spend. Empty by default.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Guards {
+    /// A shell command run before the run: exit 0 → the run goes ahead with its output as
+    /// context; non-zero → the run is recorded `skipped` (reason `precheck`). Bash and subagent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precheck: Option<String>,
+    /// Subagent (claude-code): tools Claude may not use (`--disallowedTools`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disallowed_tools: Vec<String>,
+    /// Subagent (claude-code): `{"mcpServers": {…}}`, the only MCP servers the run gets
+    /// (`--mcp-config FILE --strict-mcp-config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_config: Option<serde_json::Value>,
+    /// Subagent (claude-code): more directories Claude may work in (`--add-dir`), absolute.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_dirs: Vec<String>,
+    /// Subagent: the most one run may spend, in USD (`--max-budget-usd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_budget_usd: Option<f64>,
+    /// Subagent: the most this task's runs may spend per UTC day; a fire past it is `skipped`
+    /// (reason `budget`) and nothing starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_budget_usd: Option<f64>,
+    /// Subagent: each run works in a fresh `git worktree` of `cwd`'s repository on a branch
+    /// named after the run, left for review; the live checkout is never touched.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub worktree: bool,
 }
 
 /// A stored task: its id and timestamps around the definition.

@@ -519,10 +519,99 @@ fn after_tasks_follow_the_final_outcome() {
         (AfterOn::Failure, Interrupted, true),
         (AfterOn::Failure, Cancelled, false),
         (AfterOn::Failure, Success, false),
+        // A run its precheck (or spend cap) skipped did not fail.
+        (AfterOn::Failure, Skipped, false),
+        (AfterOn::Success, Skipped, false),
+        (AfterOn::Always, Skipped, true),
         (AfterOn::Always, Cancelled, true),
         (AfterOn::Always, Success, true),
     ];
     for (on, status, want) in cases {
         assert_eq!(after_fires(on, status), want, "{on:?} after {status}");
     }
+}
+
+#[test]
+fn budget_skips_a_fire_once_today_reached_a_daily_cap() {
+    let spend = |task_today, task_cap, all_today, global_cap| Spend {
+        task_today,
+        task_cap,
+        all_today,
+        global_cap,
+    };
+    let cases = [
+        (spend(0.0, None, 0.0, None), None),
+        (spend(5.0, None, 9.0, None), None),
+        (spend(0.99, Some(1.0), 0.0, None), None),
+        (
+            spend(1.0, Some(1.0), 0.0, None),
+            Some("this task's runs cost $1.0000"),
+        ),
+        (
+            spend(1.5, Some(1.0), 9.0, Some(2.0)),
+            Some("its daily_budget_usd is $1"),
+        ),
+        (
+            spend(0.1, Some(1.0), 2.0, Some(2.0)),
+            Some("the server's daily_budget_usd is $2"),
+        ),
+        (spend(0.0, None, 1.99, Some(2.0)), None),
+    ];
+    for (s, want) in cases {
+        let got = budget_skip(s);
+        match want {
+            None => assert_eq!(got, None, "{s:?}"),
+            Some(text) => {
+                let got = got.unwrap_or_default();
+                assert!(got.starts_with("skipped: budget: "), "{got}");
+                assert!(got.contains(text), "{s:?}: {got}");
+            }
+        }
+    }
+}
+
+#[test]
+fn today_and_this_month_start_at_utc_midnight() {
+    let (day, month) = day_and_month_start(t("2026-11-28T23:59:59Z"));
+    assert_eq!(
+        (day, month),
+        (t("2026-11-28T00:00:00Z"), t("2026-11-01T00:00:00Z"))
+    );
+    let (day, month) = day_and_month_start(t("2027-01-01T00:00:00Z"));
+    assert_eq!(
+        (day, month),
+        (t("2027-01-01T00:00:00Z"), t("2027-01-01T00:00:00Z"))
+    );
+}
+
+#[test]
+fn a_usage_limit_defers_to_its_reset_unless_the_next_fire_comes_first() {
+    let now = t("2026-11-28T10:00:00Z");
+    let reset = t("2026-11-28T10:05:00Z");
+    assert_eq!(on_usage_limit(reset, None, now), Deferral::At(reset));
+    assert_eq!(
+        on_usage_limit(reset, Some(t("2026-11-28T11:00:00Z")), now),
+        Deferral::At(reset)
+    );
+    // A reset already past: start again now.
+    assert_eq!(
+        on_usage_limit(t("2026-11-28T09:00:00Z"), None, now),
+        Deferral::At(now)
+    );
+    for next in ["2026-11-28T10:05:00Z", "2026-11-28T10:01:00Z"] {
+        match on_usage_limit(reset, Some(t(next)), now) {
+            Deferral::Drop(why) => {
+                assert!(
+                    why.starts_with("skipped: usage limit until 2026-11-28T10:05:00Z"),
+                    "{why}"
+                );
+                assert!(why.contains("next fire"), "{why}");
+            }
+            other => panic!("{next}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        on_usage_limit(t("2026-12-28T10:00:00Z"), None, now),
+        Deferral::Drop(why) if why.contains("168 h")
+    ));
 }

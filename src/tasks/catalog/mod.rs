@@ -101,6 +101,8 @@ pub struct Defaults {
     pub task_timeout_secs: u64,
     /// To say when a subagent task's runner cannot work as configured.
     pub subagent: crate::exec::subagent::SubagentSettings,
+    /// Where run worktrees are made (removed with their task).
+    pub worktree_root: PathBuf,
 }
 
 /// The running services the catalog tells about every task change and asks to run things: the
@@ -380,6 +382,16 @@ impl Catalog {
     ) -> Result<Value, OpError> {
         let tz = parse_timezone(&task.spec.timezone).unwrap_or(chrono_tz::UTC);
         let mut view = task.to_json();
+        // mcp_config headers and env values are credentials: shown as set, never returned.
+        if let Some(Value::Object(servers)) = view.pointer_mut("/mcp_config/mcpServers") {
+            for server in servers.values_mut() {
+                for key in ["headers", "env"] {
+                    if let Some(Value::Object(vals)) = server.get_mut(key) {
+                        vals.values_mut().for_each(|v| *v = "(set, hidden)".into());
+                    }
+                }
+            }
+        }
         if let Some(obj) = view.as_object_mut() {
             obj.insert(
                 "trigger_summary".into(),
@@ -409,6 +421,7 @@ impl Catalog {
                 if let Some(warning) = crate::exec::subagent::readiness(&task.spec, settings) {
                     obj.insert("warning".into(), warning.into());
                 }
+                obj.insert("spend".into(), self.spend(task, now)?);
             }
             if let Some((error, at)) = self.store.trigger_error(&task.id)? {
                 obj.insert(
@@ -425,6 +438,17 @@ impl Catalog {
             }
         }
         Ok(view)
+    }
+
+    /// What a subagent task's runs cost today and this month (UTC; runs still in the history).
+    fn spend(&self, task: &Task, now: DateTime<Utc>) -> Result<Value, OpError> {
+        let (day, month) = crate::engine::plan::day_and_month_start(now);
+        Ok(json!({
+            "today_usd": self.store.spend_since(Some(&task.id), day)?,
+            "month_usd": self.store.spend_since(Some(&task.id), month)?,
+            "daily_budget_usd": task.spec.guards.daily_budget_usd,
+            "since_utc": {"today": rfc3339_millis(day), "month": rfc3339_millis(month)},
+        }))
     }
 
     /// `add_task`.
@@ -496,8 +520,13 @@ impl Catalog {
             OpError::NotFound(format!("taskId: task \"{task_id}\" was deleted meanwhile"))
         })?;
         self.services.deleted(&task.id);
+        let worktrees = if task.spec.guards.worktree {
+            crate::exec::worktree::remove_task(&self.defaults.worktree_root, &task.id)
+        } else {
+            0
+        };
         Ok(json!({
-            "deleted": { "id": task.id, "name": task.spec.name, "runs_deleted": runs }
+            "deleted": { "id": task.id, "name": task.spec.name, "runs_deleted": runs, "worktrees_removed": worktrees }
         }))
     }
 

@@ -86,9 +86,11 @@ fn source(tag: &str) -> (CatalogSource, Dir) {
         api_key: None,
         base_url: "http://127.0.0.1:9".into(),
         default_model: "m".into(),
+        prices: Vec::new(),
     };
     let engine = crate::engine::start(
         crate::engine::EngineSettings {
+            daily_budget_usd: None,
             db_path: db_path.clone(),
             max_concurrent: 4,
             history_keep_per_task: 100,
@@ -97,6 +99,8 @@ fn source(tag: &str) -> (CatalogSource, Dir) {
                 output_max_bytes: 1 << 16,
                 default_timeout_secs: 60,
                 grace: std::time::Duration::from_secs(1),
+                worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
+                worktree_keep: 1,
             },
         },
         Arc::new(|_: &crate::tasks::runs::RunEvent| {}),
@@ -110,6 +114,7 @@ fn source(tag: &str) -> (CatalogSource, Dir) {
             timezone: "UTC".into(),
             task_timeout_secs: 60,
             subagent,
+            worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
         },
         Services {
             engine,
@@ -438,6 +443,7 @@ fn timings() {
     let started = Instant::now();
     let engine = crate::engine::start(
         crate::engine::EngineSettings {
+            daily_budget_usd: None,
             db_path: source.db_path.clone(),
             max_concurrent: 4,
             history_keep_per_task: 100,
@@ -446,6 +452,8 @@ fn timings() {
                 output_max_bytes: 1 << 16,
                 default_timeout_secs: 60,
                 grace: std::time::Duration::from_secs(1),
+                worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
+                worktree_keep: 1,
             },
         },
         Arc::new(|_: &crate::tasks::runs::RunEvent| {}),

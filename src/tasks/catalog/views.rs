@@ -96,7 +96,7 @@ pub fn next_fire_times(
 
 /// A run as a history row: its fields with the output cut to an excerpt.
 pub fn run_summary(run: &Run, excerpt_bytes: usize) -> Value {
-    json!({
+    let mut view = json!({
         "id": run.id,
         "task_id": run.task_id,
         "trigger": run.trigger,
@@ -117,7 +117,12 @@ pub fn run_summary(run: &Run, excerpt_bytes: usize) -> Value {
         "output_tokens": run.output_tokens,
         "num_turns": run.num_turns,
         "session_id": run.session_id,
-    })
+    });
+    // More facts: the git worktree left for review, Claude Code's own account of the ending.
+    for (key, value) in &run.details {
+        view[key] = value.clone();
+    }
+    view
 }
 
 /// `preview_schedule`: the expression in words and its next fire times; creates nothing.

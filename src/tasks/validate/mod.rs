@@ -2,8 +2,11 @@
 //! Every rejection names the field and what is accepted. Pure: it asks the caller (through
 //! `TaskLookup`) about other tasks and never touches SQL, the clock or the file system.
 
+mod agent;
 mod fields;
 mod trigger;
+use agent::*;
+pub use agent::{PERMISSION_MODES, SUBAGENT_ONLY};
 use fields::*;
 pub use fields::{parse_duration, parse_time};
 use trigger::*;
@@ -115,6 +118,13 @@ pub const TASK_FIELDS: &[&str] = &[
     "catch_up",
     "retries",
     "notify",
+    "precheck",
+    "disallowed_tools",
+    "mcp_config",
+    "add_dirs",
+    "max_budget_usd",
+    "daily_budget_usd",
+    "worktree",
 ];
 
 const TRIGGER_TYPES: &str = "cron, file-watch, hook, interval, once, after, manual";
@@ -151,14 +161,6 @@ pub const HOOK_EVENTS: &[&str] = &[
     "CwdChanged",
     "FileChanged",
     "MessageDisplay",
-];
-
-pub const PERMISSION_MODES: &[&str] = &[
-    "default",
-    "acceptEdits",
-    "bypassPermissions",
-    "plan",
-    "dontAsk",
 ];
 
 /// Validate a complete task input (the `add_task` arguments, or a merged update).
@@ -268,15 +270,7 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
         "prompt",
         limits::PROMPT,
     )?;
-    let subagent_only = [
-        "model",
-        "runner",
-        "allowed_tools",
-        "max_turns",
-        "permission_mode",
-        "max_tokens",
-        "system",
-    ];
+    let subagent_only = SUBAGENT_ONLY;
     match task_type {
         TaskType::Bash => {
             if command.is_none() {
@@ -292,7 +286,7 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
                 );
             }
             for field in subagent_only {
-                if obj.get(field).is_some_and(|v| !v.is_null()) {
+                if obj.get(*field).is_some_and(|v| !v.is_null()) {
                     return err(
                         field,
                         "is only for subagent tasks; remove it or use type subagent",
@@ -339,49 +333,7 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
         Some(_) => Some(Runner::Api),
         None => None,
     };
-    let allowed_tools = match obj.get("allowed_tools") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => {
-            if items.len() > limits::ALLOWED_TOOLS {
-                return err(
-                    "allowed_tools",
-                    format!(
-                        "has {} entries; the limit is {}",
-                        items.len(),
-                        limits::ALLOWED_TOOLS
-                    ),
-                );
-            }
-            let mut tools = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str() {
-                    Some(s) if !s.trim().is_empty() => {
-                        check_len(s, &format!("allowed_tools[{i}]"), limits::TOOL_NAME)?;
-                        tools.push(s.to_string())
-                    }
-                    _ => {
-                        return err(
-                            &format!("allowed_tools[{i}]"),
-                            format!(
-                                "{} is not a tool name such as Read, Bash(git *)",
-                                describe(item)
-                            ),
-                        )
-                    }
-                }
-            }
-            tools
-        }
-        Some(other) => {
-            return err(
-                "allowed_tools",
-                format!(
-                    "{} is not a list of tool names such as [\"Read\", \"Grep\"]",
-                    describe(other)
-                ),
-            )
-        }
-    };
+    let allowed_tools = tool_list(obj, "allowed_tools")?;
     let max_turns = int_field(obj, "max_turns", "max_turns", 1, 1000)?.map(|n| n as u32);
     let max_tokens = int_field(obj, "max_tokens", "max_tokens", 1, 128_000)?.map(|n| n as u32);
     let system = non_blank(
@@ -389,8 +341,8 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
         "system",
         limits::SYSTEM,
     )?;
-    let permission_mode =
-        enum_field(obj, "permission_mode", "permission_mode", PERMISSION_MODES)?.map(String::from);
+    let permission_mode = agent::permission_mode(obj)?;
+    let guards = guards(obj)?;
     let overlap = match enum_field(obj, "overlap", "overlap", &["skip", "queue", "allow"])? {
         Some("queue") => Overlap::Queue,
         Some("allow") => Overlap::Allow,
@@ -426,6 +378,7 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
         catch_up,
         retries,
         notify,
+        guards,
     })
 }
 
@@ -601,18 +554,8 @@ pub fn merge_update(existing: &TaskSpec, patch: &Map<String, Value>) -> Result<V
         .is_some_and(|t| t != existing.task_type.as_str())
     {
         // Switching type drops the fields of the old type.
-        for field in [
-            "command",
-            "prompt",
-            "model",
-            "runner",
-            "allowed_tools",
-            "max_turns",
-            "permission_mode",
-            "max_tokens",
-            "system",
-        ] {
-            base.remove(field);
+        for field in ["command", "prompt"].iter().chain(SUBAGENT_ONLY) {
+            base.remove(*field);
         }
     }
     for (key, value) in patch {
