@@ -51,6 +51,7 @@ fn add(input: &Value) -> Result<TaskSpec, FieldError> {
         lookup: &lookup,
         self_id: None,
         now: now(),
+        schedules: None,
     };
     task_spec(input, &ctx)
 }
@@ -1043,6 +1044,7 @@ fn every_trigger_type_and_policy_is_accepted_when_valid() {
         lookup: &lookup,
         self_id: None,
         now: now(),
+        schedules: None,
     };
     let spec = task_spec(&bash(json!({})), &ctx).unwrap();
     assert_eq!(spec.trigger, Trigger::Manual);
@@ -1248,6 +1250,7 @@ fn a_bad_default_timezone_is_reported_as_timezone() {
         lookup: &lookup,
         self_id: None,
         now: now(),
+        schedules: None,
     };
     let e = task_spec(&bash(json!({})), &ctx).unwrap_err();
     assert_eq!(e.field, "timezone", "{e}");
@@ -1273,6 +1276,7 @@ fn update(
         lookup,
         self_id: Some(self_id),
         now: now(),
+        schedules: None,
     };
     task_spec(&merged, &ctx)
 }
@@ -1804,5 +1808,46 @@ fn huge_values_and_keys_are_never_quoted_back_whole() {
         let e = add(&input).unwrap_err();
         let text = e.to_string();
         assert!(text.len() < 1000, "{} bytes: {}…", text.len(), &text[..200]);
+    }
+}
+
+/// The server validates schedules through its shared `ScheduleCache`: the answers (accepted
+/// specs and refusals, messages included) are those of a fresh parse, also the second time.
+#[test]
+fn schedules_checked_through_the_cache_answer_as_a_fresh_parse() {
+    let lookup = others();
+    let cache = claudecron::tasks::schedule::ScheduleCache::default();
+    let cached = Context {
+        default_timezone: "UTC",
+        lookup: &lookup,
+        self_id: None,
+        now: now(),
+        schedules: Some(&cache),
+    };
+    for expr in [
+        "0 9 * * 1-5",
+        "*/15 * * * *",
+        "0 0 30 2 *",
+        "61 * * * *",
+        "@nightly",
+        "0 0 0 1 1 * 2020",
+    ] {
+        for input in [
+            bash(json!({"schedule": expr, "trigger": null})),
+            bash(json!({"trigger": {"type": "cron", "schedule": expr}})),
+        ] {
+            let fresh = add(&input)
+                .map(|s| format!("{s:?}"))
+                .map_err(|e| format!("{e:?}"));
+            // The valid ones are accepted, the others refused.
+            let valid = expr.starts_with("0 9") || expr.starts_with("*/15");
+            assert_eq!(fresh.is_ok(), valid, "{expr}: {fresh:?}");
+            for round in 0..2 {
+                let through = task_spec(&input, &cached)
+                    .map(|s| format!("{s:?}"))
+                    .map_err(|e| format!("{e:?}"));
+                assert_eq!(through, fresh, "{expr}, round {round}: {input}");
+            }
+        }
     }
 }

@@ -459,6 +459,7 @@ impl Catalog {
             lookup: &lookup,
             self_id: None,
             now,
+            schedules: Some(&self.schedules),
         };
         let spec = validate::task_spec(input, &ctx)?;
         let id = crate::ids::task_id().map_err(|e| OpError::Internal(e.to_string()))?;
@@ -491,6 +492,7 @@ impl Catalog {
             lookup: &lookup,
             self_id: Some(&existing.id),
             now,
+            schedules: Some(&self.schedules),
         };
         let spec = validate::task_spec(&merged, &ctx)?;
         let task = self

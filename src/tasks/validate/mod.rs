@@ -15,7 +15,7 @@ use crate::tasks::model::{
     AfterOn, CatchUp, FileEvent, Notify, NotifyOn, Overlap, Retries, Runner, TaskSpec, TaskType,
     Trigger,
 };
-use crate::tasks::schedule::{parse_timezone, Schedule};
+use crate::tasks::schedule::{parse_timezone, Schedule, ScheduleCache};
 use crate::util::rfc3339;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
@@ -63,6 +63,17 @@ pub struct Context<'a> {
     /// The task being updated (None when adding).
     pub self_id: Option<&'a str>,
     pub now: DateTime<Utc>,
+    /// Parsed cron expressions to check a schedule against (the server's shared cache); None
+    /// parses each one afresh.
+    pub schedules: Option<&'a ScheduleCache>,
+}
+
+/// Check a cron expression as `Schedule::parse` does (it parses and fires within 5 years).
+pub(crate) fn check_schedule(expr: &str, ctx: &Context) -> Result<(), String> {
+    match ctx.schedules {
+        Some(cache) => cache.load(expr)?.fires_soon(ctx.now),
+        None => Schedule::parse(expr, ctx.now).map(|_| ()),
+    }
 }
 
 /// Length limits of text fields, in bytes (a task's `name` is 1 to 100 characters). A value
@@ -248,7 +259,7 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
             return err("schedule", "give either schedule (a cron expression) or trigger, not both")
         }
         (Some(expr), None) => {
-            Schedule::parse(&expr, ctx.now).or_else(|e| err("schedule", e))?;
+            check_schedule(&expr, ctx).or_else(|e| err("schedule", e))?;
             Trigger::Cron { schedule: expr.trim().to_string() }
         }
         (None, Some(t)) => trigger(t, tz, ctx)?,

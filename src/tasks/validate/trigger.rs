@@ -30,7 +30,7 @@ pub(super) fn trigger(
                     message: "is required for a cron trigger, e.g. \"0 9 * * 1-5\"".into(),
                 },
             )?;
-            Schedule::parse(&expr, ctx.now).or_else(|e| err("trigger.schedule", e))?;
+            check_schedule(&expr, ctx).or_else(|e| err("trigger.schedule", e))?;
             Ok(Trigger::Cron {
                 schedule: expr.trim().to_string(),
             })
