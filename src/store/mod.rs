@@ -105,6 +105,31 @@ const BUSY_WAIT: Duration = Duration::from_millis(5000);
 /// How long the `/health` write waits for it (a health check must answer quickly).
 const HEALTH_BUSY_WAIT: Duration = Duration::from_millis(500);
 
+/// How long the `attempt`-th wait for a lock held by another connection lasts: 50 µs, doubling,
+/// at most 10 ms. SQLite's own busy timeout sleeps 1 ms at the least, and the lock is usually
+/// held for well under that (one small write transaction).
+fn busy_step(attempt: i32) -> Duration {
+    Duration::from_micros(50u64 << attempt.clamp(0, 8)).min(Duration::from_millis(10))
+}
+
+thread_local! {
+    /// How long this thread's writes wait for the lock in all: `BUSY_WAIT`, or less for
+    /// `/health` (`Store::check_writable`).
+    static BUSY_BUDGET: std::cell::Cell<Duration> = const { std::cell::Cell::new(BUSY_WAIT) };
+}
+
+/// SQLite's busy handler: wait for the lock the `attempt`-th time, unless this thread's budget
+/// is spent.
+fn busy_wait(attempt: i32) -> bool {
+    let budget = BUSY_BUDGET.with(|b| b.get());
+    let waited: Duration = (0..attempt.max(0)).map(busy_step).sum();
+    if waited >= budget {
+        return false;
+    }
+    std::thread::sleep(busy_step(attempt).min(budget - waited));
+    true
+}
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -168,14 +193,14 @@ impl Store {
                 StoreError::Db(format!("cannot create directory {}: {e}", dir.display()))
             })?;
         }
-        let conn = Connection::open(path)
+        let mut conn = Connection::open(path)
             .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
         // SQLite opens a file it may not write read-only, and such a connection stays
         // read-only after the cause is gone: refuse it, so the caller tries again later.
         if conn.is_readonly(rusqlite::MAIN_DB)? {
             return Err(StoreError::Fault(DbFile::opened_read_only(path)));
         }
-        conn.busy_timeout(BUSY_WAIT)?;
+        conn.busy_handler(Some(busy_wait))?;
         // Keep each statement's first plan: with STAT4 (on in the bundled SQLite) a statement
         // whose LIMIT or LIKE pattern is a parameter is compiled again whenever its bindings
         // change, which is at every use of a cached statement.
@@ -229,17 +254,23 @@ impl Store {
     /// For `/health`: a real write (the one row of the `health` table, committed) through the
     /// same checks as every write, waiting at most `HEALTH_BUSY_WAIT` for the write lock.
     pub fn check_writable(&self, now: DateTime<Utc>) -> Result<()> {
-        self.conn.busy_timeout(HEALTH_BUSY_WAIT)?;
-        let result = self.write(|c| {
+        // The shorter wait holds for this write only (also if it panics).
+        struct Shorter;
+        impl Drop for Shorter {
+            fn drop(&mut self) {
+                BUSY_BUDGET.with(|b| b.set(BUSY_WAIT));
+            }
+        }
+        BUSY_BUDGET.with(|b| b.set(HEALTH_BUSY_WAIT));
+        let _shorter = Shorter;
+        self.write(|c| {
             c.prepare_cached(
                 "INSERT INTO health (id, checked_at) VALUES (1, ?1)
                  ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at",
             )?
             .execute([rfc3339_millis(now)])?;
             Ok(())
-        });
-        self.conn.busy_timeout(BUSY_WAIT)?;
-        result
+        })
     }
 
     fn migrate(&self) -> Result<()> {

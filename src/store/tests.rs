@@ -427,3 +427,22 @@ fn arming_pages_visit_every_enabled_timed_task_once() {
         expected
     );
 }
+
+#[test]
+fn lock_waits_start_short_and_stop_at_the_budget() {
+    assert_eq!(busy_step(0), Duration::from_micros(50));
+    assert_eq!(busy_step(3), Duration::from_micros(400));
+    assert_eq!(busy_step(40), Duration::from_millis(10));
+    // The waits of the attempts the handler allows add up to the budget, not beyond it.
+    let total: Duration = (0..)
+        .map(busy_step)
+        .scan(Duration::ZERO, |sum, step| {
+            (*sum < BUSY_WAIT).then(|| {
+                let this = step.min(BUSY_WAIT - *sum);
+                *sum += this;
+                this
+            })
+        })
+        .sum();
+    assert_eq!(total, BUSY_WAIT);
+}
