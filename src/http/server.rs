@@ -288,6 +288,8 @@ pub fn serve(config: Config) -> Result<(), String> {
             .spawn(move || loop {
                 std::thread::sleep(SESSION_SWEEP);
                 app.mcp.sessions.expire_idle(Instant::now());
+                // What a burst (many runs at once, a big page) freed goes back to the system.
+                crate::sys::release_free_heap();
             })
             .map_err(|e| format!("cannot start housekeeping thread: {e}"))?;
     }
