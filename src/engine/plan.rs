@@ -62,6 +62,8 @@ pub enum MissReason {
     NotRunning,
     /// The wall clock jumped past them.
     ClockJump,
+    /// Everything was paused (`pause_all`) at those times.
+    Paused,
 }
 
 impl MissReason {
@@ -73,6 +75,7 @@ impl MissReason {
             MissReason::ClockJump => {
                 "the wall clock jumped past this fire time (host sleep or clock step)"
             }
+            MissReason::Paused => "claudecron was paused (pause_all) at this fire time",
         }
     }
 }
@@ -108,6 +111,21 @@ pub struct Wake {
     pub boot: DateTime<Utc>,
     /// A forward wall-clock jump was seen at this wake.
     pub jumped: bool,
+    /// The last pause of everything that ended (since, until), if any.
+    pub paused: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// Why these fire times were missed: a clock jump seen at this wake, else the last pause when
+/// they all fell inside it, else the server was not running (or too late).
+pub fn miss_reason(wake: &Wake, missed: &[DateTime<Utc>]) -> MissReason {
+    let in_pause = |t: &DateTime<Utc>| wake.paused.is_some_and(|(a, b)| a <= *t && *t <= b);
+    if wake.jumped {
+        MissReason::ClockJump
+    } else if !missed.is_empty() && missed.iter().all(in_pause) {
+        MissReason::Paused
+    } else {
+        MissReason::NotRunning
+    }
 }
 
 /// A task's timer for `first` went off at `wake`: enumerate every due fire time, decide which
@@ -138,6 +156,7 @@ pub fn on_timer(rule: &FireRule, catch_up: CatchUp, first: DateTime<Utc>, wake: 
         .then(|| missed.last().copied())
         .flatten();
     let missed_count = missed.len();
+    let reason = miss_reason(&wake, &missed);
     let missed = missed
         .into_iter()
         .filter(|t| Some(*t) != catch_up_run)
@@ -149,11 +168,7 @@ pub fn on_timer(rule: &FireRule, catch_up: CatchUp, first: DateTime<Utc>, wake: 
         catch_up: catch_up_run,
         missed,
         missed_count,
-        reason: if wake.jumped {
-            MissReason::ClockJump
-        } else {
-            MissReason::NotRunning
-        },
+        reason,
         overflow,
         next: if once {
             None

@@ -98,6 +98,13 @@ const MIGRATIONS: &[&str] = &[
     // 6: more facts about a run, as one JSON object: `worktree` {path, branch} (`worktree:
     // true`), `claude_code` {subtype, is_error, terminal_reason, permission_denials, rate_limit}.
     "ALTER TABLE runs ADD COLUMN details TEXT;",
+    // 7: pause everything (`pause_all`): one row while paused, with the operator's reason; it
+    // survives a restart.
+    "CREATE TABLE pause_all (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        reason TEXT NOT NULL,
+        since  TEXT NOT NULL
+    );",
 ];
 
 /// How long a statement waits for another connection's write lock before failing.
@@ -512,6 +519,30 @@ impl Store {
             .prepare_cached("SELECT error, at FROM trigger_errors WHERE task_id = ?1")?
             .query_row([task_id], |r| Ok((r.get(0)?, time_col(r, 1)?)))
             .optional()?)
+    }
+
+    /// The pause of everything (`pause_all`): its reason and since when; None when not paused.
+    pub fn pause_all_state(&self) -> Result<Option<(String, DateTime<Utc>)>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT reason, since FROM pause_all WHERE id = 1")?
+            .query_row([], |r| Ok((r.get(0)?, time_col(r, 1)?)))
+            .optional()?)
+    }
+
+    /// Pause everything with a reason (Some), or end the pause (None).
+    pub fn set_pause_all(&self, pause: Option<(&str, DateTime<Utc>)>) -> Result<()> {
+        self.write(|c| {
+            match pause {
+                Some((reason, since)) => c.execute(
+                    "INSERT INTO pause_all (id, reason, since) VALUES (1, ?1, ?2)
+                     ON CONFLICT(id) DO UPDATE SET reason = excluded.reason, since = excluded.since",
+                    params![reason, rfc3339_millis(since)],
+                )?,
+                None => c.execute("DELETE FROM pause_all", [])?,
+            };
+            Ok(())
+        })
     }
 
     /// Enabled tasks whose trigger is of `trigger_type`.

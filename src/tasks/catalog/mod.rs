@@ -6,6 +6,7 @@
 //! expressions are shared by every catalog of a `CatalogSource` (`ScheduleCache`).
 
 mod list;
+mod safety;
 mod views;
 pub use list::*;
 pub use views::*;
@@ -77,6 +78,7 @@ impl OpError {
             )),
             e @ EngineError::NotActive { .. } => OpError::Conflict(e.to_string()),
             EngineError::Down(why) => OpError::Unavailable(why.to_string()),
+            EngineError::Paused(why) => OpError::Conflict(why),
             // The engine passes the store's error as text; the store still knows its cause.
             EngineError::Db(msg) => match crate::store::current_fault() {
                 Some(fault) => OpError::Storage(fault.to_string()),
@@ -422,6 +424,9 @@ impl Catalog {
                     obj.insert("warning".into(), warning.into());
                 }
                 obj.insert("spend".into(), self.spend(task, now)?);
+            }
+            if let Some(pause) = self.services.engine.paused() {
+                obj.insert("paused_all".into(), json!(pause));
             }
             if let Some((error, at)) = self.store.trigger_error(&task.id)? {
                 obj.insert(

@@ -1,0 +1,70 @@
+//! The safety switches shared by the tools and the CLI: `pause_all` / `resume_all` (validated
+//! reason, the engine's answer as JSON) and the pause as `/health` shows it. The engine carries
+//! the pause out (`engine::pause`); this module never touches the store's pause row itself.
+
+use super::*;
+use crate::engine::MAX_REASON_CHARS;
+
+impl Catalog {
+    /// `pause_all`: nothing runs until `resume_all`; per-task `enabled` flags are untouched.
+    pub fn pause_all(&self, reason: &str) -> OpResult {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+            return Err(OpError::Invalid(FieldError {
+                field: "reason".into(),
+                message: format!(
+                    "give why everything is paused, 1 to {MAX_REASON_CHARS} characters (it is shown on /health and every task)"
+                ),
+            }));
+        }
+        if reason.chars().any(|c| c.is_control()) {
+            return Err(OpError::Invalid(FieldError {
+                field: "reason".into(),
+                message:
+                    "control characters (line breaks included) are not accepted; one line of text"
+                        .into(),
+            }));
+        }
+        let (pause, already) = self
+            .services
+            .engine
+            .pause_all(reason)
+            .map_err(OpError::from_engine)?;
+        Ok(json!({
+            "paused": true,
+            "already_paused": already,
+            "reason": pause.reason,
+            "since": rfc3339_millis(pause.since),
+            "note": "no timer, hook, file-watch or after fire runs and manual runs are refused until claudecron_resume_all (or `claudecron resume-all` on the host); runs already running go on; per-task enabled flags are unchanged; fires missed meanwhile follow each task's catch_up",
+        }))
+    }
+
+    /// `resume_all`: end the pause; fires missed meanwhile follow each task's `catch_up`.
+    pub fn resume_all(&self, now: DateTime<Utc>) -> OpResult {
+        let ended = self
+            .services
+            .engine
+            .resume_all()
+            .map_err(OpError::from_engine)?;
+        Ok(match ended {
+            Some(pause) => json!({
+                "paused": false,
+                "was_paused": true,
+                "reason": pause.reason,
+                "since": rfc3339_millis(pause.since),
+                "resumed_at": rfc3339_millis(now),
+            }),
+            None => json!({"paused": false, "was_paused": false}),
+        })
+    }
+}
+
+impl CatalogSource {
+    /// The pause of everything, as `/health` shows it (None when not paused).
+    pub fn pause_view(&self) -> Option<Value> {
+        self.services
+            .engine
+            .paused()
+            .map(|p| json!({"reason": p.reason, "since": rfc3339_millis(p.since)}))
+    }
+}
