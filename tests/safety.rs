@@ -1,5 +1,7 @@
 //! The safety switches against the real binary: `pause-all` / `resume-all` (CLI and MCP tools)
-//! with an every-second task, a hook task and manual runs; the pause surviving a restart.
+//! with an every-second task, a hook task and manual runs; the pause surviving a restart;
+//! auto-pause after N failures in a row (the task's own `pause_after_failures` and the
+//! config's default).
 //! Waiting is for a condition with a deadline; the one plain wait is the pause window itself,
 //! whose point is to let wall-clock time pass while paused.
 
@@ -231,4 +233,110 @@ fn the_pause_survives_a_restart_and_catch_up_once_runs_once_after_it() {
         "before resume {before:?}, after {runs:?}"
     );
     assert_eq!(mcp.run_task(&manual, 30)["status"], "success");
+}
+
+/// Started runs of a task that failed (or timed out), oldest first.
+fn failed_runs(mcp: &Mcp, task: &str) -> Vec<Value> {
+    mcp.finished_runs(task)
+        .into_iter()
+        .filter(|r| r["status"] == "failed" || r["status"] == "timeout")
+        .collect()
+}
+
+#[test]
+fn a_failing_every_second_task_is_paused_after_exactly_three_failures() {
+    let server = Server::start_default();
+    let mcp = Mcp::new(&server);
+    let id = mcp.add(json!({
+        "name": "broken", "type": "bash", "schedule": "* * * * * *", "command": "exit 3",
+        "pause_after_failures": 3
+    }));
+    let paused = wait_until("the task disabled for its failures", WAIT, || {
+        let task = mcp.task(&id);
+        (task["enabled"] == json!(false)).then_some(task)
+    });
+    let reason = paused["paused_reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("3 failed") && reason.contains("pause_after_failures = 3"),
+        "{paused}"
+    );
+    assert_eq!(paused["failures_in_a_row"], json!(3), "{paused}");
+    assert!(paused["paused_at"].is_string(), "{paused}");
+    // Two more fire times pass: nothing more starts (the point of this wait is time passing).
+    std::thread::sleep(Duration::from_secs(2));
+    let runs = mcp.runs(&id);
+    assert!(runs.iter().all(is_terminal), "{runs:?}");
+    assert_eq!(
+        failed_runs(&mcp, &id).len(),
+        3,
+        "exactly 3 failed runs: {runs:?}"
+    );
+    assert_eq!(
+        runs.iter().filter(|r| !r["started_at"].is_null()).count(),
+        3,
+        "no other run started: {runs:?}"
+    );
+    let listed = mcp.ok("claudecron_list_tasks", json!({"status": "disabled"}));
+    assert_eq!(listed["tasks"][0]["paused_reason"], reason, "{listed}");
+    let text = mcp.call("claudecron_get_task", json!({"taskId": id}))["content"][0]["text"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(text.contains("Paused for its failures"), "{text}");
+
+    // Enabling it again clears the reason and the count: three more failures pause it again.
+    let enabled = mcp.ok(
+        "claudecron_toggle_task",
+        json!({"taskId": id, "enabled": true}),
+    )["task"]
+        .clone();
+    assert!(enabled.get("paused_reason").is_none(), "{enabled}");
+    assert!(enabled.get("failures_in_a_row").is_none(), "{enabled}");
+    let again = wait_until("paused again after three new failures", WAIT, || {
+        let task = mcp.task(&id);
+        (task["enabled"] == json!(false)).then_some(task)
+    });
+    assert_eq!(again["failures_in_a_row"], json!(3), "{again}");
+    assert_eq!(failed_runs(&mcp, &id).len(), 6, "{:?}", mcp.runs(&id));
+}
+
+#[test]
+fn the_config_default_pauses_tasks_without_their_own_limit_and_success_resets_the_count() {
+    let server = Server::start(Options::default().env("CLAUDECRON_PAUSE_AFTER_FAILURES", "2"));
+    let mcp = Mcp::new(&server);
+    let flag = TempDir::new("claudecron-autopause");
+    let ok_file = flag.path().join("ok");
+    let command = format!("test -e {}", ok_file.display());
+    let flaky = mcp.add(json!({
+        "name": "flaky", "type": "bash", "trigger": {"type": "manual"}, "command": command
+    }));
+    let never = mcp.add(json!({
+        "name": "never", "type": "bash", "trigger": {"type": "manual"}, "command": "false",
+        "pause_after_failures": 0
+    }));
+    // fail, succeed, fail: never two in a row, so the task stays enabled.
+    assert_eq!(mcp.run_task(&flaky, 30)["status"], "failed");
+    std::fs::write(&ok_file, "").unwrap();
+    assert_eq!(mcp.run_task(&flaky, 30)["status"], "success");
+    std::fs::remove_file(&ok_file).unwrap();
+    assert_eq!(mcp.run_task(&flaky, 30)["status"], "failed");
+    assert_eq!(mcp.task(&flaky)["enabled"], json!(true));
+    assert_eq!(mcp.task(&flaky)["failures_in_a_row"], json!(1));
+    // The second failure in a row pauses it (config default 2).
+    assert_eq!(mcp.run_task(&flaky, 30)["status"], "failed");
+    let task = wait_until("flaky disabled", WAIT, || {
+        let t = mcp.task(&flaky);
+        (t["enabled"] == json!(false)).then_some(t)
+    });
+    assert!(task["paused_reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("pause_after_failures = 2"));
+    // Its own 0 wins over the default: never paused.
+    for _ in 0..3 {
+        assert_eq!(mcp.run_task(&never, 30)["status"], "failed");
+    }
+    let t = mcp.task(&never);
+    assert_eq!(t["enabled"], json!(true), "{t}");
+    assert!(t.get("paused_reason").is_none());
 }

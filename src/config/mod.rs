@@ -53,6 +53,8 @@ pub struct Config {
     pub api_prices: Vec<ApiPrice>,
     /// Run worktrees (`worktree: true`) kept per task; older ones are removed.
     pub worktree_keep_per_task: usize,
+    /// Failed runs in a row after which a task is disabled (its own field wins; 0: never).
+    pub pause_after_failures: u32,
     /// Where the file layer came from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -172,6 +174,11 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
         "worktree_keep_per_task",
         Kind::Int { min: 1, max: 1000 },
         Some("10"),
+    ),
+    (
+        "pause_after_failures",
+        Kind::Int { min: 0, max: 1000 },
+        Some("0"),
     ),
 ];
 
@@ -505,6 +512,7 @@ fn build(
         daily_budget_usd,
         api_prices,
         worktree_keep_per_task: int(take("worktree_keep_per_task")) as usize,
+        pause_after_failures: int(take("pause_after_failures")) as u32,
         source_file: file,
     })
 }
@@ -616,6 +624,10 @@ impl Config {
             (
                 "worktree_keep_per_task".into(),
                 self.worktree_keep_per_task.to_string(),
+            ),
+            (
+                "pause_after_failures".into(),
+                self.pause_after_failures.to_string(),
             ),
             (
                 "api_prices".into(),

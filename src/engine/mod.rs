@@ -41,6 +41,8 @@ pub struct EngineSettings {
     pub run: RunSettings,
     /// The config's `daily_budget_usd`: all subagent runs together per UTC day.
     pub daily_budget_usd: Option<f64>,
+    /// The config's `pause_after_failures` (a task's own value wins; 0: never).
+    pub pause_after_failures: u32,
 }
 
 /// Tasks read per query when arming at start.
@@ -309,6 +311,20 @@ impl Engine {
                     Err(EngineError::Down("the server is shutting down"))
                 } else {
                     match self.store.get_task(&task_id) {
+                        // An event for a task disabled meanwhile (auto-pause, a toggle racing
+                        // the watcher or a debounced hook) starts nothing.
+                        Ok(Some(task))
+                            if !task.spec.enabled
+                                && matches!(
+                                    trigger,
+                                    TriggerKind::FileWatch | TriggerKind::Hook
+                                ) =>
+                        {
+                            Err(EngineError::NotFound(format!(
+                                "task {} is disabled",
+                                task.spec.name
+                            )))
+                        }
                         Ok(Some(task)) => self.fire(&task, trigger, None, context.as_ref(), now),
                         Ok(None) => Err(EngineError::NotFound(format!(
                             "task {task_id} does not exist"

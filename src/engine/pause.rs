@@ -1,4 +1,7 @@
-//! Pause everything (`pause_all` / `resume_all`), carried out for the engine: the pause is
+//! Pausing, carried out for the engine. One task after failures (auto-pause): each run's end
+//! is counted in the task's failures in a row, and at its `pause_after_failures` the task is
+//! disabled with a `paused_reason` (`plan::auto_pause` decides). Everything
+//! (`pause_all` / `resume_all`): the pause is
 //! recorded in the store (it survives a restart) and published to `EngineHandle` readers
 //! (`/health`, task views). While paused no timer is dealt with, no fire of any kind is
 //! recorded (hooks, file-watch, `after`, manual runs are refused with the reason) and queued
@@ -95,5 +98,153 @@ impl Engine {
             rfc3339(state.since)
         );
         Ok(Some(state))
+    }
+}
+
+impl Engine {
+    /// Count a run's end in its task's failures in a row; disable the task when
+    /// `plan::auto_pause` says so. Returns true when the task was paused now.
+    pub(super) fn count_failures(
+        &mut self,
+        task: &Task,
+        status: RunStatus,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let Some(failed) = plan::failure_streak(status) else {
+            return false;
+        };
+        let own = task.spec.guards.pause_after_failures;
+        if !failed && matches!(self.store.failures(&task.id), Ok(None)) {
+            return false; // Nothing to reset: no write for every success.
+        }
+        let consecutive = match self.store.count_failure(&task.id, failed) {
+            Ok(n) => n,
+            Err(e) => {
+                log::error!(
+                    "task {}: failures in a row not counted: {e}",
+                    task.spec.name
+                );
+                return false;
+            }
+        };
+        let Some(reason) = plan::auto_pause(own, self.settings.pause_after_failures, consecutive)
+        else {
+            return false;
+        };
+        if !task.spec.enabled {
+            return false;
+        }
+        let mut spec = task.spec.clone();
+        spec.enabled = false;
+        if let Err(e) = self
+            .store
+            .update_task(&task.id, &spec, now)
+            .and_then(|_| self.store.set_paused_reason(&task.id, &reason, now))
+        {
+            log::error!(
+                "task {}: cannot pause it after its failures: {e}",
+                task.spec.name
+            );
+            return false;
+        }
+        self.disarm(&task.id);
+        self.queue.retain(|q| q.task_id != task.id);
+        log::warn!("task {} paused: {reason}", task.spec.name);
+        true
+    }
+}
+
+/// The pure rules pausing relies on (`plan::failure_streak`, `plan::auto_pause`,
+/// `plan::miss_reason`), table by table.
+#[cfg(test)]
+mod tests {
+    use super::plan::*;
+    use crate::tasks::model::CatchUp;
+    use crate::tasks::runs::RunStatus;
+    use crate::tasks::schedule::FireRule;
+    use crate::util::parse_utc;
+    use chrono::{DateTime, Utc};
+
+    fn t(text: &str) -> DateTime<Utc> {
+        parse_utc(text).unwrap()
+    }
+
+    fn wake(now: &str, boot: &str, jumped: bool) -> Wake {
+        Wake {
+            now: t(now),
+            boot: t(boot),
+            jumped,
+            paused: None,
+        }
+    }
+
+    fn every(secs: i64, start: &str) -> FireRule {
+        FireRule::Interval {
+            start: t(start),
+            step_secs: secs,
+        }
+    }
+
+    #[test]
+    fn auto_pause_after_n_failures_in_a_row() {
+        use RunStatus::*;
+        let table = [
+            (Failed, Some(true)),
+            (Timeout, Some(true)),
+            (Success, Some(false)),
+            (Skipped, None),
+            (Cancelled, None),
+            (Interrupted, None),
+        ];
+        for (status, counts) in table {
+            assert_eq!(failure_streak(status), counts, "{status}");
+        }
+        // (task's own, config default, failures in a row) -> paused?
+        let cases = [
+            (Some(3), 0, 2, false),
+            (Some(3), 0, 3, true),
+            (Some(3), 0, 4, true),
+            (None, 3, 3, true),
+            (None, 0, 100, false),
+            (Some(0), 3, 100, false),
+            (Some(5), 2, 3, false),
+        ];
+        for (own, default, n, paused) in cases {
+            let reason = auto_pause(own, default, n);
+            assert_eq!(reason.is_some(), paused, "{own:?} {default} {n}");
+            if let Some(r) = reason {
+                assert!(r.contains(&format!("{n} failed")) && r.contains("pause_after_failures"));
+            }
+        }
+    }
+
+    #[test]
+    fn fires_missed_inside_a_pause_say_so() {
+        let every_second = every(1, "2026-11-28T10:00:00Z");
+        // Resumed at 10:00:09.5 after a pause from 10:00:04.
+        let mut w = wake(
+            "2026-11-28T10:00:09.500Z",
+            "2026-11-28T10:00:09.500Z",
+            false,
+        );
+        w.paused = Some((t("2026-11-28T10:00:04Z"), t("2026-11-28T10:00:09.500Z")));
+        // Every fire time from the pause's start to its end: missed for the pause, none on time.
+        let plan = on_timer(&every_second, CatchUp::Skip, t("2026-11-28T10:00:05Z"), w);
+        assert_eq!(plan.on_time, None);
+        assert_eq!(plan.missed.len(), 5);
+        assert_eq!(plan.reason, MissReason::Paused);
+        assert!(missed_rows(&plan.missed, plan.reason, CatchUp::Skip)[0]
+            .1
+            .contains("paused"));
+        // catch_up = once: one catch-up run for the latest of them.
+        let plan = on_timer(&every_second, CatchUp::Once, t("2026-11-28T10:00:05Z"), w);
+        assert_eq!(plan.catch_up, Some(t("2026-11-28T10:00:09Z")));
+        // A time before the pause began: the server was not running then.
+        let plan = on_timer(&every_second, CatchUp::Skip, t("2026-11-28T10:00:02Z"), w);
+        assert_eq!(plan.reason, MissReason::NotRunning);
+        // A clock jump wins over the pause.
+        w.jumped = true;
+        let plan = on_timer(&every_second, CatchUp::Skip, t("2026-11-28T10:00:05Z"), w);
+        assert_eq!(plan.reason, MissReason::ClockJump);
     }
 }

@@ -220,6 +220,28 @@ pub fn missed_rows(
     rows
 }
 
+/// How a run's end counts in its task's failures in a row (auto-pause): Some(true) one more
+/// (failed, timed out), Some(false) back to zero (success), None not at all (skipped,
+/// cancelled, interrupted: the task did not get to fail).
+pub fn failure_streak(status: RunStatus) -> Option<bool> {
+    match status {
+        RunStatus::Failed | RunStatus::Timeout => Some(true),
+        RunStatus::Success => Some(false),
+        _ => None,
+    }
+}
+
+/// After `consecutive` failed runs in a row, with the task's `pause_after_failures` (None: the
+/// config's `default`; 0: never): the reason the task is disabled, if it is now.
+pub fn auto_pause(own: Option<u32>, default: u32, consecutive: u32) -> Option<String> {
+    let limit = own.unwrap_or(default);
+    (limit > 0 && consecutive >= limit).then(|| {
+        format!(
+            "{consecutive} failed or timed-out runs in a row (pause_after_failures = {limit}); enable the task again to resume it"
+        )
+    })
+}
+
 /// What a fire becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FireDecision {

@@ -201,6 +201,7 @@ pub fn serve(config: Config) -> Result<(), String> {
             max_concurrent: config.max_concurrent_tasks,
             history_keep_per_task: config.history_keep_per_task as i64,
             daily_budget_usd: config.daily_budget_usd,
+            pause_after_failures: config.pause_after_failures,
             run: RunSettings {
                 subagent: subagent_settings.clone(),
                 output_max_bytes: config.output_max_bytes,

@@ -583,6 +583,10 @@ fn task_line(t: &Value) -> String {
         .as_str()
         .map(|w| format!(" WARNING: {w}"))
         .unwrap_or_default()
+        + &t["paused_reason"]
+            .as_str()
+            .map(|r| format!(" Paused for its failures: {r}"))
+            .unwrap_or_default()
         + &t["paused_all"]["reason"]
             .as_str()
             .map(|r| format!(" Everything is PAUSED (pause_all): {r}"))

@@ -238,6 +238,10 @@ pub struct Guards {
     /// named after the run, left for review; the live checkout is never touched.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub worktree: bool,
+    /// After this many failed or timed-out runs in a row the task is disabled with a
+    /// `paused_reason` (0: never; absent: the config's `pause_after_failures`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_after_failures: Option<u32>,
 }
 
 /// A stored task: its id and timestamps around the definition.

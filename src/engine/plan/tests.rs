@@ -32,36 +32,6 @@ fn wake(now: &str, boot: &str, jumped: bool) -> Wake {
 }
 
 #[test]
-fn fires_missed_inside_a_pause_say_so() {
-    let every_second = every(1, "2026-11-28T10:00:00Z");
-    // Resumed at 10:00:09.5 after a pause from 10:00:04.
-    let mut w = wake(
-        "2026-11-28T10:00:09.500Z",
-        "2026-11-28T10:00:09.500Z",
-        false,
-    );
-    w.paused = Some((t("2026-11-28T10:00:04Z"), t("2026-11-28T10:00:09.500Z")));
-    // Every fire time from the pause's start to its end: missed for the pause, none on time.
-    let plan = on_timer(&every_second, CatchUp::Skip, t("2026-11-28T10:00:05Z"), w);
-    assert_eq!(plan.on_time, None);
-    assert_eq!(plan.missed.len(), 5);
-    assert_eq!(plan.reason, MissReason::Paused);
-    assert!(missed_rows(&plan.missed, plan.reason, CatchUp::Skip)[0]
-        .1
-        .contains("paused"));
-    // catch_up = once: one catch-up run for the latest of them.
-    let plan = on_timer(&every_second, CatchUp::Once, t("2026-11-28T10:00:05Z"), w);
-    assert_eq!(plan.catch_up, Some(t("2026-11-28T10:00:09Z")));
-    // A time before the pause began: the server was not running then.
-    let plan = on_timer(&every_second, CatchUp::Skip, t("2026-11-28T10:00:02Z"), w);
-    assert_eq!(plan.reason, MissReason::NotRunning);
-    // A clock jump wins over the pause.
-    w.jumped = true;
-    let plan = on_timer(&every_second, CatchUp::Skip, t("2026-11-28T10:00:05Z"), w);
-    assert_eq!(plan.reason, MissReason::ClockJump);
-}
-
-#[test]
 fn lateness_window_and_restart_rules() {
     let hourly = cron("0 * * * *", "UTC");
     struct Case {

@@ -428,6 +428,7 @@ impl Catalog {
             if let Some(pause) = self.services.engine.paused() {
                 obj.insert("paused_all".into(), json!(pause));
             }
+            self.failures_view(task, obj)?;
             if let Some((error, at)) = self.store.trigger_error(&task.id)? {
                 obj.insert(
                     "trigger_error".into(),
@@ -504,6 +505,10 @@ impl Catalog {
             .ok_or_else(|| {
                 OpError::NotFound(format!("taskId: task \"{task_id}\" was deleted meanwhile"))
             })?;
+        if task.spec.enabled && !existing.spec.enabled {
+            // Enabled again: its failures in a row and any paused_reason are forgotten.
+            self.store.clear_failures(&task.id)?;
+        }
         self.services.changed(
             &task.id,
             &[existing.spec.trigger.kind(), task.spec.trigger.kind()],

@@ -1,5 +1,6 @@
 //! The safety switches shared by the tools and the CLI: `pause_all` / `resume_all` (validated
-//! reason, the engine's answer as JSON) and the pause as `/health` shows it. The engine carries
+//! reason, the engine's answer as JSON), the pause as `/health` shows it, and a task's
+//! failures in a row and `paused_reason` (auto-pause) as task views show them. The engine carries
 //! the pause out (`engine::pause`); this module never touches the store's pause row itself.
 
 use super::*;
@@ -56,6 +57,27 @@ impl Catalog {
             }),
             None => json!({"paused": false, "was_paused": false}),
         })
+    }
+}
+
+impl Catalog {
+    /// A task's failures in a row (when any) and why it was paused for them (when it was), as
+    /// task views show them.
+    pub(super) fn failures_view(
+        &self,
+        task: &Task,
+        view: &mut Map<String, Value>,
+    ) -> Result<(), OpError> {
+        if let Some(failures) = self.store.failures(&task.id)? {
+            if failures.consecutive > 0 {
+                view.insert("failures_in_a_row".into(), failures.consecutive.into());
+            }
+            if let Some((reason, at)) = failures.paused.filter(|_| !task.spec.enabled) {
+                view.insert("paused_reason".into(), reason.into());
+                view.insert("paused_at".into(), rfc3339_millis(at).into());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -91,6 +91,7 @@ fn source(tag: &str) -> (CatalogSource, Dir) {
     let engine = crate::engine::start(
         crate::engine::EngineSettings {
             daily_budget_usd: None,
+            pause_after_failures: 0,
             db_path: db_path.clone(),
             max_concurrent: 4,
             history_keep_per_task: 100,
@@ -444,6 +445,7 @@ fn timings() {
     let engine = crate::engine::start(
         crate::engine::EngineSettings {
             daily_budget_usd: None,
+            pause_after_failures: 0,
             db_path: source.db_path.clone(),
             max_concurrent: 4,
             history_keep_per_task: 100,

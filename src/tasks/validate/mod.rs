@@ -125,6 +125,7 @@ pub const TASK_FIELDS: &[&str] = &[
     "max_budget_usd",
     "daily_budget_usd",
     "worktree",
+    "pause_after_failures",
 ];
 
 const TRIGGER_TYPES: &str = "cron, file-watch, hook, interval, once, after, manual";
