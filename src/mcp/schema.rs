@@ -59,7 +59,7 @@ pub(super) fn task_properties() -> Value {
         "overlap": {"type": "string", "enum": ["skip", "queue", "allow"], "default": "skip", "description": "What a fire does while a run of this task is still active."},
         "catch_up": {"type": "string", "enum": ["skip", "once"], "default": "skip", "description": "Fires missed while the server was down: skip (recorded as skipped runs) or once (one run)."},
         "retries": {"type": "object", "description": "Retry a failed or timed-out run: max_attempts more runs, backoff_seconds apart (doubling each time when doubling is true); each attempt is its own run.", "properties": {"max_attempts": {"type": "integer", "minimum": 0, "maximum": 10, "default": 0}, "backoff_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "default": 30}, "doubling": {"type": "boolean", "default": true}}, "additionalProperties": false},
-        "notify": {"type": "object", "description": "A JSON POST to url when a run finishes (on failure, success or always): task, run, status, output excerpt.", "properties": {"url": {"type": "string", "maxLength": L::NOTIFY_URL, "description": "http(s) URL receiving a JSON POST per finished run"}, "on": {"type": "string", "enum": ["failure", "success", "always"], "default": "failure"}}, "required": ["url"], "additionalProperties": false}
+        "notify": notify_schema(),
     })
 }
 
@@ -108,4 +108,13 @@ pub(super) fn list_tasks_schema() -> Value {
         }),
         &[],
     )
+}
+
+/// The `notify` field's schema (its own `json!`: the task properties' one is at the macro's
+/// recursion limit).
+fn notify_schema() -> Value {
+    let on = json!(["failure", "success", "always", "recovered", "changed"]);
+    let mut schema = json!({"type": "object", "description": "A short message when a run ends, to a chat's incoming webhook (preset slack, discord, telegram with chat_id, ntfy) or as the generic JSON (task, run, status, output excerpt, alert = the event). A run whose first output line is CLAUDECRON_SILENT sends nothing. Delivery is retried (3 attempts) on its own thread and recorded on the run as details.notify; it never changes the run's outcome.", "properties": {"url": {"type": "string", "maxLength": L::NOTIFY_URL, "description": "http(s) URL: the Slack/Discord incoming webhook, https://api.telegram.org/bot<token>/sendMessage, the ntfy topic URL, or any JSON receiver"}, "on": {"description": "failure (any end but success), success, always, recovered (a success after a failed run), changed (output differs from the previous run's); one word or a list", "default": ["failure"]}, "preset": {"type": "string", "enum": ["generic", "slack", "discord", "telegram", "ntfy"], "default": "generic"}, "chat_id": {"type": "string", "description": "Telegram only (required there): the chat the bot writes to."}}, "required": ["url"], "additionalProperties": false});
+    schema["properties"]["on"]["anyOf"] = json!([{"type": "string", "enum": on}, {"type": "array", "items": {"type": "string", "enum": on}}]);
+    schema
 }

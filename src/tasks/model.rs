@@ -58,6 +58,9 @@ pub enum AfterOn {
     Always,
 }
 
+/// When a run's end is notified: `failure` (any end but success), `success`, `always`,
+/// `recovered` (a success after a failed run), `changed` (output differs from the previous
+/// run's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum NotifyOn {
@@ -65,6 +68,53 @@ pub enum NotifyOn {
     Failure,
     Success,
     Always,
+    Recovered,
+    Changed,
+}
+
+/// The shape of a notification: a chat service's incoming webhook or today's JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyPreset {
+    #[default]
+    Generic,
+    Slack,
+    Discord,
+    Telegram,
+    Ntfy,
+}
+
+impl NotifyPreset {
+    pub const NAMES: &'static [&'static str] = &["generic", "slack", "discord", "telegram", "ntfy"];
+
+    pub fn parse(text: &str) -> Option<NotifyPreset> {
+        Some(match text {
+            "generic" => NotifyPreset::Generic,
+            "slack" => NotifyPreset::Slack,
+            "discord" => NotifyPreset::Discord,
+            "telegram" => NotifyPreset::Telegram,
+            "ntfy" => NotifyPreset::Ntfy,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+/// `on` as stored before the event list: one word.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<NotifyOn>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        One(NotifyOn),
+        Many(Vec<NotifyOn>),
+    }
+    Ok(match Form::deserialize(d)? {
+        Form::One(on) => vec![on],
+        Form::Many(on) => on,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -156,7 +206,13 @@ impl Default for Retries {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notify {
     pub url: String,
-    pub on: NotifyOn,
+    #[serde(deserialize_with = "one_or_many")]
+    pub on: Vec<NotifyOn>,
+    #[serde(default)]
+    pub preset: NotifyPreset,
+    /// Telegram: the chat the bot writes to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<String>,
 }
 
 /// A validated task definition: everything a user sets. Stored as JSON by the store.

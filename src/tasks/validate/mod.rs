@@ -12,8 +12,8 @@ pub use fields::{parse_duration, parse_time};
 use trigger::*;
 
 use crate::tasks::model::{
-    AfterOn, CatchUp, FileEvent, Notify, NotifyOn, Overlap, Retries, Runner, TaskSpec, TaskType,
-    Trigger,
+    AfterOn, CatchUp, FileEvent, Notify, NotifyOn, NotifyPreset, Overlap, Retries, Runner,
+    TaskSpec, TaskType, Trigger,
 };
 use crate::tasks::schedule::{parse_timezone, Schedule};
 use crate::util::rfc3339;
@@ -498,7 +498,7 @@ fn notify_field(obj: &Map<String, Value>) -> Result<Option<Notify>, FieldError> 
     match obj.get("notify") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(n)) => {
-            reject_unknown(n, &["url", "on"], "notify")?;
+            reject_unknown(n, &["url", "on", "preset", "chat_id"], "notify")?;
             let url = text_field(n, "url", "notify.url", limits::NOTIFY_URL)?
                 .ok_or_else(|| FieldError { field: "notify.url".into(), message: "is required: an http(s) URL that receives a JSON POST per finished run".into() })?;
             let valid = (url.starts_with("http://") || url.starts_with("https://"))
@@ -507,12 +507,35 @@ fn notify_field(obj: &Map<String, Value>) -> Result<Option<Notify>, FieldError> 
             if !valid {
                 return err("notify.url", format!("\"{url}\" is not an http(s) URL such as https://hooks.example.com/cron"));
             }
-            let on = match enum_field(n, "on", "notify.on", &["failure", "success", "always"])? {
-                Some("success") => NotifyOn::Success,
-                Some("always") => NotifyOn::Always,
-                _ => NotifyOn::Failure,
+            let words: Vec<&Value> = match n.get("on") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(list)) => list.iter().collect(),
+                Some(one) => vec![one],
             };
-            Ok(Some(Notify { url, on }))
+            let mut on = Vec::new();
+            for word in words {
+                let parsed = word.as_str().and_then(|w| serde_json::from_value::<NotifyOn>(Value::from(w)).ok());
+                match parsed {
+                    Some(event) if !on.contains(&event) => on.push(event),
+                    Some(_) => {}
+                    None => return err("notify.on", format!("{} is not accepted; accepted: failure, success, always, recovered, changed (one word or a list)", describe(word))),
+                }
+            }
+            if on.is_empty() {
+                on.push(NotifyOn::Failure);
+            }
+            let preset = match string_field(n, "preset", "notify.preset")? {
+                None => NotifyPreset::Generic,
+                Some(p) => NotifyPreset::parse(&p).ok_or_else(|| FieldError { field: "notify.preset".into(), message: format!("\"{p}\" is not accepted; one of: {}", NotifyPreset::NAMES.join(", ")) })?,
+            };
+            let chat_id = text_field(n, "chat_id", "notify.chat_id", 100)?;
+            if preset == NotifyPreset::Telegram && chat_id.is_none() {
+                return err("notify.chat_id", "is required with preset telegram: the chat the bot writes to (a number such as -1001234567890, or @channelname)");
+            }
+            if preset != NotifyPreset::Telegram && chat_id.is_some() {
+                return err("notify.chat_id", "is only for preset telegram");
+            }
+            Ok(Some(Notify { url, on, preset, chat_id }))
         }
         Some(other) => err(
             "notify",

@@ -1,0 +1,327 @@
+//! Run notifications: which event a run's end is for its task's `notify.on` (failure, success,
+//! always, recovered, changed; a run whose first output line is `CLAUDECRON_SILENT` stays
+//! quiet), the message in each preset's documented shape (Slack and Discord incoming webhooks,
+//! Telegram's sendMessage, ntfy, the generic JSON), and its delivery on a thread of its own
+//! (3 attempts, 1 s then 2 s apart, 10 s each) recorded on the run as `details.notify`. It never
+//! delays or changes the run's outcome, and never records or sends the URL (it may hold a
+//! token) or anything but the run's own facts.
+
+use crate::store::Store;
+use crate::tasks::model::{Notify, NotifyOn, NotifyPreset, Task};
+use crate::tasks::runs::RunStatus;
+use crate::util::tail;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+/// The first output line that keeps a run quiet.
+pub const SILENT: &str = "CLAUDECRON_SILENT";
+/// Output shown in a chat message, at most (the end of it).
+const EXCERPT: usize = 500;
+
+/// The event a run's end is, for a task that wants `on`; None: nothing to send. `previous` is
+/// the status and output of the task's last run that ran to an end before this one.
+pub fn event_for(
+    on: &[NotifyOn],
+    status: RunStatus,
+    output: &str,
+    previous: Option<(RunStatus, &str)>,
+) -> Option<&'static str> {
+    let success = status == RunStatus::Success;
+    let recovered = success && previous.is_some_and(|(s, _)| s != RunStatus::Success);
+    let changed = previous.is_some_and(|(_, out)| out != output);
+    let wants = |e: NotifyOn| on.contains(&e);
+    if recovered && wants(NotifyOn::Recovered) {
+        Some("recovered")
+    } else if changed && wants(NotifyOn::Changed) {
+        Some("changed")
+    } else if !success && (wants(NotifyOn::Failure) || wants(NotifyOn::Always)) {
+        Some("failure")
+    } else if success && (wants(NotifyOn::Success) || wants(NotifyOn::Always)) {
+        Some("success")
+    } else {
+        None
+    }
+}
+
+/// The run asked to stay quiet: its first output line is `CLAUDECRON_SILENT`.
+pub fn is_silent(output: &str) -> bool {
+    output.lines().next().is_some_and(|l| l.trim() == SILENT)
+}
+
+/// What a message says about the run.
+pub struct Facts<'a> {
+    pub task: &'a Task,
+    pub run_id: i64,
+    pub status: RunStatus,
+    pub error: Option<&'a str>,
+    pub duration_ms: i64,
+    pub output: &'a str,
+}
+
+/// The short human text: task, status, event, reason, duration, run id, output excerpt.
+pub fn text(f: &Facts, event: &str) -> String {
+    let icon = if f.status == RunStatus::Success {
+        "✅"
+    } else {
+        "❌"
+    };
+    let mut out = format!(
+        "{icon} claudecron: task \"{}\" {} ({event}) in {:.1} s, run {}",
+        f.task.spec.name,
+        f.status,
+        f.duration_ms as f64 / 1000.0,
+        f.run_id
+    );
+    if let Some(reason) = f.error {
+        out.push_str(&format!("\nreason: {}", tail(reason, 300)));
+    }
+    let excerpt = tail(f.output.trim_end(), EXCERPT);
+    if !excerpt.is_empty() {
+        out.push_str(&format!("\n{excerpt}"));
+    }
+    out
+}
+
+/// Slack's mrkdwn: `&`, `<`, `>` escaped, so output cannot mention a channel or forge a link.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A message ready to POST: body, content type, extra headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// The message in the preset's shape; `generic` is the run's JSON with `alert` = the event.
+pub fn message(notify: &Notify, f: &Facts, event: &str, generic: &Value) -> Message {
+    let text = text(f, event);
+    let json_body = |v: Value| Message {
+        body: v.to_string().into_bytes(),
+        content_type: "application/json",
+        headers: Vec::new(),
+    };
+    match notify.preset {
+        NotifyPreset::Generic => {
+            let mut body = generic.clone();
+            body["alert"] = event.into();
+            json_body(body)
+        }
+        NotifyPreset::Slack => json_body(json!({"text": slack_escape(&text)})),
+        NotifyPreset::Discord => json_body(json!({
+            "content": crate::util::head(&text, 2000),
+            "allowed_mentions": {"parse": []},
+        })),
+        NotifyPreset::Telegram => json_body(json!({
+            "chat_id": notify.chat_id,
+            "text": crate::util::head(&text, 4096),
+            "disable_web_page_preview": true,
+        })),
+        NotifyPreset::Ntfy => Message {
+            body: text.into_bytes(),
+            content_type: "text/plain; charset=utf-8",
+            headers: vec![
+                (
+                    "Title",
+                    format!("claudecron: {} {}", f.task.spec.name, f.status)
+                        .chars()
+                        .filter(|c| !c.is_control() && c.is_ascii())
+                        .collect(),
+                ),
+                (
+                    "Priority",
+                    if f.status == RunStatus::Success {
+                        "default"
+                    } else {
+                        "high"
+                    }
+                    .into(),
+                ),
+                (
+                    "Tags",
+                    if f.status == RunStatus::Success {
+                        "white_check_mark"
+                    } else {
+                        "x"
+                    }
+                    .into(),
+                ),
+            ],
+        },
+    }
+}
+
+/// After a run's end: decide, build and send on a thread of its own; record the outcome.
+pub fn after_run(f: &Facts, generic: &Value, store: Option<&Store>, db_path: &Path) {
+    let Some(notify) = f.task.spec.notify.as_ref() else {
+        return;
+    };
+    let previous = if notify
+        .on
+        .iter()
+        .any(|o| matches!(o, NotifyOn::Recovered | NotifyOn::Changed))
+    {
+        store.and_then(|s| s.previous_outcome(&f.task.id, f.run_id).ok().flatten())
+    } else {
+        None
+    };
+    let previous = previous.as_ref().map(|(s, o)| (*s, o.as_str()));
+    let Some(event) = event_for(&notify.on, f.status, f.output, previous) else {
+        return;
+    };
+    if is_silent(f.output) {
+        record(
+            store,
+            f.run_id,
+            &json!({"status": "silent", "event": event, "preset": notify.preset.as_str()}),
+        );
+        return;
+    }
+    let msg = message(notify, f, event, generic);
+    let (url, preset, run_id) = (notify.url.clone(), notify.preset, f.run_id);
+    let db_path = db_path.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name(format!("notify-{run_id}"))
+        .spawn(move || deliver(&url, &msg, preset, event, run_id, &db_path));
+    if let Err(e) = spawned {
+        log::error!("run {run_id}: cannot start the notify thread: {e}");
+    }
+}
+
+fn record(store: Option<&Store>, run_id: i64, outcome: &Value) {
+    if let Some(Err(e)) = store.map(|s| s.set_detail(run_id, "notify", outcome)) {
+        log::warn!("run {run_id}: the notification's outcome was not recorded: {e}");
+    }
+}
+
+/// POST the message; 3 attempts, 10 s each, 1 s and 2 s apart. The outcome is logged and
+/// recorded on the run (never the URL: it may carry a token).
+fn deliver(
+    url: &str,
+    msg: &Message,
+    preset: NotifyPreset,
+    event: &str,
+    run_id: i64,
+    db_path: &Path,
+) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut why = String::new();
+    let mut attempts = 0;
+    for attempt in 1..=3u64 {
+        attempts = attempt;
+        let mut req = agent
+            .post(url)
+            .header(
+                "User-Agent",
+                concat!("claudecron/", env!("CARGO_PKG_VERSION")),
+            )
+            .header("Content-Type", msg.content_type);
+        for (k, v) in &msg.headers {
+            req = req.header(*k, v);
+        }
+        match req.send(&msg.body[..]) {
+            Ok(resp) if resp.status().is_success() => {
+                log::info!(
+                    "run {run_id}: {event} notification delivered ({})",
+                    preset.as_str()
+                );
+                why.clear();
+                break;
+            }
+            Ok(resp) => why = format!("the receiver answered HTTP {}", resp.status().as_u16()),
+            // The URL may hold a token: never in the log or the record.
+            Err(e) => why = e.to_string().replace(url, "(the notify url)"),
+        }
+        log::warn!("run {run_id}: notification failed: {why} (attempt {attempt} of 3)");
+        if attempt < 3 {
+            std::thread::sleep(Duration::from_secs(attempt));
+        }
+    }
+    let outcome = if why.is_empty() {
+        json!({"status": "delivered", "event": event, "preset": preset.as_str(), "attempts": attempts})
+    } else {
+        json!({"status": "failed", "event": event, "preset": preset.as_str(), "attempts": attempts, "error": why})
+    };
+    match Store::open(db_path) {
+        Ok(store) => record(Some(&store), run_id, &outcome),
+        Err(e) => log::warn!("run {run_id}: the notification's outcome was not recorded: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RunStatus::*;
+
+    #[test]
+    fn which_event_a_run_end_is() {
+        use NotifyOn as O;
+        // (on, status, output, previous) -> event
+        type Case<'a> = (
+            &'a [NotifyOn],
+            RunStatus,
+            &'a str,
+            Option<(RunStatus, &'a str)>,
+            Option<&'a str>,
+        );
+        let cases: &[Case] = &[
+            (&[O::Failure], Failed, "x", None, Some("failure")),
+            (&[O::Failure], Timeout, "x", None, Some("failure")),
+            (&[O::Failure], Success, "x", None, None),
+            (&[O::Success], Success, "x", None, Some("success")),
+            (&[O::Always], Success, "x", None, Some("success")),
+            (&[O::Always], Failed, "x", None, Some("failure")),
+            (
+                &[O::Recovered],
+                Success,
+                "x",
+                Some((Failed, "x")),
+                Some("recovered"),
+            ),
+            (&[O::Recovered], Success, "x", Some((Success, "x")), None),
+            (&[O::Recovered], Failed, "x", Some((Failed, "x")), None),
+            (
+                &[O::Changed],
+                Success,
+                "b",
+                Some((Success, "a")),
+                Some("changed"),
+            ),
+            (&[O::Changed], Success, "a", Some((Success, "a")), None),
+            (&[O::Changed], Success, "a", None, None),
+            (
+                &[O::Failure, O::Recovered],
+                Success,
+                "x",
+                Some((Timeout, "")),
+                Some("recovered"),
+            ),
+            (
+                &[O::Failure, O::Recovered],
+                Failed,
+                "x",
+                Some((Success, "")),
+                Some("failure"),
+            ),
+        ];
+        for (on, status, out, prev, want) in cases {
+            assert_eq!(
+                event_for(on, *status, out, *prev),
+                *want,
+                "{on:?} {status} {prev:?}"
+            );
+        }
+        assert!(is_silent("CLAUDECRON_SILENT\nnothing new"));
+        assert!(!is_silent("ok\nCLAUDECRON_SILENT"));
+        assert_eq!(slack_escape("<!channel> & co"), "&lt;!channel&gt; &amp; co");
+    }
+}
