@@ -69,14 +69,15 @@ fn sink() -> (u16, Arc<Mutex<Vec<Got>>>) {
                 .unwrap_or(0);
             let mut body = vec![0u8; len];
             let _ = reader.read_exact(&mut body);
-            let _ = reader
-                .into_inner()
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            // Recorded before the answer: once the server has its 200, the test sees the request.
             seen.lock().unwrap().push(Got {
                 path,
                 headers,
                 body,
             });
+            let _ = reader
+                .into_inner()
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
         }
     });
     (port, got)
@@ -270,5 +271,64 @@ fn a_sink_that_is_down_changes_nothing_about_the_run_and_the_failure_is_recorded
     assert!(
         !server.stderr().contains("s3cret"),
         "the URL's token is never logged"
+    );
+}
+
+#[test]
+fn auto_pause_and_missed_fires_notify_when_asked() {
+    let (port, got) = sink();
+    let server = Server::start_default();
+    let mcp = Mcp::new(&server);
+    let url = |p: &str| format!("http://127.0.0.1:{port}/{p}");
+    // paused: the run that paused the task carries the notification's outcome.
+    let broken = mcp.add(json!({
+        "name": "broken", "type": "bash", "trigger": {"type": "manual"}, "command": "echo nope; exit 1",
+        "pause_after_failures": 2, "notify": {"url": url("paused"), "on": ["paused"]}
+    }));
+    mcp.run_task(&broken, 30);
+    let second = mcp.run_task(&broken, 30);
+    let outcome = wait_until("the paused notification's outcome", WAIT, || {
+        mcp.run(id_of(&second)).get("notify_paused").cloned()
+    });
+    assert_eq!(outcome["status"], "delivered", "{outcome}");
+    let sent = received(&got, "/paused");
+    assert_eq!(sent.len(), 1, "one message, for the pause only: {sent:?}");
+    let body = sent[0].json();
+    assert_eq!(body["event"], "task_paused", "{body}");
+    assert_eq!(body["alert"], "paused", "{body}");
+    assert_eq!(body["run"]["id"], second["id"], "{body}");
+    assert!(body["run"]["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("pause_after_failures = 2"));
+
+    // missed: fire times missed while everything was paused, one message per wake.
+    let ticker = mcp.add(json!({
+        "name": "ticker", "type": "bash", "schedule": "* * * * * *", "command": "true",
+        "notify": {"url": url("missed"), "on": "missed", "preset": "slack"}
+    }));
+    wait_until("a first tick", WAIT, || {
+        (!mcp.finished_runs(&ticker).is_empty()).then_some(())
+    });
+    mcp.ok("claudecron_pause_all", json!({"reason": "test"}));
+    wait_until("three seconds paused", WAIT, || {
+        let t = mcp.task(&ticker);
+        let since = ts(&t["paused_all"]["since"]);
+        (chrono::Utc::now() - since >= chrono::Duration::seconds(3)).then_some(())
+    });
+    mcp.ok("claudecron_resume_all", json!({}));
+    let outcome = wait_until("the missed notification's outcome", WAIT, || {
+        mcp.runs(&ticker)
+            .iter()
+            .filter(|r| r["status"] == "skipped")
+            .find_map(|r| mcp.run(id_of(r)).get("notify_missed").cloned())
+    });
+    assert_eq!(outcome["status"], "delivered", "{outcome}");
+    let sent = received(&got, "/missed");
+    assert_eq!(sent.len(), 1, "one message for the wake: {sent:?}");
+    let text = sent[0].json()["text"].as_str().unwrap_or("").to_string();
+    assert!(
+        text.contains("ticker") && text.contains("missed") && text.contains("paused"),
+        "{text}"
     );
 }

@@ -107,10 +107,10 @@ impl Engine {
     pub(super) fn count_failures(
         &mut self,
         task: &Task,
-        status: RunStatus,
+        done: &run::Finished,
         now: DateTime<Utc>,
     ) -> bool {
-        let Some(failed) = plan::failure_streak(status) else {
+        let Some(failed) = plan::failure_streak(done.status) else {
             return false;
         };
         let own = task.spec.guards.pause_after_failures;
@@ -150,6 +150,19 @@ impl Engine {
         self.disarm(&task.id);
         self.queue.retain(|q| q.task_id != task.id);
         log::warn!("task {} paused: {reason}", task.spec.name);
+        let output = match self.store.get_run(done.run_id) {
+            Ok(Some(run)) => run.output,
+            _ => String::new(),
+        };
+        let facts = crate::exec::notify::Facts {
+            task,
+            run_id: done.run_id,
+            status: done.status,
+            error: Some(&reason),
+            duration_ms: 0,
+            output: &output,
+        };
+        crate::exec::notify::task_event(&facts, "paused", &self.settings.db_path);
         true
     }
 }

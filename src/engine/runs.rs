@@ -208,7 +208,7 @@ impl Engine {
         let auto_paused = !self.shutting_down.load(Ordering::Relaxed)
             && task
                 .as_ref()
-                .is_some_and(|t| self.count_failures(t, done.status, now));
+                .is_some_and(|t| self.count_failures(t, &done, now));
         // Woken once the run has left the running set: a client that waited for the end and
         // starts the task again at once must not find this run still "active" (overlap). A
         // deferred run is queued again, not over: its waiters keep waiting.

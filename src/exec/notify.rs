@@ -1,6 +1,6 @@
 //! Run notifications: which event a run's end is for its task's `notify.on` (failure, success,
 //! always, recovered, changed; a run whose first output line is `CLAUDECRON_SILENT` stays
-//! quiet), the message in each preset's documented shape (Slack and Discord incoming webhooks,
+//! quiet) and the task events the engine reports (missed fires, auto-pause), the message in each preset's documented shape (Slack and Discord incoming webhooks,
 //! Telegram's sendMessage, ntfy, the generic JSON), and its delivery on a thread of its own
 //! (3 attempts, 1 s then 2 s apart, 10 s each) recorded on the run as `details.notify`. It never
 //! delays or changes the run's outcome, and never records or sends the URL (it may hold a
@@ -66,13 +66,23 @@ pub fn text(f: &Facts, event: &str) -> String {
     } else {
         "❌"
     };
-    let mut out = format!(
-        "{icon} claudecron: task \"{}\" {} ({event}) in {:.1} s, run {}",
-        f.task.spec.name,
-        f.status,
-        f.duration_ms as f64 / 1000.0,
-        f.run_id
-    );
+    let mut out = match event {
+        "paused" => format!(
+            "⏸ claudecron: task \"{}\" was paused after run {} {} (paused)",
+            f.task.spec.name, f.run_id, f.status
+        ),
+        "missed" => format!(
+            "⚠️ claudecron: task \"{}\" missed fire times (missed), run {}",
+            f.task.spec.name, f.run_id
+        ),
+        _ => format!(
+            "{icon} claudecron: task \"{}\" {} ({event}) in {:.1} s, run {}",
+            f.task.spec.name,
+            f.status,
+            f.duration_ms as f64 / 1000.0,
+            f.run_id
+        ),
+    };
     if let Some(reason) = f.error {
         out.push_str(&format!("\nreason: {}", tail(reason, 300)));
     }
@@ -156,6 +166,44 @@ pub fn message(notify: &Notify, f: &Facts, event: &str, generic: &Value) -> Mess
     }
 }
 
+/// A task event the engine reports (`missed`, `paused`), sent when the task's `notify.on`
+/// asks for it (`paused` also with `failure` or `always`); the outcome is recorded on
+/// `f.run_id` (the skipped row of the first missed fire, the run that paused the task) under
+/// `notify_EVENT`.
+pub fn task_event(f: &Facts, event: &'static str, db_path: &Path) {
+    let Some(notify) = f.task.spec.notify.as_ref() else {
+        return;
+    };
+    let wants = |o: NotifyOn| notify.on.contains(&o);
+    let wanted = match event {
+        "missed" => wants(NotifyOn::Missed),
+        "paused" => wants(NotifyOn::Paused) || wants(NotifyOn::Failure) || wants(NotifyOn::Always),
+        _ => false,
+    };
+    if !wanted {
+        return;
+    }
+    let generic = json!({
+        "event": if event == "paused" { "task_paused" } else { "fires_missed" },
+        "task": {"id": f.task.id, "name": f.task.spec.name, "type": f.task.spec.task_type.as_str()},
+        "run": {"id": f.run_id, "status": f.status, "error": f.error},
+        "output_excerpt": tail(f.output, 2000),
+    });
+    send(notify, f, event, &generic, db_path);
+}
+
+fn send(notify: &Notify, f: &Facts, event: &'static str, generic: &Value, db_path: &Path) {
+    let msg = message(notify, f, event, generic);
+    let (url, preset, run_id) = (notify.url.clone(), notify.preset, f.run_id);
+    let db_path = db_path.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name(format!("notify-{run_id}"))
+        .spawn(move || deliver(&url, &msg, preset, event, run_id, &db_path));
+    if let Err(e) = spawned {
+        log::error!("run {run_id}: cannot start the notify thread: {e}");
+    }
+}
+
 /// After a run's end: decide, build and send on a thread of its own; record the outcome.
 pub fn after_run(f: &Facts, generic: &Value, store: Option<&Store>, db_path: &Path) {
     let Some(notify) = f.task.spec.notify.as_ref() else {
@@ -182,15 +230,7 @@ pub fn after_run(f: &Facts, generic: &Value, store: Option<&Store>, db_path: &Pa
         );
         return;
     }
-    let msg = message(notify, f, event, generic);
-    let (url, preset, run_id) = (notify.url.clone(), notify.preset, f.run_id);
-    let db_path = db_path.to_path_buf();
-    let spawned = std::thread::Builder::new()
-        .name(format!("notify-{run_id}"))
-        .spawn(move || deliver(&url, &msg, preset, event, run_id, &db_path));
-    if let Err(e) = spawned {
-        log::error!("run {run_id}: cannot start the notify thread: {e}");
-    }
+    send(notify, f, event, generic, db_path);
 }
 
 fn record(store: Option<&Store>, run_id: i64, outcome: &Value) {
@@ -251,8 +291,16 @@ fn deliver(
     } else {
         json!({"status": "failed", "event": event, "preset": preset.as_str(), "attempts": attempts, "error": why})
     };
+    let key = match event {
+        "missed" | "paused" => format!("notify_{event}"),
+        _ => "notify".into(),
+    };
     match Store::open(db_path) {
-        Ok(store) => record(Some(&store), run_id, &outcome),
+        Ok(store) => {
+            if let Err(e) = store.set_detail(run_id, &key, &outcome) {
+                log::warn!("run {run_id}: the notification's outcome was not recorded: {e}");
+            }
+        }
         Err(e) => log::warn!("run {run_id}: the notification's outcome was not recorded: {e}"),
     }
 }

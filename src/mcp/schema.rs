@@ -113,8 +113,16 @@ pub(super) fn list_tasks_schema() -> Value {
 /// The `notify` field's schema (its own `json!`: the task properties' one is at the macro's
 /// recursion limit).
 fn notify_schema() -> Value {
-    let on = json!(["failure", "success", "always", "recovered", "changed"]);
-    let mut schema = json!({"type": "object", "description": "A short message when a run ends, to a chat's incoming webhook (preset slack, discord, telegram with chat_id, ntfy) or as the generic JSON (task, run, status, output excerpt, alert = the event). A run whose first output line is CLAUDECRON_SILENT sends nothing. Delivery is retried (3 attempts) on its own thread and recorded on the run as details.notify; it never changes the run's outcome.", "properties": {"url": {"type": "string", "maxLength": L::NOTIFY_URL, "description": "http(s) URL: the Slack/Discord incoming webhook, https://api.telegram.org/bot<token>/sendMessage, the ntfy topic URL, or any JSON receiver"}, "on": {"description": "failure (any end but success), success, always, recovered (a success after a failed run), changed (output differs from the previous run's); one word or a list", "default": ["failure"]}, "preset": {"type": "string", "enum": ["generic", "slack", "discord", "telegram", "ntfy"], "default": "generic"}, "chat_id": {"type": "string", "description": "Telegram only (required there): the chat the bot writes to."}}, "required": ["url"], "additionalProperties": false});
+    let on = json!([
+        "failure",
+        "success",
+        "always",
+        "recovered",
+        "changed",
+        "missed",
+        "paused"
+    ]);
+    let mut schema = json!({"type": "object", "description": "A short message when a run ends, to a chat's incoming webhook (preset slack, discord, telegram with chat_id, ntfy) or as the generic JSON (task, run, status, output excerpt, alert = the event). A run whose first output line is CLAUDECRON_SILENT sends nothing. Delivery is retried (3 attempts) on its own thread and recorded on the run as details.notify; it never changes the run's outcome.", "properties": {"url": {"type": "string", "maxLength": L::NOTIFY_URL, "description": "http(s) URL: the Slack/Discord incoming webhook, https://api.telegram.org/bot<token>/sendMessage, the ntfy topic URL, or any JSON receiver"}, "on": {"description": "failure (any end but success), success, always, recovered (a success after a failed run), changed (output differs from the previous run's), missed (fire times missed: server down, paused, clock jump), paused (the task was disabled by pause_after_failures); one word or a list", "default": ["failure"]}, "preset": {"type": "string", "enum": ["generic", "slack", "discord", "telegram", "ntfy"], "default": "generic"}, "chat_id": {"type": "string", "description": "Telegram only (required there): the chat the bot writes to."}}, "required": ["url"], "additionalProperties": false});
     schema["properties"]["on"]["anyOf"] = json!([{"type": "string", "enum": on}, {"type": "array", "items": {"type": "string", "enum": on}}]);
     schema
 }

@@ -60,7 +60,7 @@ pub enum AfterOn {
 
 /// When a run's end is notified: `failure` (any end but success), `success`, `always`,
 /// `recovered` (a success after a failed run), `changed` (output differs from the previous
-/// run's).
+/// run's); and two task events: `missed` (fire times missed), `paused` (auto-pause).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum NotifyOn {
@@ -70,6 +70,8 @@ pub enum NotifyOn {
     Always,
     Recovered,
     Changed,
+    Missed,
+    Paused,
 }
 
 /// The shape of a notification: a chat service's incoming webhook or today's JSON.

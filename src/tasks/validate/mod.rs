@@ -518,7 +518,7 @@ fn notify_field(obj: &Map<String, Value>) -> Result<Option<Notify>, FieldError> 
                 match parsed {
                     Some(event) if !on.contains(&event) => on.push(event),
                     Some(_) => {}
-                    None => return err("notify.on", format!("{} is not accepted; accepted: failure, success, always, recovered, changed (one word or a list)", describe(word))),
+                    None => return err("notify.on", format!("{} is not accepted; accepted: failure, success, always, recovered, changed, missed, paused (one word or a list)", describe(word))),
                 }
             }
             if on.is_empty() {
