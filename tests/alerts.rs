@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,36 +47,15 @@ fn sink() -> (u16, Arc<Mutex<Vec<Got>>>) {
     let seen = Arc::clone(&got);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-            let mut reader = BufReader::new(stream);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-            let mut headers = Vec::new();
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':') {
-                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-                }
-            }
-            let len = headers
-                .iter()
-                .find(|(k, _)| k == "content-length")
-                .and_then(|(_, v)| v.parse::<usize>().ok())
-                .unwrap_or(0);
-            let mut body = vec![0u8; len];
-            let _ = reader.read_exact(&mut body);
+            let (r, mut stream) = read_request(stream);
+            let path = r.request_line.split_whitespace().nth(1).unwrap_or("");
             // Recorded before the answer: once the server has its 200, the test sees the request.
             seen.lock().unwrap().push(Got {
-                path,
-                headers,
-                body,
+                path: path.to_string(),
+                headers: r.headers,
+                body: r.body,
             });
-            let _ = reader
-                .into_inner()
+            let _ = stream
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
         }
     });

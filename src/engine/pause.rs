@@ -171,32 +171,10 @@ impl Engine {
 /// `plan::miss_reason`), table by table.
 #[cfg(test)]
 mod tests {
+    use super::plan::tests::{every, t, wake};
     use super::plan::*;
     use crate::tasks::model::CatchUp;
     use crate::tasks::runs::RunStatus;
-    use crate::tasks::schedule::FireRule;
-    use crate::util::parse_utc;
-    use chrono::{DateTime, Utc};
-
-    fn t(text: &str) -> DateTime<Utc> {
-        parse_utc(text).unwrap()
-    }
-
-    fn wake(now: &str, boot: &str, jumped: bool) -> Wake {
-        Wake {
-            now: t(now),
-            boot: t(boot),
-            jumped,
-            paused: None,
-        }
-    }
-
-    fn every(secs: i64, start: &str) -> FireRule {
-        FireRule::Interval {
-            start: t(start),
-            step_secs: secs,
-        }
-    }
 
     #[test]
     fn auto_pause_after_n_failures_in_a_row() {

@@ -461,4 +461,4 @@ pub fn after_fires(on: AfterOn, status: RunStatus) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -372,4 +372,15 @@ mod tests {
         assert!(!is_silent("ok\nCLAUDECRON_SILENT"));
         assert_eq!(slack_escape("<!channel> & co"), "&lt;!channel&gt; &amp; co");
     }
+
+    #[test]
+    fn a_stored_notify_with_one_word_still_reads() {
+        let old: Notify =
+            serde_json::from_value(json!({"url": "https://h.example/x", "on": "always"})).unwrap();
+        assert_eq!(old.on, vec![NotifyOn::Always]);
+        assert_eq!(old.preset, NotifyPreset::Generic);
+        let new = serde_json::to_value(&old).unwrap();
+        assert_eq!(new["on"], json!(["always"]));
+        assert_eq!(serde_json::from_value::<Notify>(new).unwrap(), old);
+    }
 }
