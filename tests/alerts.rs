@@ -311,3 +311,73 @@ fn auto_pause_and_missed_fires_notify_when_asked() {
         "{text}"
     );
 }
+
+#[test]
+fn configured_channels_carry_url_preset_and_an_hmac_signature() {
+    let (port, got) = sink();
+    let channels = json!([
+        {"name": "ops", "url": format!("http://127.0.0.1:{port}/ops"), "secret": "k3y-s3cret"},
+        {"name": "chat", "url": format!("http://127.0.0.1:{port}/chat"), "preset": "slack"}
+    ]);
+    let server =
+        Server::start(Options::default().env("CLAUDECRON_NOTIFY_CHANNELS", &channels.to_string()));
+    let mcp = Mcp::new(&server);
+    // A channel that is not configured, or one with its own preset, is refused with the names.
+    let unknown = mcp.call(
+        "claudecron_add_task",
+        json!({"name": "x", "type": "bash", "command": "true", "trigger": {"type": "manual"},
+               "notify": {"channel": "pager"}}),
+    );
+    assert_eq!(unknown["isError"], json!(true), "{unknown}");
+    let text = unknown["content"][0]["text"].as_str().unwrap_or("");
+    assert!(
+        text.contains("notify.channel") && text.contains("ops, chat"),
+        "{text}"
+    );
+    let both = mcp.call(
+        "claudecron_add_task",
+        json!({"name": "x", "type": "bash", "command": "true", "trigger": {"type": "manual"},
+               "notify": {"channel": "ops", "preset": "slack"}}),
+    );
+    assert_eq!(both["isError"], json!(true), "{both}");
+
+    let signed = mcp.add(json!({
+        "name": "signed", "type": "bash", "trigger": {"type": "manual"}, "command": "exit 4",
+        "notify": {"channel": "ops"}
+    }));
+    let chatty = mcp.add(json!({
+        "name": "chatty", "type": "bash", "trigger": {"type": "manual"}, "command": "echo ok",
+        "notify": {"channel": "chat", "on": "success"}
+    }));
+    let task = mcp.task(&signed);
+    assert_eq!(
+        task["notify"],
+        json!({"channel": "ops", "on": ["failure"]}),
+        "{task}"
+    );
+    let run = mcp.run_task(&signed, 30);
+    assert_eq!(notify_outcome(&mcp, id_of(&run))["status"], "delivered");
+    let sent = received(&got, "/ops");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"k3y-s3cret");
+    let tag = ring::hmac::sign(&key, &sent[0].body);
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        sent[0].header("x-claudecron-signature"),
+        format!("sha256={hex}"),
+        "the signature is HMAC-SHA256 of the body with the channel's secret"
+    );
+    assert_eq!(sent[0].json()["alert"], "failure");
+
+    let run = mcp.run_task(&chatty, 30);
+    assert_eq!(notify_outcome(&mcp, id_of(&run))["preset"], "slack");
+    let sent = received(&got, "/chat");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].json()["text"]
+        .as_str()
+        .unwrap_or("")
+        .contains("chatty"));
+    assert!(sent[0].header("x-claudecron-signature").is_empty());
+    let log = server.stderr();
+    assert!(!log.contains("k3y-s3cret"), "the secret is never logged");
+}

@@ -134,7 +134,8 @@ impl Engine {
                 duration_ms: 0,
                 output: "",
             };
-            crate::exec::notify::task_event(&facts, "missed", &self.settings.db_path);
+            let channels = &self.settings.run.notify_channels;
+            crate::exec::notify::task_event(&facts, "missed", channels, &self.settings.db_path);
         }
     }
 }

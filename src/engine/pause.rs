@@ -162,7 +162,8 @@ impl Engine {
             duration_ms: 0,
             output: &output,
         };
-        crate::exec::notify::task_event(&facts, "paused", &self.settings.db_path);
+        let channels = &self.settings.run.notify_channels;
+        crate::exec::notify::task_event(&facts, "paused", channels, &self.settings.db_path);
         true
     }
 }

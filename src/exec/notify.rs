@@ -6,6 +6,7 @@
 //! delays or changes the run's outcome, and never records or sends the URL (it may hold a
 //! token) or anything but the run's own facts.
 
+use crate::config::NotifyChannel;
 use crate::store::Store;
 use crate::tasks::model::{Notify, NotifyOn, NotifyPreset, Task};
 use crate::tasks::runs::RunStatus;
@@ -100,6 +101,47 @@ fn slack_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Where a task's notification goes: its own url and preset, or a configured channel's (with
+/// the channel's HMAC secret).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub preset: NotifyPreset,
+    pub chat_id: Option<String>,
+    pub secret: Option<String>,
+}
+
+/// The target of `notify`: its channel from `channels`, or its own url (Err: the channel is
+/// not configured any more).
+pub fn target(notify: &Notify, channels: &[NotifyChannel]) -> Result<Target, String> {
+    match &notify.channel {
+        None => Ok(Target {
+            url: notify.url.clone(),
+            preset: notify.preset,
+            chat_id: notify.chat_id.clone(),
+            secret: None,
+        }),
+        Some(name) => channels
+            .iter()
+            .find(|c| &c.name == name)
+            .map(|c| Target {
+                url: c.url.clone(),
+                preset: c.preset,
+                chat_id: c.chat_id.clone(),
+                secret: c.secret.clone(),
+            })
+            .ok_or_else(|| format!("notify channel \"{name}\" is not configured on this server")),
+    }
+}
+
+/// `sha256=HEX`: the HMAC-SHA256 of the body with the channel's secret.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, body);
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
 /// A message ready to POST: body, content type, extra headers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -109,7 +151,7 @@ pub struct Message {
 }
 
 /// The message in the preset's shape; `generic` is the run's JSON with `alert` = the event.
-pub fn message(notify: &Notify, f: &Facts, event: &str, generic: &Value) -> Message {
+pub fn message(notify: &Target, f: &Facts, event: &str, generic: &Value) -> Message {
     let text = text(f, event);
     let json_body = |v: Value| Message {
         body: v.to_string().into_bytes(),
@@ -120,7 +162,12 @@ pub fn message(notify: &Notify, f: &Facts, event: &str, generic: &Value) -> Mess
         NotifyPreset::Generic => {
             let mut body = generic.clone();
             body["alert"] = event.into();
-            json_body(body)
+            let mut msg = json_body(body);
+            if let Some(secret) = &notify.secret {
+                msg.headers
+                    .push(("X-Claudecron-Signature", signature(secret, &msg.body)));
+            }
+            msg
         }
         NotifyPreset::Slack => json_body(json!({"text": slack_escape(&text)})),
         NotifyPreset::Discord => json_body(json!({
@@ -170,7 +217,7 @@ pub fn message(notify: &Notify, f: &Facts, event: &str, generic: &Value) -> Mess
 /// asks for it (`paused` also with `failure` or `always`); the outcome is recorded on
 /// `f.run_id` (the skipped row of the first missed fire, the run that paused the task) under
 /// `notify_EVENT`.
-pub fn task_event(f: &Facts, event: &'static str, db_path: &Path) {
+pub fn task_event(f: &Facts, event: &'static str, channels: &[NotifyChannel], db_path: &Path) {
     let Some(notify) = f.task.spec.notify.as_ref() else {
         return;
     };
@@ -189,12 +236,30 @@ pub fn task_event(f: &Facts, event: &'static str, db_path: &Path) {
         "run": {"id": f.run_id, "status": f.status, "error": f.error},
         "output_excerpt": tail(f.output, 2000),
     });
-    send(notify, f, event, &generic, db_path);
+    send(notify, channels, f, event, &generic, db_path);
 }
 
-fn send(notify: &Notify, f: &Facts, event: &'static str, generic: &Value, db_path: &Path) {
-    let msg = message(notify, f, event, generic);
-    let (url, preset, run_id) = (notify.url.clone(), notify.preset, f.run_id);
+fn send(
+    notify: &Notify,
+    channels: &[NotifyChannel],
+    f: &Facts,
+    event: &'static str,
+    generic: &Value,
+    db_path: &Path,
+) {
+    let target = match target(notify, channels) {
+        Ok(t) => t,
+        Err(why) => {
+            log::warn!("run {}: {why}; nothing sent", f.run_id);
+            let outcome = json!({"status": "failed", "event": event, "attempts": 0, "error": why});
+            if let Ok(store) = Store::open(db_path) {
+                record(Some(&store), f.run_id, &outcome);
+            }
+            return;
+        }
+    };
+    let msg = message(&target, f, event, generic);
+    let (url, preset, run_id) = (target.url, target.preset, f.run_id);
     let db_path = db_path.to_path_buf();
     let spawned = std::thread::Builder::new()
         .name(format!("notify-{run_id}"))
@@ -205,7 +270,13 @@ fn send(notify: &Notify, f: &Facts, event: &'static str, generic: &Value, db_pat
 }
 
 /// After a run's end: decide, build and send on a thread of its own; record the outcome.
-pub fn after_run(f: &Facts, generic: &Value, store: Option<&Store>, db_path: &Path) {
+pub fn after_run(
+    f: &Facts,
+    generic: &Value,
+    channels: &[NotifyChannel],
+    store: Option<&Store>,
+    db_path: &Path,
+) {
     let Some(notify) = f.task.spec.notify.as_ref() else {
         return;
     };
@@ -226,11 +297,11 @@ pub fn after_run(f: &Facts, generic: &Value, store: Option<&Store>, db_path: &Pa
         record(
             store,
             f.run_id,
-            &json!({"status": "silent", "event": event, "preset": notify.preset.as_str()}),
+            &json!({"status": "silent", "event": event}),
         );
         return;
     }
-    send(notify, f, event, generic, db_path);
+    send(notify, channels, f, event, generic, db_path);
 }
 
 fn record(store: Option<&Store>, run_id: i64, outcome: &Value) {

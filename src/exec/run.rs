@@ -30,6 +30,8 @@ pub struct RunSettings {
     /// Where run worktrees are made (`worktree: true`), and how many per task are kept.
     pub worktree_root: PathBuf,
     pub worktree_keep: usize,
+    /// The config's `[[notify_channels]]`, for tasks whose `notify.channel` names one.
+    pub notify_channels: std::sync::Arc<Vec<crate::config::NotifyChannel>>,
 }
 
 /// What the engine hands a run thread.
@@ -322,7 +324,13 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             duration_ms,
             output: &ended.output,
         };
-        crate::exec::notify::after_run(&facts, &generic, store(), db_path);
+        crate::exec::notify::after_run(
+            &facts,
+            &generic,
+            &settings.notify_channels,
+            store(),
+            db_path,
+        );
     }
     Finished {
         run_id: job.run_id,

@@ -103,6 +103,10 @@ impl NotifyPreset {
     pub fn as_str(self) -> &'static str {
         Self::NAMES[self as usize]
     }
+
+    pub fn is_generic(&self) -> bool {
+        *self == NotifyPreset::Generic
+    }
 }
 
 /// `on` as stored before the event list: one word.
@@ -207,10 +211,15 @@ impl Default for Retries {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notify {
+    /// Where to POST; empty when `channel` names a configured channel instead.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
+    /// A `[[notify_channels]]` name from the server's config (its url, preset, secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     #[serde(deserialize_with = "one_or_many")]
     pub on: Vec<NotifyOn>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "NotifyPreset::is_generic")]
     pub preset: NotifyPreset,
     /// Telegram: the chat the bot writes to.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -105,6 +105,8 @@ pub struct Defaults {
     pub subagent: crate::exec::subagent::SubagentSettings,
     /// Where run worktrees are made (removed with their task).
     pub worktree_root: PathBuf,
+    /// The names of the config's `[[notify_channels]]` (a task's `notify.channel` is one).
+    pub notify_channels: Vec<String>,
 }
 
 /// The running services the catalog tells about every task change and asks to run things: the
@@ -467,6 +469,7 @@ impl Catalog {
             now,
         };
         let spec = validate::task_spec(input, &ctx)?;
+        self.check_channel(&spec)?;
         let id = crate::ids::task_id().map_err(|e| OpError::Internal(e.to_string()))?;
         let task = self.store.insert_task(&id, &spec, now)?;
         self.services.changed(&task.id, &[task.spec.trigger.kind()]);
@@ -499,6 +502,7 @@ impl Catalog {
             now,
         };
         let spec = validate::task_spec(&merged, &ctx)?;
+        self.check_channel(&spec)?;
         let task = self
             .store
             .update_task(&existing.id, &spec, now)?

@@ -61,6 +61,31 @@ impl Catalog {
 }
 
 impl Catalog {
+    /// A task's `notify.channel` must name one of the config's `[[notify_channels]]`.
+    pub(super) fn check_channel(
+        &self,
+        spec: &crate::tasks::model::TaskSpec,
+    ) -> Result<(), OpError> {
+        let Some(name) = spec.notify.as_ref().and_then(|n| n.channel.as_ref()) else {
+            return Ok(());
+        };
+        let known = &self.defaults.notify_channels;
+        if known.contains(name) {
+            return Ok(());
+        }
+        Err(OpError::Invalid(FieldError {
+            field: "notify.channel".into(),
+            message: if known.is_empty() {
+                format!("\"{name}\" is not configured: the server has no [[notify_channels]]; give notify.url instead, or ask the operator to add the channel")
+            } else {
+                format!(
+                    "\"{name}\" is not configured; the server's channels: {}",
+                    known.join(", ")
+                )
+            },
+        }))
+    }
+
     /// A task's failures in a row (when any) and why it was paused for them (when it was), as
     /// task views show them.
     pub(super) fn failures_view(

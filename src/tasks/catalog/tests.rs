@@ -102,6 +102,7 @@ fn source(tag: &str) -> (CatalogSource, Dir) {
                 grace: std::time::Duration::from_secs(1),
                 worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
                 worktree_keep: 1,
+                notify_channels: Default::default(),
             },
         },
         Arc::new(|_: &crate::tasks::runs::RunEvent| {}),
@@ -116,6 +117,7 @@ fn source(tag: &str) -> (CatalogSource, Dir) {
             task_timeout_secs: 60,
             subagent,
             worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
+            notify_channels: Vec::new(),
         },
         Services {
             engine,
@@ -456,6 +458,7 @@ fn timings() {
                 grace: std::time::Duration::from_secs(1),
                 worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
                 worktree_keep: 1,
+                notify_channels: Default::default(),
             },
         },
         Arc::new(|_: &crate::tasks::runs::RunEvent| {}),

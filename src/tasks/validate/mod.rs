@@ -498,14 +498,23 @@ fn notify_field(obj: &Map<String, Value>) -> Result<Option<Notify>, FieldError> 
     match obj.get("notify") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(n)) => {
-            reject_unknown(n, &["url", "on", "preset", "chat_id"], "notify")?;
-            let url = text_field(n, "url", "notify.url", limits::NOTIFY_URL)?
-                .ok_or_else(|| FieldError { field: "notify.url".into(), message: "is required: an http(s) URL that receives a JSON POST per finished run".into() })?;
+            reject_unknown(n, &["url", "on", "channel", "preset", "chat_id"], "notify")?;
+            let channel = text_field(n, "channel", "notify.channel", 100)?;
+            let url = text_field(n, "url", "notify.url", limits::NOTIFY_URL)?;
+            let url = match (url, &channel) {
+                (Some(_), Some(_)) => return err("notify", "give url or channel, not both"),
+                (None, None) => return err("notify.url", "is required (or channel: a [[notify_channels]] name from the server's config): an http(s) URL that receives a POST per run end it asks for"),
+                (None, Some(_)) => String::new(),
+                (Some(url), None) => url,
+            };
             let valid = (url.starts_with("http://") || url.starts_with("https://"))
                 && url.split("://").nth(1).is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
                 && !url.contains(char::is_whitespace);
-            if !valid {
+            if channel.is_none() && !valid {
                 return err("notify.url", format!("\"{url}\" is not an http(s) URL such as https://hooks.example.com/cron"));
+            }
+            if channel.is_some() && (n.contains_key("preset") || n.contains_key("chat_id")) {
+                return err("notify.channel", "a channel carries its own preset and chat_id (in the server's config); give only channel and on");
             }
             let words: Vec<&Value> = match n.get("on") {
                 None | Some(Value::Null) => Vec::new(),
@@ -535,7 +544,7 @@ fn notify_field(obj: &Map<String, Value>) -> Result<Option<Notify>, FieldError> 
             if preset != NotifyPreset::Telegram && chat_id.is_some() {
                 return err("notify.chat_id", "is only for preset telegram");
             }
-            Ok(Some(Notify { url, on, preset, chat_id }))
+            Ok(Some(Notify { url, channel, on, preset, chat_id }))
         }
         Some(other) => err(
             "notify",
