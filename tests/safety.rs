@@ -214,7 +214,8 @@ fn the_pause_survives_a_restart_and_catch_up_once_runs_once_after_it() {
         (chrono::Utc::now() - since >= chrono::Duration::seconds(3)).then_some(())
     });
     let before = mcp.runs(&ticker);
-    let out = ok_cli(&server, &["resume-all"]);
+    // `resume` is SPEC §9's name for resume-all.
+    let out = ok_cli(&server, &["resume"]);
     assert!(
         out.contains("resumed") && out.contains("maintenance window"),
         "{out}"

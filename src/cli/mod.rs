@@ -37,8 +37,8 @@ Usage:
   claudecron cancel RUN [--json]
   claudecron enable NAME [--json]
   claudecron disable NAME [--json]
-  claudecron pause-all REASON... [--json]
-  claudecron resume-all [--json]
+  claudecron pause-all REASON... [--json]   (or: pause REASON...)
+  claudecron resume-all [--json]            (or: resume)
   claudecron import-crontab FILE|-|--user [--dry-run] [--tz TZ] [--system] [--disabled] [--json]
   claudecron export --format systemd|k8s|crontab [TASK...] [--image IMAGE] [--out DIR] [--json]
   claudecron health [--url URL] [--config FILE]
@@ -64,6 +64,8 @@ Commands:
   disable           disable a task (disarms its triggers; nothing is deleted)
   pause-all         pause everything (no fires, manual runs refused; flags kept) until resume-all
   resume-all        end the pause; fires missed meanwhile follow each task's catch_up
+  pause             the same as pause-all
+  resume            the same as resume-all
   import-crontab    create a bash task per crontab line (cronie rules); --dry-run only shows them
   export            the tasks as systemd .service+.timer units, Kubernetes CronJobs or a crontab
   health            GET the server's /health: exit 0 when it answers 200, 1 otherwise (5 s at most)
@@ -99,6 +101,8 @@ const COMMANDS: &[&str] = &[
     "disable",
     "pause-all",
     "resume-all",
+    "pause",
+    "resume",
     "import-crontab",
     "export",
 ];

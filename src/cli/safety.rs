@@ -7,11 +7,16 @@ use super::CliError;
 use crate::config::Sources;
 use serde_json::json;
 
-/// The commands this module answers.
-pub const COMMANDS: &[&str] = &["pause-all", "resume-all"];
+/// The commands this module answers (`pause` and `resume`, SPEC §9's names, are the same).
+pub const COMMANDS: &[&str] = &["pause-all", "resume-all", "pause", "resume"];
 
 /// Run one of [`COMMANDS`].
 pub fn run(command: &str, args: &[String], sources: &Sources) -> Result<(), CliError> {
+    let command = match command {
+        "pause" => "pause-all",
+        "resume" => "resume-all",
+        other => other,
+    };
     let c = common(args)?;
     if let Some(flag) = c.rest.iter().find(|a| a.starts_with("--")) {
         return Err(CliError::Usage(format!(

@@ -225,9 +225,8 @@ mod tests {
         assert_eq!(plan.on_time, None);
         assert_eq!(plan.missed.len(), 5);
         assert_eq!(plan.reason, MissReason::Paused);
-        assert!(missed_rows(&plan.missed, plan.reason, CatchUp::Skip)[0]
-            .1
-            .contains("paused"));
+        let rows = missed_rows(&plan.missed, plan.reason, CatchUp::Skip);
+        assert!(rows[0].1.starts_with("skipped: paused: "), "{}", rows[0].1);
         // catch_up = once: one catch-up run for the latest of them.
         let plan = on_timer(&every_second, CatchUp::Once, t("2026-11-28T10:00:05Z"), w);
         assert_eq!(plan.catch_up, Some(t("2026-11-28T10:00:09Z")));

@@ -200,17 +200,22 @@ pub fn missed_rows(
         CatchUp::Skip => "skip",
         CatchUp::Once => "once",
     };
+    // Fires missed while paused carry the skip reason `paused` (SPEC §9), like `budget`.
+    let (head, summary) = match reason {
+        MissReason::Paused => ("skipped: paused:", "skipped: paused:"),
+        _ => ("missed:", "missed"),
+    };
     let reason = reason.text();
     let (each, rest) = missed.split_at(missed.len().min(MISSED_ROWS));
     let mut rows: Vec<(DateTime<Utc>, String)> = each
         .iter()
-        .map(|t| (*t, format!("missed: {reason} (catch_up = {policy})")))
+        .map(|t| (*t, format!("{head} {reason} (catch_up = {policy})")))
         .collect();
     if let (Some(first), Some(last)) = (rest.first(), rest.last()) {
         rows.push((
             *last,
             format!(
-                "missed {} more fires from {} to {}: {reason} (catch_up = {policy})",
+                "{summary} {} more fires from {} to {}: {reason} (catch_up = {policy})",
                 rest.len(),
                 rfc3339(*first),
                 rfc3339(*last)

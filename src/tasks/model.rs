@@ -78,7 +78,9 @@ pub enum NotifyOn {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum NotifyPreset {
+    /// SPEC §9 calls it `webhook`; both names are accepted.
     #[default]
+    #[serde(alias = "webhook")]
     Generic,
     Slack,
     Discord,
@@ -91,7 +93,7 @@ impl NotifyPreset {
 
     pub fn parse(text: &str) -> Option<NotifyPreset> {
         Some(match text {
-            "generic" => NotifyPreset::Generic,
+            "generic" | "webhook" => NotifyPreset::Generic,
             "slack" => NotifyPreset::Slack,
             "discord" => NotifyPreset::Discord,
             "telegram" => NotifyPreset::Telegram,

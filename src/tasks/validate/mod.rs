@@ -535,7 +535,7 @@ fn notify_field(obj: &Map<String, Value>) -> Result<Option<Notify>, FieldError> 
             }
             let preset = match string_field(n, "preset", "notify.preset")? {
                 None => NotifyPreset::Generic,
-                Some(p) => NotifyPreset::parse(&p).ok_or_else(|| FieldError { field: "notify.preset".into(), message: format!("\"{p}\" is not accepted; one of: {}", NotifyPreset::NAMES.join(", ")) })?,
+                Some(p) => NotifyPreset::parse(&p).ok_or_else(|| FieldError { field: "notify.preset".into(), message: format!("\"{p}\" is not accepted; one of: {} (webhook is generic)", NotifyPreset::NAMES.join(", ")) })?,
             };
             let chat_id = text_field(n, "chat_id", "notify.chat_id", 100)?;
             if preset == NotifyPreset::Telegram && chat_id.is_none() {
