@@ -704,7 +704,7 @@ fn secrets_are_masked_in_settings_and_never_echoed_in_errors() {
     assert_eq!(value("auth_tokens"), "(1 set, hidden)");
     assert_eq!(value("metrics_token"), "(set, hidden)");
     // Every key of the table is described once.
-    assert_eq!(shown.len(), 32);
+    assert_eq!(shown.len(), 34);
     // A short metrics token is refused without showing it.
     let e = refused(&sources(
         &dir,
@@ -776,5 +776,36 @@ fn spend_caps_and_api_prices_are_read_from_every_layer_and_bad_values_refused() 
     ] {
         let e = refused(&sources(&dir, Some(toml), &[], &[]));
         assert!(e.contains(want), "{toml}: {e}");
+    }
+}
+
+#[test]
+fn notify_channels_are_read_from_toml_and_checked_without_showing_urls_or_secrets() {
+    let dir = TempDir::new("claudecron-config-test-channels");
+    let c = ok(&sources(
+        &dir,
+        Some(
+            "[[notify_channels]]\nname = \"ops\"\nurl = \"https://hooks.example.com/T/s3cret\"\nsecret = \"k3y\"\n\n[[notify_channels]]\nname = \"tg\"\nurl = \"https://api.telegram.org/bot123:tgS3cretTok/sendMessage\"\npreset = \"telegram\"\nchat_id = \"-100\"\n",
+        ),
+        &[],
+        &[],
+    ));
+    let names: Vec<&str> = c.notify_channels.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["ops", "tg"]);
+    assert_eq!(c.notify_channels[0].secret.as_deref(), Some("k3y"));
+    let shown = format!("{:?} {:?}", c.notify_channels, c.describe());
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("k3y") && !shown.contains("tgS3cretTok"),
+        "{shown}"
+    );
+    for (bad, says) in [
+        ("[[notify_channels]]\nname = \"tg\"\nurl = \"https://x.example/s3cret\"\npreset = \"telegram\"\n", "chat_id"),
+        ("[[notify_channels]]\nname = \"a\"\nurl = \"ftp://x.example/s3cret\"\n", "url"),
+        ("[[notify_channels]]\nname = \"a\"\nurl = \"https://x.example/s3cret\"\npreset = \"slack\"\nsecret = \"s3cret\"\n", "generic"),
+        ("[[notify_channels]]\nname = \"a\"\nurl = \"https://x.example/a\"\n[[notify_channels]]\nname = \"a\"\nurl = \"https://x.example/b\"\n", "unique"),
+    ] {
+        let e = refused(&sources(&dir, Some(bad), &[], &[]));
+        assert_says(&e, &["notify_channels", says]);
+        assert!(!e.contains("s3cret"), "{e}");
     }
 }

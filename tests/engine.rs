@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Timelike, Utc};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
@@ -654,31 +654,10 @@ fn notify_webhook_receives_the_failed_run() {
         let Ok((stream, _)) = listener.accept() else {
             return;
         };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-        let mut reader = BufReader::new(stream);
-        let mut request_line = String::new();
-        let _ = reader.read_line(&mut request_line);
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-            }
-        }
-        let len = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; len];
-        let _ = reader.read_exact(&mut body);
-        let mut stream = reader.into_inner();
+        let (got, mut stream) = read_request(stream);
         let _ = stream
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        let _ = tx.send((request_line.trim().to_string(), headers, body));
+        let _ = tx.send((got.request_line, got.headers, got.body));
     });
 
     let server = Server::start_default();

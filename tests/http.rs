@@ -273,6 +273,8 @@ const TOOLS: &[&str] = &[
     "claudecron_run_task",
     "claudecron_cancel_run",
     "claudecron_trigger_hook",
+    "claudecron_pause_all",
+    "claudecron_resume_all",
 ];
 
 #[test]

@@ -117,7 +117,7 @@ fn discover_answers_natively_and_both_eras_serve_side_by_side() {
     let list = ok_result(&server, "tools/list", json!({}), None);
     assert_eq!(list["resultType"], "complete");
     assert!(list["ttlMs"].is_u64() && list["cacheScope"].is_string());
-    assert_eq!(list["tools"].as_array().map(Vec::len), Some(12), "{list}");
+    assert_eq!(list["tools"].as_array().map(Vec::len), Some(14), "{list}");
     // No session is made or echoed; a stray Mcp-Session-Id is ignored.
     let resp = modern_req(&server, "tools/list", json!({}), None)
         .header("MCP-Session-Id", "not-a-session")
@@ -128,7 +128,7 @@ fn discover_answers_natively_and_both_eras_serve_side_by_side() {
     let sid = server.session();
     let tools = server.rpc(&sid, "tools/list", json!({}));
     assert!(tools["result"].get("resultType").is_none(), "{tools}");
-    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(12));
+    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(14));
 }
 
 #[test]

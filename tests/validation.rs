@@ -1195,7 +1195,7 @@ fn every_trigger_type_and_policy_is_accepted_when_valid() {
     );
     let notify = spec.notify.unwrap();
     assert_eq!(notify.url, "https://hooks.example.com/cron");
-    assert_eq!(notify.on, NotifyOn::Always);
+    assert_eq!(notify.on, vec![NotifyOn::Always]);
 
     // retries as a bare number is max_attempts; notify.on defaults to failure.
     let spec = add(&bash(
@@ -1204,7 +1204,7 @@ fn every_trigger_type_and_policy_is_accepted_when_valid() {
     .unwrap();
     assert_eq!(spec.retries.max_attempts, 2);
     assert_eq!(spec.retries.backoff_seconds, 30);
-    assert_eq!(spec.notify.unwrap().on, NotifyOn::Failure);
+    assert_eq!(spec.notify.unwrap().on, vec![NotifyOn::Failure]);
 
     // Limits are inclusive.
     let name100 = "é".repeat(100); // 100 characters, 200 bytes

@@ -12,6 +12,7 @@ mod health;
 mod import;
 mod ops;
 mod remote;
+mod safety;
 
 use crate::config::{self, Config, Sources};
 use flags::split_flag;
@@ -36,6 +37,8 @@ Usage:
   claudecron cancel RUN [--json]
   claudecron enable NAME [--json]
   claudecron disable NAME [--json]
+  claudecron pause-all REASON... [--json]   (or: pause REASON...)
+  claudecron resume-all [--json]            (or: resume)
   claudecron import-crontab FILE|-|--user [--dry-run] [--tz TZ] [--system] [--disabled] [--json]
   claudecron export --format systemd|k8s|crontab [TASK...] [--image IMAGE] [--out DIR] [--json]
   claudecron health [--url URL] [--config FILE]
@@ -59,6 +62,10 @@ Commands:
   cancel            cancel a queued or running run
   enable            enable a task (re-arms its triggers)
   disable           disable a task (disarms its triggers; nothing is deleted)
+  pause-all         pause everything (no fires, manual runs refused; flags kept) until resume-all
+  resume-all        end the pause; fires missed meanwhile follow each task's catch_up
+  pause             the same as pause-all
+  resume            the same as resume-all
   import-crontab    create a bash task per crontab line (cronie rules); --dry-run only shows them
   export            the tasks as systemd .service+.timer units, Kubernetes CronJobs or a crontab
   health            GET the server's /health: exit 0 when it answers 200, 1 otherwise (5 s at most)
@@ -92,6 +99,10 @@ const COMMANDS: &[&str] = &[
     "cancel",
     "enable",
     "disable",
+    "pause-all",
+    "resume-all",
+    "pause",
+    "resume",
     "import-crontab",
     "export",
 ];
@@ -269,6 +280,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
         "health" => crate::cli::health::run(&parsed.rest, &parsed.sources),
         "import-crontab" => import::run(&parsed.rest, &parsed.sources),
         c if ops::COMMANDS.contains(&c) => ops::run(c, &parsed.rest, &parsed.sources),
+        c if safety::COMMANDS.contains(&c) => safety::run(c, &parsed.rest, &parsed.sources),
         "client-config" => client_config(&parsed.rest, &parsed.sources),
         "backup" => backup(&parsed.rest, &parsed.sources),
         "api-docs" => {

@@ -5,7 +5,7 @@
 mod values;
 pub use values::MetricsAuth;
 use values::*;
-pub use values::{expand_tilde, is_loopback_host, ApiPrice};
+pub use values::{expand_tilde, is_loopback_host, ApiPrice, NotifyChannel};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -53,6 +53,10 @@ pub struct Config {
     pub api_prices: Vec<ApiPrice>,
     /// Run worktrees (`worktree: true`) kept per task; older ones are removed.
     pub worktree_keep_per_task: usize,
+    /// Failed runs in a row after which a task is disabled (its own field wins; 0: never).
+    pub pause_after_failures: u32,
+    /// Named notification targets (`[[notify_channels]]`) tasks refer to by `notify.channel`.
+    pub notify_channels: Vec<NotifyChannel>,
     /// Where the file layer came from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -73,6 +77,7 @@ enum Kind {
     Int { min: u64, max: u64 },
     List,
     Usd,
+    Channels,
 }
 
 /// Every key SPEC §6 knows, its type and its default (as the string a user would write).
@@ -173,6 +178,12 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
         Kind::Int { min: 1, max: 1000 },
         Some("10"),
     ),
+    (
+        "pause_after_failures",
+        Kind::Int { min: 0, max: 1000 },
+        Some("0"),
+    ),
+    ("notify_channels", Kind::Channels, None),
 ];
 
 /// Keys whose values are secrets: masked by `check`, never logged.
@@ -181,6 +192,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "anthropic_api_key",
     "metrics_token",
     "calendar_token",
+    "notify_channels",
 ];
 
 /// A raw value from one layer, before typing.
@@ -210,19 +222,6 @@ impl Sources {
             home: std::env::var_os("HOME").map(PathBuf::from),
         }
     }
-}
-
-fn key_kind(key: &str) -> Option<Kind> {
-    KEYS.iter()
-        .find(|(k, _, _)| *k == key)
-        .map(|(_, kind, _)| *kind)
-}
-
-fn accepted_keys() -> String {
-    KEYS.iter()
-        .map(|(k, _, _)| *k)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Which file to read: `--config`, else `$CLAUDECRON_CONFIG`, else `~/.claudecron/config.toml`,
@@ -505,6 +504,8 @@ fn build(
         daily_budget_usd,
         api_prices,
         worktree_keep_per_task: int(take("worktree_keep_per_task")) as usize,
+        pause_after_failures: int(take("pause_after_failures")) as u32,
+        notify_channels: channels(take("notify_channels")),
         source_file: file,
     })
 }
@@ -616,6 +617,14 @@ impl Config {
             (
                 "worktree_keep_per_task".into(),
                 self.worktree_keep_per_task.to_string(),
+            ),
+            (
+                "pause_after_failures".into(),
+                self.pause_after_failures.to_string(),
+            ),
+            (
+                "notify_channels".into(),
+                channel_names(&self.notify_channels),
             ),
             (
                 "api_prices".into(),

@@ -13,6 +13,101 @@ pub(super) enum Typed {
     Int(u64),
     List(Vec<String>),
     Usd(f64),
+    Channels(Vec<NotifyChannel>),
+}
+
+pub(super) fn key_kind(key: &str) -> Option<Kind> {
+    KEYS.iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, kind, _)| *kind)
+}
+
+pub(super) fn accepted_keys() -> String {
+    KEYS.iter()
+        .map(|(k, _, _)| *k)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A named notification target from `[[notify_channels]]`: where and in which shape, and for
+/// the generic preset an optional HMAC secret. Its URL and secret are never shown.
+#[derive(Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyChannel {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub preset: crate::tasks::model::NotifyPreset,
+    #[serde(default)]
+    pub chat_id: Option<String>,
+    /// Generic preset: `X-Claudecron-Signature: sha256=HEX` (HMAC-SHA256 of the body).
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// Never the URL or the secret (either may carry a token).
+impl std::fmt::Debug for NotifyChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NotifyChannel({}, {})", self.name, self.preset.as_str())
+    }
+}
+
+pub(super) fn channels(t: Typed) -> Vec<NotifyChannel> {
+    match t {
+        Typed::Channels(c) => c,
+        _ => Vec::new(),
+    }
+}
+
+/// `check`'s line: the names and presets only (URLs and secrets may carry tokens).
+pub(super) fn channel_names(channels: &[NotifyChannel]) -> String {
+    let names: Vec<String> = channels
+        .iter()
+        .map(|c| format!("{} ({})", c.name, c.preset.as_str()))
+        .collect();
+    format!("[{}]", names.join(", "))
+}
+
+/// `[[notify_channels]]` (TOML) or the same as a JSON array (environment): each checked, the
+/// error naming the channel and field, never a URL or secret.
+fn parse_channels(raw: &Raw) -> Result<Vec<NotifyChannel>, String> {
+    let json = match raw {
+        Raw::Toml(v) => serde_json::to_value(v).map_err(|e| e.to_string())?,
+        Raw::Text(s) if s.trim().is_empty() => return Ok(Vec::new()),
+        Raw::Text(s) => {
+            serde_json::from_str(s).map_err(|e| format!("is not a JSON array of channels ({e})"))?
+        }
+    };
+    let channels: Vec<NotifyChannel> = serde_json::from_value(json).map_err(|e| {
+        format!("{e}; each channel is {{name, url, preset (generic, slack, discord, telegram, ntfy), chat_id (telegram), secret (generic)}}")
+    })?;
+    let mut seen = std::collections::HashSet::new();
+    for c in &channels {
+        let at = format!("channel \"{}\"", c.name);
+        if c.name.is_empty() || c.name.len() > 100 || !seen.insert(c.name.as_str()) {
+            return Err(format!("{at}: a name is 1-100 characters and unique"));
+        }
+        let host = c.url.split("://").nth(1).unwrap_or("");
+        if !(c.url.starts_with("http://") || c.url.starts_with("https://"))
+            || host.is_empty()
+            || host.starts_with('/')
+            || c.url.contains(char::is_whitespace)
+        {
+            return Err(format!("{at}: url is not an http(s) URL"));
+        }
+        let telegram = c.preset == crate::tasks::model::NotifyPreset::Telegram;
+        if telegram != c.chat_id.is_some() {
+            return Err(format!(
+                "{at}: chat_id is required with preset telegram, and only there"
+            ));
+        }
+        if c.secret.is_some() && c.preset != crate::tasks::model::NotifyPreset::Generic {
+            return Err(format!(
+                "{at}: secret (the HMAC signature) is for preset generic only"
+            ));
+        }
+    }
+    Ok(channels)
 }
 
 pub(super) fn describe_toml(value: &toml::Value) -> String {
@@ -40,6 +135,7 @@ pub(super) fn typed_value(key: &str, kind: Kind, raw: &Raw) -> Result<Typed, Str
         }
     };
     match (kind, raw) {
+        (Kind::Channels, raw) => parse_channels(raw).map(Typed::Channels),
         (
             Kind::Str | Kind::OptStr | Kind::Path | Kind::OptPath,
             Raw::Toml(toml::Value::String(s)),

@@ -88,6 +88,7 @@ impl Engine {
     fn record_missed(&mut self, task: &Task, plan: &plan::TimerPlan, now: DateTime<Utc>) {
         let metrics = crate::metrics::global();
         metrics.fires_missed(&task.spec.name, plan.missed_count as u64);
+        let mut first: Option<i64> = None;
         for (t, error) in plan::missed_rows(&plan.missed, plan.reason, task.spec.catch_up) {
             let inserted = self.store.insert_run(&NewRun {
                 task_id: &task.id,
@@ -101,7 +102,10 @@ impl Engine {
                 context: None,
             });
             match inserted {
-                Ok(_) => metrics.run_ended(&task.spec.name, RunStatus::Skipped.as_str(), None),
+                Ok(id) => {
+                    first.get_or_insert(id);
+                    metrics.run_ended(&task.spec.name, RunStatus::Skipped.as_str(), None)
+                }
                 Err(e) => log::debug!(
                     "missed fire of {} at {} not recorded: {e}",
                     task.id,
@@ -115,5 +119,23 @@ impl Engine {
             plan.missed.len(),
             plan.reason.text()
         );
+        // One `missed` notification per wake, recorded on the first skipped row.
+        if let Some(run_id) = first {
+            let error = format!(
+                "{} fire(s) missed: {}",
+                plan.missed_count,
+                plan.reason.text()
+            );
+            let facts = crate::exec::notify::Facts {
+                task,
+                run_id,
+                status: RunStatus::Skipped,
+                error: Some(&error),
+                duration_ms: 0,
+                output: "",
+            };
+            let channels = &self.settings.run.notify_channels;
+            crate::exec::notify::task_event(&facts, "missed", channels, &self.settings.db_path);
+        }
     }
 }

@@ -18,6 +18,8 @@ pub enum EngineError {
     Down(&'static str),
     /// The database failed.
     Db(String),
+    /// Everything is paused (`pause_all`): the text says since when, why and how to resume.
+    Paused(String),
 }
 
 impl std::fmt::Display for EngineError {
@@ -30,6 +32,7 @@ impl std::fmt::Display for EngineError {
             ),
             EngineError::Down(why) => f.write_str(why),
             EngineError::Db(msg) => write!(f, "database error: {msg}"),
+            EngineError::Paused(why) => f.write_str(why),
         }
     }
 }
@@ -60,6 +63,13 @@ pub(super) enum Msg {
         reply: Sender<Result<(), EngineError>>,
     },
     Finished(run::Finished),
+    PauseAll {
+        reason: String,
+        reply: Sender<Result<(PauseState, bool), EngineError>>,
+    },
+    ResumeAll {
+        reply: Sender<Result<Option<PauseState>, EngineError>>,
+    },
     ClockChanged,
     Shutdown(Sender<()>),
 }
@@ -99,6 +109,8 @@ pub struct EngineHandle {
     pub(super) waiters: Arc<Waiters>,
     pub(super) running: Arc<AtomicUsize>,
     pub(super) alive: Arc<AtomicBool>,
+    /// The pause of everything, written by the engine thread only.
+    pub(super) pause: Arc<Mutex<Option<PauseState>>>,
 }
 
 impl EngineHandle {
@@ -149,6 +161,23 @@ impl EngineHandle {
     /// before reading the run's status to avoid missing the event.
     pub fn subscribe(&self, run_id: i64) -> Receiver<()> {
         self.waiters.subscribe(run_id)
+    }
+
+    /// Pause everything (see `engine::pause`); returns the pause and whether it was already in
+    /// force.
+    pub fn pause_all(&self, reason: &str) -> Result<(PauseState, bool), EngineError> {
+        let reason = reason.to_string();
+        self.ask(|reply| Msg::PauseAll { reason, reply })
+    }
+
+    /// End the pause of everything; returns the pause that ended, if there was one.
+    pub fn resume_all(&self) -> Result<Option<PauseState>, EngineError> {
+        self.ask(|reply| Msg::ResumeAll { reply })
+    }
+
+    /// The pause of everything now, if any.
+    pub fn paused(&self) -> Option<PauseState> {
+        self.pause.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Runs executing now.

@@ -8,6 +8,7 @@
 
 mod fires;
 mod handle;
+mod pause;
 pub(crate) mod plan;
 mod runs;
 pub(crate) mod timers;
@@ -22,6 +23,7 @@ use chrono::{DateTime, Utc};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 pub use handle::{EngineError, EngineHandle, RunListener};
 use handle::{Msg, Waiters};
+pub use pause::{PauseState, MAX_REASON_CHARS};
 use plan::{Admit, AfterEnd, FireDecision, Wake};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -39,6 +41,8 @@ pub struct EngineSettings {
     pub run: RunSettings,
     /// The config's `daily_budget_usd`: all subagent runs together per UTC day.
     pub daily_budget_usd: Option<f64>,
+    /// The config's `pause_after_failures` (a task's own value wins; 0: never).
+    pub pause_after_failures: u32,
 }
 
 /// Tasks read per query when arming at start.
@@ -78,7 +82,10 @@ struct Engine {
     listener: RunListener,
     shutting_down: Arc<AtomicBool>,
     shutdown_ack: Option<Sender<()>>,
+    /// Fire times before it count as missed: the start, or the end of a pause.
     boot: DateTime<Utc>,
+    /// The last pause of everything that ended (since, until): what missed fires in it say.
+    last_pause: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// When each task last had a run started (a rising count), for fair admission.
     last_start: HashMap<String, u64>,
     starts: u64,
@@ -122,6 +129,7 @@ pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHa
         waiters: Arc::new(Waiters::default()),
         running: Arc::new(AtomicUsize::new(0)),
         alive: Arc::new(AtomicBool::new(true)),
+        pause: Arc::default(),
     };
     let mut engine = Engine {
         store,
@@ -136,12 +144,14 @@ pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHa
         shutting_down: Arc::new(AtomicBool::new(false)),
         shutdown_ack: None,
         boot: now,
+        last_pause: None,
         last_start: HashMap::new(),
         starts: 0,
         batching: false,
         unrecorded: Vec::new(),
         schedules: ScheduleCache::default(),
     };
+    engine.load_pause()?;
     // Every enabled time-based task with its cursor, a page at a time; resumed from the cursor
     // so fires missed while the server was down are found.
     let mut after = 0;
@@ -213,7 +223,9 @@ impl Engine {
         let mut last_wall = Utc::now();
         let mut last_mono = Instant::now();
         loop {
-            let msg = match self.timers.first() {
+            // While paused no timer is dealt with: they wait, due, for the resume.
+            let first = self.timers.first().filter(|_| !self.paused());
+            let msg = match first {
                 Some(t) => {
                     let wait = (t - Utc::now()).to_std().unwrap_or(Duration::ZERO);
                     match rx.recv_timeout(wait) {
@@ -251,6 +263,7 @@ impl Engine {
                     now,
                     boot: self.boot,
                     jumped: jump.is_some(),
+                    paused: self.last_pause,
                 };
                 self.fire_due(wake);
                 self.admit();
@@ -298,6 +311,20 @@ impl Engine {
                     Err(EngineError::Down("the server is shutting down"))
                 } else {
                     match self.store.get_task(&task_id) {
+                        // An event for a task disabled meanwhile (auto-pause, a toggle racing
+                        // the watcher or a debounced hook) starts nothing.
+                        Ok(Some(task))
+                            if !task.spec.enabled
+                                && matches!(
+                                    trigger,
+                                    TriggerKind::FileWatch | TriggerKind::Hook
+                                ) =>
+                        {
+                            Err(EngineError::NotFound(format!(
+                                "task {} is disabled",
+                                task.spec.name
+                            )))
+                        }
                         Ok(Some(task)) => self.fire(&task, trigger, None, context.as_ref(), now),
                         Ok(None) => Err(EngineError::NotFound(format!(
                             "task {task_id} does not exist"
@@ -311,6 +338,12 @@ impl Engine {
                 let _ = reply.send(self.cancel(run_id, now));
             }
             Msg::Finished(done) => self.finished(done, now),
+            Msg::PauseAll { reason, reply } => {
+                let _ = reply.send(self.pause_all(reason, now));
+            }
+            Msg::ResumeAll { reply } => {
+                let _ = reply.send(self.resume_all(now));
+            }
             Msg::ClockChanged => log::info!("the wall clock was set; re-checking fire times"),
             Msg::Shutdown(ack) => {
                 self.shutting_down.store(true, Ordering::Relaxed);
@@ -373,7 +406,7 @@ impl Engine {
     /// Deal with every timer due at `wake`: their cursor moves and run rows are written in one
     /// transaction (one commit for all the tasks due in the same second); admission follows.
     fn fire_due(&mut self, wake: Wake) {
-        if self.timers.first().is_none_or(|t| t > wake.now) {
+        if self.paused() || self.timers.first().is_none_or(|t| t > wake.now) {
             return;
         }
         let batched = match self.store.begin_batch() {
@@ -422,6 +455,9 @@ impl Engine {
         context: Option<&RunContext>,
         now: DateTime<Utc>,
     ) -> Result<i64, EngineError> {
+        if let Some(pause) = self.pause_state() {
+            return Err(EngineError::Paused(pause.refusal()));
+        }
         let load = plan::Load {
             active: self.active_run(&task.id),
             queued_for_task: self.queue.iter().filter(|q| q.task_id == task.id).count(),
@@ -483,7 +519,10 @@ impl Engine {
     /// Start the queued runs that `plan::admission` lets through.
     fn admit(&mut self) {
         crate::metrics::global().set_queue_length(self.queue.len());
-        if self.queue.is_empty() || self.running.len() >= self.settings.max_concurrent {
+        if self.queue.is_empty()
+            || self.running.len() >= self.settings.max_concurrent
+            || self.paused()
+        {
             return;
         }
         let mut tasks: HashMap<String, Option<Task>> = HashMap::new();

@@ -62,6 +62,8 @@ pub enum MissReason {
     NotRunning,
     /// The wall clock jumped past them.
     ClockJump,
+    /// Everything was paused (`pause_all`) at those times.
+    Paused,
 }
 
 impl MissReason {
@@ -73,6 +75,7 @@ impl MissReason {
             MissReason::ClockJump => {
                 "the wall clock jumped past this fire time (host sleep or clock step)"
             }
+            MissReason::Paused => "claudecron was paused (pause_all) at this fire time",
         }
     }
 }
@@ -108,6 +111,21 @@ pub struct Wake {
     pub boot: DateTime<Utc>,
     /// A forward wall-clock jump was seen at this wake.
     pub jumped: bool,
+    /// The last pause of everything that ended (since, until), if any.
+    pub paused: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// Why these fire times were missed: a clock jump seen at this wake, else the last pause when
+/// they all fell inside it, else the server was not running (or too late).
+pub fn miss_reason(wake: &Wake, missed: &[DateTime<Utc>]) -> MissReason {
+    let in_pause = |t: &DateTime<Utc>| wake.paused.is_some_and(|(a, b)| a <= *t && *t <= b);
+    if wake.jumped {
+        MissReason::ClockJump
+    } else if !missed.is_empty() && missed.iter().all(in_pause) {
+        MissReason::Paused
+    } else {
+        MissReason::NotRunning
+    }
 }
 
 /// A task's timer for `first` went off at `wake`: enumerate every due fire time, decide which
@@ -138,6 +156,7 @@ pub fn on_timer(rule: &FireRule, catch_up: CatchUp, first: DateTime<Utc>, wake: 
         .then(|| missed.last().copied())
         .flatten();
     let missed_count = missed.len();
+    let reason = miss_reason(&wake, &missed);
     let missed = missed
         .into_iter()
         .filter(|t| Some(*t) != catch_up_run)
@@ -149,11 +168,7 @@ pub fn on_timer(rule: &FireRule, catch_up: CatchUp, first: DateTime<Utc>, wake: 
         catch_up: catch_up_run,
         missed,
         missed_count,
-        reason: if wake.jumped {
-            MissReason::ClockJump
-        } else {
-            MissReason::NotRunning
-        },
+        reason,
         overflow,
         next: if once {
             None
@@ -185,17 +200,22 @@ pub fn missed_rows(
         CatchUp::Skip => "skip",
         CatchUp::Once => "once",
     };
+    // Fires missed while paused carry the skip reason `paused` (SPEC §9), like `budget`.
+    let (head, summary) = match reason {
+        MissReason::Paused => ("skipped: paused:", "skipped: paused:"),
+        _ => ("missed:", "missed"),
+    };
     let reason = reason.text();
     let (each, rest) = missed.split_at(missed.len().min(MISSED_ROWS));
     let mut rows: Vec<(DateTime<Utc>, String)> = each
         .iter()
-        .map(|t| (*t, format!("missed: {reason} (catch_up = {policy})")))
+        .map(|t| (*t, format!("{head} {reason} (catch_up = {policy})")))
         .collect();
     if let (Some(first), Some(last)) = (rest.first(), rest.last()) {
         rows.push((
             *last,
             format!(
-                "missed {} more fires from {} to {}: {reason} (catch_up = {policy})",
+                "{summary} {} more fires from {} to {}: {reason} (catch_up = {policy})",
                 rest.len(),
                 rfc3339(*first),
                 rfc3339(*last)
@@ -203,6 +223,28 @@ pub fn missed_rows(
         ));
     }
     rows
+}
+
+/// How a run's end counts in its task's failures in a row (auto-pause): Some(true) one more
+/// (failed, timed out), Some(false) back to zero (success), None not at all (skipped,
+/// cancelled, interrupted: the task did not get to fail).
+pub fn failure_streak(status: RunStatus) -> Option<bool> {
+    match status {
+        RunStatus::Failed | RunStatus::Timeout => Some(true),
+        RunStatus::Success => Some(false),
+        _ => None,
+    }
+}
+
+/// After `consecutive` failed runs in a row, with the task's `pause_after_failures` (None: the
+/// config's `default`; 0: never): the reason the task is disabled, if it is now.
+pub fn auto_pause(own: Option<u32>, default: u32, consecutive: u32) -> Option<String> {
+    let limit = own.unwrap_or(default);
+    (limit > 0 && consecutive >= limit).then(|| {
+        format!(
+            "{consecutive} failed or timed-out runs in a row (pause_after_failures = {limit}); enable the task again to resume it"
+        )
+    })
 }
 
 /// What a fire becomes.
@@ -424,4 +466,4 @@ pub fn after_fires(on: AfterOn, status: RunStatus) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

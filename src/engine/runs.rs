@@ -203,6 +203,12 @@ impl Engine {
             self.timers
                 .set(TimerKey::Unrecorded, now + UNRECORDED_RETRY);
         }
+        // Counted before the waiters wake, so a client that waited sees the task as it is now.
+        let task = self.store.get_task(&done.task_id).ok().flatten();
+        let auto_paused = !self.shutting_down.load(Ordering::Relaxed)
+            && task
+                .as_ref()
+                .is_some_and(|t| self.count_failures(t, &done, now));
         // Woken once the run has left the running set: a client that waited for the end and
         // starts the task again at once must not find this run still "active" (overlap). A
         // deferred run is queued again, not over: its waiters keep waiting.
@@ -222,9 +228,14 @@ impl Engine {
             self.defer(&done, until, now);
             return;
         }
-        let Ok(Some(task)) = self.store.get_task(&done.task_id) else {
+        let Some(task) = task else {
             return;
         };
+        if auto_paused {
+            // Disabled for its failures: no retry; its `after` tasks learn the outcome.
+            self.chain_after(&done, now);
+            return;
+        }
         match plan::after_end(done.status, done.attempt, &task.spec.retries, now) {
             AfterEnd::Retry {
                 due,

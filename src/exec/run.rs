@@ -1,18 +1,18 @@
 //! One run, on its own thread: builds the process for a task (command, environment, cwd, stdin),
 //! runs it through `process`, streams live output into the store, records how it ended, and
-//! sends the task's `notify` webhook. It decides nothing about when or whether to run (that is
+//! hands the end to `notify` (the task's notification). It decides nothing about when or whether to run (that is
 //! the engine's job) and uses its own store connection.
 
 use crate::exec::process::{self, Ending, ProcessSpec, RunMarker};
 use crate::exec::subagent::{self, SubagentJob, SubagentOutcome, SubagentSettings};
 use crate::exec::worktree;
 use crate::store::{RunEnd, RunUsage, Store};
-use crate::tasks::model::{NotifyOn, Task, TaskType};
+use crate::tasks::model::{Task, TaskType};
 use crate::tasks::runs::{RunContext, RunEvent, RunStatus, TriggerKind};
 use crate::util::{rfc3339_auto, rfc3339_millis, tail};
 use chrono::{DateTime, Utc};
 use crossbeam_channel::Receiver;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,6 +30,8 @@ pub struct RunSettings {
     /// Where run worktrees are made (`worktree: true`), and how many per task are kept.
     pub worktree_root: PathBuf,
     pub worktree_keep: usize,
+    /// The config's `[[notify_channels]]`, for tasks whose `notify.channel` names one.
+    pub notify_channels: std::sync::Arc<Vec<crate::config::NotifyChannel>>,
 }
 
 /// What the engine hands a run thread.
@@ -297,44 +299,38 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
         job.trigger,
         error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
     );
-    if let Some(notify) = job
-        .task
-        .spec
-        .notify
-        .as_ref()
-        .filter(|_| deferred_until.is_none())
-    {
-        let wanted = match notify.on {
-            NotifyOn::Always => true,
-            NotifyOn::Success => status == RunStatus::Success,
-            NotifyOn::Failure => status != RunStatus::Success,
+    if job.task.spec.notify.is_some() && deferred_until.is_none() {
+        let excerpt = tail(&ended.output, 2000).to_string();
+        let generic = json!({
+            "event": "run_finished",
+            "task": {"id": job.task.id, "name": job.task.spec.name, "type": job.task.spec.task_type.as_str()},
+            "run": {
+                "id": job.run_id, "trigger": job.trigger, "status": status, "attempt": job.attempt,
+                "scheduled_for": scheduled_at, "started_at": rfc3339_millis(job.started_at),
+                "finished_at": rfc3339_millis(finished_at), "duration_ms": duration_ms,
+                "exit_code": ended.exit_code, "error": error,
+                "runner": (!ended.runner.is_empty()).then_some(ended.runner),
+                "model": ended.model, "cost_usd": ended.cost_usd,
+            },
+            "output_excerpt": excerpt,
+        });
+        // Sent on its own thread: a slow or dead receiver must not hold the run's slot, its
+        // waiters, retries or `after` chaining.
+        let facts = crate::exec::notify::Facts {
+            task: &job.task,
+            run_id: job.run_id,
+            status,
+            error: error.as_deref(),
+            duration_ms,
+            output: &ended.output,
         };
-        if wanted {
-            let excerpt = tail(&ended.output, 2000).to_string();
-            let body = json!({
-                "event": "run_finished",
-                "task": {"id": job.task.id, "name": job.task.spec.name, "type": job.task.spec.task_type.as_str()},
-                "run": {
-                    "id": job.run_id, "trigger": job.trigger, "status": status, "attempt": job.attempt,
-                    "scheduled_for": scheduled_at, "started_at": rfc3339_millis(job.started_at),
-                    "finished_at": rfc3339_millis(finished_at), "duration_ms": duration_ms,
-                    "exit_code": ended.exit_code, "error": error,
-                    "runner": (!ended.runner.is_empty()).then_some(ended.runner),
-                    "model": ended.model, "cost_usd": ended.cost_usd,
-                },
-                "output_excerpt": excerpt,
-            });
-            // On its own thread: a slow or dead receiver (3 attempts of up to 10 s) must not
-            // hold the run's slot, its waiters, retries or `after` chaining.
-            let url = notify.url.clone();
-            let run_id = job.run_id;
-            let spawned = std::thread::Builder::new()
-                .name(format!("notify-{run_id}"))
-                .spawn(move || send_webhook(&url, &body, run_id));
-            if let Err(e) = spawned {
-                log::error!("run {run_id}: cannot start the notify thread: {e}");
-            }
-        }
+        crate::exec::notify::after_run(
+            &facts,
+            &generic,
+            &settings.notify_channels,
+            store(),
+            db_path,
+        );
     }
     Finished {
         run_id: job.run_id,
@@ -522,40 +518,6 @@ fn run_task(
                 signal: outcome.signal,
                 ..Default::default()
             }
-        }
-    }
-}
-
-/// POST the body; 3 attempts, 10 s each, 1 s and 2 s apart. Failures are logged, never fatal.
-pub fn send_webhook(url: &str, body: &Value, run_id: i64) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    for attempt in 1..=3u64 {
-        match agent
-            .post(url)
-            .header(
-                "User-Agent",
-                concat!("claudecron/", env!("CARGO_PKG_VERSION")),
-            )
-            .send_json(body)
-        {
-            Ok(resp) if resp.status().is_success() => {
-                log::info!("run {run_id}: notify webhook delivered");
-                return;
-            }
-            Ok(resp) => log::warn!(
-                "run {run_id}: notify webhook answered {} (attempt {attempt} of 3)",
-                resp.status()
-            ),
-            Err(e) => {
-                log::warn!("run {run_id}: notify webhook failed: {e} (attempt {attempt} of 3)")
-            }
-        }
-        if attempt < 3 {
-            std::thread::sleep(Duration::from_secs(attempt));
         }
     }
 }

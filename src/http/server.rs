@@ -201,6 +201,7 @@ pub fn serve(config: Config) -> Result<(), String> {
             max_concurrent: config.max_concurrent_tasks,
             history_keep_per_task: config.history_keep_per_task as i64,
             daily_budget_usd: config.daily_budget_usd,
+            pause_after_failures: config.pause_after_failures,
             run: RunSettings {
                 subagent: subagent_settings.clone(),
                 output_max_bytes: config.output_max_bytes,
@@ -208,6 +209,7 @@ pub fn serve(config: Config) -> Result<(), String> {
                 grace: RUN_GRACE,
                 worktree_root: config.worktree_root(),
                 worktree_keep: config.worktree_keep_per_task,
+                notify_channels: std::sync::Arc::new(config.notify_channels.clone()),
             },
         },
         run_listener(Arc::clone(&sessions), watch_handle.clone()),
@@ -221,6 +223,11 @@ pub fn serve(config: Config) -> Result<(), String> {
             task_timeout_secs: config.task_timeout_secs,
             subagent: subagent_settings,
             worktree_root: config.worktree_root(),
+            notify_channels: config
+                .notify_channels
+                .iter()
+                .map(|c| c.name.clone())
+                .collect(),
         },
         Services {
             engine,

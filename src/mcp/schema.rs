@@ -52,13 +52,14 @@ pub(super) fn task_properties() -> Value {
         "precheck": {"type": "string", "maxLength": L::COMMAND, "description": "A cheap shell command (/bin/sh -c, same cwd and env) run before each run, at most 60 s. Exit 0: the run goes ahead; its output (up to 16 KiB) is in CLAUDECRON_PRECHECK_OUTPUT and, for a subagent, appended to the prompt as context. Non-zero: the run is recorded skipped with reason precheck and nothing else runs (no API call, no cost). E.g. \"git log --since=yesterday --oneline | grep .\" (no new commits: no run)."},
         "max_budget_usd": {"type": "number", "exclusiveMinimum": 0, "maximum": 10000, "description": "Subagent only: the most one run may spend in USD (claude-code: --max-budget-usd; the run ends failed with reason max_budget_usd when it reaches it)."},
         "worktree": {"type": "boolean", "default": false, "description": "Subagent only: run each run in a fresh git worktree of cwd's repository (from its HEAD), on a branch claudecron/run-<run id>, under the server's data directory; the live checkout is never touched. The run shows worktree {path, branch}, left for review; the newest worktree_keep_per_task (config, default 10) are kept, and claudecron_delete_task removes the task's. Needs cwd inside a git repository."},
+        "pause_after_failures": {"type": "integer", "minimum": 0, "maximum": 1000, "description": "After this many failed or timed-out runs in a row the task is disabled with a paused_reason (shown by claudecron_get_task and claudecron_list_tasks); enabling it again clears the reason and the count. 0: never; absent: the server's pause_after_failures (default 0)."},
         "daily_budget_usd": {"type": "number", "exclusiveMinimum": 0, "maximum": 10000, "description": "Subagent only: the most this task may spend per UTC day; once its runs' cost today reaches it, further fires are recorded skipped with reason budget and nothing starts. The server's daily_budget_usd caps all tasks together."},
         "max_tokens": {"type": "integer", "minimum": 1, "maximum": 128000, "description": "Subagent only (api runner): response token limit; default 4096."},
         "system": {"type": "string", "maxLength": L::SYSTEM, "description": "Subagent only: a system prompt (api runner), or text appended to Claude Code's system prompt (claude-code runner)."},
         "overlap": {"type": "string", "enum": ["skip", "queue", "allow"], "default": "skip", "description": "What a fire does while a run of this task is still active."},
         "catch_up": {"type": "string", "enum": ["skip", "once"], "default": "skip", "description": "Fires missed while the server was down: skip (recorded as skipped runs) or once (one run)."},
         "retries": {"type": "object", "description": "Retry a failed or timed-out run: max_attempts more runs, backoff_seconds apart (doubling each time when doubling is true); each attempt is its own run.", "properties": {"max_attempts": {"type": "integer", "minimum": 0, "maximum": 10, "default": 0}, "backoff_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "default": 30}, "doubling": {"type": "boolean", "default": true}}, "additionalProperties": false},
-        "notify": {"type": "object", "description": "A JSON POST to url when a run finishes (on failure, success or always): task, run, status, output excerpt.", "properties": {"url": {"type": "string", "maxLength": L::NOTIFY_URL, "description": "http(s) URL receiving a JSON POST per finished run"}, "on": {"type": "string", "enum": ["failure", "success", "always"], "default": "failure"}}, "required": ["url"], "additionalProperties": false}
+        "notify": notify_schema(),
     })
 }
 
@@ -107,4 +108,21 @@ pub(super) fn list_tasks_schema() -> Value {
         }),
         &[],
     )
+}
+
+/// The `notify` field's schema (its own `json!`: the task properties' one is at the macro's
+/// recursion limit).
+fn notify_schema() -> Value {
+    let on = json!([
+        "failure",
+        "success",
+        "always",
+        "recovered",
+        "changed",
+        "missed",
+        "paused"
+    ]);
+    let mut schema = json!({"type": "object", "description": "Give url or channel. A short message when a run ends, to a chat's incoming webhook (preset slack, discord, telegram with chat_id, ntfy) or as the generic JSON (task, run, status, output excerpt, alert = the event). A run whose first output line is CLAUDECRON_SILENT sends nothing. Delivery is retried (3 attempts) on its own thread and recorded on the run as details.notify; it never changes the run's outcome.", "properties": {"url": {"type": "string", "maxLength": L::NOTIFY_URL, "description": "http(s) URL: the Slack/Discord incoming webhook, https://api.telegram.org/bot<token>/sendMessage, the ntfy topic URL, or any JSON receiver"}, "on": {"description": "failure (any end but success), success, always, recovered (a success after a failed run), changed (output differs from the previous run's), missed (fire times missed: server down, paused, clock jump), paused (the task was disabled by pause_after_failures); one word or a list", "default": ["failure"]}, "preset": {"type": "string", "enum": ["generic", "webhook", "slack", "discord", "telegram", "ntfy"], "default": "generic", "description": "webhook is generic"}, "channel": {"type": "string", "maxLength": 100, "description": "Instead of url: a [[notify_channels]] name from the server's config (it carries url, preset, chat_id and an HMAC secret the model never sees)."}, "chat_id": {"type": "string", "description": "Telegram only (required there): the chat the bot writes to."}}, "additionalProperties": false});
+    schema["properties"]["on"]["anyOf"] = json!([{"type": "string", "enum": on}, {"type": "array", "items": {"type": "string", "enum": on}}]);
+    schema
 }

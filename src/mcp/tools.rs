@@ -320,6 +320,40 @@ pub const TOOLS: &[Tool] = &[
         },
     },
     Tool {
+        name: "claudecron_pause_all",
+        title: "Pause every claudecron task",
+        description: "Stop everything at once without touching any task: while paused no timer, hook, file-watch or `after` fire runs, manual runs are refused, queued runs wait and runs already running go on; each task's enabled flag is kept. The pause survives a restart and shows on /health and every task. Resume with claudecron_resume_all: fire times missed meanwhile follow each task's catch_up. Example: {\"reason\":\"migrating the database\"}",
+        input: || {
+            object_schema(
+                json!({"reason": {"type": "string", "maxLength": 500, "description": "Why everything is paused (one line; shown on /health and every task)."}}),
+                &["reason"],
+            )
+        },
+        output: &["paused", "already_paused", "reason", "since", "note"],
+        hints: WRITE,
+        handler: Handler::Now(|c, args, _| {
+            only_fields(args, &["reason"])?;
+            c.pause_all(required_str(args, "reason", "why everything is paused")?)
+        }),
+        summary: |v| format!("Paused since {}: {}", text(&v["since"]), text(&v["reason"])),
+    },
+    Tool {
+        name: "claudecron_resume_all",
+        title: "Resume every claudecron task",
+        description: "End the pause of claudecron_pause_all: timers, hooks, file-watch and manual runs work again; fire times missed while paused follow each task's catch_up (skip: recorded as skipped; once: one catch-up run). Example: {}",
+        input: || object_schema(json!({}), &[]),
+        output: &["paused", "was_paused", "reason", "since", "resumed_at"],
+        hints: WRITE,
+        handler: Handler::Now(|c, args, now| {
+            only_fields(args, &[])?;
+            c.resume_all(now)
+        }),
+        summary: |v| match v["was_paused"].as_bool() {
+            Some(true) => format!("Resumed (paused since {}).", text(&v["since"])),
+            _ => "Nothing was paused.".into(),
+        },
+    },
+    Tool {
         name: "claudecron_preview_schedule",
         title: "Preview a cron schedule",
         description: concat!("Check a cron expression without creating anything: the expression in words and its next fire times. ", tz_rule!(), " Example: {\"schedule\":\"0 9 * * 1-5\",\"timezone\":\"Europe/Moscow\",\"count\":3}"),
@@ -522,6 +556,10 @@ fn run_line(v: &Value) -> String {
     )
 }
 
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
 fn task_line(t: &Value) -> String {
     let next = t["next_runs"]
         .as_array()
@@ -545,6 +583,14 @@ fn task_line(t: &Value) -> String {
         .as_str()
         .map(|w| format!(" WARNING: {w}"))
         .unwrap_or_default()
+        + &t["paused_reason"]
+            .as_str()
+            .map(|r| format!(" Paused for its failures: {r}"))
+            .unwrap_or_default()
+        + &t["paused_all"]["reason"]
+            .as_str()
+            .map(|r| format!(" Everything is PAUSED (pause_all): {r}"))
+            .unwrap_or_default()
 }
 
 #[cfg(test)]

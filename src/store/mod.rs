@@ -98,6 +98,21 @@ const MIGRATIONS: &[&str] = &[
     // 6: more facts about a run, as one JSON object: `worktree` {path, branch} (`worktree:
     // true`), `claude_code` {subtype, is_error, terminal_reason, permission_denials, rate_limit}.
     "ALTER TABLE runs ADD COLUMN details TEXT;",
+    // 7: pause everything (`pause_all`): one row while paused, with the operator's reason; it
+    // survives a restart.
+    "CREATE TABLE pause_all (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        reason TEXT NOT NULL,
+        since  TEXT NOT NULL
+    );",
+    // 8: auto-pause: a task's failed or timed-out runs in a row, and why (and when) it was
+    // disabled for them.
+    "CREATE TABLE task_failures (
+        task_id       TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+        consecutive   INTEGER NOT NULL,
+        paused_reason TEXT,
+        paused_at     TEXT
+    );",
 ];
 
 /// How long a statement waits for another connection's write lock before failing.
@@ -132,6 +147,13 @@ fn busy_wait(attempt: i32) -> bool {
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// A task's failed runs in a row (auto-pause), and why and since when it was disabled for them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failures {
+    pub consecutive: u32,
+    pub paused: Option<(String, DateTime<Utc>)>,
+}
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -542,6 +564,81 @@ impl Store {
             .conn
             .prepare_cached("SELECT error, at FROM trigger_errors WHERE task_id = ?1")?
             .query_row([task_id], |r| Ok((r.get(0)?, time_col(r, 1)?)))
+            .optional()?)
+    }
+
+    /// The pause of everything (`pause_all`): its reason and since when; None when not paused.
+    pub fn pause_all_state(&self) -> Result<Option<(String, DateTime<Utc>)>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT reason, since FROM pause_all WHERE id = 1")?
+            .query_row([], |r| Ok((r.get(0)?, time_col(r, 1)?)))
+            .optional()?)
+    }
+
+    /// Pause everything with a reason (Some), or end the pause (None).
+    pub fn set_pause_all(&self, pause: Option<(&str, DateTime<Utc>)>) -> Result<()> {
+        self.write(|c| {
+            match pause {
+                Some((reason, since)) => c.execute(
+                    "INSERT INTO pause_all (id, reason, since) VALUES (1, ?1, ?2)
+                     ON CONFLICT(id) DO UPDATE SET reason = excluded.reason, since = excluded.since",
+                    params![reason, rfc3339_millis(since)],
+                )?,
+                None => c.execute("DELETE FROM pause_all", [])?,
+            };
+            Ok(())
+        })
+    }
+
+    /// Count a run's end in the task's failures in a row: one more (`failed`), or back to 0.
+    /// Returns the count now.
+    pub fn count_failure(&self, task_id: &str, failed: bool) -> Result<u32> {
+        self.write(|c| {
+            Ok(c.prepare_cached(
+                "INSERT INTO task_failures (task_id, consecutive) VALUES (?1, ?2)
+                 ON CONFLICT(task_id) DO UPDATE SET
+                   consecutive = CASE WHEN ?2 = 1 THEN consecutive + 1 ELSE 0 END
+                 RETURNING consecutive",
+            )?
+            .query_row(params![task_id, failed as i64], |r| r.get(0))?)
+        })
+    }
+
+    /// Record why a task was disabled for its failures.
+    pub fn set_paused_reason(&self, task_id: &str, reason: &str, at: DateTime<Utc>) -> Result<()> {
+        self.write(|c| {
+            c.execute(
+                "UPDATE task_failures SET paused_reason = ?2, paused_at = ?3 WHERE task_id = ?1",
+                params![task_id, reason, rfc3339_millis(at)],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Forget a task's failures and its paused reason (it was enabled again).
+    pub fn clear_failures(&self, task_id: &str) -> Result<()> {
+        self.write(|c| {
+            c.execute("DELETE FROM task_failures WHERE task_id = ?1", [task_id])?;
+            Ok(())
+        })
+    }
+
+    /// A task's failures in a row, and why and since when it is paused for them, if it is.
+    pub fn failures(&self, task_id: &str) -> Result<Option<Failures>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT consecutive, paused_reason, paused_at FROM task_failures WHERE task_id = ?1",
+            )?
+            .query_row([task_id], |r| {
+                let reason: Option<String> = r.get(1)?;
+                let at = opt_time_col(r, 2)?;
+                Ok(Failures {
+                    consecutive: r.get(0)?,
+                    paused: reason.zip(at),
+                })
+            })
             .optional()?)
     }
 

@@ -363,6 +363,29 @@ impl Store {
         })
     }
 
+    /// The status and output of the task's last run before `run_id` that ran to an end
+    /// (success, failed, timeout): what `recovered` and `changed` notifications compare with.
+    pub fn previous_outcome(
+        &self,
+        task_id: &str,
+        run_id: i64,
+    ) -> Result<Option<(RunStatus, String)>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT status, output FROM runs WHERE task_id = ?1 AND id < ?2
+                   AND status IN ('success', 'failed', 'timeout') ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![task_id, run_id], |r| {
+                let status: String = r.get(0)?;
+                Ok((
+                    RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+                    r.get(1)?,
+                ))
+            })
+            .optional()?)
+    }
+
     /// One run by id.
     pub fn get_run(&self, id: i64) -> Result<Option<Run>> {
         Ok(self

@@ -58,6 +58,9 @@ pub enum AfterOn {
     Always,
 }
 
+/// When a run's end is notified: `failure` (any end but success), `success`, `always`,
+/// `recovered` (a success after a failed run), `changed` (output differs from the previous
+/// run's); and two task events: `missed` (fire times missed), `paused` (auto-pause).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum NotifyOn {
@@ -65,6 +68,61 @@ pub enum NotifyOn {
     Failure,
     Success,
     Always,
+    Recovered,
+    Changed,
+    Missed,
+    Paused,
+}
+
+/// The shape of a notification: a chat service's incoming webhook or today's JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyPreset {
+    /// SPEC §9 calls it `webhook`; both names are accepted.
+    #[default]
+    #[serde(alias = "webhook")]
+    Generic,
+    Slack,
+    Discord,
+    Telegram,
+    Ntfy,
+}
+
+impl NotifyPreset {
+    pub const NAMES: &'static [&'static str] = &["generic", "slack", "discord", "telegram", "ntfy"];
+
+    pub fn parse(text: &str) -> Option<NotifyPreset> {
+        Some(match text {
+            "generic" | "webhook" => NotifyPreset::Generic,
+            "slack" => NotifyPreset::Slack,
+            "discord" => NotifyPreset::Discord,
+            "telegram" => NotifyPreset::Telegram,
+            "ntfy" => NotifyPreset::Ntfy,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    pub fn is_generic(&self) -> bool {
+        *self == NotifyPreset::Generic
+    }
+}
+
+/// `on` as stored before the event list: one word.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<NotifyOn>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        One(NotifyOn),
+        Many(Vec<NotifyOn>),
+    }
+    Ok(match Form::deserialize(d)? {
+        Form::One(on) => vec![on],
+        Form::Many(on) => on,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -155,8 +213,19 @@ impl Default for Retries {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notify {
+    /// Where to POST; empty when `channel` names a configured channel instead.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
-    pub on: NotifyOn,
+    /// A `[[notify_channels]]` name from the server's config (its url, preset, secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(deserialize_with = "one_or_many")]
+    pub on: Vec<NotifyOn>,
+    #[serde(default, skip_serializing_if = "NotifyPreset::is_generic")]
+    pub preset: NotifyPreset,
+    /// Telegram: the chat the bot writes to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<String>,
 }
 
 /// A validated task definition: everything a user sets. Stored as JSON by the store.
@@ -238,6 +307,10 @@ pub struct Guards {
     /// named after the run, left for review; the live checkout is never touched.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub worktree: bool,
+    /// After this many failed or timed-out runs in a row the task is disabled with a
+    /// `paused_reason` (0: never; absent: the config's `pause_after_failures`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_after_failures: Option<u32>,
 }
 
 /// A stored task: its id and timestamps around the definition.

@@ -1036,3 +1036,48 @@ pub fn assert_group_gone(pgid: i32, what: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Webhook receivers
+// ---------------------------------------------------------------------------------------------
+
+/// One request a test's webhook receiver read: the request line, the headers (names in lower
+/// case) and the Content-Length body.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub request_line: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Read one HTTP/1.1 request from an accepted connection (10 s at most per read); the stream
+/// is given back to answer on.
+pub fn read_request(stream: std::net::TcpStream) -> (Received, std::net::TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    let _ = reader.read_line(&mut request_line);
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let len = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    let _ = reader.read_exact(&mut body);
+    let received = Received {
+        request_line: request_line.trim().to_string(),
+        headers,
+        body,
+    };
+    (received, reader.into_inner())
+}

@@ -4,7 +4,7 @@ use super::*;
 use crate::tasks::schedule::{parse_timezone, Schedule};
 use crate::util::parse_utc;
 
-fn t(text: &str) -> DateTime<Utc> {
+pub(in crate::engine) fn t(text: &str) -> DateTime<Utc> {
     parse_utc(text).unwrap()
 }
 
@@ -15,18 +15,19 @@ fn cron(expr: &str, zone: &str) -> FireRule {
     }
 }
 
-fn every(secs: i64, start: &str) -> FireRule {
+pub(in crate::engine) fn every(secs: i64, start: &str) -> FireRule {
     FireRule::Interval {
         start: t(start),
         step_secs: secs,
     }
 }
 
-fn wake(now: &str, boot: &str, jumped: bool) -> Wake {
+pub(in crate::engine) fn wake(now: &str, boot: &str, jumped: bool) -> Wake {
     Wake {
         now: t(now),
         boot: t(boot),
         jumped,
+        paused: None,
     }
 }
 

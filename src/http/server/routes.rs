@@ -251,6 +251,8 @@ fn health(app: &App, catalog: Option<&Catalog>) -> Reply {
                 "enabled_tasks": enabled,
                 "running_runs": running,
                 "sessions": app.mcp.sessions.len(),
+                // The pause of everything (pause_all): {reason, since}, or false.
+                "paused": app.catalogs.pause_view().unwrap_or(json!(false)),
             }),
         ),
         other => Reply::json(

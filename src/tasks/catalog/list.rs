@@ -8,6 +8,7 @@
 use super::*;
 use crate::store::TaskFilter;
 use crate::tasks::model::TaskType;
+use std::collections::HashMap;
 
 /// Rows per page when the caller gives no `limit`.
 pub const DEFAULT_PAGE: usize = 50;
@@ -63,12 +64,19 @@ impl Catalog {
         let total = self.store.count_matching(&filter)?;
         let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
         let last_runs = self.store.last_runs(&ids)?;
+        // Why a disabled task was paused for its failures (one read per disabled task shown).
+        let mut paused = HashMap::new();
+        for task in tasks.iter().filter(|t| !t.spec.enabled) {
+            if let Some((reason, _)) = self.store.failures(&task.id)?.and_then(|f| f.paused) {
+                paused.insert(task.id.as_str(), reason);
+            }
+        }
         let rows: Vec<Value> = tasks
             .iter()
             .map(|task| {
                 let tz = parse_timezone(&task.spec.timezone).unwrap_or(chrono_tz::UTC);
                 let next = next_fire_times(task, now, 1, &self.schedules);
-                json!({
+                let mut row = json!({
                     "id": task.id,
                     "name": task.spec.name,
                     "type": task.spec.task_type.as_str(),
@@ -83,7 +91,11 @@ impl Catalog {
                         "started_at": r.started_at.map(rfc3339_millis),
                         "finished_at": r.finished_at.map(rfc3339_millis),
                     })),
-                })
+                });
+                if let Some(reason) = paused.get(task.id.as_str()) {
+                    row["paused_reason"] = reason.as_str().into();
+                }
+                row
             })
             .collect();
         let mut page = json!({ "count": rows.len(), "total": total });

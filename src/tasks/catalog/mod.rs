@@ -6,6 +6,7 @@
 //! expressions are shared by every catalog of a `CatalogSource` (`ScheduleCache`).
 
 mod list;
+mod safety;
 mod views;
 pub use list::*;
 pub use views::*;
@@ -77,6 +78,7 @@ impl OpError {
             )),
             e @ EngineError::NotActive { .. } => OpError::Conflict(e.to_string()),
             EngineError::Down(why) => OpError::Unavailable(why.to_string()),
+            EngineError::Paused(why) => OpError::Conflict(why),
             // The engine passes the store's error as text; the store still knows its cause.
             EngineError::Db(msg) => match crate::store::current_fault() {
                 Some(fault) => OpError::Storage(fault.to_string()),
@@ -103,6 +105,8 @@ pub struct Defaults {
     pub subagent: crate::exec::subagent::SubagentSettings,
     /// Where run worktrees are made (removed with their task).
     pub worktree_root: PathBuf,
+    /// The names of the config's `[[notify_channels]]` (a task's `notify.channel` is one).
+    pub notify_channels: Vec<String>,
 }
 
 /// The running services the catalog tells about every task change and asks to run things: the
@@ -423,6 +427,10 @@ impl Catalog {
                 }
                 obj.insert("spend".into(), self.spend(task, now)?);
             }
+            if let Some(pause) = self.services.engine.paused() {
+                obj.insert("paused_all".into(), json!(pause));
+            }
+            self.failures_view(task, obj)?;
             if let Some((error, at)) = self.store.trigger_error(&task.id)? {
                 obj.insert(
                     "trigger_error".into(),
@@ -462,6 +470,7 @@ impl Catalog {
             schedules: Some(&self.schedules),
         };
         let spec = validate::task_spec(input, &ctx)?;
+        self.check_channel(&spec)?;
         let id = crate::ids::task_id().map_err(|e| OpError::Internal(e.to_string()))?;
         let task = self.store.insert_task(&id, &spec, now)?;
         self.services.changed(&task.id, &[task.spec.trigger.kind()]);
@@ -495,12 +504,17 @@ impl Catalog {
             schedules: Some(&self.schedules),
         };
         let spec = validate::task_spec(&merged, &ctx)?;
+        self.check_channel(&spec)?;
         let task = self
             .store
             .update_task(&existing.id, &spec, now)?
             .ok_or_else(|| {
                 OpError::NotFound(format!("taskId: task \"{task_id}\" was deleted meanwhile"))
             })?;
+        if task.spec.enabled && !existing.spec.enabled {
+            // Enabled again: its failures in a row and any paused_reason are forgotten.
+            self.store.clear_failures(&task.id)?;
+        }
         self.services.changed(
             &task.id,
             &[existing.spec.trigger.kind(), task.spec.trigger.kind()],

@@ -91,6 +91,7 @@ fn source(tag: &str) -> (CatalogSource, Dir) {
     let engine = crate::engine::start(
         crate::engine::EngineSettings {
             daily_budget_usd: None,
+            pause_after_failures: 0,
             db_path: db_path.clone(),
             max_concurrent: 4,
             history_keep_per_task: 100,
@@ -101,6 +102,7 @@ fn source(tag: &str) -> (CatalogSource, Dir) {
                 grace: std::time::Duration::from_secs(1),
                 worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
                 worktree_keep: 1,
+                notify_channels: Default::default(),
             },
         },
         Arc::new(|_: &crate::tasks::runs::RunEvent| {}),
@@ -115,6 +117,7 @@ fn source(tag: &str) -> (CatalogSource, Dir) {
             task_timeout_secs: 60,
             subagent,
             worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
+            notify_channels: Vec::new(),
         },
         Services {
             engine,
@@ -444,6 +447,7 @@ fn timings() {
     let engine = crate::engine::start(
         crate::engine::EngineSettings {
             daily_budget_usd: None,
+            pause_after_failures: 0,
             db_path: source.db_path.clone(),
             max_concurrent: 4,
             history_keep_per_task: 100,
@@ -454,6 +458,7 @@ fn timings() {
                 grace: std::time::Duration::from_secs(1),
                 worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
                 worktree_keep: 1,
+                notify_channels: Default::default(),
             },
         },
         Arc::new(|_: &crate::tasks::runs::RunEvent| {}),

@@ -233,5 +233,13 @@ pub(super) fn guards(obj: &Map<String, Value>) -> Result<Guards, FieldError> {
         add_dirs: add_dirs(obj)?,
         max_budget_usd: money(obj, "max_budget_usd")?,
         daily_budget_usd: money(obj, "daily_budget_usd")?,
+        pause_after_failures: int_field(
+            obj,
+            "pause_after_failures",
+            "pause_after_failures",
+            0,
+            1000,
+        )?
+        .map(|n| n as u32),
     })
 }

@@ -12,8 +12,8 @@ pub use fields::{parse_duration, parse_time};
 use trigger::*;
 
 use crate::tasks::model::{
-    AfterOn, CatchUp, FileEvent, Notify, NotifyOn, Overlap, Retries, Runner, TaskSpec, TaskType,
-    Trigger,
+    AfterOn, CatchUp, FileEvent, Notify, NotifyOn, NotifyPreset, Overlap, Retries, Runner,
+    TaskSpec, TaskType, Trigger,
 };
 use crate::tasks::schedule::{parse_timezone, Schedule, ScheduleCache};
 use crate::util::rfc3339;
@@ -136,6 +136,7 @@ pub const TASK_FIELDS: &[&str] = &[
     "max_budget_usd",
     "daily_budget_usd",
     "worktree",
+    "pause_after_failures",
 ];
 
 const TRIGGER_TYPES: &str = "cron, file-watch, hook, interval, once, after, manual";
@@ -508,21 +509,53 @@ fn notify_field(obj: &Map<String, Value>) -> Result<Option<Notify>, FieldError> 
     match obj.get("notify") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(n)) => {
-            reject_unknown(n, &["url", "on"], "notify")?;
-            let url = text_field(n, "url", "notify.url", limits::NOTIFY_URL)?
-                .ok_or_else(|| FieldError { field: "notify.url".into(), message: "is required: an http(s) URL that receives a JSON POST per finished run".into() })?;
+            reject_unknown(n, &["url", "on", "channel", "preset", "chat_id"], "notify")?;
+            let channel = text_field(n, "channel", "notify.channel", 100)?;
+            let url = text_field(n, "url", "notify.url", limits::NOTIFY_URL)?;
+            let url = match (url, &channel) {
+                (Some(_), Some(_)) => return err("notify", "give url or channel, not both"),
+                (None, None) => return err("notify.url", "is required (or channel: a [[notify_channels]] name from the server's config): an http(s) URL that receives a POST per run end it asks for"),
+                (None, Some(_)) => String::new(),
+                (Some(url), None) => url,
+            };
             let valid = (url.starts_with("http://") || url.starts_with("https://"))
                 && url.split("://").nth(1).is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
                 && !url.contains(char::is_whitespace);
-            if !valid {
+            if channel.is_none() && !valid {
                 return err("notify.url", format!("\"{url}\" is not an http(s) URL such as https://hooks.example.com/cron"));
             }
-            let on = match enum_field(n, "on", "notify.on", &["failure", "success", "always"])? {
-                Some("success") => NotifyOn::Success,
-                Some("always") => NotifyOn::Always,
-                _ => NotifyOn::Failure,
+            if channel.is_some() && (n.contains_key("preset") || n.contains_key("chat_id")) {
+                return err("notify.channel", "a channel carries its own preset and chat_id (in the server's config); give only channel and on");
+            }
+            let words: Vec<&Value> = match n.get("on") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(list)) => list.iter().collect(),
+                Some(one) => vec![one],
             };
-            Ok(Some(Notify { url, on }))
+            let mut on = Vec::new();
+            for word in words {
+                let parsed = word.as_str().and_then(|w| serde_json::from_value::<NotifyOn>(Value::from(w)).ok());
+                match parsed {
+                    Some(event) if !on.contains(&event) => on.push(event),
+                    Some(_) => {}
+                    None => return err("notify.on", format!("{} is not accepted; accepted: failure, success, always, recovered, changed, missed, paused (one word or a list)", describe(word))),
+                }
+            }
+            if on.is_empty() {
+                on.push(NotifyOn::Failure);
+            }
+            let preset = match string_field(n, "preset", "notify.preset")? {
+                None => NotifyPreset::Generic,
+                Some(p) => NotifyPreset::parse(&p).ok_or_else(|| FieldError { field: "notify.preset".into(), message: format!("\"{p}\" is not accepted; one of: {} (webhook is generic)", NotifyPreset::NAMES.join(", ")) })?,
+            };
+            let chat_id = text_field(n, "chat_id", "notify.chat_id", 100)?;
+            if preset == NotifyPreset::Telegram && chat_id.is_none() {
+                return err("notify.chat_id", "is required with preset telegram: the chat the bot writes to (a number such as -1001234567890, or @channelname)");
+            }
+            if preset != NotifyPreset::Telegram && chat_id.is_some() {
+                return err("notify.chat_id", "is only for preset telegram");
+            }
+            Ok(Some(Notify { url, channel, on, preset, chat_id }))
         }
         Some(other) => err(
             "notify",
