@@ -4,9 +4,11 @@
 //! `Store::write`, which refuses a deleted or replaced database file and names the cause of a
 //! failed write (`fault`). Hot statements are prepared once per connection (`prepare_cached`).
 
+mod busy;
 mod fault;
 mod pages;
 mod runs;
+use busy::{busy_wait, BUSY_BUDGET};
 use fault::DbFile;
 pub use fault::{current_fault, Fault};
 pub use pages::*;
@@ -119,31 +121,6 @@ const MIGRATIONS: &[&str] = &[
 const BUSY_WAIT: Duration = Duration::from_millis(5000);
 /// How long the `/health` write waits for it (a health check must answer quickly).
 const HEALTH_BUSY_WAIT: Duration = Duration::from_millis(500);
-
-/// How long the `attempt`-th wait for a lock held by another connection lasts: 50 µs, doubling,
-/// at most 10 ms. SQLite's own busy timeout sleeps 1 ms at the least, and the lock is usually
-/// held for well under that (one small write transaction).
-fn busy_step(attempt: i32) -> Duration {
-    Duration::from_micros(50u64 << attempt.clamp(0, 8)).min(Duration::from_millis(10))
-}
-
-thread_local! {
-    /// How long this thread's writes wait for the lock in all: `BUSY_WAIT`, or less for
-    /// `/health` (`Store::check_writable`).
-    static BUSY_BUDGET: std::cell::Cell<Duration> = const { std::cell::Cell::new(BUSY_WAIT) };
-}
-
-/// SQLite's busy handler: wait for the lock the `attempt`-th time, unless this thread's budget
-/// is spent.
-fn busy_wait(attempt: i32) -> bool {
-    let budget = BUSY_BUDGET.with(|b| b.get());
-    let waited: Duration = (0..attempt.max(0)).map(busy_step).sum();
-    if waited >= budget {
-        return false;
-    }
-    std::thread::sleep(busy_step(attempt).min(budget - waited));
-    true
-}
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -430,6 +430,7 @@ fn arming_pages_visit_every_enabled_timed_task_once() {
 
 #[test]
 fn lock_waits_start_short_and_stop_at_the_budget() {
+    use busy::busy_step;
     assert_eq!(busy_step(0), Duration::from_micros(50));
     assert_eq!(busy_step(3), Duration::from_micros(400));
     assert_eq!(busy_step(40), Duration::from_millis(10));
