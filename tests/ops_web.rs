@@ -170,6 +170,25 @@ fn status_page_needs_a_login_and_its_cookie_is_not_the_token() {
     // A bearer header works as well (curl, scripts).
     let page = Req::get("/status").bearer(&token).send(server.port);
     assert_eq!(page.status, 200);
+    assert!(!page.text().contains("Everything is paused"));
+
+    // The pause of everything is on the page, its reason escaped.
+    let sid = server.session();
+    let paused = server
+        .mcp(
+            Some(&sid),
+            &serde_json::json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                "params": {"name": "claudecron_pause_all", "arguments": {"reason": "disk <b>swap</b>"}}}),
+        )
+        .send(server.port);
+    assert_eq!(paused.status, 200, "{}", paused.describe());
+    let page = Req::get("/status").bearer(&token).send(server.port);
+    assert!(
+        page.text().contains("Everything is paused")
+            && page.text().contains("disk &lt;b&gt;swap&lt;/b&gt;"),
+        "{}",
+        page.text()
+    );
 
     // Logout ends that login.
     let own = format!("http://{}", server.host_header());

@@ -146,6 +146,14 @@ pub fn overview(catalog: &Catalog, auth: bool, root: &str) -> Result<String, Str
     let tasks = list["tasks"].as_array().cloned().unwrap_or_default();
     let total = list["total"].as_i64().unwrap_or(0);
     let paused = tasks.iter().filter(|t| t["enabled"] == false).count();
+    if let Some(p) = catalog.pause_view() {
+        let _ = write!(
+            body,
+            "<p class=\"off\">Everything is paused (since {} UTC): {}. Nothing fires and manual runs are refused until <code>claudecron resume-all</code>.</p>",
+            val(&p["since"]).replace('T', " "),
+            val(&p["reason"])
+        );
+    }
     let _ = write!(
         body,
         "<p class=\"muted\">{} tasks, {} paused · as of {} UTC</p><h2>Tasks</h2>",

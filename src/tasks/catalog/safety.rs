@@ -109,9 +109,20 @@ impl Catalog {
 impl CatalogSource {
     /// The pause of everything, as `/health` shows it (None when not paused).
     pub fn pause_view(&self) -> Option<Value> {
-        self.services
-            .engine
-            .paused()
-            .map(|p| json!({"reason": p.reason, "since": rfc3339_millis(p.since)}))
+        pause_view(&self.services)
     }
+}
+
+impl Catalog {
+    /// The pause of everything, as `/health` and the status page show it (None when not paused).
+    pub fn pause_view(&self) -> Option<Value> {
+        pause_view(&self.services)
+    }
+}
+
+fn pause_view(services: &Services) -> Option<Value> {
+    services
+        .engine
+        .paused()
+        .map(|p| json!({"reason": p.reason, "since": rfc3339_millis(p.since)}))
 }
