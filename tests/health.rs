@@ -64,10 +64,10 @@ fn health_becomes(server: &Server, status: u16) -> Value {
     )
 }
 
-/// Make every worker thread open its database connection (a worker opens it at its first
+/// Make every lane open its catalog's database connection (a lane opens it at its first
 /// request): while another connection holds the write lock, each `/health` whose write check
-/// is due keeps its worker busy for its lock wait, so more concurrent checks than workers
-/// reach every one of them.
+/// is due keeps its lane busy for its lock wait, so more concurrent checks than lanes reach
+/// every one of them.
 fn open_every_worker(server: &Server) {
     let db = rusqlite::Connection::open(server.dir.path().join("tasks.db")).unwrap();
     db.execute_batch("BEGIN IMMEDIATE").unwrap();

@@ -919,7 +919,7 @@ fn bodies_over_max_body_bytes_are_413() {
 fn a_panic_is_answered_500_and_the_server_keeps_serving() {
     let server = Server::start_default();
     let sid = server.session();
-    // More panics than worker threads: none of them may take a worker down.
+    // More panics than lanes: none of them may take a lane (or its catalog) down.
     for _ in 0..12 {
         let resp = server
             .mcp(Some(&sid), &ping_body())
@@ -1154,10 +1154,10 @@ fn raw_status(s: &mut TcpStream) -> u16 {
 }
 
 #[test]
-fn stalled_uploads_do_not_hold_the_workers() {
+fn stalled_uploads_do_not_hold_the_lanes() {
     let server = Server::start_default();
     let sid = server.session();
-    // Twice as many clients as worker threads start a body and stop sending (with a token: a
+    // Twice as many clients as lanes start a body and stop sending (with a token: a
     // request without one is refused before its body is read, see below).
     let mut stalled = Vec::new();
     for _ in 0..16 {
