@@ -68,7 +68,7 @@ fn health_becomes(server: &Server, status: u16) -> Value {
 /// request): while another connection holds the write lock, each `/health` whose write check
 /// is due keeps its lane busy for its lock wait, so more concurrent checks than lanes reach
 /// every one of them.
-fn open_every_worker(server: &Server) {
+fn open_every_lane(server: &Server) {
     let db = rusqlite::Connection::open(server.dir.path().join("tasks.db")).unwrap();
     db.execute_batch("BEGIN IMMEDIATE").unwrap();
     std::thread::sleep(Duration::from_millis(1100)); // the last write check is stale
@@ -104,7 +104,7 @@ fn a_deleted_database_file_is_503_and_refuses_writes_without_making_a_new_one() 
     // A worker that has never opened the database answers tool calls with a generic message
     // (src/mcp/mod.rs has no catalog to ask for the cause); a server that has been serving for
     // a while has opened it on every worker.
-    open_every_worker(&server);
+    open_every_lane(&server);
     let db = server.dir.path().join("tasks.db");
     std::fs::remove_file(&db).unwrap();
 
@@ -167,7 +167,7 @@ fn a_read_only_database_is_503_and_writes_name_the_cause() {
     let server = Server::start_default();
     let mcp = Mcp::new(&server);
     manual(&mcp, "before");
-    open_every_worker(&server);
+    open_every_lane(&server);
     let db = server.dir.path().join("tasks.db");
     let wal = server.dir.path().join("tasks.db-wal");
     assert!(wal.exists(), "WAL mode: commits go to {}", wal.display());
