@@ -81,7 +81,7 @@ impl HttpRequest {
     ) -> Result<(), BodyError> {
         if request.body_length().is_some_and(|n| n > max_body) {
             self.body_too_large = true;
-            request.abandon_body();
+            refuse_body(request, max_body);
             return Ok(());
         }
         let mut buf = [0u8; 16 * 1024];
@@ -128,6 +128,20 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
+
+/// A body of an admitted request that is too large to read: one of modest size is read and
+/// thrown away after the answer (4 KiB at a time; nothing is kept), so the connection ends
+/// cleanly and a proxy that is still sending it gets the answer (413), not a reset; a larger
+/// one, or one whose size is not declared, is not read at all and the connection is closed.
+fn refuse_body(request: &mut tiny_http::Request, max_body: usize) {
+    let drain_at_most = max_body.saturating_mul(4).max(DRAIN_SMALL_BODY);
+    if request.body_length().is_none_or(|n| n > drain_at_most) {
+        request.abandon_body();
+    }
+}
+
+/// Bodies up to this size are always drained rather than cut off.
+const DRAIN_SMALL_BODY: usize = 64 * 1024;
 
 impl Reply {
     /// A JSON body.
