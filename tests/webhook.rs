@@ -109,6 +109,21 @@ fn webhook_fires_with_the_body_and_refuses_wrong_tokens_big_bodies_and_old_token
         json!({"taskId": task, "enabled": true}),
     );
 
+    // While everything is paused the fire is refused with 503 naming the pause.
+    mcp.ok(
+        "claudecron_pause_all",
+        json!({"reason": "maintenance window"}),
+    );
+    let paused = post(&server, &path, b"x");
+    assert_eq!(paused.status, 503, "{}", paused.describe());
+    assert!(
+        String::from_utf8_lossy(&paused.body).contains("maintenance window"),
+        "{}",
+        paused.describe()
+    );
+    mcp.ok("claudecron_resume_all", json!({}));
+    assert_eq!(mcp.history(&task).len(), runs_before);
+
     // Rotation: the old token is 404 at once, the new one works.
     let rotated = mcp.ok(
         "claudecron_update_task",
