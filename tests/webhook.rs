@@ -162,3 +162,43 @@ fn a_burst_of_webhook_requests_is_rate_limited() {
     assert!(statuses.iter().take(5).all(|s| *s == 404), "{statuses:?}");
     assert!(statuses.iter().skip(5).all(|s| *s == 429), "{statuses:?}");
 }
+
+#[test]
+fn rotation_is_refused_for_other_triggers_and_a_trigger_changed_to_webhook_gets_a_token() {
+    let server = Server::start_default();
+    let mcp = Mcp::new(&server);
+    let task = mcp.add(
+        json!({"name": "plain", "type": "bash", "trigger": {"type": "manual"}, "command": "cat"}),
+    );
+    let refused = mcp.call(
+        "claudecron_update_task",
+        json!({"taskId": task, "rotate_webhook_token": true, "command": "echo changed"}),
+    );
+    assert_eq!(refused["isError"], json!(true), "{refused}");
+    let text = refused["content"][0]["text"].as_str().unwrap_or("");
+    assert!(text.contains("rotate_webhook_token"), "{text}");
+    assert_eq!(
+        mcp.task(&task)["command"],
+        "cat",
+        "a refused update saved a field"
+    );
+
+    let changed = mcp.ok(
+        "claudecron_update_task",
+        json!({"taskId": task, "trigger": {"type": "webhook"}}),
+    );
+    let path = url_path(&changed);
+    let id = run_id(&post(&server, &path, b"via update"));
+    assert_eq!(
+        mcp.wait_finished(id, Duration::from_secs(60))["status"],
+        "success"
+    );
+    assert_eq!(mcp.output(id), "via update");
+
+    // Back to manual: the token is dropped.
+    mcp.ok(
+        "claudecron_update_task",
+        json!({"taskId": task, "trigger": {"type": "manual"}}),
+    );
+    assert_eq!(post(&server, &path, b"x").status, 404);
+}

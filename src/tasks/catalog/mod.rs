@@ -512,6 +512,7 @@ impl Catalog {
         };
         let spec = validate::task_spec(&merged, &ctx)?;
         self.check_channel(&spec)?;
+        webhook::check_rotate(&spec, *rotate)?;
         let task = self
             .store
             .update_task(&existing.id, &spec, now)?

@@ -30,13 +30,8 @@ impl Catalog {
         task: &Task,
         rotate: bool,
     ) -> Result<Option<Value>, OpError> {
+        check_rotate(&task.spec, rotate)?;
         if task.spec.trigger != Trigger::Webhook {
-            if rotate {
-                return Err(OpError::Invalid(FieldError {
-                    field: ROTATE_FIELD.into(),
-                    message: "only a task with trigger {\"type\":\"webhook\"} has a token".into(),
-                }));
-            }
             self.store.clear_webhook_token(&task.id)?;
             return Ok(None);
         }
@@ -85,6 +80,20 @@ impl Catalog {
                 other => WebhookRefusal::Unavailable(other.to_string()),
             })
     }
+}
+
+/// Refused before anything is saved: a rotation for a task that is not a webhook task.
+pub(super) fn check_rotate(
+    spec: &crate::tasks::model::TaskSpec,
+    rotate: bool,
+) -> Result<(), OpError> {
+    if rotate && spec.trigger != Trigger::Webhook {
+        return Err(OpError::Invalid(FieldError {
+            field: ROTATE_FIELD.into(),
+            message: "only a task with trigger {\"type\":\"webhook\"} has a token to rotate".into(),
+        }));
+    }
+    Ok(())
 }
 
 /// `update_task`'s arguments without `rotate_webhook_token`, and whether it was true.
