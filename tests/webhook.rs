@@ -145,9 +145,18 @@ fn webhook_fires_with_the_body_and_refuses_wrong_tokens_big_bodies_and_old_token
     });
     assert_eq!(done, Some(runs_before + 1));
 
-    // Neither token ever reaches the log.
+    // Neither token ever reaches the log or the database files (only its SHA-256 is stored).
     let log = server.stderr();
+    let mut db = Vec::new();
+    for entry in std::fs::read_dir(server.dir.path()).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("tasks.db") {
+            db.extend(std::fs::read(entry.path()).unwrap_or_default());
+        }
+    }
+    let db = String::from_utf8_lossy(&db);
+    assert!(db.contains("webhook"), "the database files were not read");
     for t in [token.as_str(), new_path.trim_start_matches("/trigger/")] {
+        assert!(!db.contains(t), "a webhook token is in the database files");
         assert!(!log.contains(t), "a webhook token is in the log:\n{log}");
     }
 }
