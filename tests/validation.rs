@@ -254,12 +254,18 @@ fn bad_inputs_name_the_field_and_what_is_accepted() {
             &["required", "accepted: cron, file-watch, hook"],
         ),
         case(
+            "webhook takes no fields",
+            trig(json!({"type": "webhook", "token": "mine"})),
+            "trigger.token",
+            &["accepted fields here: type"],
+        ),
+        case(
             "unknown trigger type",
-            trig(json!({"type": "webhook"})),
+            trig(json!({"type": "email"})),
             "trigger.type",
             &[
-                "\"webhook\"",
-                "accepted: cron, file-watch, hook, interval, once, after, manual",
+                "\"email\"",
+                "accepted: cron, file-watch, hook, interval, once, after, manual, webhook",
             ],
         ),
         case(

@@ -96,6 +96,7 @@ fn one(
         "interval" => return Err(format!("interval triggers (every {} from {}) keep their phase from start_at; no target has that: give the task a cron schedule first", trigger["every"].as_str().unwrap_or("?"), trigger["start_at"].as_str().unwrap_or("?"))),
         "once" => return Err("a once trigger fires one time; a crontab or CronJob would repeat it every year (systemd can: --format systemd)".into()),
         "manual" => return Err("a manual task has no schedule; a crontab or CronJob would never run it (systemd: a .service without a timer, --format systemd)".into()),
+        "webhook" => return Err("webhook triggers fire on POST /trigger/{token} to claudecron; the targets never receive it".into()),
         other => return Err(format!("the trigger \"{other}\" is not known to this export")),
     };
     let fields = if schedule.is_empty() {

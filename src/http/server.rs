@@ -354,9 +354,14 @@ fn serve_request(app: &App, mut request: tiny_http::Request) {
     let client = app.guard.client_addr(&req);
     // As they go into the log: a control character in a request line (a bare CR or LF) cannot
     // forge or hide a log line.
+    // A webhook's path is its credential: the log shows only which kind of path it was.
     let (method, path) = (
         req.method.escape_debug().to_string(),
-        req.path.escape_debug().to_string(),
+        if req.path.starts_with(crate::triggers::webhook::PATH_PREFIX) {
+            "/trigger/(token hidden)".to_string()
+        } else {
+            req.path.escape_debug().to_string()
+        },
     );
     let refuse = |mut request: tiny_http::Request, reply: Reply| {
         // The body is not read (nor drained) any further: the connection closes after the answer.

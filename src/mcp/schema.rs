@@ -13,9 +13,9 @@ pub(super) fn task_properties() -> Value {
         "timezone": {"type": "string", "maxLength": L::WORD, "description": "IANA zone the schedule fires in and times are shown in, e.g. Europe/Moscow, America/New_York. Default: the server's default_timezone (UTC).", "examples": ["UTC", "Europe/Moscow"]},
         "trigger": {
             "type": "object",
-            "description": "What fires the task when it is not a plain cron schedule. type is one of: cron {schedule, timezone}; file-watch {path (absolute), pattern (glob), recursive (default true), events [create, modify, remove], debounce_ms (default 1000)}; hook {event (Claude Code hook event such as PostToolUse), matcher (as in Claude Code settings: a name or A|B list is exact, anything else an unanchored regex; tested against tool_name for tool events), file_pattern (glob on tool_input.file_path), debounce_ms (default 0)}; interval {every: 30s/15m/2h/1d, start_at (RFC 3339)}; once {at (RFC 3339)}; after {task (id or name), on: success/failure/always}; manual {} (only run by claudecron_run_task).",
+            "description": "What fires the task when it is not a plain cron schedule. type is one of: cron {schedule, timezone}; file-watch {path (absolute), pattern (glob), recursive (default true), events [create, modify, remove], debounce_ms (default 1000)}; hook {event (Claude Code hook event such as PostToolUse), matcher (as in Claude Code settings: a name or A|B list is exact, anything else an unanchored regex; tested against tool_name for tool events), file_pattern (glob on tool_input.file_path), debounce_ms (default 0)}; interval {every: 30s/15m/2h/1d, start_at (RFC 3339)}; once {at (RFC 3339)}; after {task (id or name), on: success/failure/always}; manual {} (only run by claudecron_run_task); webhook {} (POST /trigger/{token} runs it with the body on stdin and in CLAUDECRON_PAYLOAD; the token is in the add_task result once; update_task rotate_webhook_token: true makes a new one).",
             "properties": {
-                "type": {"type": "string", "enum": ["cron", "file-watch", "file_watch", "hook", "interval", "once", "after", "manual"]},
+                "type": {"type": "string", "enum": ["cron", "file-watch", "file_watch", "hook", "interval", "once", "after", "manual", "webhook"]},
                 "schedule": {"type": "string", "maxLength": L::PATTERN},
                 "timezone": {"type": "string", "maxLength": L::WORD},
                 "path": {"type": "string", "maxLength": L::PATH},
@@ -85,7 +85,7 @@ pub(super) fn output_schema(required: &[&str]) -> Value {
 }
 
 /// `trigger` values of `list_tasks`: the trigger kinds a task can have.
-pub(super) const LIST_TRIGGERS: [&str; 8] = [
+pub(super) const LIST_TRIGGERS: [&str; 9] = [
     "cron",
     "interval",
     "once",
@@ -94,6 +94,7 @@ pub(super) const LIST_TRIGGERS: [&str; 8] = [
     "file-watch",
     "file_watch",
     "hook",
+    "webhook",
 ];
 
 pub(super) fn list_tasks_schema() -> Value {

@@ -158,6 +158,7 @@ pub const TOOLS: &[Tool] = &[
             let mut props = task_properties();
             if let Some(obj) = props.as_object_mut() {
                 obj.insert("taskId".into(), task_id_property());
+                obj.insert("rotate_webhook_token".into(), json!({"type": "boolean", "description": "A webhook task gets a new URL token (in this result, shown once); the old one stops working at once."}));
             }
             object_schema(props, &["taskId"])
         },

@@ -8,6 +8,7 @@ mod busy;
 mod fault;
 mod pages;
 mod runs;
+mod webhook;
 use busy::{busy_wait, BUSY_BUDGET};
 use fault::DbFile;
 pub use fault::{current_fault, Fault};
@@ -114,6 +115,11 @@ const MIGRATIONS: &[&str] = &[
         consecutive   INTEGER NOT NULL,
         paused_reason TEXT,
         paused_at     TEXT
+    );",
+    // 9: webhook triggers: the SHA-256 (hex) of each webhook task's URL token, never the token.
+    "CREATE TABLE webhook_tokens (
+        task_id      TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+        token_sha256 TEXT NOT NULL UNIQUE
     );",
 ];
 

@@ -177,6 +177,9 @@ pub enum Trigger {
     },
     #[serde(rename = "manual")]
     Manual,
+    /// `POST /trigger/{token}` with the task's own random token (only its SHA-256 is stored).
+    #[serde(rename = "webhook")]
+    Webhook,
 }
 
 impl Trigger {
@@ -190,6 +193,7 @@ impl Trigger {
             Trigger::Once { .. } => TriggerKind::Once,
             Trigger::After { .. } => TriggerKind::After,
             Trigger::Manual => TriggerKind::Manual,
+            Trigger::Webhook => TriggerKind::Webhook,
         }
     }
 }

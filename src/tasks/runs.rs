@@ -84,6 +84,9 @@ pub enum TriggerKind {
     FileWatch,
     #[serde(rename = "hook")]
     Hook,
+    /// `POST /trigger/{token}`.
+    #[serde(rename = "webhook")]
+    Webhook,
     /// The one run `catch_up = once` makes for missed fires.
     #[serde(rename = "catch-up")]
     CatchUp,
@@ -93,7 +96,7 @@ pub enum TriggerKind {
 }
 
 impl TriggerKind {
-    pub const ALL: [TriggerKind; 9] = [
+    pub const ALL: [TriggerKind; 10] = [
         TriggerKind::Cron,
         TriggerKind::Interval,
         TriggerKind::Once,
@@ -101,6 +104,7 @@ impl TriggerKind {
         TriggerKind::Manual,
         TriggerKind::FileWatch,
         TriggerKind::Hook,
+        TriggerKind::Webhook,
         TriggerKind::CatchUp,
         TriggerKind::Retry,
     ];
@@ -114,6 +118,7 @@ impl TriggerKind {
             TriggerKind::Manual => "manual",
             TriggerKind::FileWatch => "file-watch",
             TriggerKind::Hook => "hook",
+            TriggerKind::Webhook => "webhook",
             TriggerKind::CatchUp => "catch-up",
             TriggerKind::Retry => "retry",
         }

@@ -4,3 +4,4 @@
 pub(crate) mod debounce;
 pub(crate) mod hooks;
 pub(crate) mod watch;
+pub(crate) mod webhook;

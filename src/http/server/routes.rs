@@ -1,5 +1,5 @@
 //! Routing of admitted requests in `claudecron serve`: which paths need a token before their
-//! body is read (`admit_head`), the route table (`/`, `/health`, `/mcp`, `/hooks`, `/metrics`,
+//! body is read (`admit_head`), the route table (`/`, `/health`, `/mcp`, `/hooks`, `/trigger/…`, `/metrics`,
 //! `/status/…`, `/calendar.ics`), and the small answers of `/`, `/health`, `/hooks` and the
 //! calendar key check. It never parses JSON-RPC (see `mcp`) and never touches SQL (see `store`).
 
@@ -31,10 +31,13 @@ fn method_not_allowed(allow: &str) -> Outcome {
 pub(super) fn body_limit(req: &HttpRequest, max_body_bytes: usize) -> usize {
     match (req.method.as_str(), req.path.as_str()) {
         (_, "/mcp") | ("POST", "/hooks") => max_body_bytes,
+        ("POST", p) if p.starts_with(WEBHOOK) => max_body_bytes,
         ("POST", "/status/login" | "/status/logout") => STATUS_FORM_BYTES,
         _ => 0,
     }
 }
+
+use crate::triggers::webhook::PATH_PREFIX as WEBHOOK;
 
 /// The status page's login and logout forms (a token and little else).
 const STATUS_FORM_BYTES: usize = 4096;
@@ -52,6 +55,11 @@ pub(super) fn admit_head(app: &App, req: &HttpRequest, client: IpAddr) -> Result
     }
     if req.path == "/calendar.ics" {
         // The key is in the query; checked when routed. Guessing is rate-limited here.
+        app.guard.rate_limit(client)?;
+        return Ok(None);
+    }
+    if req.path.starts_with(WEBHOOK) {
+        // The token in the path is the credential; each wrong one is a guess.
         app.guard.rate_limit(client)?;
         return Ok(None);
     }
@@ -108,6 +116,10 @@ pub(super) fn route(
             "GET" | "HEAD" => Outcome::Reply(calendar(app, catalog, req)),
             _ => method_not_allowed("GET, HEAD"),
         },
+        p if p.starts_with(WEBHOOK) => match req.method.as_str() {
+            "POST" => Outcome::Reply(webhook_request(app, catalog, req, &p[WEBHOOK.len()..])),
+            _ => method_not_allowed("POST"),
+        },
         p if p == "/status" || p.starts_with("/status/") => {
             Outcome::Reply(crate::http::status::route(
                 &StatusContext {
@@ -121,7 +133,7 @@ pub(super) fn route(
         }
         _ => Outcome::Reply(Reply::error(
             404,
-            "not found; endpoints: /, /health, /mcp, /hooks, /metrics, /status, /calendar.ics",
+            "not found; endpoints: /, /health, /mcp, /hooks, /trigger/{token}, /metrics, /status, /calendar.ics",
         )),
     }
 }
@@ -173,6 +185,32 @@ fn hook_request(app: &App, catalog: Option<&Catalog>, req: &HttpRequest) -> Repl
         Err(e) => {
             log::error!("hook dispatch failed: {e}");
             Reply::error(500, "the hook could not be dispatched; see the server log")
+        }
+    }
+}
+
+/// `POST /trigger/{token}`: fire the webhook task the token belongs to with the body; 202
+/// `{"run_id"}`. The token is never logged: the log names the task.
+fn webhook_request(app: &App, catalog: Option<&Catalog>, req: &HttpRequest, token: &str) -> Reply {
+    use crate::tasks::catalog::WebhookRefusal as R;
+    if req.body_too_large {
+        let cap = app.config.max_body_bytes;
+        return Reply::error(
+            413,
+            &format!("the body is larger than max_body_bytes = {cap}"),
+        );
+    }
+    let Some(catalog) = catalog else {
+        return Reply::error(503, "the database is not available; see the server log");
+    };
+    match catalog.webhook_fire(token, &req.body) {
+        Ok(run_id) => Reply::json(202, &json!({ "run_id": run_id })),
+        Err(R::Unknown) => Reply::error(404, "not found"),
+        Err(R::Disabled(text)) => Reply::error(409, &text),
+        Err(R::Unavailable(text)) => Reply::error(503, &text),
+        Err(R::Internal(text)) => {
+            log::error!("webhook fire failed: {text}");
+            Reply::error(500, "the webhook could not be handled; see the server log")
         }
     }
 }

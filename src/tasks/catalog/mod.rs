@@ -8,8 +8,10 @@
 mod list;
 mod safety;
 mod views;
+mod webhook;
 pub use list::*;
 pub use views::*;
+pub use webhook::WebhookRefusal;
 
 use crate::engine::{EngineError, EngineHandle};
 use crate::store::{Run, Store, StoreError};
@@ -431,6 +433,9 @@ impl Catalog {
                 obj.insert("paused_all".into(), json!(pause));
             }
             self.failures_view(task, obj)?;
+            if let Some(hook) = webhook::view(task) {
+                obj.insert("webhook".into(), hook);
+            }
             if let Some((error, at)) = self.store.trigger_error(&task.id)? {
                 obj.insert(
                     "trigger_error".into(),
@@ -474,7 +479,8 @@ impl Catalog {
         let id = crate::ids::task_id().map_err(|e| OpError::Internal(e.to_string()))?;
         let task = self.store.insert_task(&id, &spec, now)?;
         self.services.changed(&task.id, &[task.spec.trigger.kind()]);
-        Ok(json!({ "task": self.task_view(&task, now, 5, 0)? }))
+        let hook = self.webhook_token_after(&task, false)?;
+        Ok(webhook::with_token(self.task_view(&task, now, 5, 0)?, hook))
     }
 
     /// `update_task`: `patch` is the arguments without `taskId`.
@@ -485,7 +491,8 @@ impl Catalog {
         now: DateTime<Utc>,
     ) -> OpResult {
         let existing = self.resolve(task_id)?;
-        if patch.is_empty() {
+        let (patch, rotate) = &webhook::take_rotate(patch)?;
+        if patch.is_empty() && !rotate {
             return Err(OpError::Invalid(FieldError {
                 field: "arguments".into(),
                 message: format!(
@@ -505,6 +512,7 @@ impl Catalog {
         };
         let spec = validate::task_spec(&merged, &ctx)?;
         self.check_channel(&spec)?;
+        webhook::check_rotate(&spec, *rotate)?;
         let task = self
             .store
             .update_task(&existing.id, &spec, now)?
@@ -519,7 +527,8 @@ impl Catalog {
             &task.id,
             &[existing.spec.trigger.kind(), task.spec.trigger.kind()],
         );
-        Ok(json!({ "task": self.task_view(&task, now, 5, 0)? }))
+        let hook = self.webhook_token_after(&task, *rotate)?;
+        Ok(webhook::with_token(self.task_view(&task, now, 5, 0)?, hook))
     }
 
     /// `toggle_task`.

@@ -75,6 +75,10 @@ pub fn trigger_summary(task: &Task, schedules: &ScheduleCache) -> String {
             format!("after task {upstream} {on}")
         }
         Trigger::Manual => "manual: only when run by claudecron_run_task".into(),
+        Trigger::Webhook => {
+            "webhook: on POST /trigger/{token} (the token is shown once, when made or rotated)"
+                .into()
+        }
     }
 }
 

@@ -139,7 +139,7 @@ pub const TASK_FIELDS: &[&str] = &[
     "pause_after_failures",
 ];
 
-const TRIGGER_TYPES: &str = "cron, file-watch, hook, interval, once, after, manual";
+const TRIGGER_TYPES: &str = "cron, file-watch, hook, interval, once, after, manual, webhook";
 
 /// Claude Code hook events (claude-code reference §6).
 pub const HOOK_EVENTS: &[&str] = &[

@@ -245,6 +245,10 @@ pub(super) fn trigger(
             reject_unknown(t, &["type"], "trigger")?;
             Ok(Trigger::Manual)
         }
+        "webhook" => {
+            reject_unknown(t, &["type"], "trigger")?;
+            Ok(Trigger::Webhook)
+        }
         other => err(
             "trigger.type",
             format!("\"{other}\" is not accepted; accepted: {TRIGGER_TYPES}"),
