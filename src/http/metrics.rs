@@ -33,6 +33,8 @@ pub fn route_label(path: &str) -> &'static str {
         "/status/logout" => "/status/logout",
         "/status/style.css" => "/status/style.css",
         p if p.starts_with("/status/run/") => "/status/run",
+        // Never the token: it is the path's secret.
+        p if p.starts_with("/trigger/") => "/trigger",
         _ => "other",
     }
 }
@@ -133,5 +135,18 @@ pub fn render(catalog: Option<&Catalog>, gauges: &Gauges) -> Reply {
             ("Cache-Control".into(), "no-store".into()),
         ],
         body: out.finish().into_bytes(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn route_labels_are_a_fixed_set_and_never_carry_a_secret_or_an_id() {
+        assert_eq!(route_label("/trigger/0123456789abcdef"), "/trigger");
+        assert_eq!(route_label("/status/run/42"), "/status/run");
+        assert_eq!(route_label("/mcp"), "/mcp");
+        assert_eq!(route_label("/wp-login.php"), "other");
     }
 }
