@@ -71,17 +71,17 @@ fn usage_error(r: &Run, says: &[&str]) {
 #[test]
 fn every_command_accepts_help_and_prints_its_usage() {
     let dir = TempDir::with_home("command-help");
-    let commands = [
-        "serve",
-        "check",
-        "token",
-        "preview-schedule",
-        "client-config",
-        "backup",
-        "api-docs",
-        "hook",
-    ];
-    for command in commands {
+    // Every command the full usage lists under "Commands:" (new ones included).
+    let full = run(&dir, &["--help"], &[]).stdout;
+    let commands: Vec<String> = full
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert!(commands.len() >= 20, "{commands:?}");
+    for command in commands.iter().map(String::as_str) {
         for args in [
             vec![command, "--help"],
             vec![command, "-h"],

@@ -110,10 +110,12 @@ const COMMANDS: &[&str] = &[
 /// The usage of one command: its line of USAGE, what it does, and where settings come from.
 fn command_usage(command: &str) -> Option<String> {
     let named = |line: &str| line.split_whitespace().next() == Some(command);
+    // An alias (`pause`) shares the synopsis of the command it stands for (`pause-all`).
+    let listed = safety::canonical(command);
     let synopsis = USAGE.lines().find(|l| {
         l.trim_start()
             .strip_prefix("claudecron ")
-            .is_some_and(named)
+            .is_some_and(|rest| rest.split_whitespace().next() == Some(listed))
     })?;
     let what = USAGE
         .lines()

@@ -10,13 +10,19 @@ use serde_json::json;
 /// The commands this module answers (`pause` and `resume`, SPEC §9's names, are the same).
 pub const COMMANDS: &[&str] = &["pause-all", "resume-all", "pause", "resume"];
 
-/// Run one of [`COMMANDS`].
-pub fn run(command: &str, args: &[String], sources: &Sources) -> Result<(), CliError> {
-    let command = match command {
+/// The name a command is listed under in the usage (`pause` is `pause-all`, `resume` is
+/// `resume-all`); any other command is its own.
+pub fn canonical(command: &str) -> &str {
+    match command {
         "pause" => "pause-all",
         "resume" => "resume-all",
         other => other,
-    };
+    }
+}
+
+/// Run one of [`COMMANDS`].
+pub fn run(command: &str, args: &[String], sources: &Sources) -> Result<(), CliError> {
+    let command = canonical(command);
     let c = common(args)?;
     if let Some(flag) = c.rest.iter().find(|a| a.starts_with("--")) {
         return Err(CliError::Usage(format!(

@@ -430,20 +430,19 @@ fn arming_pages_visit_every_enabled_timed_task_once() {
 
 #[test]
 fn lock_waits_start_short_and_stop_at_the_budget() {
-    use busy::busy_step;
+    use busy::{busy_step, busy_wait};
     assert_eq!(busy_step(0), Duration::from_micros(50));
-    assert_eq!(busy_step(3), Duration::from_micros(400));
     assert_eq!(busy_step(40), Duration::from_millis(10));
-    // The waits of the attempts the handler allows add up to the budget, not beyond it.
-    let total: Duration = (0..)
-        .map(busy_step)
-        .scan(Duration::ZERO, |sum, step| {
-            (*sum < BUSY_WAIT).then(|| {
-                let this = step.min(BUSY_WAIT - *sum);
-                *sum += this;
-                this
-            })
-        })
-        .sum();
-    assert_eq!(total, BUSY_WAIT);
+    // The handler itself, on a 3 ms budget: waits of 50, 100, 200, 400, 800 µs, then the rest
+    // of the budget (1,450 µs), then gives up.
+    BUSY_BUDGET.with(|b| b.set(Duration::from_millis(3)));
+    let started = std::time::Instant::now();
+    let mut attempts = 0;
+    while busy_wait(attempts) {
+        attempts += 1;
+        assert!(attempts < 100, "the handler never gave up");
+    }
+    BUSY_BUDGET.with(|b| b.set(BUSY_WAIT));
+    assert_eq!(attempts, 6);
+    assert!(started.elapsed() >= Duration::from_millis(3));
 }

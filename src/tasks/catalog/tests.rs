@@ -77,6 +77,29 @@ impl Drop for Dir {
     }
 }
 
+/// The engine settings of these tests: 4 runs at once, 100 runs kept, short timeouts.
+fn engine_settings(
+    db_path: &std::path::Path,
+    subagent: &crate::exec::subagent::SubagentSettings,
+) -> crate::engine::EngineSettings {
+    crate::engine::EngineSettings {
+        daily_budget_usd: None,
+        pause_after_failures: 0,
+        db_path: db_path.to_path_buf(),
+        max_concurrent: 4,
+        history_keep_per_task: 100,
+        run: crate::exec::run::RunSettings {
+            subagent: subagent.clone(),
+            output_max_bytes: 1 << 16,
+            default_timeout_secs: 60,
+            grace: std::time::Duration::from_secs(1),
+            worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
+            worktree_keep: 1,
+            notify_channels: Default::default(),
+        },
+    }
+}
+
 fn source(tag: &str) -> (CatalogSource, Dir) {
     let dir = std::env::temp_dir().join(format!("cc-catalog-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -89,22 +112,7 @@ fn source(tag: &str) -> (CatalogSource, Dir) {
         prices: Vec::new(),
     };
     let engine = crate::engine::start(
-        crate::engine::EngineSettings {
-            daily_budget_usd: None,
-            pause_after_failures: 0,
-            db_path: db_path.clone(),
-            max_concurrent: 4,
-            history_keep_per_task: 100,
-            run: crate::exec::run::RunSettings {
-                subagent: subagent.clone(),
-                output_max_bytes: 1 << 16,
-                default_timeout_secs: 60,
-                grace: std::time::Duration::from_secs(1),
-                worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
-                worktree_keep: 1,
-                notify_channels: Default::default(),
-            },
-        },
+        engine_settings(&db_path, &subagent),
         Arc::new(|_: &crate::tasks::runs::RunEvent| {}),
     )
     .unwrap();
@@ -445,22 +453,7 @@ fn timings() {
     println!("Schedule::load: {:.1} µs", micros(started.elapsed(), n));
     let started = Instant::now();
     let engine = crate::engine::start(
-        crate::engine::EngineSettings {
-            daily_budget_usd: None,
-            pause_after_failures: 0,
-            db_path: source.db_path.clone(),
-            max_concurrent: 4,
-            history_keep_per_task: 100,
-            run: crate::exec::run::RunSettings {
-                subagent: source.defaults.subagent.clone(),
-                output_max_bytes: 1 << 16,
-                default_timeout_secs: 60,
-                grace: std::time::Duration::from_secs(1),
-                worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
-                worktree_keep: 1,
-                notify_channels: Default::default(),
-            },
-        },
+        engine_settings(&source.db_path, &source.defaults.subagent),
         Arc::new(|_: &crate::tasks::runs::RunEvent| {}),
     )
     .unwrap();
