@@ -5,6 +5,19 @@
 use chrono::{DateTime, Utc};
 use std::path::Path;
 
+/// A JSON object from `"key": value` pairs, each value moved in with `Value::from`. Use it
+/// where a value is itself a `Value` (or holds some): `serde_json::json!` copies every embedded
+/// `Value` through a full serialization and drops the original — measured at about a third of
+/// the server's CPU for a `get_task`.
+#[macro_export]
+macro_rules! obj {
+    ($($key:literal : $value:expr),* $(,)?) => {{
+        let mut map = serde_json::Map::new();
+        $( map.insert($key.into(), serde_json::Value::from($value)); )*
+        serde_json::Value::Object(map)
+    }};
+}
+
 /// RFC 3339 in UTC with second precision (`2026-11-28T09:00:00Z`).
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

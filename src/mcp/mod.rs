@@ -4,6 +4,7 @@
 //! 2026-07-28 (routed by `MCP-Protocol-Version`) in `modern`. It reaches tasks only through
 //! `catalog` (never SQL) and trusts `guard` to have authenticated the request.
 
+mod answer;
 mod args;
 pub mod modern;
 pub(crate) mod resources;
@@ -17,6 +18,7 @@ use crate::http::guard::TokenId;
 use crate::http::{accepts, HttpRequest, Reply};
 use crate::tasks::catalog::{Catalog, CatalogSource, OpError};
 use crate::tasks::runs::{RunEvent, RunStatus};
+use answer::ToolAnswer;
 use serde_json::{json, Map, Value};
 use session::{level_rank, lock, SessionRef, Sessions, LOG_LEVELS};
 use std::sync::Arc;
@@ -230,17 +232,30 @@ impl Mcp {
         };
         // `resource_link` content came with 2025-06-18: a 2025-03-26 session gets results without.
         let links = lock(&session).version != "2025-03-26";
+        if method == "tools/list" && params.get("cursor").is_none_or(Value::is_null) {
+            static LIST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            let result = tools::list_result_json(&LIST, |v| v);
+            return Outcome::Reply(as_accepted(req, answer::raw_result(&id, result)));
+        }
         if method == "tools/call" {
             if let Some(outcome) = self.run_tools(req, &id, &params, catalog, links) {
                 return outcome;
             }
+            let reply = match self.call_tool(&params, catalog) {
+                Ok(answer) => answer.encode(&id, links, false),
+                Err((code, message)) => Reply::json(
+                    200,
+                    &json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
+                ),
+            };
+            return Outcome::Reply(as_accepted(req, reply));
         }
         let reply = match self.dispatch(method, &params, &session, catalog) {
             Ok(mut result) => {
                 if !links {
                     strip_links(&mut result);
                 }
-                json!({"jsonrpc": "2.0", "id": id, "result": result})
+                crate::obj!("jsonrpc": "2.0", "id": id.clone(), "result": result)
             }
             Err((code, message)) => {
                 json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
@@ -352,8 +367,11 @@ impl Mcp {
             "instructions": INSTRUCTIONS,
         });
         Outcome::Reply(
-            Reply::json(200, &json!({"jsonrpc": "2.0", "id": id, "result": result}))
-                .with_header("MCP-Session-Id", &session_id),
+            Reply::json(
+                200,
+                &crate::obj!("jsonrpc": "2.0", "id": id.clone(), "result": result),
+            )
+            .with_header("MCP-Session-Id", &session_id),
         )
     }
 
@@ -382,16 +400,13 @@ impl Mcp {
                     )),
                 }
             }
-            "tools/list" => {
-                if params.get("cursor").is_some_and(|c| !c.is_null()) {
-                    return Err((
-                        -32602,
-                        "Invalid params: unknown cursor (tools/list has a single page)".into(),
-                    ));
-                }
-                Ok(json!({"tools": tools::definitions()}))
-            }
-            "tools/call" => self.call_tool(params, catalog),
+            // Without a cursor it is answered from the list encoded once (`post`).
+            "tools/list" => Err((
+                -32602,
+                "Invalid params: unknown cursor (tools/list has a single page)".into(),
+            )),
+            // `post` answers it first (encoded in one pass); kept so the dispatch stays total.
+            "tools/call" => self.call_tool(params, catalog).map(ToolAnswer::into_value),
             "resources/list" | "resources/read" | "resources/templates/list" => {
                 self.resources(method, params, catalog, -32002)
             }
@@ -403,7 +418,11 @@ impl Mcp {
         }
     }
 
-    fn call_tool(&self, params: &Value, catalog: Option<&Catalog>) -> Result<Value, (i64, String)> {
+    fn call_tool(
+        &self,
+        params: &Value,
+        catalog: Option<&Catalog>,
+    ) -> Result<ToolAnswer, (i64, String)> {
         let name = match params.get("name") {
             Some(Value::String(n)) => n.as_str(),
             _ => {
@@ -428,15 +447,18 @@ impl Mcp {
             return Err((-32602, format!("Unknown tool: {name}")));
         };
         let Some(catalog) = catalog else {
-            return Ok(tool_error(&self.no_catalog()));
+            return Ok(ToolAnswer::Refused(tool_error(&self.no_catalog())));
         };
         let tools::Handler::Now(handler) = tool.handler else {
             // run_task and cancel_run are answered by `run_tools` before dispatch.
             return Err((-32603, format!("{name} cannot be called here")));
         };
         Ok(match handler(catalog, args, chrono::Utc::now()) {
-            Ok(value) => tool_result(&(tool.summary)(&value), value),
-            Err(e) => op_error(name, &e),
+            Ok(value) => ToolAnswer::Done {
+                summary: (tool.summary)(&value),
+                value,
+            },
+            Err(e) => ToolAnswer::Refused(op_error(name, &e)),
         })
     }
 }
@@ -553,19 +575,13 @@ pub(crate) fn tool_result(summary: &str, value: Value) -> Value {
     text.push_str(summary);
     text.push('\n');
     text.push_str(&serde_json::to_string(&value).unwrap_or_default());
-    let mut content = vec![json!({"type": "text", "text": text})];
-    if let Some(run_id) = value.pointer("/run/id").and_then(Value::as_i64) {
-        content.push(resources::run_link(
-            run_id,
-            value.pointer("/run/task_name").and_then(Value::as_str),
-            value.pointer("/run/status").and_then(Value::as_str),
-        ));
-    }
-    json!({
+    let mut content = vec![crate::obj!("type": "text", "text": text)];
+    content.extend(answer::run_link(&value));
+    crate::obj!(
         "content": content,
         "structuredContent": value,
         "isError": false,
-    })
+    )
 }
 
 pub(crate) fn tool_error(message: &str) -> Value {

@@ -331,17 +331,23 @@ impl Mcp {
                         "Invalid params: unknown cursor (tools/list has a single page)".into(),
                     ))
                 } else {
-                    Ok(cacheable(
-                        json!({"tools": tools::definitions()}),
-                        STATIC_TTL_MS,
-                        "public",
-                    ))
+                    static LIST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                    let result = tools::list_result_json(&LIST, |v| {
+                        cacheable(v, STATIC_TTL_MS, "public")
+                    });
+                    return Outcome::Reply(super::as_accepted(req, super::answer::raw_result(id, result)));
                 }
             }
             "tools/call" => {
                 match self.modern_run_tool(req, id, &params, &envelope, sse, catalog) {
                     Some(outcome) => return outcome,
-                    None => self.call_tool(&params, catalog).map(complete),
+                    None => match self.call_tool(&params, catalog) {
+                        Ok(answer) => {
+                            let reply = answer.encode(id, true, true);
+                            return Outcome::Reply(super::as_accepted(req, reply));
+                        }
+                        Err(e) => Err(e),
+                    },
                 }
             }
             "resources/list" | "resources/read" | "resources/templates/list" => {
@@ -394,7 +400,10 @@ impl Mcp {
         match result {
             Ok(result) => Outcome::Reply(super::as_accepted(
                 req,
-                Reply::json(200, &json!({"jsonrpc": "2.0", "id": id, "result": result})),
+                Reply::json(
+                    200,
+                    &crate::obj!("jsonrpc": "2.0", "id": id.clone(), "result": result),
+                ),
             )),
             Err(e) => error_reply(Some(id), e.into()),
         }
@@ -418,7 +427,7 @@ impl Mcp {
                 req,
                 Reply::json(
                     200,
-                    &json!({"jsonrpc": "2.0", "id": id, "result": complete(result)}),
+                    &crate::obj!("jsonrpc": "2.0", "id": id.clone(), "result": complete(result)),
                 ),
             )))
         };
@@ -439,7 +448,10 @@ impl Mcp {
                     return match tasks_ext::created(catalog, call.run_id) {
                         Ok(task) => Some(Outcome::Reply(super::as_accepted(
                             req,
-                            Reply::json(200, &json!({"jsonrpc": "2.0", "id": id, "result": task})),
+                            Reply::json(
+                                200,
+                                &crate::obj!("jsonrpc": "2.0", "id": id.clone(), "result": task),
+                            ),
                         ))),
                         Err(e) => answer(super::op_error(tool.name, &e)),
                     };

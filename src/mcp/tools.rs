@@ -110,6 +110,17 @@ pub fn definitions() -> Vec<Value> {
     TOOLS.iter().map(Tool::definition).collect()
 }
 
+/// The `tools/list` result, `{"tools": [...]}`, encoded once: the list is fixed when the binary
+/// is built, and building and encoding ~15 schemas on every call cost more than all the rest of
+/// the request. `extra` fields (the 2026-07-28 path's `resultType`, `ttlMs`, `cacheScope`) are
+/// added to the object before encoding; each era keeps its own copy.
+pub fn list_result_json(
+    cell: &'static std::sync::OnceLock<String>,
+    extra: fn(Value) -> Value,
+) -> &'static str {
+    cell.get_or_init(|| extra(serde_json::json!({ "tools": definitions() })).to_string())
+}
+
 pub const TOOLS: &[Tool] = &[
     Tool {
         name: "claudecron_add_task",

@@ -82,7 +82,7 @@ impl RunWait {
         if self.modern {
             result["resultType"] = "complete".into();
         }
-        json!({"jsonrpc": "2.0", "id": self.rpc_id, "result": result})
+        crate::obj!("jsonrpc": "2.0", "id": self.rpc_id.clone(), "result": result)
     }
 
     /// The `notifications/message` about the run's end, when the request asked for logs at a
@@ -261,7 +261,10 @@ impl Mcp {
             }
             Some(Outcome::Reply(as_accepted(
                 req,
-                Reply::json(200, &json!({"jsonrpc": "2.0", "id": id, "result": result})),
+                Reply::json(
+                    200,
+                    &crate::obj!("jsonrpc": "2.0", "id": id.clone(), "result": result),
+                ),
             )))
         };
         match self.start_run(tool, params, catalog)? {

@@ -76,29 +76,29 @@ impl Catalog {
             .map(|task| {
                 let tz = parse_timezone(&task.spec.timezone).unwrap_or(chrono_tz::UTC);
                 let next = next_fire_times(task, now, 1, &self.schedules);
-                let mut row = json!({
-                    "id": task.id,
-                    "name": task.spec.name,
+                let mut row = crate::obj!(
+                    "id": task.id.as_str(),
+                    "name": task.spec.name.as_str(),
                     "type": task.spec.task_type.as_str(),
                     "enabled": task.spec.enabled,
-                    "trigger": task.spec.trigger.kind(),
+                    "trigger": task.spec.trigger.kind().as_str(),
                     "trigger_summary": trigger_summary(task, &self.schedules),
-                    "timezone": task.spec.timezone,
+                    "timezone": task.spec.timezone.as_str(),
                     "next_run": next.first().map(|t| time_pair(*t, tz)),
-                    "last_run": last_runs.get(&task.id).map(|r| json!({
+                    "last_run": last_runs.get(&task.id).map(|r| crate::obj!(
                         "id": r.id,
-                        "status": r.status,
+                        "status": r.status.as_str(),
                         "started_at": r.started_at.map(rfc3339_millis),
                         "finished_at": r.finished_at.map(rfc3339_millis),
-                    })),
-                });
+                    )),
+                );
                 if let Some(reason) = paused.get(task.id.as_str()) {
                     row["paused_reason"] = reason.as_str().into();
                 }
                 row
             })
             .collect();
-        let mut page = json!({ "count": rows.len(), "total": total });
+        let mut page = crate::obj!("count": rows.len(), "total": total);
         if more {
             if let Some(last) = tasks.last() {
                 page["next_cursor"] = encode_cursor(&last.spec.name, &last.id).into();

@@ -305,7 +305,8 @@ impl Catalog {
                 })
             })
             .collect();
-        Ok(json!({ "event": event, "matched": rows, "count": rows.len() }))
+        let count = rows.len();
+        Ok(crate::obj!("event": event, "matched": rows, "count": count))
     }
 
     /// `run_task`: fire a task now; returns the new run's id (a `skipped` run when the task's
@@ -558,7 +559,7 @@ impl Catalog {
     /// `get_task`.
     pub fn get(&self, task_id: &str, now: DateTime<Utc>) -> OpResult {
         let task = self.resolve(task_id)?;
-        Ok(json!({ "task": self.task_view(&task, now, 5, 5)? }))
+        Ok(crate::obj!("task": self.task_view(&task, now, 5, 5)?))
     }
 
     /// `get_history`: runs newest first.
@@ -601,7 +602,8 @@ impl Catalog {
                 v
             })
             .collect();
-        Ok(json!({ "runs": rows, "count": rows.len() }))
+        let count = rows.len();
+        Ok(crate::obj!("runs": rows, "count": count))
     }
 
     /// `get_run`: one run with its output (the last `tail_bytes` when given).
@@ -622,7 +624,7 @@ impl Catalog {
                 task_name.map(Value::String).unwrap_or(Value::Null),
             );
         }
-        Ok(json!({ "run": v }))
+        Ok(crate::obj!("run": v))
     }
 }
 

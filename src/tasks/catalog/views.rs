@@ -6,10 +6,10 @@ use super::*;
 
 /// A time in the task's zone and in UTC.
 pub fn time_pair(t: DateTime<Utc>, tz: chrono_tz::Tz) -> Value {
-    json!({
+    crate::obj!(
         "local": t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         "utc": rfc3339(t),
-    })
+    )
 }
 
 /// The trigger in words, for people and models.
@@ -100,11 +100,11 @@ pub fn next_fire_times(
 
 /// A run as a history row: its fields with the output cut to an excerpt.
 pub fn run_summary(run: &Run, excerpt_bytes: usize) -> Value {
-    let mut view = json!({
+    let mut view = crate::obj!(
         "id": run.id,
-        "task_id": run.task_id,
-        "trigger": run.trigger,
-        "status": run.status,
+        "task_id": run.task_id.as_str(),
+        "trigger": run.trigger.as_str(),
+        "status": run.status.as_str(),
         "scheduled_for": run.scheduled_for.map(crate::util::rfc3339_auto),
         "queued_at": rfc3339_millis(run.queued_at),
         "started_at": run.started_at.map(rfc3339_millis),
@@ -113,18 +113,20 @@ pub fn run_summary(run: &Run, excerpt_bytes: usize) -> Value {
         "exit_code": run.exit_code,
         "output_excerpt": tail(&run.output, excerpt_bytes),
         "output_truncated": run.output_truncated || run.output.len() > excerpt_bytes,
-        "error": run.error,
-        "runner": run.runner,
-        "model": run.model,
+        "error": run.error.as_deref(),
+        "runner": run.runner.as_deref(),
+        "model": run.model.as_deref(),
         "cost_usd": run.cost_usd,
         "input_tokens": run.input_tokens,
         "output_tokens": run.output_tokens,
         "num_turns": run.num_turns,
-        "session_id": run.session_id,
-    });
+        "session_id": run.session_id.as_deref(),
+    );
     // More facts: the git worktree left for review, Claude Code's own account of the ending.
-    for (key, value) in &run.details {
-        view[key] = value.clone();
+    if let Value::Object(map) = &mut view {
+        for (key, value) in &run.details {
+            map.insert(key.clone(), value.clone());
+        }
     }
     view
 }
@@ -164,10 +166,10 @@ pub fn preview_schedule_with(
         .into_iter()
         .map(|t| time_pair(t.with_timezone(&Utc), tz))
         .collect();
-    Ok(json!({
+    Ok(crate::obj!(
         "schedule": schedule.expression(),
         "timezone": tz.name(),
         "description": schedule.describe(),
         "next_runs": times,
-    }))
+    ))
 }

@@ -83,6 +83,9 @@ where
             .as_ref()
             .is_some_and(|f| f.load(Ordering::Acquire));
         let mut remaining_to_read = if abandoned { 0 } else { self.size };
+        if remaining_to_read == 0 {
+            return; // the usual case: the body was read; no buffer to zero
+        }
         // A fixed buffer: the remainder comes from the client's Content-Length and may be huge.
         let mut buf = [0u8; 4096];
 
