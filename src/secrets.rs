@@ -191,20 +191,18 @@ pub fn remove(file: &Path, name: &str) -> Result<bool, String> {
 }
 
 /// The names a task refers to that the store does not hold (for a warning when the task is
-/// saved); None when the store cannot be read (the run says why).
-pub fn missing(env: &BTreeMap<String, EnvValue>, file: &Path) -> Option<Vec<String>> {
+/// saved and shown); the error when the store cannot be read.
+pub fn missing(env: &BTreeMap<String, EnvValue>, file: &Path) -> Result<Vec<String>, String> {
     let names = referenced(env);
     if names.is_empty() {
-        return Some(Vec::new());
+        return Ok(Vec::new());
     }
-    let store = load(file).ok()?;
-    Some(
-        names
-            .into_iter()
-            .filter(|n| !store.contains_key(*n))
-            .map(str::to_string)
-            .collect(),
-    )
+    let store = load(file)?;
+    Ok(names
+        .into_iter()
+        .filter(|n| !store.contains_key(*n))
+        .map(str::to_string)
+        .collect())
 }
 
 /// A task's env with its references resolved, for one run, and the values to mask in what it

@@ -4,6 +4,7 @@
 //! `Store::write`, which refuses a deleted or replaced database file and names the cause of a
 //! failed write (`fault`). Hot statements are prepared once per connection (`prepare_cached`).
 
+mod approval;
 mod busy;
 mod fault;
 mod pages;
@@ -12,6 +13,7 @@ mod webhook;
 use busy::{busy_wait, BUSY_BUDGET};
 use fault::DbFile;
 pub use fault::{current_fault, Fault};
+pub use approval::Approval;
 pub use pages::*;
 pub use runs::*;
 
@@ -121,6 +123,17 @@ const MIGRATIONS: &[&str] = &[
         task_id      TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
         token_sha256 TEXT NOT NULL UNIQUE
     );",
+    // 10: owner approval (`require_approval`): the SHA-256 of the content the owner approved
+    // (`claudecron approve`, or automatically while require_approval is off). Tasks that exist
+    // now keep running: they are recorded as approved before approvals existed.
+    "CREATE TABLE task_approvals (
+        task_id        TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+        content_sha256 TEXT NOT NULL,
+        approved_at    TEXT NOT NULL,
+        approved_by    TEXT NOT NULL
+    );
+    INSERT INTO task_approvals (task_id, content_sha256, approved_at, approved_by)
+        SELECT id, 'existing-before-approvals', updated_at, 'existing before approvals' FROM tasks;",
 ];
 
 /// How long a statement waits for another connection's write lock before failing.

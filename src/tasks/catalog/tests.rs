@@ -85,6 +85,7 @@ fn engine_settings(
     crate::engine::EngineSettings {
         daily_budget_usd: None,
         pause_after_failures: 0,
+        require_approval: false,
         db_path: db_path.to_path_buf(),
         max_concurrent: 4,
         history_keep_per_task: 100,
@@ -126,6 +127,8 @@ fn source(tag: &str) -> (CatalogSource, Dir) {
             subagent,
             worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
             notify_channels: Vec::new(),
+            require_approval: false,
+            secrets_file: std::env::temp_dir().join("cc-catalog-no-secrets.json"),
         },
         Services {
             engine,
