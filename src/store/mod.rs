@@ -13,7 +13,6 @@ mod webhook;
 use busy::{busy_wait, BUSY_BUDGET};
 use fault::DbFile;
 pub use fault::{current_fault, Fault};
-pub use approval::Approval;
 pub use pages::*;
 pub use runs::*;
 
