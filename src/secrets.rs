@@ -107,7 +107,12 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, String>, String> {
     let meta = match fs::metadata(file) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(format!("cannot read the secrets file {}: {e}", file.display())),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the secrets file {}: {e}",
+                file.display()
+            ))
+        }
     };
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -162,7 +167,10 @@ fn save(file: &Path, secrets: &BTreeMap<String, String>) -> Result<(), String> {
     })();
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
-        return Err(format!("cannot write the secrets file {}: {e}", file.display()));
+        return Err(format!(
+            "cannot write the secrets file {}: {e}",
+            file.display()
+        ));
     }
     Ok(())
 }
@@ -172,9 +180,13 @@ pub fn set(file: &Path, name: &str, value: &str) -> Result<bool, String> {
     check_name(name)?;
     let mut secrets = load(file)?;
     if !secrets.contains_key(name) && secrets.len() >= COUNT_MAX {
-        return Err(format!("the store holds {COUNT_MAX} secrets, the limit; remove one first"));
+        return Err(format!(
+            "the store holds {COUNT_MAX} secrets, the limit; remove one first"
+        ));
     }
-    let replaced = secrets.insert(name.to_string(), value.to_string()).is_some();
+    let replaced = secrets
+        .insert(name.to_string(), value.to_string())
+        .is_some();
     save(file, &secrets)?;
     Ok(replaced)
 }
@@ -302,7 +314,10 @@ mod tests {
         assert_eq!(clean_value(b"a\nb\n\n").unwrap(), "a\nb\n");
         assert!(clean_value(b"\n").is_err() && clean_value(b"a\0b").is_err());
         let obj = |v: Value| v.as_object().cloned().unwrap();
-        assert_eq!(reference(&obj(serde_json::json!({"secret": "gh"}))).unwrap(), "gh");
+        assert_eq!(
+            reference(&obj(serde_json::json!({"secret": "gh"}))).unwrap(),
+            "gh"
+        );
         assert!(reference(&obj(serde_json::json!({"secret": 1}))).is_err());
         assert!(reference(&obj(serde_json::json!({"name": "gh"}))).is_err());
         assert!(reference(&obj(serde_json::json!({"secret": "gh", "x": 1}))).is_err());
@@ -315,14 +330,27 @@ mod tests {
         assert!(load(&file).unwrap().is_empty());
         assert!(!set(&file, "gh", "s3cr3t-value").unwrap());
         assert!(set(&file, "gh", "s3cr3t-value2").unwrap());
-        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let mut env = BTreeMap::new();
         env.insert("A".to_string(), EnvValue::Text("plain".into()));
-        env.insert("T".to_string(), EnvValue::Secret { secret: "gh".into() });
+        env.insert(
+            "T".to_string(),
+            EnvValue::Secret {
+                secret: "gh".into(),
+            },
+        );
         let r = resolve(&env, &file).unwrap();
         assert!(r.env.contains(&("T".into(), "s3cr3t-value2".into())));
         assert_eq!(r.masker.mask("x s3cr3t-value2 y"), "x *** y");
-        env.insert("U".to_string(), EnvValue::Secret { secret: "nope".into() });
+        env.insert(
+            "U".to_string(),
+            EnvValue::Secret {
+                secret: "nope".into(),
+            },
+        );
         let e = resolve(&env, &file).err().unwrap();
         assert!(e.contains("\"nope\"") && e.contains("env U") && !e.contains("s3cr3t"));
         assert_eq!(missing(&env, &file).unwrap(), vec!["nope".to_string()]);

@@ -137,9 +137,8 @@ fn a_task_written_over_mcp_runs_only_after_the_owner_approves_it_on_the_host() {
     );
 
     // An approved twin ticks; the pending one records nothing meanwhile.
-    let twin = mcp.add(
-        json!({"name": "twin", "type": "bash", "trigger": every_second, "command": "true"}),
-    );
+    let twin = mcp
+        .add(json!({"name": "twin", "type": "bash", "trigger": every_second, "command": "true"}));
     let approved = ok_host_cli(&server, &["approve", "twin"]);
     assert!(approved.contains("approved task \"twin\""), "{approved}");
     let waiting = pending(&server);
@@ -179,7 +178,11 @@ fn a_task_written_over_mcp_runs_only_after_the_owner_approves_it_on_the_host() {
         "claudecron_update_task",
         json!({"taskId": ticker, "name": "ticker2", "description": "renamed"}),
     );
-    assert_eq!(renamed["task"]["pending_approval"], json!(false), "{renamed}");
+    assert_eq!(
+        renamed["task"]["pending_approval"],
+        json!(false),
+        "{renamed}"
+    );
     let edited = mcp.call(
         "claudecron_update_task",
         json!({"taskId": ticker, "command": "echo changed"}),
@@ -235,10 +238,14 @@ fn hook_and_file_events_for_a_pending_task_record_nothing() {
     std::fs::write(&file, "one\n").unwrap();
     let hook = json!({"type": "hook", "event": "PostToolUse", "matcher": "Write"});
     let watch = json!({"type": "file-watch", "path": file.to_string_lossy(), "debounce_ms": 200});
-    let hook_pending = mcp.add(json!({"name": "hook-pending", "type": "bash", "trigger": hook, "command": "true"}));
-    let hook_twin = mcp.add(json!({"name": "hook-twin", "type": "bash", "trigger": hook, "command": "true"}));
-    let watch_pending = mcp.add(json!({"name": "watch-pending", "type": "bash", "trigger": watch, "command": "true"}));
-    let watch_twin = mcp.add(json!({"name": "watch-twin", "type": "bash", "trigger": watch, "command": "true"}));
+    let hook_pending = mcp
+        .add(json!({"name": "hook-pending", "type": "bash", "trigger": hook, "command": "true"}));
+    let hook_twin =
+        mcp.add(json!({"name": "hook-twin", "type": "bash", "trigger": hook, "command": "true"}));
+    let watch_pending = mcp
+        .add(json!({"name": "watch-pending", "type": "bash", "trigger": watch, "command": "true"}));
+    let watch_twin =
+        mcp.add(json!({"name": "watch-twin", "type": "bash", "trigger": watch, "command": "true"}));
     ok_host_cli(&server, &["approve", "hook-twin", "watch-twin"]);
 
     // POST /hooks: the approved twin's run row exists when /hooks answers; the pending one has none.
@@ -279,17 +286,17 @@ fn tasks_written_while_approval_was_off_keep_running_when_it_is_switched_on() {
     assert!(mcp.task(&id).get("pending_approval").is_none());
     let options = Options::default();
     let (_, _, dir) = server.terminate(Duration::from_secs(10));
-    let server = Server::start_in(
-        options.env("CLAUDECRON_REQUIRE_APPROVAL", "true"),
-        dir,
-    );
+    let server = Server::start_in(options.env("CLAUDECRON_REQUIRE_APPROVAL", "true"), dir);
     let mcp = Mcp::new(&server);
     assert_eq!(mcp.task(&id)["pending_approval"], json!(false));
     let run = mcp.run_task(&id, 30);
     assert_eq!(run["status"], "success", "{run}");
     assert!(pending(&server).is_empty());
     // Its first change over MCP now waits for the owner.
-    mcp.ok("claudecron_update_task", json!({"taskId": id, "command": "echo new"}));
+    mcp.ok(
+        "claudecron_update_task",
+        json!({"taskId": id, "command": "echo new"}),
+    );
     assert_eq!(pending(&server).len(), 1);
     let refused = mcp.call("claudecron_run_task", json!({"taskId": id}));
     assert_eq!(refused["isError"], json!(true), "{refused}");

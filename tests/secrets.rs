@@ -102,10 +102,17 @@ fn a_secret_reaches_the_run_and_nothing_else() {
     let (port, sunk) = sink();
     let server = Server::start(Options::default().env("CLAUDECRON_LOG_LEVEL", "debug"));
     let secret = format!("s3cr3t-{}-q7Zx", std::process::id());
-    let said = ok_host_cli(&server, &["secret", "set", "gh"], format!("{secret}\n").as_bytes());
+    let said = ok_host_cli(
+        &server,
+        &["secret", "set", "gh"],
+        format!("{secret}\n").as_bytes(),
+    );
     assert!(said.contains("\"gh\"") && !said.contains(&secret), "{said}");
     let store = server.dir.path().join("secrets.json");
-    let mode = std::fs::metadata(&store).expect("the store").permissions().mode();
+    let mode = std::fs::metadata(&store)
+        .expect("the store")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
     let listed = ok_host_cli(&server, &["secret", "list"], b"");
     assert_eq!(listed.trim(), "gh");
@@ -126,7 +133,10 @@ fn a_secret_reaches_the_run_and_nothing_else() {
         }),
     );
     let task = added["task"]["id"].as_str().expect("id").to_string();
-    assert_eq!(added["task"]["env"]["GITHUB_TOKEN"], json!({"secret": "gh"}));
+    assert_eq!(
+        added["task"]["env"]["GITHUB_TOKEN"],
+        json!({"secret": "gh"})
+    );
     assert!(added["task"].get("warning").is_none(), "{added}");
 
     // The run gets the value; what it printed is masked in the run.
@@ -162,7 +172,10 @@ fn a_secret_reaches_the_run_and_nothing_else() {
         let text = r["output"].as_str().unwrap_or("").to_string();
         (r["status"] == "running" && !text.is_empty()).then_some(text)
     });
-    assert!(live.contains("live ***") && !live.contains(&secret), "{live}");
+    assert!(
+        live.contains("live ***") && !live.contains(&secret),
+        "{live}"
+    );
     rec.mcp.wait_finished(live_id, WAIT);
 
     // The notification went out (with the masked excerpt).
@@ -202,12 +215,18 @@ fn a_secret_reaches_the_run_and_nothing_else() {
         .clone();
     assert_eq!(failed["status"], "failed", "{failed}");
     let error = failed["error"].as_str().unwrap_or("");
-    assert!(error.contains("\"nope\"") && error.contains("env X"), "{error}");
+    assert!(
+        error.contains("\"nope\"") && error.contains("env X"),
+        "{error}"
+    );
     assert!(!failed.to_string().contains("should-not-run"));
 
     // Found nowhere else: tool results, database and WAL, the log, the sink's bodies.
     for seen in &rec.seen {
-        assert!(!seen.contains(&secret), "a tool result holds the value: {seen}");
+        assert!(
+            !seen.contains(&secret),
+            "a tool result holds the value: {seen}"
+        );
     }
     for file in ["tasks.db", "tasks.db-wal"] {
         let path = server.dir.path().join(file);
@@ -220,7 +239,10 @@ fn a_secret_reaches_the_run_and_nothing_else() {
         assert!(!contains(body, &secret), "a notification holds the value");
     }
     let log = server.stop();
-    assert!(log.contains("uses-secret"), "the log is the server's: {log}");
+    assert!(
+        log.contains("uses-secret"),
+        "the log is the server's: {log}"
+    );
     assert!(!log.contains(&secret), "the log holds the value");
 }
 

@@ -108,7 +108,10 @@ pub fn run(command: &str, args: &[String], sources: &Sources) -> Result<(), CliE
         approved.push(json!({"id": task.id, "name": task.spec.name, "content": &hash[..SHORT]}));
     }
     if json_out {
-        println!("{}", json!({ "approved": approved, "require_approval": config.require_approval }));
+        println!(
+            "{}",
+            json!({ "approved": approved, "require_approval": config.require_approval })
+        );
         return Ok(());
     }
     if approved.is_empty() {
@@ -123,7 +126,9 @@ pub fn run(command: &str, args: &[String], sources: &Sources) -> Result<(), CliE
         );
     }
     if !config.require_approval {
-        println!("note: require_approval is off in this config, so tasks run without approval anyway");
+        println!(
+            "note: require_approval is off in this config, so tasks run without approval anyway"
+        );
     }
     Ok(())
 }
@@ -148,8 +153,7 @@ fn pending(store: &Store) -> Result<Vec<(Task, String)>, CliError> {
     Ok(all
         .into_iter()
         .filter(|(task, approved)| {
-            approval::state(true, &task.spec, approved.as_deref())
-                == ApprovalState::PendingApproval
+            approval::state(true, &task.spec, approved.as_deref()) == ApprovalState::PendingApproval
         })
         .map(|(task, _)| {
             let hash = approval::content_hash(&task.spec);
@@ -202,14 +206,21 @@ fn print_pending(
             "\"{}\" (id {}, {}, changed {})",
             task.spec.name,
             task.id,
-            if task.spec.enabled { "enabled" } else { "disabled" },
+            if task.spec.enabled {
+                "enabled"
+            } else {
+                "disabled"
+            },
             crate::util::rfc3339(task.updated_at)
         );
         let pretty = serde_json::to_string_pretty(&bound_content(task)).unwrap_or_default();
         for line in pretty.lines() {
             println!("    {line}");
         }
-        println!("  approve this content: claudecron approve {} --content {short}\n", task.id);
+        println!(
+            "  approve this content: claudecron approve {} --content {short}\n",
+            task.id
+        );
     }
     println!("{} task(s) wait for approval", waiting.len());
     Ok(())

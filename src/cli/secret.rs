@@ -10,7 +10,8 @@ use std::io::{IsTerminal, Read};
 /// The command this module answers.
 pub const COMMAND: &str = "secret";
 
-const USAGE: &str = "`secret` needs an action: secret set NAME (value on stdin), secret list, secret rm NAME";
+const USAGE: &str =
+    "`secret` needs an action: secret set NAME (value on stdin), secret list, secret rm NAME";
 
 pub fn run(args: &[String], sources: &Sources) -> Result<(), CliError> {
     let config = super::load_config(sources)?;

@@ -80,7 +80,11 @@ impl Finished {
 
 /// The environment every run gets (SPEC §5), then the task's own `env` (secret references
 /// already resolved).
-fn run_env(job: &RunJob, scheduled_at: &str, task_env: Vec<(String, String)>) -> Vec<(String, String)> {
+fn run_env(
+    job: &RunJob,
+    scheduled_at: &str,
+    task_env: Vec<(String, String)>,
+) -> Vec<(String, String)> {
     let mut env = vec![
         ("CLAUDECRON_TASK_ID".to_string(), job.task.id.clone()),
         (
@@ -229,9 +233,10 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
     if !masker.is_empty() {
         ended.output = masker.mask(&ended.output);
         ended.error = ended.error.as_deref().map(|e| masker.mask(e));
-        ended.details = ended.details.as_ref().and_then(|d| {
-            serde_json::from_str(&masker.mask(&d.to_string())).ok()
-        });
+        ended.details = ended
+            .details
+            .as_ref()
+            .and_then(|d| serde_json::from_str(&masker.mask(&d.to_string())).ok());
     }
     let mut status = ended.status;
     let mut error = ended.error.clone();

@@ -68,7 +68,9 @@ impl Store {
              ORDER BY t.name COLLATE NOCASE, t.id",
         )?;
         let rows = stmt
-            .query_map([], |r| Ok((Self::task_from_row(r)?, r.get::<_, Option<String>>(4)?)))?
+            .query_map([], |r| {
+                Ok((Self::task_from_row(r)?, r.get::<_, Option<String>>(4)?))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(row, hash)| Ok((Self::decode_task(row)?, hash)))

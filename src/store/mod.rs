@@ -122,17 +122,11 @@ const MIGRATIONS: &[&str] = &[
         task_id      TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
         token_sha256 TEXT NOT NULL UNIQUE
     );",
-    // 10: owner approval (`require_approval`): the SHA-256 of the content the owner approved
-    // (`claudecron approve`, or automatically while require_approval is off). Tasks that exist
-    // now keep running: they are recorded as approved before approvals existed.
-    "CREATE TABLE task_approvals (
-        task_id        TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
-        content_sha256 TEXT NOT NULL,
-        approved_at    TEXT NOT NULL,
-        approved_by    TEXT NOT NULL
-    );
-    INSERT INTO task_approvals (task_id, content_sha256, approved_at, approved_by)
-        SELECT id, 'existing-before-approvals', updated_at, 'existing before approvals' FROM tasks;",
+    // 10: owner approval: the approved content's SHA-256 per task (`store::approval`); the tasks
+    // that exist now keep running: they count as approved before approvals existed.
+    "CREATE TABLE task_approvals (task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+        content_sha256 TEXT NOT NULL, approved_at TEXT NOT NULL, approved_by TEXT NOT NULL);
+    INSERT INTO task_approvals SELECT id, 'existing-before-approvals', updated_at, 'existing before approvals' FROM tasks;",
 ];
 
 /// How long a statement waits for another connection's write lock before failing.

@@ -150,8 +150,12 @@ mod tests {
         changed.command = Some("echo pwned".into());
         assert_ne!(content_hash(&changed), h);
         let mut env = s.clone();
-        env.env
-            .insert("T".into(), EnvValue::Secret { secret: "gh".into() });
+        env.env.insert(
+            "T".into(),
+            EnvValue::Secret {
+                secret: "gh".into(),
+            },
+        );
         assert_ne!(content_hash(&env), h);
         let mut tz = s;
         tz.timezone = "Europe/Moscow".into();

@@ -12,8 +12,8 @@ pub use fields::{parse_duration, parse_time};
 use trigger::*;
 
 use crate::tasks::model::{
-    AfterOn, CatchUp, EnvValue, FileEvent, Notify, NotifyOn, NotifyPreset, Overlap, Retries, Runner,
-    TaskSpec, TaskType, Trigger,
+    AfterOn, CatchUp, EnvValue, FileEvent, Notify, NotifyOn, NotifyPreset, Overlap, Retries,
+    Runner, TaskSpec, TaskType, Trigger,
 };
 use crate::tasks::schedule::{parse_timezone, Schedule, ScheduleCache};
 use crate::util::rfc3339;
