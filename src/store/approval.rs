@@ -77,3 +77,65 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::approval::{self, ApprovalState, EXISTING_BEFORE_APPROVALS};
+
+    /// A database made before approvals (schema 9) with a task: after the migration the task
+    /// counts as approved, and a new task has no approval.
+    #[test]
+    fn tasks_existing_at_the_migration_count_as_approved() {
+        let dir = std::env::temp_dir().join(format!("cc-store-approval-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tasks.db");
+        let spec: TaskSpec = serde_json::from_value(serde_json::json!({
+            "name": "old", "type": "bash", "enabled": true, "trigger": {"type": "manual"},
+            "timezone": "UTC", "command": "true", "overlap": "skip", "catch_up": "skip",
+            "retries": {"max_attempts": 0, "backoff_seconds": 30, "doubling": true}
+        }))
+        .unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..9] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 9).unwrap();
+            conn.execute(
+                "INSERT INTO tasks (id, name, type, enabled, trigger_type, spec, created_at, updated_at)
+                 VALUES ('t1', 'old', 'bash', 1, 'manual', ?1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+                [serde_json::to_string(&spec).unwrap()],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let a = store.approval("t1").unwrap().expect("an approval row");
+        assert_eq!(a.content_sha256, EXISTING_BEFORE_APPROVALS);
+        assert_eq!(
+            approval::state(true, &spec, Some(&a.content_sha256)),
+            ApprovalState::Approved
+        );
+        let now = Utc::now();
+        let new = store
+            .insert_task(
+                "t2",
+                &TaskSpec {
+                    name: "new".into(),
+                    ..spec.clone()
+                },
+                now,
+            )
+            .unwrap();
+        assert_eq!(store.approval(&new.id).unwrap(), None);
+        store
+            .set_approval("t2", &approval::content_hash(&new.spec), "test", now)
+            .unwrap();
+        assert_eq!(store.tasks_with_approvals().unwrap().len(), 2);
+        // An approval for a task that does not exist is not recorded.
+        store.set_approval("gone", "x", "test", now).unwrap();
+        assert_eq!(store.approval("gone").unwrap(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
