@@ -60,7 +60,7 @@ pub fn run(command: &str, args: &[String], sources: &Sources) -> Result<(), CliE
     if command == "pending" {
         return print_pending(&config, &waiting, json_out);
     }
-    if tasks.is_empty() == !all {
+    if tasks.is_empty() != all {
         return Err(CliError::Usage(
             "`approve` needs the tasks to approve (ids or names, see `claudecron pending`), or --all for every pending task".into(),
         ));
