@@ -49,9 +49,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
 
 /// An env value given as an object: `{"secret": NAME}` and nothing else; the name.
 pub fn reference(obj: &Map<String, Value>) -> Result<String, String> {
-    let accepted = "an object value is a secret reference {\"secret\": NAME}, NAME set by the owner on the host with `claudecron secret set NAME`";
+    let accepted = "a value is a string, or a secret reference {\"secret\": NAME} (NAME set by the owner on the host with `claudecron secret set NAME`)";
     if obj.len() != 1 {
-        return Err(format!("{accepted}; it takes exactly that one field"));
+        return Err(format!("{accepted}; a reference takes exactly that one field"));
     }
     match obj.get("secret") {
         Some(Value::String(name)) => check_name(name).map(|()| name.clone()),
