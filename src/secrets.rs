@@ -51,7 +51,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
 pub fn reference(obj: &Map<String, Value>) -> Result<String, String> {
     let accepted = "a value is a string, or a secret reference {\"secret\": NAME} (NAME set by the owner on the host with `claudecron secret set NAME`)";
     if obj.len() != 1 {
-        return Err(format!("{accepted}; a reference takes exactly that one field"));
+        return Err(format!(
+            "{accepted}; a reference takes exactly that one field"
+        ));
     }
     match obj.get("secret") {
         Some(Value::String(name)) => check_name(name).map(|()| name.clone()),
@@ -236,6 +238,11 @@ pub fn resolve(env: &BTreeMap<String, EnvValue>, file: &Path) -> Result<Resolved
         match value {
             EnvValue::Text(text) => out.push((key.clone(), text.clone())),
             EnvValue::Secret { secret } => match store.get(secret) {
+                Some(v) if v.contains('\0') => {
+                    return Err(format!(
+                        "env {key}: the secret \"{secret}\" holds a NUL byte, which no environment variable can; set it again with `claudecron secret set {secret}`"
+                    ))
+                }
                 Some(v) => {
                     out.push((key.clone(), v.clone()));
                     values.push(v.clone());

@@ -203,6 +203,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
     };
     let mut ended: SubagentOutcome = match checked {
         Err(stopped) => *stopped,
+        // A precheck that printed a secret: masked before it becomes the prompt's context.
         Ok(context) => match run_cwd(&job, settings, store()) {
             Err(e) => SubagentOutcome {
                 status: RunStatus::Failed,
@@ -213,6 +214,13 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
                 if let Some(path) = worktree {
                     env.push(("CLAUDECRON_WORKTREE".into(), path));
                 }
+                let context = context.map(|c| {
+                    if masker.is_empty() {
+                        c
+                    } else {
+                        masker.mask(&c)
+                    }
+                });
                 if let Some(out) = &context {
                     env.push(("CLAUDECRON_PRECHECK_OUTPUT".into(), process::env_value(out)));
                 }
