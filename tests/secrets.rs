@@ -4,7 +4,8 @@
 //! nowhere else: not in any tool result, the database file and its WAL, the server's log (at
 //! debug level) or a notification sink's bodies; output that prints it (live and final) shows
 //! `***`. A reference to a secret that is not set is accepted with a warning, and its run fails
-//! naming the secret. `secret list` shows names only; `secret rm` removes one.
+//! naming the secret. `secret list` shows names only; `secret rm` removes one. A subagent task
+//! (a fake `claude`) gets its env secret the same way, and its answer is masked.
 
 mod common;
 
@@ -278,4 +279,45 @@ fn secret_commands_refuse_bad_input_and_remove() {
         .as_str()
         .unwrap_or("")
         .contains("env.T"));
+}
+
+#[test]
+fn a_subagent_task_gets_its_secret_env_and_its_answer_is_masked() {
+    let fake = TempDir::new("cc-secret-claude");
+    let got = fake.path().join("got");
+    let script = fake.path().join("claude");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat > /dev/null\nprintf %s \"$GITHUB_TOKEN\" > '{}'\nprintf '{{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"num_turns\":1,\"session_id\":\"s\",\"total_cost_usd\":0,\"result\":\"the token is %s\"}}\\n' \"$GITHUB_TOKEN\"\n",
+            got.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server =
+        Server::start(Options::default().env("CLAUDECRON_CLAUDE_PATH", &script.to_string_lossy()));
+    let secret = format!("agent-s3cr3t-{}-Wq", std::process::id());
+    ok_host_cli(&server, &["secret", "set", "gh"], secret.as_bytes());
+    let mcp = Mcp::new(&server);
+    let id = mcp.add(json!({
+        "name": "agent", "type": "subagent", "runner": "claude-code", "trigger": {"type": "manual"},
+        "prompt": "Say the token.", "env": {"GITHUB_TOKEN": {"secret": "gh"}}
+    }));
+    let run = mcp.run_task(&id, 60);
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(
+        std::fs::read_to_string(&got).expect("the fake wrote it"),
+        secret
+    );
+    let full = mcp.run(id_of(&run));
+    assert!(
+        full["output"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the token is ***"),
+        "{full}"
+    );
+    assert!(!full.to_string().contains(&secret), "{full}");
+    assert!(!run.to_string().contains(&secret), "{run}");
 }
