@@ -116,3 +116,63 @@ impl Catalog {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::source;
+    use super::*;
+
+    /// A task recorded as existing before approvals keeps running; its first edit is judged
+    /// against the content it had: a description keeps the approval, a new command does not.
+    #[test]
+    fn a_task_from_before_approvals_is_judged_against_its_old_content() {
+        let (mut source, _dir) = source("approval-existing");
+        let defaults = Defaults {
+            require_approval: true,
+            ..(*source.defaults).clone()
+        };
+        source.defaults = Arc::new(defaults);
+        let catalog = source.open().unwrap();
+        let now = Utc::now();
+        let off = Catalog {
+            defaults: Arc::new(Defaults {
+                require_approval: false,
+                ..(*catalog.defaults).clone()
+            }),
+            ..source.open().unwrap()
+        };
+        let added = off
+            .add(
+                &json!({"name": "old", "type": "bash", "trigger": {"type": "manual"}, "command": "true"}),
+                now,
+            )
+            .unwrap();
+        let id = added["task"]["id"].as_str().unwrap().to_string();
+        catalog
+            .store
+            .set_approval(
+                &id,
+                EXISTING_BEFORE_APPROVALS,
+                "existing before approvals",
+                now,
+            )
+            .unwrap();
+        let view = catalog.get(&id, now).unwrap();
+        assert_eq!(view["task"]["pending_approval"], json!(false), "{view}");
+        let patch = |v: Value| v.as_object().unwrap().clone();
+        let described = catalog
+            .update(&id, &patch(json!({"description": "d"})), now)
+            .unwrap();
+        assert_eq!(described["task"]["pending_approval"], json!(false));
+        let stored = catalog.store.approval(&id).unwrap().unwrap();
+        assert_eq!(stored.content_sha256.len(), 64, "the mark became a hash");
+        let edited = catalog
+            .update(&id, &patch(json!({"command": "echo new"})), now)
+            .unwrap();
+        assert_eq!(edited["task"]["pending_approval"], json!(true));
+        assert!(edited["task"]["approval"]["how"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("claudecron approve {id}")));
+    }
+}

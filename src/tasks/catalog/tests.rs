@@ -69,7 +69,7 @@ impl Task {
 // its messages go nowhere).
 
 /// A test's data directory, removed when the test ends.
-struct Dir(std::path::PathBuf);
+pub(super) struct Dir(std::path::PathBuf);
 
 impl Drop for Dir {
     fn drop(&mut self) {
@@ -101,7 +101,7 @@ fn engine_settings(
     }
 }
 
-fn source(tag: &str) -> (CatalogSource, Dir) {
+pub(super) fn source(tag: &str) -> (CatalogSource, Dir) {
     let dir = std::env::temp_dir().join(format!("cc-catalog-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let db_path = dir.join("tasks.db");
