@@ -11,7 +11,8 @@
 # guide (protocolVersion 2025-11-25) answers 200 with an MCP-Session-Id header;
 # notifications/initialized is 202; tools/list has the task tools; a bash task is added
 # (claudecron_add_task, manual trigger), run (claudecron_run_task with wait_seconds: success,
-# exit 0, its output) and deleted (claudecron_delete_task); the session is closed (DELETE).
+# exit 0, its output; with require_approval on, the run is refused as pending_approval instead)
+# and deleted (claudecron_delete_task); the session is closed (DELETE).
 # Prints `ok - smoke: ...` / `not ok - smoke: ...: why` per check; exits 0 only when all passed.
 #
 # Environment:
@@ -55,6 +56,7 @@ done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/claudecron-smoke.XXXXXX")
 SID=""
 TASK=""
+PENDING=false
 # shellcheck disable=SC2317  # (invoked by the EXIT trap)
 cleanup() {
   # A check failed between add and delete: do not leave the smoke task behind.
@@ -129,11 +131,21 @@ MARK=smoke-$(date +%s)-$RANDOM
 if call_tool add claudecron_add_task "$(jq -cn --arg n "$MARK" \
   '{name: $n, type: "bash", trigger: {type: "manual"}, command: ("echo " + $n + "-ran"), description: "scripts/smoke.sh (deleted at once)"}')"; then
   TASK=$MARK
+  PENDING=$(jq -r '.result.structuredContent.task.pending_approval // false' "$BODY")
   ok "claudecron_add_task $MARK (bash, manual)"
 else
   not_ok "claudecron_add_task $MARK" "$(what add)"
 fi
-if [[ -n "$TASK" ]]; then
+if [[ -n "$TASK" && "$PENDING" == true ]]; then
+  # require_approval is on (the production example): the model's task must not run before the
+  # owner approves it on the host, so the check is that the run is refused, naming the way out.
+  if post run "$(jq -cn --arg t "$TASK" '{jsonrpc: "2.0", id: 90, method: "tools/call", params: {name: "claudecron_run_task", arguments: {taskId: $t}}}')" &&
+    jqb '.result.isError == true and (.result.content[0].text | contains("pending_approval") and contains("claudecron approve"))'; then
+    ok "require_approval: the new task is pending_approval and claudecron_run_task is refused (approve on the host)"
+  else
+    not_ok "require_approval: a run of a pending task is refused" "$(what run)"
+  fi
+elif [[ -n "$TASK" ]]; then
   if call_tool run claudecron_run_task "$(jq -cn --arg t "$TASK" '{taskId: $t, wait_seconds: 20}')" &&
     jq -e --arg m "$MARK-ran" '.result.structuredContent.run |
       .status == "success" and .exit_code == 0 and ((.output // "") | contains($m))' "$BODY" >/dev/null 2>&1; then
@@ -141,6 +153,8 @@ if [[ -n "$TASK" ]]; then
   else
     not_ok "claudecron_run_task wait_seconds=20 -> success with the task's output" "$(what run)"
   fi
+fi
+if [[ -n "$TASK" ]]; then
   if call_tool delete claudecron_delete_task "$(jq -cn --arg t "$TASK" '{taskId: $t}')"; then
     TASK=""
     ok "claudecron_delete_task $MARK"

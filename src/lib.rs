@@ -10,6 +10,7 @@ pub(crate) mod ids;
 pub mod mcp;
 pub(crate) mod metrics;
 pub(crate) mod sdnotify;
+pub(crate) mod secrets;
 pub(crate) mod store;
 pub(crate) mod sys;
 pub mod tasks;

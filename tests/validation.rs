@@ -1179,10 +1179,11 @@ fn every_trigger_type_and_policy_is_accepted_when_valid() {
     assert_eq!(spec.description.as_deref(), Some("weekly review"));
     assert!(!spec.enabled);
     assert_eq!(spec.cwd.as_deref(), Some("/home/me/project"));
-    assert_eq!(spec.env["GIT_PAGER"], "cat");
+    let text = |t: &str| claudecron::tasks::model::EnvValue::Text(t.into());
+    assert_eq!(spec.env["GIT_PAGER"], text("cat"));
     // Numbers and booleans are written as their JSON text.
-    assert_eq!(spec.env["RETRIES"], "3");
-    assert_eq!(spec.env["VERBOSE"], "true");
+    assert_eq!(spec.env["RETRIES"], text("3"));
+    assert_eq!(spec.env["VERBOSE"], text("true"));
     assert_eq!(spec.timeout_seconds, Some(600));
     assert_eq!(spec.model.as_deref(), Some("claude-opus-4"));
     assert_eq!(spec.runner, Some(Runner::Api));

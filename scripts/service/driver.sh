@@ -32,9 +32,15 @@ call() {
   curl -s --max-time 60 "${H[@]}" "$B/mcp" -d "$(jq -cn --arg n "$1" --argjson a "$2" \
     '{jsonrpc:"2.0",id:2,method:"tools/call",params:{name:$n,arguments:$a}}')"
 }
-# task NAME COMMAND [WAIT]: add a manual bash task and run it (waiting WAIT s, default 30)
+# approve NAME: the owner's approval on the host (the installed example config has
+# require_approval = true), as the service user, as docs/RUNBOOK.md says
+approve() {
+  runuser -u claudecron -- claudecron approve "$1" --config /etc/claudecron/config.toml >/dev/null
+}
+# task NAME COMMAND [WAIT]: add a manual bash task, approve it and run it (waiting WAIT s, default 30)
 task() {
   call claudecron_add_task "$(jq -cn --arg n "$1" --arg c "$2" '{name:$n,type:"bash",trigger:{type:"manual"},command:$c}')" >/dev/null
+  approve "$1"
   call claudecron_run_task "$(jq -cn --arg n "$1" --argjson w "${3:-30}" '{taskId:$n,wait_seconds:$w}')" |
     jq -r '.result.structuredContent.run | "status=\(.status) exit=\(.exit_code)\n\(.output // "")"'
 }
@@ -179,6 +185,7 @@ fi
 
 # --- stop: KillMode=mixed, the server's grace, TimeoutStopSec ------------------------------------
 call claudecron_add_task '{"name":"stubborn","type":"bash","trigger":{"type":"manual"},"command":"trap \"\" TERM; sleep 120 & wait; sleep 120"}' >/dev/null
+approve stubborn
 call claudecron_run_task '{"taskId":"stubborn"}' >/dev/null
 for _ in $(seq 1 25); do pgrep -u claudecron -x sleep >/dev/null && break; sleep 0.2; done
 t0=$(date +%s.%N)

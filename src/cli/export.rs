@@ -220,6 +220,12 @@ fn service(task: &Value, command: &str) -> String {
         s.push_str(&format!("WorkingDirectory={}\n", cwd.replace('%', "%%")));
     }
     for (k, v) in task["env"].as_object().into_iter().flatten() {
+        if let Some(name) = v["secret"].as_str() {
+            s.push_str(&format!(
+                "# {k}: the claudecron secret \"{name}\" (values are not exported; give it with an EnvironmentFile= of mode 0600)\n"
+            ));
+            continue;
+        }
         s.push_str(&format!(
             "Environment={}\n",
             sd_quote(&format!("{k}={}", v.as_str().unwrap_or("")), false)
@@ -303,6 +309,15 @@ fn cronjob(task: &Value, name: &str, schedule: &str, zone: &str, image: &str) ->
     if let Some(env) = task["env"].as_object().filter(|e| !e.is_empty()) {
         s.push_str("              env:\n");
         for (k, v) in env {
+            if let Some(name) = v["secret"].as_str() {
+                // Values are not exported: a Secret of the same name, key "value".
+                s.push_str(&format!(
+                    "                - name: {}\n                  valueFrom:\n                    secretKeyRef:\n                      name: {}\n                      key: value\n",
+                    y(k),
+                    y(name)
+                ));
+                continue;
+            }
             s.push_str(&format!(
                 "                - name: {}\n                  value: {}\n",
                 y(k),
@@ -330,6 +345,11 @@ fn crontab_entry(task: &Value, schedule: &str, command: &str) -> Result<String, 
         line.push_str(&format!("cd {} && ", shell_quote(cwd)));
     }
     for (k, v) in task["env"].as_object().into_iter().flatten() {
+        if let Some(name) = v["secret"].as_str() {
+            return Err(format!(
+                "env {k} is the claudecron secret \"{name}\", and a crontab line cannot hold a secret (values are not exported)"
+            ));
+        }
         line.push_str(&format!("{k}={} ", shell_quote(v.as_str().unwrap_or(""))));
     }
     match task["overlap"].as_str() {

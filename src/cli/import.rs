@@ -114,6 +114,13 @@ pub fn run(args: &[String], sources: &Sources) -> Result<(), CliError> {
                 );
             }
         }
+        let pending = rows
+            .iter()
+            .filter(|r| r["task"]["pending_approval"] == json!(true))
+            .count();
+        if pending > 0 {
+            eprintln!("{pending} task(s) wait for the owner's approval (require_approval): on the server's host, `claudecron pending` shows them and `claudecron approve TASK...` (or --all) approves");
+        }
         for f in &failed {
             eprintln!(
                 "line {}: not created: {}",

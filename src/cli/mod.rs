@@ -3,6 +3,7 @@
 //! expected. It prints for the user; it never prints a token unless asked (`token`).
 
 pub mod api_docs;
+mod approve;
 mod client_config;
 mod crontab;
 mod export;
@@ -13,6 +14,7 @@ mod import;
 mod ops;
 mod remote;
 mod safety;
+mod secret;
 
 use crate::config::{self, Config, Sources};
 use flags::split_flag;
@@ -39,6 +41,9 @@ Usage:
   claudecron disable NAME [--json]
   claudecron pause-all REASON... [--json]   (or: pause REASON...)
   claudecron resume-all [--json]            (or: resume)
+  claudecron pending [--json] [--config FILE]
+  claudecron approve TASK...|--all [--content HASH] [--json] [--config FILE]
+  claudecron secret set NAME|list|rm NAME [--config FILE]   (set: the value on stdin)
   claudecron import-crontab FILE|-|--user [--dry-run] [--tz TZ] [--system] [--disabled] [--json]
   claudecron export --format systemd|k8s|crontab [TASK...] [--image IMAGE] [--out DIR] [--json]
   claudecron health [--url URL] [--config FILE]
@@ -66,6 +71,9 @@ Commands:
   resume-all        end the pause; fires missed meanwhile follow each task's catch_up
   pause             the same as pause-all
   resume            the same as resume-all
+  pending           on the host: the tasks waiting for the owner's approval, with what approving binds
+  approve           on the host: approve tasks' current content (require_approval); they run from then on
+  secret            on the host: the secrets task env values refer to by name (values never shown)
   import-crontab    create a bash task per crontab line (cronie rules); --dry-run only shows them
   export            the tasks as systemd .service+.timer units, Kubernetes CronJobs or a crontab
   health            GET the server's /health: exit 0 when it answers 200, 1 otherwise (5 s at most)
@@ -103,6 +111,9 @@ const COMMANDS: &[&str] = &[
     "resume-all",
     "pause",
     "resume",
+    "pending",
+    "approve",
+    "secret",
     "import-crontab",
     "export",
 ];
@@ -283,6 +294,8 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
         "import-crontab" => import::run(&parsed.rest, &parsed.sources),
         c if ops::COMMANDS.contains(&c) => ops::run(c, &parsed.rest, &parsed.sources),
         c if safety::COMMANDS.contains(&c) => safety::run(c, &parsed.rest, &parsed.sources),
+        c if approve::COMMANDS.contains(&c) => approve::run(c, &parsed.rest, &parsed.sources),
+        secret::COMMAND => secret::run(&parsed.rest, &parsed.sources),
         "client-config" => client_config(&parsed.rest, &parsed.sources),
         "backup" => backup(&parsed.rest, &parsed.sources),
         "api-docs" => {

@@ -57,6 +57,8 @@ pub struct Config {
     pub pause_after_failures: u32,
     /// Named notification targets (`[[notify_channels]]`) tasks refer to by `notify.channel`.
     pub notify_channels: Vec<NotifyChannel>,
+    /// Tasks created or changed over MCP wait for `claudecron approve` on the host.
+    pub require_approval: bool,
     /// Where the file layer came from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -184,6 +186,7 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
         Some("0"),
     ),
     ("notify_channels", Kind::Channels, None),
+    ("require_approval", Kind::Bool, Some("false")),
 ];
 
 /// Keys whose values are secrets: masked by `check`, never logged.
@@ -506,6 +509,7 @@ fn build(
         worktree_keep_per_task: int(take("worktree_keep_per_task")) as usize,
         pause_after_failures: int(take("pause_after_failures")) as u32,
         notify_channels: channels(take("notify_channels")),
+        require_approval: matches!(take("require_approval"), Typed::Bool(true)),
         source_file: file,
     })
 }
@@ -626,6 +630,7 @@ impl Config {
                 "notify_channels".into(),
                 channel_names(&self.notify_channels),
             ),
+            ("require_approval".into(), self.require_approval.to_string()),
             (
                 "api_prices".into(),
                 format!(

@@ -29,6 +29,17 @@ impl Engine {
                 return;
             }
         };
+        if self.pending_approval(&task) {
+            // Armed but silent until the owner approves: the cursor moves, nothing is recorded.
+            log::debug!("task {}: pending approval; fire passed", task.spec.name);
+            if let Err(e) = self.store.set_cursor(&task.id, plan.cursor) {
+                log::debug!("cannot store the cursor of task {}: {e}", task.id);
+            }
+            if let Some(next) = plan.next {
+                self.timers.set(TimerKey::Task(task_id), next);
+            }
+            return;
+        }
         let name = &task.spec.name;
         if plan.overflow {
             log::warn!(

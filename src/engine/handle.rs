@@ -20,6 +20,8 @@ pub enum EngineError {
     Db(String),
     /// Everything is paused (`pause_all`): the text says since when, why and how to resume.
     Paused(String),
+    /// The task waits for the owner's approval (`require_approval`): the text says how.
+    PendingApproval(String),
 }
 
 impl std::fmt::Display for EngineError {
@@ -32,7 +34,7 @@ impl std::fmt::Display for EngineError {
             ),
             EngineError::Down(why) => f.write_str(why),
             EngineError::Db(msg) => write!(f, "database error: {msg}"),
-            EngineError::Paused(why) => f.write_str(why),
+            EngineError::Paused(why) | EngineError::PendingApproval(why) => f.write_str(why),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! module is the imperative shell that reads the clock, records in the store, logs, and hands
 //! each admitted run to a run thread (`exec::run`). Others talk to it through `EngineHandle`.
 
+mod approval;
 mod fires;
 mod handle;
 mod pause;
@@ -43,6 +44,9 @@ pub struct EngineSettings {
     pub daily_budget_usd: Option<f64>,
     /// The config's `pause_after_failures` (a task's own value wins; 0: never).
     pub pause_after_failures: u32,
+    /// The config's `require_approval`: a task runs only with the owner's approval of its
+    /// current content (`approval`).
+    pub require_approval: bool,
 }
 
 /// Tasks read per query when arming at start.
@@ -457,6 +461,9 @@ impl Engine {
     ) -> Result<i64, EngineError> {
         if let Some(pause) = self.pause_state() {
             return Err(EngineError::Paused(pause.refusal()));
+        }
+        if self.pending_approval(task) {
+            return Err(Self::approval_refusal(task));
         }
         let load = plan::Load {
             active: self.active_run(&task.id),

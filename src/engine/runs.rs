@@ -47,6 +47,13 @@ impl Engine {
             self.end_unstarted(q.run_id, RunStatus::Skipped, &reason, now);
             return false;
         }
+        // A run queued before the task changed over MCP does not run the unapproved content.
+        if self.pending_approval(&task) {
+            let reason = "skipped: pending approval: the task changed after this run was queued; the owner approves it with `claudecron approve` on the host";
+            log::info!("task {}: run {} {reason}", task.spec.name, q.run_id);
+            self.end_unstarted(q.run_id, RunStatus::Skipped, reason, now);
+            return false;
+        }
         if let Err(e) = self.store.start_run(q.run_id, now) {
             log::error!("cannot start run {}: {e}", q.run_id);
             return true;

@@ -78,8 +78,13 @@ impl Finished {
     }
 }
 
-/// The environment every run gets (SPEC §5), before the task's own `env`.
-fn run_env(job: &RunJob, scheduled_at: &str) -> Vec<(String, String)> {
+/// The environment every run gets (SPEC §5), then the task's own `env` (secret references
+/// already resolved).
+fn run_env(
+    job: &RunJob,
+    scheduled_at: &str,
+    task_env: Vec<(String, String)>,
+) -> Vec<(String, String)> {
     let mut env = vec![
         ("CLAUDECRON_TASK_ID".to_string(), job.task.id.clone()),
         (
@@ -107,9 +112,7 @@ fn run_env(job: &RunJob, scheduled_at: &str) -> Vec<(String, String)> {
                 .map(|(k, v)| (k, process::env_value(&v))),
         );
     }
-    for (k, v) in &job.task.spec.env {
-        env.push((k.clone(), v.clone()));
-    }
+    env.extend(task_env);
     env
 }
 
@@ -136,8 +139,26 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
         .timeout_seconds
         .unwrap_or(settings.default_timeout_secs);
 
+    // The task's `{"secret": NAME}` env values, read from the host's store now; their values
+    // are masked in everything the run records (live output, output, error, notification).
+    let data_dir = db_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let (task_env, masker, secret_error) =
+        match crate::secrets::resolve(&job.task.spec.env, &crate::secrets::path(data_dir)) {
+            Ok(r) => (r.env, r.masker, None),
+            Err(e) => (Vec::new(), crate::secrets::Masker::default(), Some(e)),
+        };
     let run_id = job.run_id;
     let mut live = |text: &str, truncated: bool| {
+        let masked;
+        let text = if masker.is_empty() {
+            text
+        } else {
+            masked = masker.mask(text);
+            masked.as_str()
+        };
         if let Some(s) = store() {
             if let Err(e) = s.update_output(run_id, text, truncated) {
                 log::debug!("run {run_id}: live output not stored: {e}");
@@ -156,10 +177,15 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             RunStatus::Cancelled
         }
     };
-    let mut env = run_env(&job, &scheduled_at);
-    let checked = match &job.task.spec.guards.precheck {
-        None => Ok(None),
-        Some(command) => {
+    let mut env = run_env(&job, &scheduled_at, task_env);
+    let checked = match (secret_error, &job.task.spec.guards.precheck) {
+        (Some(e), _) => Err(Box::new(SubagentOutcome {
+            status: RunStatus::Failed,
+            error: Some(e),
+            ..Default::default()
+        })),
+        (None, None) => Ok(None),
+        (None, Some(command)) => {
             let check = ProcessSpec {
                 program: "/bin/sh".into(),
                 args: vec!["-c".into(), command.clone()],
@@ -175,8 +201,9 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             precheck(&check, &job.cancel, &cancelled_status).map(Some)
         }
     };
-    let ended: SubagentOutcome = match checked {
+    let mut ended: SubagentOutcome = match checked {
         Err(stopped) => *stopped,
+        // A precheck that printed a secret: masked before it becomes the prompt's context.
         Ok(context) => match run_cwd(&job, settings, store()) {
             Err(e) => SubagentOutcome {
                 status: RunStatus::Failed,
@@ -187,6 +214,13 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
                 if let Some(path) = worktree {
                     env.push(("CLAUDECRON_WORKTREE".into(), path));
                 }
+                let context = context.map(|c| {
+                    if masker.is_empty() {
+                        c
+                    } else {
+                        masker.mask(&c)
+                    }
+                });
                 if let Some(out) = &context {
                     env.push(("CLAUDECRON_PRECHECK_OUTPUT".into(), process::env_value(out)));
                 }
@@ -204,6 +238,14 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
             }
         },
     };
+    if !masker.is_empty() {
+        ended.output = masker.mask(&ended.output);
+        ended.error = ended.error.as_deref().map(|e| masker.mask(e));
+        ended.details = ended
+            .details
+            .as_ref()
+            .and_then(|d| serde_json::from_str(&masker.mask(&d.to_string())).ok());
+    }
     let mut status = ended.status;
     let mut error = ended.error.clone();
     let mut deferred_until = None;

@@ -202,6 +202,7 @@ pub fn serve(config: Config) -> Result<(), String> {
             history_keep_per_task: config.history_keep_per_task as i64,
             daily_budget_usd: config.daily_budget_usd,
             pause_after_failures: config.pause_after_failures,
+            require_approval: config.require_approval,
             run: RunSettings {
                 subagent: subagent_settings.clone(),
                 output_max_bytes: config.output_max_bytes,
@@ -228,6 +229,8 @@ pub fn serve(config: Config) -> Result<(), String> {
                 .iter()
                 .map(|c| c.name.clone())
                 .collect(),
+            require_approval: config.require_approval,
+            secrets_file: crate::secrets::path(&config.data_dir()),
         },
         Services {
             engine,

@@ -603,6 +603,10 @@ fn task_line(t: &Value) -> String {
             .as_str()
             .map(|r| format!(" Everything is PAUSED (pause_all): {r}"))
             .unwrap_or_default()
+        + &t["approval"]["how"]
+            .as_str()
+            .map(|h| format!(" PENDING APPROVAL: {h}"))
+            .unwrap_or_default()
 }
 
 #[cfg(test)]

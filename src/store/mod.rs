@@ -4,6 +4,7 @@
 //! `Store::write`, which refuses a deleted or replaced database file and names the cause of a
 //! failed write (`fault`). Hot statements are prepared once per connection (`prepare_cached`).
 
+mod approval;
 mod busy;
 mod fault;
 mod pages;
@@ -121,6 +122,11 @@ const MIGRATIONS: &[&str] = &[
         task_id      TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
         token_sha256 TEXT NOT NULL UNIQUE
     );",
+    // 10: owner approval: the approved content's SHA-256 per task (`store::approval`); the tasks
+    // that exist now keep running: they count as approved before approvals existed.
+    "CREATE TABLE task_approvals (task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+        content_sha256 TEXT NOT NULL, approved_at TEXT NOT NULL, approved_by TEXT NOT NULL);
+    INSERT INTO task_approvals SELECT id, 'existing-before-approvals', updated_at, 'existing before approvals' FROM tasks;",
 ];
 
 /// How long a statement waits for another connection's write lock before failing.

@@ -232,6 +232,15 @@ pub struct Notify {
     pub chat_id: Option<String>,
 }
 
+/// One `env` value of a task: the text itself, or a reference to a secret the owner set on the
+/// host (`claudecron secret set NAME`), shown and stored as `{"secret": NAME}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EnvValue {
+    Text(String),
+    Secret { secret: String },
+}
+
 /// A validated task definition: everything a user sets. Stored as JSON by the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskSpec {
@@ -250,8 +259,10 @@ pub struct TaskSpec {
     pub prompt: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// Values, or `{"secret": NAME}` references resolved from the host's secrets store at run
+    /// time (the value itself is never part of the task).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<String, EnvValue>,
     /// None: the config's `task_timeout_secs`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,

@@ -71,6 +71,7 @@ impl Catalog {
                 paused.insert(task.id.as_str(), reason);
             }
         }
+        let pending = self.pending_ids(&tasks)?;
         let rows: Vec<Value> = tasks
             .iter()
             .map(|task| {
@@ -94,6 +95,9 @@ impl Catalog {
                 );
                 if let Some(reason) = paused.get(task.id.as_str()) {
                     row["paused_reason"] = reason.as_str().into();
+                }
+                if pending.contains(task.id.as_str()) {
+                    row["pending_approval"] = true.into();
                 }
                 row
             })

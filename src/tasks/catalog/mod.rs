@@ -5,6 +5,7 @@
 //! through its methods (never SQL) and knows nothing of HTTP or JSON-RPC. Parsed cron
 //! expressions are shared by every catalog of a `CatalogSource` (`ScheduleCache`).
 
+mod approval;
 mod list;
 mod safety;
 mod views;
@@ -80,7 +81,7 @@ impl OpError {
             )),
             e @ EngineError::NotActive { .. } => OpError::Conflict(e.to_string()),
             EngineError::Down(why) => OpError::Unavailable(why.to_string()),
-            EngineError::Paused(why) => OpError::Conflict(why),
+            EngineError::Paused(why) | EngineError::PendingApproval(why) => OpError::Conflict(why),
             // The engine passes the store's error as text; the store still knows its cause.
             EngineError::Db(msg) => match crate::store::current_fault() {
                 Some(fault) => OpError::Storage(fault.to_string()),
@@ -109,6 +110,10 @@ pub struct Defaults {
     pub worktree_root: PathBuf,
     /// The names of the config's `[[notify_channels]]` (a task's `notify.channel` is one).
     pub notify_channels: Vec<String>,
+    /// The config's `require_approval` (see `approval`).
+    pub require_approval: bool,
+    /// The host's secrets store, to warn about references to secrets it does not hold.
+    pub secrets_file: PathBuf,
 }
 
 /// The running services the catalog tells about every task change and asks to run things: the
@@ -434,6 +439,7 @@ impl Catalog {
                 obj.insert("paused_all".into(), json!(pause));
             }
             self.failures_view(task, obj)?;
+            self.approval_view(task, obj)?;
             if let Some(hook) = webhook::view(task) {
                 obj.insert("webhook".into(), hook);
             }
@@ -479,6 +485,7 @@ impl Catalog {
         self.check_channel(&spec)?;
         let id = crate::ids::task_id().map_err(|e| OpError::Internal(e.to_string()))?;
         let task = self.store.insert_task(&id, &spec, now)?;
+        self.approve_unless_required(&task, now)?;
         self.services.changed(&task.id, &[task.spec.trigger.kind()]);
         let hook = self.webhook_token_after(&task, false)?;
         Ok(webhook::with_token(self.task_view(&task, now, 5, 0)?, hook))
@@ -514,6 +521,7 @@ impl Catalog {
         let spec = validate::task_spec(&merged, &ctx)?;
         self.check_channel(&spec)?;
         webhook::check_rotate(&spec, *rotate)?;
+        self.settle_existing_approval(&existing, now)?;
         let task = self
             .store
             .update_task(&existing.id, &spec, now)?
@@ -524,6 +532,7 @@ impl Catalog {
             // Enabled again: its failures in a row and any paused_reason are forgotten.
             self.store.clear_failures(&task.id)?;
         }
+        self.approve_unless_required(&task, now)?;
         self.services.changed(
             &task.id,
             &[existing.spec.trigger.kind(), task.spec.trigger.kind()],

@@ -69,7 +69,7 @@ impl Task {
 // its messages go nowhere).
 
 /// A test's data directory, removed when the test ends.
-struct Dir(std::path::PathBuf);
+pub(super) struct Dir(std::path::PathBuf);
 
 impl Drop for Dir {
     fn drop(&mut self) {
@@ -85,6 +85,7 @@ fn engine_settings(
     crate::engine::EngineSettings {
         daily_budget_usd: None,
         pause_after_failures: 0,
+        require_approval: false,
         db_path: db_path.to_path_buf(),
         max_concurrent: 4,
         history_keep_per_task: 100,
@@ -100,7 +101,7 @@ fn engine_settings(
     }
 }
 
-fn source(tag: &str) -> (CatalogSource, Dir) {
+pub(super) fn source(tag: &str) -> (CatalogSource, Dir) {
     let dir = std::env::temp_dir().join(format!("cc-catalog-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let db_path = dir.join("tasks.db");
@@ -126,6 +127,8 @@ fn source(tag: &str) -> (CatalogSource, Dir) {
             subagent,
             worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
             notify_channels: Vec::new(),
+            require_approval: false,
+            secrets_file: std::env::temp_dir().join("cc-catalog-no-secrets.json"),
         },
         Services {
             engine,

@@ -77,6 +77,7 @@ impl Catalog {
             .map_err(|e| match e {
                 EngineError::NotFound(_) => WebhookRefusal::Unknown,
                 EngineError::Db(text) => WebhookRefusal::Internal(text),
+                EngineError::PendingApproval(text) => WebhookRefusal::Disabled(text),
                 other => WebhookRefusal::Unavailable(other.to_string()),
             })
     }

@@ -12,8 +12,8 @@ pub use fields::{parse_duration, parse_time};
 use trigger::*;
 
 use crate::tasks::model::{
-    AfterOn, CatchUp, FileEvent, Notify, NotifyOn, NotifyPreset, Overlap, Retries, Runner,
-    TaskSpec, TaskType, Trigger,
+    AfterOn, CatchUp, EnvValue, FileEvent, Notify, NotifyOn, NotifyPreset, Overlap, Retries,
+    Runner, TaskSpec, TaskType, Trigger,
 };
 use crate::tasks::schedule::{parse_timezone, Schedule, ScheduleCache};
 use crate::util::rfc3339;
@@ -394,7 +394,7 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
     })
 }
 
-fn env_field(obj: &Map<String, Value>) -> Result<BTreeMap<String, String>, FieldError> {
+fn env_field(obj: &Map<String, Value>) -> Result<BTreeMap<String, EnvValue>, FieldError> {
     let mut env = BTreeMap::new();
     match obj.get("env") {
         None | Some(Value::Null) => {}
@@ -444,20 +444,32 @@ fn env_field(obj: &Map<String, Value>) -> Result<BTreeMap<String, String>, Field
                 if key.starts_with("CLAUDECRON_") {
                     return err(&path, "CLAUDECRON_* variables are set by claudecron for each run and cannot be overridden");
                 }
+                let text = |t: String| EnvValue::Text(t);
                 match value {
                     Value::String(s) if !s.contains('\0') => {
-                        env.insert(key.clone(), s.clone());
+                        env.insert(key.clone(), text(s.clone()));
                     }
                     Value::Number(n) => {
-                        env.insert(key.clone(), n.to_string());
+                        env.insert(key.clone(), text(n.to_string()));
                     }
                     Value::Bool(b) => {
-                        env.insert(key.clone(), b.to_string());
+                        env.insert(key.clone(), text(b.to_string()));
+                    }
+                    Value::Object(reference) => {
+                        let name = crate::secrets::reference(reference)
+                            .map_err(|message| FieldError {
+                                field: path.clone(),
+                                message,
+                            })?;
+                        env.insert(key.clone(), EnvValue::Secret { secret: name });
                     }
                     other => {
                         return err(
                             &path,
-                            format!("{} is not accepted; a value is a string", describe(other)),
+                            format!(
+                                "{} is not accepted; a value is a string, or {{\"secret\": NAME}} for a secret the owner set on the host",
+                                describe(other)
+                            ),
                         )
                     }
                 }
