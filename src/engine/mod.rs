@@ -6,6 +6,7 @@
 //! module is the imperative shell that reads the clock, records in the store, logs, and hands
 //! each admitted run to a run thread (`exec::run`). Others talk to it through `EngineHandle`.
 
+mod deadman;
 mod fires;
 mod handle;
 mod pause;
@@ -172,6 +173,7 @@ pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHa
             break;
         }
     }
+    engine.arm_deadlines(now)?;
     engine.store.shrink_memory();
     for retry in recovered.retries {
         engine.timers.set(
@@ -283,13 +285,20 @@ impl Engine {
             Msg::Rearm(task_id) => {
                 self.disarm(&task_id);
                 match self.store.get_task(&task_id) {
-                    Ok(Some(task)) if task.spec.enabled => self.arm(&task, None, now),
-                    Ok(_) => {}
+                    Ok(Some(task)) => {
+                        if task.spec.enabled {
+                            self.arm(&task, None, now);
+                        }
+                        self.arm_deadline(&task, now);
+                    }
+                    Ok(None) => {}
                     Err(e) => log::error!("cannot read task {task_id}: {e}"),
                 }
             }
             Msg::Remove(task_id) => {
                 self.disarm(&task_id);
+                self.timers
+                    .remove(&TimerKey::Deadline(task_id.as_str().into()));
                 self.last_start.remove(&task_id);
                 self.queue.retain(|q| q.task_id != task_id);
                 for r in self.running.values().filter(|r| r.task_id == task_id) {
@@ -422,6 +431,7 @@ impl Engine {
                 TimerKey::Task(task_id) => self.task_timer(task_id, at, wake),
                 TimerKey::Retry(run_id) => self.retry_timer(run_id),
                 TimerKey::Unrecorded => self.record_unrecorded(wake.now),
+                TimerKey::Deadline(task_id) => self.deadline_timer(task_id, wake.now),
             }
         }
         self.batching = false;

@@ -1,5 +1,6 @@
-//! The engine's armed timers: at most one per task (its next fire time) and one per pending
-//! retry, ordered by time. Plain data owned by the engine thread; no clock, no I/O.
+//! The engine's armed timers: at most one per task (its next fire time), one per pending
+//! retry and one per task with `expect` (its dead-man deadline), ordered by time. Plain data
+//! owned by the engine thread; no clock, no I/O.
 
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
@@ -14,6 +15,8 @@ pub enum TimerKey {
     Retry(i64),
     /// Try again to record the ends of runs the store refused (disk full, read-only).
     Unrecorded,
+    /// The dead-man deadline of a task with `expect`: a success is due by then.
+    Deadline(Arc<str>),
 }
 
 #[derive(Debug, Default)]
@@ -66,7 +69,7 @@ impl Timers {
             .keys()
             .filter_map(|k| match k {
                 TimerKey::Retry(id) => Some(*id),
-                TimerKey::Task(_) | TimerKey::Unrecorded => None,
+                TimerKey::Task(_) | TimerKey::Unrecorded | TimerKey::Deadline(_) => None,
             })
             .collect()
     }

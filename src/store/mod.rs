@@ -5,12 +5,14 @@
 //! failed write (`fault`). Hot statements are prepared once per connection (`prepare_cached`).
 
 mod busy;
+mod deadman;
 mod fault;
 mod pages;
 mod runs;
 mod webhook;
 use busy::{busy_wait, BUSY_BUDGET};
 use fault::DbFile;
+pub use deadman::Deadman;
 pub use fault::{current_fault, Fault};
 pub use pages::*;
 pub use runs::*;
@@ -120,6 +122,17 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE webhook_tokens (
         task_id      TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
         token_sha256 TEXT NOT NULL UNIQUE
+    );",
+    // 10: dead-man alerts (`expect`): where a task's window starts without a later success
+    // (`since`: the task got its expect, or was enabled again), its last success, since when
+    // it is overdue (set once reported, cleared by a success: "alerted once" survives a
+    // restart), and the outcome of the last dead-man message.
+    "CREATE TABLE task_deadman (
+        task_id       TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+        since         TEXT NOT NULL,
+        last_success  TEXT,
+        overdue_since TEXT,
+        notify        TEXT
     );",
 ];
 

@@ -34,6 +34,7 @@ fn spec(name: &str) -> TaskSpec {
         catch_up: CatchUp::Skip,
         retries: Retries::default(),
         notify: None,
+        expect: None,
         guards: Default::default(),
     }
 }

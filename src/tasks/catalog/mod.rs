@@ -433,6 +433,7 @@ impl Catalog {
                 obj.insert("paused_all".into(), json!(pause));
             }
             self.failures_view(task, obj)?;
+            self.deadman_view(task, now, obj)?;
             if let Some(hook) = webhook::view(task) {
                 obj.insert("webhook".into(), hook);
             }
@@ -522,6 +523,8 @@ impl Catalog {
         if task.spec.enabled && !existing.spec.enabled {
             // Enabled again: its failures in a row and any paused_reason are forgotten.
             self.store.clear_failures(&task.id)?;
+            // and its dead-man window starts again.
+            self.store.restart_deadman_window(&task.id, now)?;
         }
         self.services.changed(
             &task.id,
