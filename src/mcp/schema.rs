@@ -6,6 +6,12 @@ use crate::tasks::validate::limits as L;
 use serde_json::{json, Map, Value};
 
 pub(super) fn task_properties() -> Value {
+    let mut properties = task_fields();
+    properties["expect"] = expect_schema();
+    properties
+}
+
+fn task_fields() -> Value {
     json!({
         "name": {"type": "string", "minLength": 1, "maxLength": 100, "description": "Unique task name (1-100 printable characters). Also accepted wherever a taskId is asked for."},
         "type": {"type": "string", "enum": ["bash", "subagent"], "description": "bash: run `command` with /bin/sh -c. subagent: give `prompt` to Claude (Claude Code headless or the Anthropic API)."},
@@ -109,6 +115,11 @@ pub(super) fn list_tasks_schema() -> Value {
         }),
         &[],
     )
+}
+
+/// The `expect` field's schema (the dead-man alert).
+fn expect_schema() -> Value {
+    json!({"type": "object", "description": "Dead-man alert: when no run of this task succeeded within the window — server down, task disabled, every run skipped or failed — the notify target gets one `missed` message (notify.on must include missed), and `recovered` (\"back on time\") at the next success. Give within (any task: a success at least this often, measured from the last success, or from when the task was created or last enabled) or grace (cron and interval tasks: a success within this long after each fire time). Durations 1s to 366d such as 90s, 30m, 26h, 8d. claudecron_get_task shows the state as deadman {overdue, overdue_since, last_success, success_due_by, notify}.", "properties": {"within": {"type": "string", "pattern": "^[0-9]+[smhd]$", "examples": ["26h", "8d"]}, "grace": {"type": "string", "pattern": "^[0-9]+[smhd]$", "examples": ["1h"]}}, "additionalProperties": false, "minProperties": 1, "maxProperties": 1})
 }
 
 /// The `notify` field's schema (its own `json!`: the task properties' one is at the macro's
