@@ -12,7 +12,7 @@ use crate::config::NotifyChannel;
 use crate::store::Store;
 use crate::tasks::model::{Expect, Notify, NotifyOn, NotifyPreset, Task};
 use crate::tasks::runs::RunStatus;
-use crate::util::{rfc3339, tail};
+use crate::util::{rfc3339, rfc3339_millis, tail};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -321,14 +321,18 @@ pub fn deadman_event(task: &Task, event: Deadman, channels: &[NotifyChannel], db
             run_id,
             overdue_since,
             ..
-        } => (json!({"id": run_id, "status": "success"}), overdue_since, None),
+        } => (
+            json!({"id": run_id, "status": "success"}),
+            overdue_since,
+            None,
+        ),
     };
     let generic = json!({
         "event": json_event,
         "task": {"id": task.id, "name": task.spec.name, "type": task.spec.task_type.as_str()},
         "expect": task.spec.expect,
-        "window_start": start.map(rfc3339),
-        "overdue_since": rfc3339(overdue_since),
+        "window_start": start.map(rfc3339_millis),
+        "overdue_since": rfc3339_millis(overdue_since),
         "run": run,
     });
     let at = RecordAt::Deadman(task.id.clone());
@@ -341,7 +345,14 @@ pub fn deadman_event(task: &Task, event: Deadman, channels: &[NotifyChannel], db
     } else {
         format!("claudecron: {} overdue", task.spec.name)
     };
-    let msg = shaped(&target, deadman_text(task, event), &title, ok, name, &generic);
+    let msg = shaped(
+        &target,
+        deadman_text(task, event),
+        &title,
+        ok,
+        name,
+        &generic,
+    );
     spawn_delivery(target, msg, name, at, db_path);
 }
 

@@ -627,7 +627,10 @@ fn dead_man_windows_deadlines_and_the_alert_once_rule() {
     let secs = ChronoDuration::seconds;
     // The stored expect → its window (exactly one of within / grace; unreadable → none).
     let windows = [
-        (expect(Some("26h"), None), Some(Window::Within(secs(26 * 3600)))),
+        (
+            expect(Some("26h"), None),
+            Some(Window::Within(secs(26 * 3600))),
+        ),
         (expect(Some("5s"), None), Some(Window::Within(secs(5)))),
         (expect(None, Some("1h")), Some(Window::Grace(secs(3600)))),
         (expect(Some("5s"), Some("1h")), None),
@@ -705,18 +708,47 @@ fn dead_man_windows_deadlines_and_the_alert_once_rule() {
     // (deadline, already alerted, now) → decision
     let due = t("2026-11-28T10:00:05Z");
     let checks = [
-        (Some(due), false, "2026-11-28T10:00:04.999Z", DeadlineCheck::Wait(due)),
-        (Some(due), false, "2026-11-28T10:00:05Z", DeadlineCheck::Alert(due)),
+        (
+            Some(due),
+            false,
+            "2026-11-28T10:00:04.999Z",
+            DeadlineCheck::Wait(due),
+        ),
+        (
+            Some(due),
+            false,
+            "2026-11-28T10:00:05Z",
+            DeadlineCheck::Alert(due),
+        ),
         // after a restart (or a long outage) the deadline is long past: reported once
-        (Some(due), false, "2026-11-30T00:00:00Z", DeadlineCheck::Alert(due)),
+        (
+            Some(due),
+            false,
+            "2026-11-30T00:00:00Z",
+            DeadlineCheck::Alert(due),
+        ),
         // already reported: quiet, whatever the time, until a success
-        (Some(due), true, "2026-11-28T10:00:06Z", DeadlineCheck::Quiet),
-        (Some(due), true, "2026-11-28T10:00:00Z", DeadlineCheck::Quiet),
+        (
+            Some(due),
+            true,
+            "2026-11-28T10:00:06Z",
+            DeadlineCheck::Quiet,
+        ),
+        (
+            Some(due),
+            true,
+            "2026-11-28T10:00:00Z",
+            DeadlineCheck::Quiet,
+        ),
         (None, true, "2026-11-28T10:00:00Z", DeadlineCheck::Quiet),
         (None, false, "2026-11-28T10:00:00Z", DeadlineCheck::Idle),
     ];
     for (d, alerted, now, want) in checks {
-        assert_eq!(check_deadline(d, alerted, t(now)), want, "{d:?} {alerted} {now}");
+        assert_eq!(
+            check_deadline(d, alerted, t(now)),
+            want,
+            "{d:?} {alerted} {now}"
+        );
     }
 
     // A success after the report sends "back on time" once; not when nothing was reported, nor

@@ -30,12 +30,7 @@ pub(super) fn expect_field(
             return Ok(None);
         };
         let text = text.trim().to_string();
-        parse_duration(&text).or_else(|why| {
-            err(
-                &path,
-                format!("{why}; from 1s to 366d"),
-            )
-        })?;
+        parse_duration(&text).or_else(|why| err(&path, format!("{why}; from 1s to 366d")))?;
         Ok(Some(text))
     };
     let within = duration("within")?;
