@@ -123,17 +123,10 @@ const MIGRATIONS: &[&str] = &[
         task_id      TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
         token_sha256 TEXT NOT NULL UNIQUE
     );",
-    // 10: dead-man alerts (`expect`): where a task's window starts without a later success
-    // (`since`: the task got its expect, or was enabled again), its last success, since when
-    // it is overdue (set once reported, cleared by a success: "alerted once" survives a
-    // restart), and the outcome of the last dead-man message.
-    "CREATE TABLE task_deadman (
-        task_id       TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
-        since         TEXT NOT NULL,
-        last_success  TEXT,
-        overdue_since TEXT,
-        notify        TEXT
-    );",
+    // 10: dead-man alerts (`expect`): a task's window start (`since`: expect set, or enabled
+    // again), last success, overdue mark (survives a restart), last dead-man message's outcome.
+    "CREATE TABLE task_deadman (task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+        since TEXT NOT NULL, last_success TEXT, overdue_since TEXT, notify TEXT);",
 ];
 
 /// How long a statement waits for another connection's write lock before failing.

@@ -86,3 +86,153 @@ pub fn check_deadline(
 pub fn sends_recovery(was_reported: bool, run_sent_recovered: bool) -> bool {
     was_reported && !run_sent_recovered
 }
+
+/// The dead-man rule, table by table (beside the rule, as `engine::pause`'s tests are:
+/// `plan/tests.rs` is at the file-size limit).
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{cron, every, t};
+    use super::*;
+
+    #[test]
+    fn dead_man_windows_deadlines_and_the_alert_once_rule() {
+        use crate::tasks::model::Expect;
+        let expect = |within: Option<&str>, grace: Option<&str>| Expect {
+            within: within.map(String::from),
+            grace: grace.map(String::from),
+        };
+        let secs = ChronoDuration::seconds;
+        // The stored expect → its window (exactly one of within / grace; unreadable → none).
+        let windows = [
+            (
+                expect(Some("26h"), None),
+                Some(Window::Within(secs(26 * 3600))),
+            ),
+            (expect(Some("5s"), None), Some(Window::Within(secs(5)))),
+            (expect(None, Some("1h")), Some(Window::Grace(secs(3600)))),
+            (expect(Some("5s"), Some("1h")), None),
+            (expect(None, None), None),
+            (expect(Some("5x"), None), None),
+        ];
+        for (e, want) in windows {
+            assert_eq!(window(&e), want, "{e:?}");
+        }
+        // Where the window starts: the later of the last success and `since` (creation, enable).
+        let since = t("2026-11-28T10:00:00Z");
+        assert_eq!(window_start(since, None), since);
+        assert_eq!(
+            window_start(since, Some(t("2026-11-28T11:00:00Z"))),
+            t("2026-11-28T11:00:00Z")
+        );
+        assert_eq!(window_start(since, Some(t("2026-11-27T11:00:00Z"))), since);
+
+        // (window, rule, start) → deadline
+        let daily_3am = cron("0 3 * * *", "UTC");
+        let every_minute = every(60, "2026-11-28T00:00:00Z");
+        let once = FireRule::Once {
+            at: t("2026-11-28T12:00:00Z"),
+        };
+        let cases: [(Window, Option<&FireRule>, &str, Option<&str>); 7] = [
+            (
+                Window::Within(secs(26 * 3600)),
+                None,
+                "2026-11-28T03:00:05Z",
+                Some("2026-11-29T05:00:05Z"),
+            ),
+            // within ignores the schedule
+            (
+                Window::Within(secs(5)),
+                Some(&daily_3am),
+                "2026-11-28T03:00:05Z",
+                Some("2026-11-28T03:00:10Z"),
+            ),
+            // grace: the first fire time after the last success, plus the grace
+            (
+                Window::Grace(secs(3600)),
+                Some(&daily_3am),
+                "2026-11-28T03:00:05Z",
+                Some("2026-11-29T04:00:00Z"),
+            ),
+            (
+                Window::Grace(secs(3600)),
+                Some(&daily_3am),
+                "2026-11-28T02:59:59Z",
+                Some("2026-11-28T04:00:00Z"),
+            ),
+            (
+                Window::Grace(secs(10)),
+                Some(&every_minute),
+                "2026-11-28T10:00:00Z",
+                Some("2026-11-28T10:01:10Z"),
+            ),
+            // no fire left (a once task after its time) or no rule: nothing is due
+            (
+                Window::Grace(secs(10)),
+                Some(&once),
+                "2026-11-28T12:00:01Z",
+                None,
+            ),
+            (Window::Grace(secs(10)), None, "2026-11-28T10:00:00Z", None),
+        ];
+        for (w, rule, start, want) in cases {
+            assert_eq!(
+                deadline(w, rule, t(start)),
+                want.map(t),
+                "{w:?} from {start}"
+            );
+        }
+
+        // (deadline, already alerted, now) → decision
+        let due = t("2026-11-28T10:00:05Z");
+        let checks = [
+            (
+                Some(due),
+                false,
+                "2026-11-28T10:00:04.999Z",
+                DeadlineCheck::Wait(due),
+            ),
+            (
+                Some(due),
+                false,
+                "2026-11-28T10:00:05Z",
+                DeadlineCheck::Alert(due),
+            ),
+            // after a restart (or a long outage) the deadline is long past: reported once
+            (
+                Some(due),
+                false,
+                "2026-11-30T00:00:00Z",
+                DeadlineCheck::Alert(due),
+            ),
+            // already reported: quiet, whatever the time, until a success
+            (
+                Some(due),
+                true,
+                "2026-11-28T10:00:06Z",
+                DeadlineCheck::Quiet,
+            ),
+            (
+                Some(due),
+                true,
+                "2026-11-28T10:00:00Z",
+                DeadlineCheck::Quiet,
+            ),
+            (None, true, "2026-11-28T10:00:00Z", DeadlineCheck::Quiet),
+            (None, false, "2026-11-28T10:00:00Z", DeadlineCheck::Idle),
+        ];
+        for (d, alerted, now, want) in checks {
+            assert_eq!(
+                check_deadline(d, alerted, t(now)),
+                want,
+                "{d:?} {alerted} {now}"
+            );
+        }
+
+        // A success after the report sends "back on time" once; not when nothing was reported, nor
+        // when the run's own notification already says recovered.
+        assert!(sends_recovery(true, false));
+        assert!(!sends_recovery(true, true));
+        assert!(!sends_recovery(false, false));
+        assert!(!sends_recovery(false, true));
+    }
+}
