@@ -610,4 +610,68 @@ mod tests {
         assert_eq!(new["on"], json!(["always"]));
         assert_eq!(serde_json::from_value::<Notify>(new).unwrap(), old);
     }
+
+    #[test]
+    fn dead_man_messages_say_since_when_and_what_was_expected() {
+        let spec: crate::tasks::model::TaskSpec = serde_json::from_value(json!({
+            "name": "nightly", "type": "bash", "enabled": false, "trigger": {"type": "manual"},
+            "timezone": "UTC", "command": "x", "overlap": "skip", "catch_up": "skip",
+            "retries": {"max_attempts": 0, "backoff_seconds": 30, "doubling": true},
+            "expect": {"within": "26h"}
+        }))
+        .unwrap();
+        let t = |s: &str| crate::util::parse_utc(s).unwrap();
+        let mut task = Task {
+            id: "t1".into(),
+            spec,
+            created_at: t("2026-11-01T00:00:00Z"),
+            updated_at: t("2026-11-01T00:00:00Z"),
+        };
+        let missed = Deadman::Missed {
+            start: t("2026-11-27T03:00:05Z"),
+            overdue_since: t("2026-11-28T05:00:05Z"),
+        };
+        let text = deadman_text(&task, missed);
+        assert!(text.contains("\"nightly\" has had no successful run since 2026-11-27T03:00:05Z"));
+        assert!(text.contains("a success at least every 26h"), "{text}");
+        assert!(
+            text.ends_with("overdue since 2026-11-28T05:00:05Z (missed)"),
+            "{text}"
+        );
+        task.spec.expect = Some(Expect {
+            within: None,
+            grace: Some("1h".into()),
+        });
+        assert!(deadman_text(&task, missed).contains("within 1h of each fire time"));
+        let back = Deadman::Recovered {
+            run_id: 7,
+            output: "all good\n",
+            overdue_since: t("2026-11-28T05:00:05Z"),
+        };
+        let text = deadman_text(&task, back);
+        assert!(text.contains("is back on time: run 7 succeeded"), "{text}");
+        assert!(text.ends_with("(recovered)\nall good"), "{text}");
+        // The ntfy shape carries the good or bad news in its priority and tag.
+        let target = Target {
+            url: "https://ntfy.example/t".into(),
+            preset: NotifyPreset::Ntfy,
+            chat_id: None,
+            secret: None,
+        };
+        let msg = shaped(
+            &target,
+            text,
+            "claudecron: nightly back on time",
+            true,
+            "recovered",
+            &Value::Null,
+        );
+        assert!(
+            msg.headers.contains(&("Priority", "default".into())),
+            "{msg:?}"
+        );
+        assert!(msg
+            .headers
+            .contains(&("Title", "claudecron: nightly back on time".into())));
+    }
 }
