@@ -1,6 +1,6 @@
-//! Validating a task's `expect` (the dead-man alert): `{"within": "26h"}` for any task, or
-//! `{"grace": "1h"}` for a cron or interval task; every refusal says what is accepted. Pure: no
-//! clock, no store.
+//! Validating a task's `expect` (the dead-man alert): `{"within": "26h"}` for any task but a
+//! `once` one, or `{"grace": "1h"}` for a cron or interval task; every refusal says what is
+//! accepted. Pure: no clock, no store.
 
 use super::*;
 use crate::tasks::model::Expect;
@@ -8,7 +8,7 @@ use crate::tasks::model::Expect;
 const EXAMPLE: &str = "{\"within\": \"26h\"} (a successful run at least every 26 hours) or, for a cron or interval task, {\"grace\": \"1h\"} (a successful run within 1 hour of each fire time)";
 
 /// The `expect` field: exactly one of `within` and `grace`, each a duration from 1s to 366d;
-/// `grace` only where a schedule says when runs are due.
+/// `grace` only where a schedule says when runs are due; none on a `once` task.
 pub(super) fn expect_field(
     obj: &Map<String, Value>,
     trigger: &Trigger,
@@ -24,6 +24,12 @@ pub(super) fn expect_field(
         }
     };
     reject_unknown(e, &["within", "grace"], "expect")?;
+    if matches!(trigger, Trigger::Once { .. }) {
+        return err(
+            "expect",
+            "is for tasks that run again and again; a once task runs one time (its run's own notify tells how it went)",
+        );
+    }
     let duration = |key: &str| -> Result<Option<String>, FieldError> {
         let path = format!("expect.{key}");
         let Some(text) = text_field(e, key, &path, limits::WORD)? else {
