@@ -232,8 +232,8 @@ pub struct Notify {
     pub chat_id: Option<String>,
 }
 
-/// A dead-man expectation: a successful run at least every `within` (any task), or within
-/// `grace` of each scheduled fire time (cron and interval tasks). Exactly one is set, a
+/// A dead-man expectation: a successful run at least every `within` (any task but `once`), or
+/// within `grace` of each scheduled fire time (cron and interval tasks). Exactly one is set, a
 /// duration such as `26h` (1s to 366d). The engine sends `missed` once when it is not met and
 /// `recovered` at the next success.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
