@@ -562,3 +562,66 @@ fn dead_man_reports_missed_once_keeps_quiet_across_a_restart_and_recovers_once()
     );
     mcp.ok("claudecron_delete_task", json!({"taskId": cron}));
 }
+
+#[test]
+fn dead_man_alerts_for_a_task_that_never_ran_also_while_everything_is_paused() {
+    let (port, got) = sink();
+    let server = Server::start_default();
+    let mcp = Mcp::new(&server);
+    mcp.ok(
+        "claudecron_pause_all",
+        json!({"reason": "maintenance window"}),
+    );
+    let id = mcp.add(json!({
+        "name": "nightly-report", "type": "bash", "trigger": {"type": "manual"}, "command": "echo done",
+        "expect": {"within": "3s"},
+        "notify": {"url": format!("http://127.0.0.1:{port}/p"), "on": "missed", "preset": "discord"}
+    }));
+    // The state is there as soon as the task is: its window starts at its creation.
+    let task = mcp.task(&id);
+    let start = ts(&task["deadman"]["window_start"]);
+    assert!(
+        ts(&task["created_at"]) - start <= chrono::Duration::seconds(1),
+        "{task}"
+    );
+    let sent = wait_until("the missed message while paused", WAIT, || {
+        received(&got, "/p").into_iter().next()
+    });
+    assert!((sent.at - start).num_milliseconds() >= 3000);
+    let text = sent.json()["content"].as_str().unwrap_or("").to_string();
+    assert!(
+        text.contains("\"nightly-report\" has had no successful run since")
+            && text.contains("a success at least every 3s")
+            && text.contains("reason: claudecron is paused")
+            && text.contains("maintenance window"),
+        "{text}"
+    );
+    assert!(mcp.runs(&id).is_empty(), "nothing ran");
+    assert_eq!(mcp.task(&id)["deadman"]["alerted"], json!(true));
+
+    // After the resume, its first success: back on time, one message.
+    mcp.ok("claudecron_resume_all", json!({}));
+    let run = mcp.run_task(&id, 30);
+    assert_eq!(run["status"], "success", "{run}");
+    let back = wait_until("the back-on-time message", WAIT, || {
+        received(&got, "/p").into_iter().nth(1)
+    });
+    let text = back.json()["content"].as_str().unwrap_or("").to_string();
+    assert!(
+        text.contains(&format!("is back on time: run {} succeeded", id_of(&run)))
+            && text.contains("done"),
+        "{text}"
+    );
+    let task = wait_until("the back-on-time outcome", WAIT, || {
+        let t = mcp.task(&id);
+        (t["deadman"]["notify"]["event"] == "recovered").then_some(t)
+    });
+    assert_eq!(task["deadman"]["notify"]["status"], "delivered", "{task}");
+    assert_eq!(task["deadman"]["overdue"], json!(false), "{task}");
+    mcp.run_task(&id, 30);
+    assert_eq!(
+        received(&got, "/p").len(),
+        2,
+        "no message for a success on time"
+    );
+}

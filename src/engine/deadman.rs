@@ -1,5 +1,6 @@
 //! Dead-man alerts carried out for the engine: one deadline timer per task with `expect`
-//! (armed at start, when the task changes and after each success — never a polling tick), the
+//! (armed at start, when the task changes and after each success — never a polling tick; dealt
+//! with while everything is paused too, saying so), the
 //! `missed` message sent once when `plan::check_deadline` says so and the overdue mark stored
 //! (a restart neither re-sends nor forgets it), and the `recovered` ("back on time") message at
 //! the next success. Runs on the engine thread only.
@@ -79,6 +80,13 @@ impl Engine {
         plan::deadline(window, rule.as_ref(), start)
     }
 
+    /// While everything is paused: the deadlines that came due (nothing else is dealt with).
+    pub(super) fn deadlines_due(&mut self, now: DateTime<Utc>) {
+        while let Some(task_id) = self.timers.pop_due_deadline(now) {
+            self.deadline_timer(task_id, now);
+        }
+    }
+
     /// A task's deadline came due: report it overdue once (`missed`), or wait on.
     pub(super) fn deadline_timer(&mut self, task_id: Arc<str>, now: DateTime<Utc>) {
         let task = match self.store.get_task(&task_id) {
@@ -123,9 +131,11 @@ impl Engine {
                     rfc3339(start),
                     rfc3339(since)
                 );
+                let pause = self.pause_state().map(|p| p.refusal());
                 let event = Event::Missed {
                     start,
                     overdue_since: since,
+                    reason: pause.as_deref(),
                 };
                 self.send_deadman(&task, event);
             }

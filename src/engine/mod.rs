@@ -225,8 +225,13 @@ impl Engine {
         let mut last_wall = Utc::now();
         let mut last_mono = Instant::now();
         loop {
-            // While paused no timer is dealt with: they wait, due, for the resume.
-            let first = self.timers.first().filter(|_| !self.paused());
+            // While paused no fire timer is dealt with: they wait, due, for the resume. Dead-man
+            // deadlines are alerts, not fires: a forgotten pause is caught too.
+            let first = if self.paused() {
+                self.timers.first_deadline()
+            } else {
+                self.timers.first()
+            };
             let msg = match first {
                 Some(t) => {
                     let wait = (t - Utc::now()).to_std().unwrap_or(Duration::ZERO);
@@ -415,7 +420,10 @@ impl Engine {
     /// Deal with every timer due at `wake`: their cursor moves and run rows are written in one
     /// transaction (one commit for all the tasks due in the same second); admission follows.
     fn fire_due(&mut self, wake: Wake) {
-        if self.paused() || self.timers.first().is_none_or(|t| t > wake.now) {
+        if self.paused() {
+            return self.deadlines_due(wake.now);
+        }
+        if self.timers.first().is_none_or(|t| t > wake.now) {
             return;
         }
         let batched = match self.store.begin_batch() {

@@ -63,6 +63,29 @@ impl Timers {
         Some((at, key))
     }
 
+    /// The earliest dead-man deadline (what is dealt with while everything is paused).
+    pub fn first_deadline(&self) -> Option<DateTime<Utc>> {
+        self.by_time
+            .iter()
+            .find(|(_, k)| matches!(k, TimerKey::Deadline(_)))
+            .map(|(at, _)| *at)
+    }
+
+    /// Take the earliest dead-man deadline if it is due at `now`.
+    pub fn pop_due_deadline(&mut self, now: DateTime<Utc>) -> Option<Arc<str>> {
+        let (_, key) = self
+            .by_time
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .find(|(_, k)| matches!(k, TimerKey::Deadline(_)))?
+            .clone();
+        self.remove(&key);
+        match key {
+            TimerKey::Deadline(id) => Some(id),
+            _ => None,
+        }
+    }
+
     /// Pending retry runs.
     pub fn retries(&self) -> Vec<i64> {
         self.by_key
@@ -98,5 +121,17 @@ mod tests {
             Some(TimerKey::Retry(4))
         );
         assert_eq!(timers.first(), None);
+        // While paused only deadlines are dealt with: found behind earlier fire timers.
+        timers.set(TimerKey::Task("a".into()), t("2026-01-01T00:00:01Z"));
+        timers.set(TimerKey::Deadline("b".into()), t("2026-01-01T00:00:03Z"));
+        timers.set(TimerKey::Deadline("c".into()), t("2026-01-01T00:00:09Z"));
+        assert_eq!(timers.first_deadline(), Some(t("2026-01-01T00:00:03Z")));
+        assert_eq!(timers.pop_due_deadline(t("2026-01-01T00:00:02Z")), None);
+        assert_eq!(
+            timers.pop_due_deadline(t("2026-01-01T00:00:05Z")),
+            Some("b".into())
+        );
+        assert_eq!(timers.pop_due_deadline(t("2026-01-01T00:00:05Z")), None);
+        assert_eq!(timers.first(), Some(t("2026-01-01T00:00:01Z")));
     }
 }

@@ -244,10 +244,12 @@ pub fn task_event(f: &Facts, event: &'static str, channels: &[NotifyChannel], db
 /// its first success after that (`recovered`, "back on time").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deadman<'a> {
-    /// Overdue since `overdue_since`; the window started at `start`.
+    /// Overdue since `overdue_since`; the window started at `start`; `reason`: what is known
+    /// about why (everything is paused).
     Missed {
         start: DateTime<Utc>,
         overdue_since: DateTime<Utc>,
+        reason: Option<&'a str>,
     },
     /// Run `run_id` succeeded after the task had been overdue since `overdue_since`.
     Recovered {
@@ -264,6 +266,7 @@ pub fn deadman_text(task: &Task, event: Deadman) -> String {
         Deadman::Missed {
             start,
             overdue_since,
+            reason,
         } => {
             let expected = match task.spec.expect.as_ref() {
                 Some(Expect {
@@ -274,11 +277,15 @@ pub fn deadman_text(task: &Task, event: Deadman) -> String {
                 }
                 _ => "a success".into(),
             };
-            format!(
+            let mut text = format!(
                 "⚠️ claudecron: task \"{name}\" has had no successful run since {} (expected: {expected}); overdue since {} (missed)",
                 rfc3339(start),
                 rfc3339(overdue_since)
-            )
+            );
+            if let Some(reason) = reason {
+                text.push_str(&format!("\nreason: {}", tail(reason, 300)));
+            }
+            text
         }
         Deadman::Recovered {
             run_id,
@@ -312,11 +319,12 @@ pub fn deadman_event(task: &Task, event: Deadman, channels: &[NotifyChannel], db
     if !(wants(NotifyOn::Missed) || (ok && wants(NotifyOn::Recovered))) {
         return;
     }
-    let (run, overdue_since, start) = match event {
+    let (run, overdue_since, start, reason) = match event {
         Deadman::Missed {
             start,
             overdue_since,
-        } => (Value::Null, overdue_since, Some(start)),
+            reason,
+        } => (Value::Null, overdue_since, Some(start), reason),
         Deadman::Recovered {
             run_id,
             overdue_since,
@@ -324,6 +332,7 @@ pub fn deadman_event(task: &Task, event: Deadman, channels: &[NotifyChannel], db
         } => (
             json!({"id": run_id, "status": "success"}),
             overdue_since,
+            None,
             None,
         ),
     };
@@ -333,6 +342,7 @@ pub fn deadman_event(task: &Task, event: Deadman, channels: &[NotifyChannel], db
         "expect": task.spec.expect,
         "window_start": start.map(rfc3339_millis),
         "overdue_since": rfc3339_millis(overdue_since),
+        "reason": reason,
         "run": run,
     });
     let at = RecordAt::Deadman(task.id.clone());
@@ -630,6 +640,7 @@ mod tests {
         let missed = Deadman::Missed {
             start: t("2026-11-27T03:00:05Z"),
             overdue_since: t("2026-11-28T05:00:05Z"),
+            reason: None,
         };
         let text = deadman_text(&task, missed);
         assert!(text.contains("\"nightly\" has had no successful run since 2026-11-27T03:00:05Z"));
@@ -643,6 +654,13 @@ mod tests {
             grace: Some("1h".into()),
         });
         assert!(deadman_text(&task, missed).contains("within 1h of each fire time"));
+        let paused = Deadman::Missed {
+            start: t("2026-11-27T03:00:05Z"),
+            overdue_since: t("2026-11-28T05:00:05Z"),
+            reason: Some("claudecron is paused (pause_all since …)"),
+        };
+        assert!(deadman_text(&task, paused)
+            .ends_with("(missed)\nreason: claudecron is paused (pause_all since …)"));
         let back = Deadman::Recovered {
             run_id: 7,
             output: "all good\n",

@@ -479,6 +479,7 @@ impl Catalog {
         self.check_channel(&spec)?;
         let id = crate::ids::task_id().map_err(|e| OpError::Internal(e.to_string()))?;
         let task = self.store.insert_task(&id, &spec, now)?;
+        self.deadman_changed(None, &task, now)?;
         self.services.changed(&task.id, &[task.spec.trigger.kind()]);
         let hook = self.webhook_token_after(&task, false)?;
         Ok(webhook::with_token(self.task_view(&task, now, 5, 0)?, hook))
@@ -526,6 +527,7 @@ impl Catalog {
             // and its dead-man window starts again.
             self.store.restart_deadman_window(&task.id, now)?;
         }
+        self.deadman_changed(Some(&existing.spec), &task, now)?;
         self.services.changed(
             &task.id,
             &[existing.spec.trigger.kind(), task.spec.trigger.kind()],

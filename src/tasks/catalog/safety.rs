@@ -108,6 +108,34 @@ impl Catalog {
 }
 
 impl Catalog {
+    /// A task with `expect` has its dead-man state from the moment it is stored (its window
+    /// starts then: at its creation, or when it got its `expect`). The engine arms its deadline:
+    /// `Services::changed` tells it about time-based tasks only, so it is told here about any
+    /// other task that has (or had, `before`) an `expect`.
+    pub(super) fn deadman_changed(
+        &self,
+        before: Option<&crate::tasks::model::TaskSpec>,
+        task: &Task,
+        now: DateTime<Utc>,
+    ) -> Result<(), OpError> {
+        use crate::tasks::model::Trigger;
+        if task.spec.expect.is_some() {
+            self.store.start_deadman(&task.id, now)?;
+        }
+        let timed = |t: &Trigger| {
+            matches!(
+                t,
+                Trigger::Cron { .. } | Trigger::Interval { .. } | Trigger::Once { .. }
+            )
+        };
+        let told = timed(&task.spec.trigger) || before.is_some_and(|b| timed(&b.trigger));
+        let had = before.is_some_and(|b| b.expect.is_some());
+        if !told && (had || task.spec.expect.is_some()) {
+            self.services.engine.task_changed(&task.id);
+        }
+        Ok(())
+    }
+
     /// A task's dead-man state (`expect`), as task views show it: the window's start and last
     /// success, the deadline of the next success (`plan`'s rule), since when it is overdue, and
     /// the last dead-man message's outcome.
