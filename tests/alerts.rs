@@ -1,8 +1,9 @@
 //! Run notifications against the real binary and a local HTTP sink: what each preset posts
 //! (Slack, Discord, Telegram, ntfy, generic JSON — the shapes documented in
 //! docs/notify-presets.md), which events send (changed, recovered, nothing else), a
-//! `CLAUDECRON_SILENT` run sending nothing, and a sink that is down leaving the run's status
-//! alone while the failed delivery is recorded on the run.
+//! `CLAUDECRON_SILENT` run sending nothing, a sink that is down leaving the run's status
+//! alone while the failed delivery is recorded on the run, and the dead-man alert (`expect`):
+//! `missed` once, not again after a restart, `recovered` once.
 
 mod common;
 
@@ -19,6 +20,8 @@ const WAIT: Duration = Duration::from_secs(40);
 /// One request the sink received.
 #[derive(Debug, Clone)]
 struct Got {
+    /// When the sink received it.
+    at: chrono::DateTime<chrono::Utc>,
     path: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
@@ -51,6 +54,7 @@ fn sink() -> (u16, Arc<Mutex<Vec<Got>>>) {
             let path = r.request_line.split_whitespace().nth(1).unwrap_or("");
             // Recorded before the answer: once the server has its 200, the test sees the request.
             seen.lock().unwrap().push(Got {
+                at: chrono::Utc::now(),
                 path: path.to_string(),
                 headers: r.headers,
                 body: r.body,
@@ -380,4 +384,247 @@ fn configured_channels_carry_url_preset_and_an_hmac_signature() {
     assert!(sent[0].header("x-claudecron-signature").is_empty());
     let log = server.stderr();
     assert!(!log.contains("k3y-s3cret"), "the secret is never logged");
+}
+
+/// The generic bodies the sink got at `path` whose `event` is `event`.
+fn events(got: &Arc<Mutex<Vec<Got>>>, path: &str, event: &str) -> Vec<(Got, Value)> {
+    received(got, path)
+        .into_iter()
+        .map(|g| {
+            let body = g.json();
+            (g, body)
+        })
+        .filter(|(_, b)| b["event"] == event)
+        .collect()
+}
+
+/// Wait until `n` more runs of `task` with `status` finished after run `after`; returns the
+/// newest run id.
+fn more_runs(mcp: &Mcp, task: &str, status: &str, after: i64, n: usize) -> i64 {
+    wait_until(&format!("{n} more {status} runs of {task}"), WAIT, || {
+        let runs: Vec<i64> = mcp
+            .finished_runs(task)
+            .iter()
+            .filter(|r| r["status"] == status && id_of(r) > after)
+            .map(id_of)
+            .collect();
+        (runs.len() >= n).then(|| runs[runs.len() - 1])
+    })
+}
+
+fn newest_run(mcp: &Mcp, task: &str) -> i64 {
+    mcp.runs(task).last().map(id_of).unwrap_or(0)
+}
+
+#[test]
+fn dead_man_reports_missed_once_keeps_quiet_across_a_restart_and_recovers_once() {
+    let (port, got) = sink();
+    let options = Options::default();
+    let server = Server::start(options.clone());
+    let mcp = Mcp::new(&server);
+    let dir = TempDir::new("claudecron-deadman");
+    let code = dir.path().join("code");
+    std::fs::write(&code, "1").unwrap();
+    let before = chrono::Utc::now();
+    // Fires every second and never succeeds: overdue 5 s after it was created.
+    let id = mcp.add(json!({
+        "name": "heartbeat", "type": "bash", "trigger": {"type": "interval", "every": "1s"},
+        "command": format!("exit $(cat {})", code.display()),
+        "expect": {"within": "5s"},
+        "notify": {"url": format!("http://127.0.0.1:{port}/dm"), "on": ["missed"]}
+    }));
+    // grace: a success within 2 s of each fire time of a cron task (every second).
+    let cron = mcp.add(json!({
+        "name": "every-second", "type": "bash", "schedule": "* * * * * *", "command": "exit 3",
+        "expect": {"grace": "2s"},
+        "notify": {"url": format!("http://127.0.0.1:{port}/grace"), "on": "missed", "preset": "slack"}
+    }));
+    let task = mcp.task(&id);
+    assert_eq!(task["expect"], json!({"within": "5s"}), "{task}");
+    let start = ts(&task["deadman"]["window_start"]);
+    assert!(start >= before - chrono::Duration::seconds(1), "{task}");
+    assert_eq!(
+        ts(&task["deadman"]["success_due_by"]),
+        start + chrono::Duration::seconds(5),
+        "{task}"
+    );
+    assert_eq!(task["deadman"]["overdue"], json!(false), "{task}");
+
+    let (missed, body) = wait_until("the dead-man missed message", WAIT, || {
+        events(&got, "/dm", "deadman_missed").into_iter().next()
+    });
+    let after = (missed.at - start).num_milliseconds();
+    assert!(
+        after >= 5000,
+        "not before 5 s: {after} ms after the window start"
+    );
+    assert_eq!(body["alert"], "missed", "{body}");
+    assert_eq!(body["task"]["name"], "heartbeat", "{body}");
+    assert_eq!(body["expect"], json!({"within": "5s"}), "{body}");
+    assert_eq!(
+        ts(&body["overdue_since"]),
+        start + chrono::Duration::seconds(5),
+        "{body}"
+    );
+    let task = wait_until("the missed message's outcome", WAIT, || {
+        let t = mcp.task(&id);
+        (t["deadman"]["notify"]["status"] == "delivered").then_some(t)
+    });
+    let state = &task["deadman"];
+    assert_eq!(state["overdue"], json!(true), "{task}");
+    assert_eq!(state["alerted"], json!(true), "{task}");
+    assert_eq!(state["notify"]["event"], "missed", "{task}");
+    assert_eq!(state["last_success"], Value::Null, "{task}");
+    assert!(!state.to_string().contains("127.0.0.1"), "no URL: {task}");
+    // (Found by its words: fire times missed on a busy host would notify too.)
+    let text = wait_until("the grace task's missed message", WAIT, || {
+        received(&got, "/grace")
+            .iter()
+            .filter_map(|g| g.json()["text"].as_str().map(String::from))
+            .find(|t| t.contains("no successful run"))
+    });
+    assert!(
+        text.contains("every-second")
+            && text.contains("no successful run since")
+            && text.contains("within 2s of each fire time")
+            && text.contains("(missed)"),
+        "{text}"
+    );
+
+    // Failing on: no second message (three more failed runs after the first one was seen).
+    more_runs(&mcp, &id, "failed", newest_run(&mcp, &id), 3);
+    assert_eq!(events(&got, "/dm", "deadman_missed").len(), 1);
+
+    // A restart while overdue neither sends it again nor forgets it. Down across fire times:
+    // those are missed fires, which notify on their own (`fires_missed`).
+    let last = newest_run(&mcp, &id);
+    drop(mcp);
+    let (status, _log, data) = server.terminate(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0));
+    std::thread::sleep(Duration::from_secs(2)); // stay down past two fire times
+    let server = Server::start_in(options, data);
+    let mcp = Mcp::new(&server);
+    let fires_missed = wait_until("the missed fires' message", WAIT, || {
+        events(&got, "/dm", "fires_missed").into_iter().next()
+    });
+    assert!(
+        fires_missed.1["run"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not running"),
+        "{}",
+        fires_missed.1
+    );
+    more_runs(&mcp, &id, "failed", last, 3);
+    assert_eq!(
+        events(&got, "/dm", "deadman_missed").len(),
+        1,
+        "one missed message, also after the restart"
+    );
+    let grace_sent = received(&got, "/grace")
+        .iter()
+        .filter(|g| {
+            g.json()["text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no successful run")
+        })
+        .count();
+    assert_eq!(grace_sent, 1, "the grace task too");
+    let task = mcp.task(&id);
+    assert_eq!(task["deadman"]["alerted"], json!(true), "{task}");
+    assert_eq!(
+        ts(&task["deadman"]["overdue_since"]),
+        start + chrono::Duration::seconds(5),
+        "{task}"
+    );
+
+    // It succeeds: one "back on time" message, not one per success.
+    let last = newest_run(&mcp, &id);
+    std::fs::write(&code, "0").unwrap();
+    let (_, body) = wait_until("the recovered message", WAIT, || {
+        events(&got, "/dm", "deadman_recovered").into_iter().next()
+    });
+    assert_eq!(body["alert"], "recovered", "{body}");
+    assert_eq!(body["run"]["status"], "success", "{body}");
+    let success = body["run"]["id"].as_i64().unwrap_or(0);
+    assert_eq!(mcp.run(success)["status"], "success");
+    assert!(success > last, "{body}");
+    more_runs(&mcp, &id, "success", success, 3);
+    assert_eq!(events(&got, "/dm", "deadman_recovered").len(), 1);
+    assert_eq!(events(&got, "/dm", "deadman_missed").len(), 1);
+    let task = mcp.task(&id);
+    let state = &task["deadman"];
+    assert_eq!(state["overdue"], json!(false), "{task}");
+    assert_eq!(state["alerted"], json!(false), "{task}");
+    assert!(ts(&state["last_success"]) > start, "{task}");
+    assert!(
+        ts(&state["success_due_by"]) > ts(&state["last_success"]),
+        "{task}"
+    );
+    mcp.ok("claudecron_delete_task", json!({"taskId": cron}));
+}
+
+#[test]
+fn dead_man_alerts_for_a_task_that_never_ran_also_while_everything_is_paused() {
+    let (port, got) = sink();
+    let server = Server::start_default();
+    let mcp = Mcp::new(&server);
+    mcp.ok(
+        "claudecron_pause_all",
+        json!({"reason": "maintenance window"}),
+    );
+    let id = mcp.add(json!({
+        "name": "nightly-report", "type": "bash", "trigger": {"type": "manual"}, "command": "echo done",
+        "expect": {"within": "3s"},
+        "notify": {"url": format!("http://127.0.0.1:{port}/p"), "on": "missed", "preset": "discord"}
+    }));
+    // The state is there as soon as the task is: its window starts at its creation.
+    let task = mcp.task(&id);
+    let start = ts(&task["deadman"]["window_start"]);
+    let created = ts(&task["created_at"]); // to the second
+    assert!(
+        start >= created && start - created < chrono::Duration::seconds(1),
+        "{task}"
+    );
+    let sent = wait_until("the missed message while paused", WAIT, || {
+        received(&got, "/p").into_iter().next()
+    });
+    assert!((sent.at - start).num_milliseconds() >= 3000);
+    let text = sent.json()["content"].as_str().unwrap_or("").to_string();
+    assert!(
+        text.contains("\"nightly-report\" has had no successful run since")
+            && text.contains("a success at least every 3s")
+            && text.contains("reason: claudecron is paused")
+            && text.contains("maintenance window"),
+        "{text}"
+    );
+    assert!(mcp.runs(&id).is_empty(), "nothing ran");
+    assert_eq!(mcp.task(&id)["deadman"]["alerted"], json!(true));
+
+    // After the resume, its first success: back on time, one message.
+    mcp.ok("claudecron_resume_all", json!({}));
+    let run = mcp.run_task(&id, 30);
+    assert_eq!(run["status"], "success", "{run}");
+    let back = wait_until("the back-on-time message", WAIT, || {
+        received(&got, "/p").into_iter().nth(1)
+    });
+    let text = back.json()["content"].as_str().unwrap_or("").to_string();
+    assert!(
+        text.contains(&format!("is back on time: run {} succeeded", id_of(&run)))
+            && text.contains("done"),
+        "{text}"
+    );
+    let task = wait_until("the back-on-time outcome", WAIT, || {
+        let t = mcp.task(&id);
+        (t["deadman"]["notify"]["event"] == "recovered").then_some(t)
+    });
+    assert_eq!(task["deadman"]["notify"]["status"], "delivered", "{task}");
+    assert_eq!(task["deadman"]["overdue"], json!(false), "{task}");
+    mcp.run_task(&id, 30);
+    assert_eq!(
+        received(&got, "/p").len(),
+        2,
+        "no message for a success on time"
+    );
 }

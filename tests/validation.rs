@@ -1858,3 +1858,101 @@ fn schedules_checked_through_the_cache_answer_as_a_fresh_parse() {
         }
     }
 }
+
+#[test]
+fn expect_is_one_duration_and_grace_needs_a_schedule() {
+    check_cases(vec![
+        case(
+            "expect not an object",
+            bash(json!({"expect": "26h"})),
+            "expect",
+            &["{\"within\": \"26h\"}", "grace"],
+        ),
+        case(
+            "expect empty",
+            bash(json!({"expect": {}})),
+            "expect",
+            &["give within or grace"],
+        ),
+        case(
+            "expect both",
+            bash(json!({"expect": {"within": "26h", "grace": "1h"}})),
+            "expect",
+            &["not both"],
+        ),
+        case(
+            "expect unknown key",
+            bash(json!({"expect": {"every": "26h"}})),
+            "expect.every",
+            &["within"],
+        ),
+        case(
+            "within not a duration",
+            bash(json!({"expect": {"within": "26 hours"}})),
+            "expect.within",
+            &["not a duration", "30s, 15m, 2h, 1d", "1s to 366d"],
+        ),
+        case(
+            "within zero",
+            bash(json!({"expect": {"within": "0s"}})),
+            "expect.within",
+            &["zero", "1s to 366d"],
+        ),
+        case(
+            "within too long",
+            bash(json!({"expect": {"within": "400d"}})),
+            "expect.within",
+            &["longer than a year", "1s to 366d"],
+        ),
+        case(
+            "within a number",
+            bash(json!({"expect": {"within": 60}})),
+            "expect.within",
+            &["not a string"],
+        ),
+        case(
+            "grace on a manual task",
+            bash(json!({"expect": {"grace": "1h"}})),
+            "expect.grace",
+            &["cron schedule or an interval", "manual", "expect.within"],
+        ),
+        case(
+            "grace on a hook task",
+            over(
+                trig(json!({"type": "hook", "event": "Stop"})),
+                json!({"expect": {"grace": "5m"}}),
+            ),
+            "expect.grace",
+            &["hook"],
+        ),
+    ]);
+    let within = stored(bash(json!({"expect": {"within": " 26h "}})));
+    let e = within.expect.as_ref().unwrap();
+    assert_eq!(
+        (e.within.as_deref(), e.grace.as_deref()),
+        (Some("26h"), None)
+    );
+    let grace = stored(over(backup_input(), json!({"expect": {"grace": "1h"}})));
+    assert_eq!(grace.expect.as_ref().unwrap().grace.as_deref(), Some("1h"));
+    let interval = stored(over(
+        trig(json!({"type": "interval", "every": "15m"})),
+        json!({"expect": {"grace": "1m"}}),
+    ));
+    assert!(interval.expect.is_some());
+    // Stored and updated: an empty update keeps it, null removes it.
+    let lookup = others();
+    assert_eq!(update(&grace, json!({}), "self", &lookup).unwrap(), grace);
+    assert_eq!(
+        update(&grace, json!({"expect": null}), "self", &lookup)
+            .unwrap()
+            .expect,
+        None
+    );
+    // The task JSON shows it as given.
+    let shown = serde_json::to_value(&within).unwrap();
+    assert_eq!(shown["expect"], json!({"within": "26h"}));
+}
+
+fn backup_input() -> Value {
+    json!({"name":"daily-backup","type":"bash","schedule":"0 2 * * *","command":"/opt/scripts/backup.sh"})
+}

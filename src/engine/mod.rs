@@ -7,6 +7,7 @@
 //! each admitted run to a run thread (`exec::run`). Others talk to it through `EngineHandle`.
 
 mod approval;
+mod deadman;
 mod fires;
 mod handle;
 mod pause;
@@ -176,6 +177,7 @@ pub fn start(settings: EngineSettings, listener: RunListener) -> Result<EngineHa
             break;
         }
     }
+    engine.arm_deadlines(now)?;
     engine.store.shrink_memory();
     for retry in recovered.retries {
         engine.timers.set(
@@ -227,8 +229,13 @@ impl Engine {
         let mut last_wall = Utc::now();
         let mut last_mono = Instant::now();
         loop {
-            // While paused no timer is dealt with: they wait, due, for the resume.
-            let first = self.timers.first().filter(|_| !self.paused());
+            // While paused no fire timer is dealt with: they wait, due, for the resume. Dead-man
+            // deadlines are alerts, not fires: a forgotten pause is caught too.
+            let first = if self.paused() {
+                self.timers.first_deadline()
+            } else {
+                self.timers.first()
+            };
             let msg = match first {
                 Some(t) => {
                     let wait = (t - Utc::now()).to_std().unwrap_or(Duration::ZERO);
@@ -287,13 +294,20 @@ impl Engine {
             Msg::Rearm(task_id) => {
                 self.disarm(&task_id);
                 match self.store.get_task(&task_id) {
-                    Ok(Some(task)) if task.spec.enabled => self.arm(&task, None, now),
-                    Ok(_) => {}
+                    Ok(Some(task)) => {
+                        if task.spec.enabled {
+                            self.arm(&task, None, now);
+                        }
+                        self.arm_deadline(&task, now);
+                    }
+                    Ok(None) => {}
                     Err(e) => log::error!("cannot read task {task_id}: {e}"),
                 }
             }
             Msg::Remove(task_id) => {
                 self.disarm(&task_id);
+                self.timers
+                    .remove(&TimerKey::Deadline(task_id.as_str().into()));
                 self.last_start.remove(&task_id);
                 self.queue.retain(|q| q.task_id != task_id);
                 for r in self.running.values().filter(|r| r.task_id == task_id) {
@@ -410,7 +424,10 @@ impl Engine {
     /// Deal with every timer due at `wake`: their cursor moves and run rows are written in one
     /// transaction (one commit for all the tasks due in the same second); admission follows.
     fn fire_due(&mut self, wake: Wake) {
-        if self.paused() || self.timers.first().is_none_or(|t| t > wake.now) {
+        if self.paused() {
+            return self.deadlines_due(wake.now);
+        }
+        if self.timers.first().is_none_or(|t| t > wake.now) {
             return;
         }
         let batched = match self.store.begin_batch() {
@@ -426,6 +443,7 @@ impl Engine {
                 TimerKey::Task(task_id) => self.task_timer(task_id, at, wake),
                 TimerKey::Retry(run_id) => self.retry_timer(run_id),
                 TimerKey::Unrecorded => self.record_unrecorded(wake.now),
+                TimerKey::Deadline(task_id) => self.deadline_timer(task_id, wake.now),
             }
         }
         self.batching = false;

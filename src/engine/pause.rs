@@ -3,7 +3,8 @@
 //! disabled with a `paused_reason` (`plan::auto_pause` decides). Everything
 //! (`pause_all` / `resume_all`): the pause is
 //! recorded in the store (it survives a restart) and published to `EngineHandle` readers
-//! (`/health`, task views). While paused no timer is dealt with, no fire of any kind is
+//! (`/health`, task views). While paused no fire timer is dealt with (dead-man deadlines
+//! are: alerts, not fires), no fire of any kind is
 //! recorded (hooks, file-watch, `after`, manual runs are refused with the reason) and queued
 //! runs wait; per-task `enabled` flags are never touched. On resume the timers that came due meet
 //! `plan::on_timer` as after an outage: each task's `catch_up` decides.

@@ -12,6 +12,9 @@ use crate::util::rfc3339;
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, Utc};
 use std::time::Duration;
 
+mod deadman;
+pub use deadman::*;
+
 /// A fire this late (scheduler delay) still runs; older ones count as missed.
 pub const LATE_TOLERANCE: ChronoDuration = ChronoDuration::seconds(10);
 /// A wall-clock move bigger than this, relative to the monotonic clock, is a jump.

@@ -216,6 +216,9 @@ impl Engine {
             && task
                 .as_ref()
                 .is_some_and(|t| self.count_failures(t, &done, now));
+        if let Some(t) = task.as_ref().filter(|_| done.status == RunStatus::Success) {
+            self.deadman_success(t, done.run_id, now);
+        }
         // Woken once the run has left the running set: a client that waited for the end and
         // starts the task again at once must not find this run still "active" (overlap). A
         // deferred run is queued again, not over: its waiters keep waiting.

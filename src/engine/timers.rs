@@ -1,5 +1,6 @@
-//! The engine's armed timers: at most one per task (its next fire time) and one per pending
-//! retry, ordered by time. Plain data owned by the engine thread; no clock, no I/O.
+//! The engine's armed timers: at most one per task (its next fire time), one per pending
+//! retry and one per task with `expect` (its dead-man deadline), ordered by time. Plain data
+//! owned by the engine thread; no clock, no I/O.
 
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
@@ -14,6 +15,8 @@ pub enum TimerKey {
     Retry(i64),
     /// Try again to record the ends of runs the store refused (disk full, read-only).
     Unrecorded,
+    /// The dead-man deadline of a task with `expect`: a success is due by then.
+    Deadline(Arc<str>),
 }
 
 #[derive(Debug, Default)]
@@ -60,13 +63,36 @@ impl Timers {
         Some((at, key))
     }
 
+    /// The earliest dead-man deadline (what is dealt with while everything is paused).
+    pub fn first_deadline(&self) -> Option<DateTime<Utc>> {
+        self.by_time
+            .iter()
+            .find(|(_, k)| matches!(k, TimerKey::Deadline(_)))
+            .map(|(at, _)| *at)
+    }
+
+    /// Take the earliest dead-man deadline if it is due at `now`.
+    pub fn pop_due_deadline(&mut self, now: DateTime<Utc>) -> Option<Arc<str>> {
+        let (_, key) = self
+            .by_time
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .find(|(_, k)| matches!(k, TimerKey::Deadline(_)))?
+            .clone();
+        self.remove(&key);
+        match key {
+            TimerKey::Deadline(id) => Some(id),
+            _ => None,
+        }
+    }
+
     /// Pending retry runs.
     pub fn retries(&self) -> Vec<i64> {
         self.by_key
             .keys()
             .filter_map(|k| match k {
                 TimerKey::Retry(id) => Some(*id),
-                TimerKey::Task(_) | TimerKey::Unrecorded => None,
+                TimerKey::Task(_) | TimerKey::Unrecorded | TimerKey::Deadline(_) => None,
             })
             .collect()
     }
@@ -95,5 +121,17 @@ mod tests {
             Some(TimerKey::Retry(4))
         );
         assert_eq!(timers.first(), None);
+        // While paused only deadlines are dealt with: found behind earlier fire timers.
+        timers.set(TimerKey::Task("a".into()), t("2026-01-01T00:00:01Z"));
+        timers.set(TimerKey::Deadline("b".into()), t("2026-01-01T00:00:03Z"));
+        timers.set(TimerKey::Deadline("c".into()), t("2026-01-01T00:00:09Z"));
+        assert_eq!(timers.first_deadline(), Some(t("2026-01-01T00:00:03Z")));
+        assert_eq!(timers.pop_due_deadline(t("2026-01-01T00:00:02Z")), None);
+        assert_eq!(
+            timers.pop_due_deadline(t("2026-01-01T00:00:05Z")),
+            Some("b".into())
+        );
+        assert_eq!(timers.pop_due_deadline(t("2026-01-01T00:00:05Z")), None);
+        assert_eq!(timers.first(), Some(t("2026-01-01T00:00:01Z")));
     }
 }

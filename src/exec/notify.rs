@@ -1,16 +1,19 @@
 //! Run notifications: which event a run's end is for its task's `notify.on` (failure, success,
 //! always, recovered, changed; a run whose first output line is `CLAUDECRON_SILENT` stays
-//! quiet) and the task events the engine reports (missed fires, auto-pause), the message in each preset's documented shape (Slack and Discord incoming webhooks,
-//! Telegram's sendMessage, ntfy, the generic JSON), and its delivery on a thread of its own
-//! (3 attempts, 1 s then 2 s apart, 10 s each) recorded on the run as `details.notify`. It never
+//! quiet) and the task events the engine reports (missed fires, auto-pause, dead-man overdue
+//! and back on time), the message in each preset's documented shape (Slack and Discord
+//! incoming webhooks, Telegram's sendMessage, ntfy, the generic JSON), and its delivery on a
+//! thread of its own (3 attempts, 1 s then 2 s apart, 10 s each) recorded on the run as
+//! `details.notify` (a dead-man message: on the task's dead-man state). It never
 //! delays or changes the run's outcome, and never records or sends the URL (it may hold a
 //! token) or anything but the run's own facts.
 
 use crate::config::NotifyChannel;
 use crate::store::Store;
-use crate::tasks::model::{Notify, NotifyOn, NotifyPreset, Task};
+use crate::tasks::model::{Expect, Notify, NotifyOn, NotifyPreset, Task};
 use crate::tasks::runs::RunStatus;
-use crate::util::tail;
+use crate::util::{rfc3339, rfc3339_millis, tail};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
@@ -152,7 +155,21 @@ pub struct Message {
 
 /// The message in the preset's shape; `generic` is the run's JSON with `alert` = the event.
 pub fn message(notify: &Target, f: &Facts, event: &str, generic: &Value) -> Message {
-    let text = text(f, event);
+    let title = format!("claudecron: {} {}", f.task.spec.name, f.status);
+    let ok = f.status == RunStatus::Success;
+    shaped(notify, text(f, event), &title, ok, event, generic)
+}
+
+/// `text` in the preset's shape (`title`: ntfy's Title; `ok`: a good-news priority and tag);
+/// the generic preset sends `generic` with `alert` = the event instead.
+fn shaped(
+    notify: &Target,
+    text: String,
+    title: &str,
+    ok: bool,
+    event: &str,
+    generic: &Value,
+) -> Message {
     let json_body = |v: Value| Message {
         body: v.to_string().into_bytes(),
         content_type: "application/json",
@@ -185,29 +202,13 @@ pub fn message(notify: &Target, f: &Facts, event: &str, generic: &Value) -> Mess
             headers: vec![
                 (
                     "Title",
-                    format!("claudecron: {} {}", f.task.spec.name, f.status)
+                    title
                         .chars()
                         .filter(|c| !c.is_control() && c.is_ascii())
                         .collect(),
                 ),
-                (
-                    "Priority",
-                    if f.status == RunStatus::Success {
-                        "default"
-                    } else {
-                        "high"
-                    }
-                    .into(),
-                ),
-                (
-                    "Tags",
-                    if f.status == RunStatus::Success {
-                        "white_check_mark"
-                    } else {
-                        "x"
-                    }
-                    .into(),
-                ),
+                ("Priority", if ok { "default" } else { "high" }.into()),
+                ("Tags", if ok { "white_check_mark" } else { "x" }.into()),
             ],
         },
     }
@@ -239,6 +240,132 @@ pub fn task_event(f: &Facts, event: &'static str, channels: &[NotifyChannel], db
     send(notify, channels, f, event, &generic, db_path);
 }
 
+/// A dead-man event: the task had no successful run within its `expect` window (`missed`), or
+/// its first success after that (`recovered`, "back on time").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadman<'a> {
+    /// Overdue since `overdue_since`; the window started at `start`; `reason`: what is known
+    /// about why (everything is paused).
+    Missed {
+        start: DateTime<Utc>,
+        overdue_since: DateTime<Utc>,
+        reason: Option<&'a str>,
+    },
+    /// Run `run_id` succeeded after the task had been overdue since `overdue_since`.
+    Recovered {
+        run_id: i64,
+        output: &'a str,
+        overdue_since: DateTime<Utc>,
+    },
+}
+
+/// The short human text of a dead-man event.
+pub fn deadman_text(task: &Task, event: Deadman) -> String {
+    let name = &task.spec.name;
+    match event {
+        Deadman::Missed {
+            start,
+            overdue_since,
+            reason,
+        } => {
+            let expected = match task.spec.expect.as_ref() {
+                Some(Expect {
+                    within: Some(w), ..
+                }) => format!("a success at least every {w}"),
+                Some(Expect { grace: Some(g), .. }) => {
+                    format!("a success within {g} of each fire time")
+                }
+                _ => "a success".into(),
+            };
+            let mut text = format!(
+                "⚠️ claudecron: task \"{name}\" has had no successful run since {} (expected: {expected}); overdue since {} (missed)",
+                rfc3339(start),
+                rfc3339(overdue_since)
+            );
+            if let Some(reason) = reason {
+                text.push_str(&format!("\nreason: {}", tail(reason, 300)));
+            }
+            text
+        }
+        Deadman::Recovered {
+            run_id,
+            output,
+            overdue_since,
+        } => {
+            let mut text = format!(
+                "✅ claudecron: task \"{name}\" is back on time: run {run_id} succeeded after it had been overdue since {} (recovered)",
+                rfc3339(overdue_since)
+            );
+            let excerpt = tail(output.trim_end(), EXCERPT);
+            if !excerpt.is_empty() {
+                text.push_str(&format!("\n{excerpt}"));
+            }
+            text
+        }
+    }
+}
+
+/// Send a dead-man event when the task's `notify.on` asks for it: `missed` for both, or
+/// `recovered` for the recovery. The outcome is recorded on the task's dead-man state.
+pub fn deadman_event(task: &Task, event: Deadman, channels: &[NotifyChannel], db_path: &Path) {
+    let Some(notify) = task.spec.notify.as_ref() else {
+        return;
+    };
+    let wants = |o: NotifyOn| notify.on.contains(&o);
+    let (name, ok, json_event) = match event {
+        Deadman::Missed { .. } => ("missed", false, "deadman_missed"),
+        Deadman::Recovered { .. } => ("recovered", true, "deadman_recovered"),
+    };
+    if !(wants(NotifyOn::Missed) || (ok && wants(NotifyOn::Recovered))) {
+        return;
+    }
+    let (run, overdue_since, start, reason) = match event {
+        Deadman::Missed {
+            start,
+            overdue_since,
+            reason,
+        } => (Value::Null, overdue_since, Some(start), reason),
+        Deadman::Recovered {
+            run_id,
+            overdue_since,
+            ..
+        } => (
+            json!({"id": run_id, "status": "success"}),
+            overdue_since,
+            None,
+            None,
+        ),
+    };
+    let generic = json!({
+        "event": json_event,
+        "task": {"id": task.id, "name": task.spec.name, "type": task.spec.task_type.as_str()},
+        "expect": task.spec.expect,
+        "window_start": start.map(rfc3339_millis),
+        "overdue_since": rfc3339_millis(overdue_since),
+        "reason": reason,
+        "run": run,
+    });
+    let at = RecordAt::Deadman(task.id.clone());
+    let target = match target(notify, channels) {
+        Ok(t) => t,
+        Err(why) => return undeliverable(&at, name, &why, db_path),
+    };
+    let title = if ok {
+        format!("claudecron: {} back on time", task.spec.name)
+    } else {
+        format!("claudecron: {} overdue", task.spec.name)
+    };
+    let msg = shaped(
+        &target,
+        deadman_text(task, event),
+        &title,
+        ok,
+        name,
+        &generic,
+    );
+    spawn_delivery(target, msg, name, at, db_path);
+}
+
 fn send(
     notify: &Notify,
     channels: &[NotifyChannel],
@@ -249,23 +376,72 @@ fn send(
 ) {
     let target = match target(notify, channels) {
         Ok(t) => t,
-        Err(why) => {
-            log::warn!("run {}: {why}; nothing sent", f.run_id);
-            let outcome = json!({"status": "failed", "event": event, "attempts": 0, "error": why});
-            if let Ok(store) = Store::open(db_path) {
-                record(Some(&store), f.run_id, &outcome);
-            }
-            return;
-        }
+        Err(why) => return undeliverable(&RecordAt::Run(f.run_id), event, &why, db_path),
     };
     let msg = message(&target, f, event, generic);
-    let (url, preset, run_id) = (target.url, target.preset, f.run_id);
+    spawn_delivery(target, msg, event, RecordAt::Run(f.run_id), db_path);
+}
+
+/// Where a delivery's outcome is recorded: on a run's details (`notify`, or `notify_missed` /
+/// `notify_paused` for task events), or on a task's dead-man state.
+#[derive(Debug, Clone)]
+enum RecordAt {
+    Run(i64),
+    Deadman(String),
+}
+
+impl RecordAt {
+    fn write(&self, store: &Store, event: &str, outcome: &Value) -> crate::store::Result<()> {
+        match self {
+            RecordAt::Run(run_id) => {
+                let key = match event {
+                    "missed" | "paused" => format!("notify_{event}"),
+                    _ => "notify".into(),
+                };
+                store.set_detail(*run_id, &key, outcome)
+            }
+            RecordAt::Deadman(task_id) => store.set_deadman_notify(task_id, outcome),
+        }
+    }
+
+    /// How log lines name it.
+    fn label(&self) -> String {
+        match self {
+            RecordAt::Run(run_id) => format!("run {run_id}"),
+            RecordAt::Deadman(task_id) => format!("task {task_id} (dead-man)"),
+        }
+    }
+
+    fn record(&self, event: &str, outcome: &Value, db_path: &Path) {
+        let written = Store::open(db_path).and_then(|store| self.write(&store, event, outcome));
+        if let Err(e) = written {
+            log::warn!(
+                "{}: the notification's outcome was not recorded: {e}",
+                self.label()
+            );
+        }
+    }
+}
+
+/// The target could not be found (a channel no longer configured): nothing sent, recorded.
+fn undeliverable(at: &RecordAt, event: &str, why: &str, db_path: &Path) {
+    log::warn!("{}: {why}; nothing sent", at.label());
+    let outcome = json!({"status": "failed", "event": event, "attempts": 0, "error": why});
+    at.record(event, &outcome, db_path);
+}
+
+fn spawn_delivery(target: Target, msg: Message, event: &'static str, at: RecordAt, db_path: &Path) {
     let db_path = db_path.to_path_buf();
+    let label = at.label();
+    let name = match &at {
+        RecordAt::Run(run_id) => format!("notify-{run_id}"),
+        RecordAt::Deadman(_) => "notify-deadman".into(),
+    };
     let spawned = std::thread::Builder::new()
-        .name(format!("notify-{run_id}"))
-        .spawn(move || deliver(&url, &msg, preset, event, run_id, &db_path));
+        .name(name)
+        .spawn(move || deliver(&target.url, &msg, target.preset, event, &at, &db_path));
     if let Err(e) = spawned {
-        log::error!("run {run_id}: cannot start the notify thread: {e}");
+        log::error!("{label}: cannot start the notify thread: {e}");
     }
 }
 
@@ -317,9 +493,10 @@ fn deliver(
     msg: &Message,
     preset: NotifyPreset,
     event: &str,
-    run_id: i64,
+    at: &RecordAt,
     db_path: &Path,
 ) {
+    let label = at.label();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)
@@ -342,7 +519,7 @@ fn deliver(
         match req.send(&msg.body[..]) {
             Ok(resp) if resp.status().is_success() => {
                 log::info!(
-                    "run {run_id}: {event} notification delivered ({})",
+                    "{label}: {event} notification delivered ({})",
                     preset.as_str()
                 );
                 why.clear();
@@ -352,7 +529,7 @@ fn deliver(
             // The URL may hold a token: never in the log or the record.
             Err(e) => why = e.to_string().replace(url, "(the notify url)"),
         }
-        log::warn!("run {run_id}: notification failed: {why} (attempt {attempt} of 3)");
+        log::warn!("{label}: notification failed: {why} (attempt {attempt} of 3)");
         if attempt < 3 {
             std::thread::sleep(Duration::from_secs(attempt));
         }
@@ -362,18 +539,7 @@ fn deliver(
     } else {
         json!({"status": "failed", "event": event, "preset": preset.as_str(), "attempts": attempts, "error": why})
     };
-    let key = match event {
-        "missed" | "paused" => format!("notify_{event}"),
-        _ => "notify".into(),
-    };
-    match Store::open(db_path) {
-        Ok(store) => {
-            if let Err(e) = store.set_detail(run_id, &key, &outcome) {
-                log::warn!("run {run_id}: the notification's outcome was not recorded: {e}");
-            }
-        }
-        Err(e) => log::warn!("run {run_id}: the notification's outcome was not recorded: {e}"),
-    }
+    at.record(event, &outcome, db_path);
 }
 
 #[cfg(test)]
@@ -453,5 +619,77 @@ mod tests {
         let new = serde_json::to_value(&old).unwrap();
         assert_eq!(new["on"], json!(["always"]));
         assert_eq!(serde_json::from_value::<Notify>(new).unwrap(), old);
+    }
+
+    #[test]
+    fn dead_man_messages_say_since_when_and_what_was_expected() {
+        let spec: crate::tasks::model::TaskSpec = serde_json::from_value(json!({
+            "name": "nightly", "type": "bash", "enabled": false, "trigger": {"type": "manual"},
+            "timezone": "UTC", "command": "x", "overlap": "skip", "catch_up": "skip",
+            "retries": {"max_attempts": 0, "backoff_seconds": 30, "doubling": true},
+            "expect": {"within": "26h"}
+        }))
+        .unwrap();
+        let t = |s: &str| crate::util::parse_utc(s).unwrap();
+        let mut task = Task {
+            id: "t1".into(),
+            spec,
+            created_at: t("2026-11-01T00:00:00Z"),
+            updated_at: t("2026-11-01T00:00:00Z"),
+        };
+        let missed = Deadman::Missed {
+            start: t("2026-11-27T03:00:05Z"),
+            overdue_since: t("2026-11-28T05:00:05Z"),
+            reason: None,
+        };
+        let text = deadman_text(&task, missed);
+        assert!(text.contains("\"nightly\" has had no successful run since 2026-11-27T03:00:05Z"));
+        assert!(text.contains("a success at least every 26h"), "{text}");
+        assert!(
+            text.ends_with("overdue since 2026-11-28T05:00:05Z (missed)"),
+            "{text}"
+        );
+        task.spec.expect = Some(Expect {
+            within: None,
+            grace: Some("1h".into()),
+        });
+        assert!(deadman_text(&task, missed).contains("within 1h of each fire time"));
+        let paused = Deadman::Missed {
+            start: t("2026-11-27T03:00:05Z"),
+            overdue_since: t("2026-11-28T05:00:05Z"),
+            reason: Some("claudecron is paused (pause_all since …)"),
+        };
+        assert!(deadman_text(&task, paused)
+            .ends_with("(missed)\nreason: claudecron is paused (pause_all since …)"));
+        let back = Deadman::Recovered {
+            run_id: 7,
+            output: "all good\n",
+            overdue_since: t("2026-11-28T05:00:05Z"),
+        };
+        let text = deadman_text(&task, back);
+        assert!(text.contains("is back on time: run 7 succeeded"), "{text}");
+        assert!(text.ends_with("(recovered)\nall good"), "{text}");
+        // The ntfy shape carries the good or bad news in its priority and tag.
+        let target = Target {
+            url: "https://ntfy.example/t".into(),
+            preset: NotifyPreset::Ntfy,
+            chat_id: None,
+            secret: None,
+        };
+        let msg = shaped(
+            &target,
+            text,
+            "claudecron: nightly back on time",
+            true,
+            "recovered",
+            &Value::Null,
+        );
+        assert!(
+            msg.headers.contains(&("Priority", "default".into())),
+            "{msg:?}"
+        );
+        assert!(msg
+            .headers
+            .contains(&("Title", "claudecron: nightly back on time".into())));
     }
 }

@@ -6,6 +6,12 @@ use crate::tasks::validate::limits as L;
 use serde_json::{json, Map, Value};
 
 pub(super) fn task_properties() -> Value {
+    let mut properties = task_fields();
+    properties["expect"] = expect_schema();
+    properties
+}
+
+fn task_fields() -> Value {
     json!({
         "name": {"type": "string", "minLength": 1, "maxLength": 100, "description": "Unique task name (1-100 printable characters). Also accepted wherever a taskId is asked for."},
         "type": {"type": "string", "enum": ["bash", "subagent"], "description": "bash: run `command` with /bin/sh -c. subagent: give `prompt` to Claude (Claude Code headless or the Anthropic API)."},
@@ -111,6 +117,11 @@ pub(super) fn list_tasks_schema() -> Value {
     )
 }
 
+/// The `expect` field's schema (the dead-man alert).
+fn expect_schema() -> Value {
+    json!({"type": "object", "description": "Dead-man alert: when no run of this task succeeded within the window — server down, task disabled, every run skipped or failed — the notify target gets one `missed` message (notify.on must include missed), and `recovered` (\"back on time\") at the next success. Give within (any task but a once task: a success at least this often, measured from the last success, or from when the task was created or last enabled) or grace (cron and interval tasks: a success within this long after each fire time). Durations 1s to 366d such as 90s, 30m, 26h, 8d. claudecron_get_task shows the state as deadman {overdue, overdue_since, last_success, success_due_by, notify}.", "properties": {"within": {"type": "string", "pattern": "^[0-9]+[smhd]$", "examples": ["26h", "8d"]}, "grace": {"type": "string", "pattern": "^[0-9]+[smhd]$", "examples": ["1h"]}}, "additionalProperties": false, "minProperties": 1, "maxProperties": 1})
+}
+
 /// The `notify` field's schema (its own `json!`: the task properties' one is at the macro's
 /// recursion limit).
 fn notify_schema() -> Value {
@@ -123,7 +134,7 @@ fn notify_schema() -> Value {
         "missed",
         "paused"
     ]);
-    let mut schema = json!({"type": "object", "description": "Give url or channel. A short message when a run ends, to a chat's incoming webhook (preset slack, discord, telegram with chat_id, ntfy) or as the generic JSON (task, run, status, output excerpt, alert = the event). A run whose first output line is CLAUDECRON_SILENT sends nothing. Delivery is retried (3 attempts) on its own thread and recorded on the run as details.notify; it never changes the run's outcome.", "properties": {"url": {"type": "string", "maxLength": L::NOTIFY_URL, "description": "http(s) URL: the Slack/Discord incoming webhook, https://api.telegram.org/bot<token>/sendMessage, the ntfy topic URL, or any JSON receiver"}, "on": {"description": "failure (any end but success), success, always, recovered (a success after a failed run), changed (output differs from the previous run's), missed (fire times missed: server down, paused, clock jump), paused (the task was disabled by pause_after_failures); one word or a list", "default": ["failure"]}, "preset": {"type": "string", "enum": ["generic", "webhook", "slack", "discord", "telegram", "ntfy"], "default": "generic", "description": "webhook is generic"}, "channel": {"type": "string", "maxLength": 100, "description": "Instead of url: a [[notify_channels]] name from the server's config (it carries url, preset, chat_id and an HMAC secret the model never sees)."}, "chat_id": {"type": "string", "description": "Telegram only (required there): the chat the bot writes to."}}, "additionalProperties": false});
+    let mut schema = json!({"type": "object", "description": "Give url or channel. A short message when a run ends, to a chat's incoming webhook (preset slack, discord, telegram with chat_id, ntfy) or as the generic JSON (task, run, status, output excerpt, alert = the event). A run whose first output line is CLAUDECRON_SILENT sends nothing. Delivery is retried (3 attempts) on its own thread and recorded on the run as details.notify; it never changes the run's outcome.", "properties": {"url": {"type": "string", "maxLength": L::NOTIFY_URL, "description": "http(s) URL: the Slack/Discord incoming webhook, https://api.telegram.org/bot<token>/sendMessage, the ntfy topic URL, or any JSON receiver"}, "on": {"description": "failure (any end but success), success, always, recovered (a success after a failed run), changed (output differs from the previous run's), missed (fire times missed: server down, paused, clock jump; and the dead-man alert of expect, whose recovery sends recovered), paused (the task was disabled by pause_after_failures); one word or a list", "default": ["failure"]}, "preset": {"type": "string", "enum": ["generic", "webhook", "slack", "discord", "telegram", "ntfy"], "default": "generic", "description": "webhook is generic"}, "channel": {"type": "string", "maxLength": 100, "description": "Instead of url: a [[notify_channels]] name from the server's config (it carries url, preset, chat_id and an HMAC secret the model never sees)."}, "chat_id": {"type": "string", "description": "Telegram only (required there): the chat the bot writes to."}}, "additionalProperties": false});
     schema["properties"]["on"]["anyOf"] = json!([{"type": "string", "enum": on}, {"type": "array", "items": {"type": "string", "enum": on}}]);
     schema
 }

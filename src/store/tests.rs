@@ -34,6 +34,7 @@ fn spec(name: &str) -> TaskSpec {
         catch_up: CatchUp::Skip,
         retries: Retries::default(),
         notify: None,
+        expect: None,
         guards: Default::default(),
     }
 }
@@ -445,4 +446,92 @@ fn lock_waits_start_short_and_stop_at_the_budget() {
     BUSY_BUDGET.with(|b| b.set(BUSY_WAIT));
     assert_eq!(attempts, 6);
     assert!(started.elapsed() >= Duration::from_millis(3));
+}
+
+#[test]
+fn dead_man_state_starts_from_the_last_success_counts_successes_and_goes_with_its_task() {
+    let store = Store::open(&temp_db("deadman")).unwrap();
+    let now = at("2026-11-28T10:00:00Z");
+    let mut with_expect = spec("watched");
+    with_expect.expect = Some(Expect {
+        within: Some("26h".into()),
+        grace: None,
+    });
+    store.insert_task("t1", &with_expect, now).unwrap();
+    store.insert_task("t2", &spec("plain"), now).unwrap();
+    assert_eq!(store.tasks_with_expect("", 10).unwrap(), ["t1"]);
+    assert_eq!(
+        store.tasks_with_expect("t1", 10).unwrap(),
+        Vec::<String>::new()
+    );
+    // A success already in the history is where the window starts.
+    let run = store
+        .insert_run(&NewRun {
+            task_id: "t1",
+            trigger: TriggerKind::Manual,
+            status: RunStatus::Queued,
+            scheduled_for: None,
+            queued_at: now,
+            error: None,
+            attempt: 1,
+            retry_of: None,
+            context: None,
+        })
+        .unwrap();
+    let end = RunEnd {
+        status: RunStatus::Success,
+        finished_at: at("2026-11-28T09:00:00.250Z"),
+        duration_ms: Some(1),
+        exit_code: Some(0),
+        signal: None,
+        output: "",
+        output_truncated: false,
+        error: None,
+    };
+    store.finish_run(run, &end).unwrap();
+    let state = store.start_deadman("t1", now).unwrap();
+    assert_eq!(state.since, now);
+    assert_eq!(state.last_success, Some(at("2026-11-28T09:00:00.250Z")));
+    assert_eq!(state.overdue_since, None);
+    // Started again: kept as it is.
+    assert_eq!(
+        store
+            .start_deadman("t1", at("2026-11-29T00:00:00Z"))
+            .unwrap(),
+        state
+    );
+    // Overdue, reported; a success clears it and says since when it was overdue.
+    store.set_overdue("t1", at("2026-11-29T11:00:00Z")).unwrap();
+    store
+        .set_deadman_notify("t1", &serde_json::json!({"status": "delivered"}))
+        .unwrap();
+    let state = store.deadman("t1").unwrap().unwrap();
+    assert_eq!(state.overdue_since, Some(at("2026-11-29T11:00:00Z")));
+    assert_eq!(state.notify.unwrap()["status"], "delivered");
+    let was = store
+        .deadman_success("t1", at("2026-11-29T12:00:00Z"))
+        .unwrap();
+    assert_eq!(was, Some(at("2026-11-29T11:00:00Z")));
+    let state = store.deadman("t1").unwrap().unwrap();
+    assert_eq!(state.overdue_since, None);
+    assert_eq!(state.last_success, Some(at("2026-11-29T12:00:00Z")));
+    assert_eq!(
+        store
+            .deadman_success("t1", at("2026-11-29T13:00:00Z"))
+            .unwrap(),
+        None
+    );
+    store
+        .restart_deadman_window("t1", at("2026-11-30T00:00:00Z"))
+        .unwrap();
+    assert_eq!(
+        store.deadman("t1").unwrap().unwrap().since,
+        at("2026-11-30T00:00:00Z")
+    );
+    // Gone with its task; dropped on its own.
+    store.delete_task("t1").unwrap();
+    assert_eq!(store.deadman("t1").unwrap(), None);
+    store.start_deadman("t2", now).unwrap();
+    store.drop_deadman("t2").unwrap();
+    assert_eq!(store.deadman("t2").unwrap(), None);
 }

@@ -241,6 +241,18 @@ pub enum EnvValue {
     Secret { secret: String },
 }
 
+/// A dead-man expectation: a successful run at least every `within` (any task but `once`), or
+/// within `grace` of each scheduled fire time (cron and interval tasks). Exactly one is set, a
+/// duration such as `26h` (1s to 366d). The engine sends `missed` once when it is not met and
+/// `recovered` at the next success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expect {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<String>,
+}
+
 /// A validated task definition: everything a user sets. Stored as JSON by the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskSpec {
@@ -287,6 +299,9 @@ pub struct TaskSpec {
     pub retries: Retries,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
+    /// Dead-man alert: how often a successful run is expected (see `Expect`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expect>,
     /// Unattended-run fields (precheck, tool and MCP limits, spend caps), at the top level of
     /// the task's JSON.
     #[serde(flatten)]

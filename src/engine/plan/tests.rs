@@ -8,7 +8,7 @@ pub(in crate::engine) fn t(text: &str) -> DateTime<Utc> {
     parse_utc(text).unwrap()
 }
 
-fn cron(expr: &str, zone: &str) -> FireRule {
+pub(in crate::engine) fn cron(expr: &str, zone: &str) -> FireRule {
     FireRule::Cron {
         schedule: std::sync::Arc::new(Schedule::load(expr).unwrap()),
         tz: parse_timezone(zone).unwrap(),

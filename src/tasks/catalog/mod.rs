@@ -440,6 +440,7 @@ impl Catalog {
             }
             self.failures_view(task, obj)?;
             self.approval_view(task, obj)?;
+            self.deadman_view(task, now, obj)?;
             if let Some(hook) = webhook::view(task) {
                 obj.insert("webhook".into(), hook);
             }
@@ -486,6 +487,7 @@ impl Catalog {
         let id = crate::ids::task_id().map_err(|e| OpError::Internal(e.to_string()))?;
         let task = self.store.insert_task(&id, &spec, now)?;
         self.approve_unless_required(&task, now)?;
+        self.deadman_changed(None, &task, now)?;
         self.services.changed(&task.id, &[task.spec.trigger.kind()]);
         let hook = self.webhook_token_after(&task, false)?;
         Ok(webhook::with_token(self.task_view(&task, now, 5, 0)?, hook))
@@ -531,8 +533,11 @@ impl Catalog {
         if task.spec.enabled && !existing.spec.enabled {
             // Enabled again: its failures in a row and any paused_reason are forgotten.
             self.store.clear_failures(&task.id)?;
+            // and its dead-man window starts again.
+            self.store.restart_deadman_window(&task.id, now)?;
         }
         self.approve_unless_required(&task, now)?;
+        self.deadman_changed(Some(&existing.spec), &task, now)?;
         self.services.changed(
             &task.id,
             &[existing.spec.trigger.kind(), task.spec.trigger.kind()],

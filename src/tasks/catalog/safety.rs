@@ -1,7 +1,8 @@
 //! The safety switches shared by the tools and the CLI: `pause_all` / `resume_all` (validated
 //! reason, the engine's answer as JSON), the pause as `/health` shows it, and a task's
-//! failures in a row and `paused_reason` (auto-pause) as task views show them. The engine carries
-//! the pause out (`engine::pause`); this module never touches the store's pause row itself.
+//! failures in a row and `paused_reason` (auto-pause) and its dead-man state (`expect`) as task
+//! views show them. The engine carries the pause and the alerts out (`engine::pause`,
+//! `engine::deadman`); this module never touches the store's pause row itself.
 
 use super::*;
 use crate::engine::MAX_REASON_CHARS;
@@ -102,6 +103,71 @@ impl Catalog {
                 view.insert("paused_at".into(), rfc3339_millis(at).into());
             }
         }
+        Ok(())
+    }
+}
+
+impl Catalog {
+    /// A task with `expect` has its dead-man state from the moment it is stored (its window
+    /// starts then: at its creation, or when it got its `expect`). The engine arms its deadline:
+    /// `Services::changed` tells it about time-based tasks only, so it is told here about any
+    /// other task that has (or had, `before`) an `expect`.
+    pub(super) fn deadman_changed(
+        &self,
+        before: Option<&crate::tasks::model::TaskSpec>,
+        task: &Task,
+        now: DateTime<Utc>,
+    ) -> Result<(), OpError> {
+        use crate::tasks::model::Trigger;
+        if task.spec.expect.is_some() {
+            self.store.start_deadman(&task.id, now)?;
+        }
+        let timed = |t: &Trigger| {
+            matches!(
+                t,
+                Trigger::Cron { .. } | Trigger::Interval { .. } | Trigger::Once { .. }
+            )
+        };
+        let told = timed(&task.spec.trigger) || before.is_some_and(|b| timed(&b.trigger));
+        let had = before.is_some_and(|b| b.expect.is_some());
+        if !told && (had || task.spec.expect.is_some()) {
+            self.services.engine.task_changed(&task.id);
+        }
+        Ok(())
+    }
+
+    /// A task's dead-man state (`expect`), as task views show it: the window's start and last
+    /// success, the deadline of the next success (`plan`'s rule), since when it is overdue, and
+    /// the last dead-man message's outcome.
+    pub(super) fn deadman_view(
+        &self,
+        task: &Task,
+        now: DateTime<Utc>,
+        view: &mut Map<String, Value>,
+    ) -> Result<(), OpError> {
+        use crate::engine::plan;
+        let Some(expect) = task.spec.expect.as_ref() else {
+            return Ok(());
+        };
+        let Some(state) = self.store.deadman(&task.id)? else {
+            return Ok(()); // The engine has not armed it yet.
+        };
+        let start = plan::window_start(state.since, state.last_success);
+        let rule = crate::tasks::schedule::FireRule::of_cached(&task.spec, &self.schedules);
+        let deadline = plan::window(expect).and_then(|w| plan::deadline(w, rule.as_ref(), start));
+        let overdue = state.overdue_since.is_some() || deadline.is_some_and(|d| d <= now);
+        let mut out = json!({
+            "overdue": overdue,
+            "overdue_since": state.overdue_since.or(deadline.filter(|_| overdue)).map(rfc3339_millis),
+            "alerted": state.overdue_since.is_some(),
+            "window_start": rfc3339_millis(start),
+            "last_success": state.last_success.map(rfc3339_millis),
+            "success_due_by": deadline.filter(|_| state.overdue_since.is_none()).map(rfc3339_millis),
+        });
+        if let Some(notify) = state.notify {
+            out["notify"] = notify;
+        }
+        view.insert("deadman".into(), out);
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! `TaskLookup`) about other tasks and never touches SQL, the clock or the file system.
 
 mod agent;
+mod expect;
 mod fields;
 mod trigger;
 use agent::*;
@@ -137,6 +138,7 @@ pub const TASK_FIELDS: &[&str] = &[
     "daily_budget_usd",
     "worktree",
     "pause_after_failures",
+    "expect",
 ];
 
 const TRIGGER_TYPES: &str = "cron, file-watch, hook, interval, once, after, manual, webhook";
@@ -366,6 +368,7 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
     };
     let retries = retries_field(obj)?;
     let notify = notify_field(obj)?;
+    let expect = expect::expect_field(obj, &trigger)?;
 
     Ok(TaskSpec {
         name,
@@ -390,6 +393,7 @@ pub fn task_spec(input: &Value, ctx: &Context) -> Result<TaskSpec, FieldError> {
         catch_up,
         retries,
         notify,
+        expect,
         guards,
     })
 }
