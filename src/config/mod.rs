@@ -2,7 +2,9 @@
 //! overridden by command-line flags. Owns the key table, types, defaults and validation; it never
 //! opens the database or the network, and never logs a secret.
 
+mod oauth;
 mod values;
+pub use oauth::OAuthConfig;
 pub use values::MetricsAuth;
 use values::*;
 pub use values::{expand_tilde, is_loopback_host, ApiPrice, NotifyChannel};
@@ -57,6 +59,8 @@ pub struct Config {
     pub pause_after_failures: u32,
     /// Named notification targets (`[[notify_channels]]`) tasks refer to by `notify.channel`.
     pub notify_channels: Vec<NotifyChannel>,
+    /// The OAuth authorization server (`oauth_*` keys).
+    pub oauth: OAuthConfig,
     /// Where the file layer came from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -184,6 +188,11 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
         Some("0"),
     ),
     ("notify_channels", Kind::Channels, None),
+    ("oauth_enabled", Kind::Bool, Some("false")),
+    ("oauth_password_hash", Kind::OptStr, None),
+    ("oauth_access_token_secs", Kind::Int { min: 60, max: 86_400 }, Some("3600")),
+    ("oauth_refresh_token_secs", Kind::Int { min: 300, max: 365 * 86_400 }, Some("2592000")),
+    ("oauth_redirect_uris", Kind::List, Some("")),
 ];
 
 /// Keys whose values are secrets: masked by `check`, never logged.
@@ -193,6 +202,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "metrics_token",
     "calendar_token",
     "notify_channels",
+    "oauth_password_hash",
 ];
 
 /// A raw value from one layer, before typing.
@@ -470,6 +480,7 @@ fn build(
         .iter()
         .map(|e| parse_price(e))
         .collect::<Result<Vec<_>, _>>()?;
+    let oauth = oauth::build(&mut take, public_url.as_deref())?;
 
     Ok(Config {
         host,
@@ -506,6 +517,7 @@ fn build(
         worktree_keep_per_task: int(take("worktree_keep_per_task")) as usize,
         pause_after_failures: int(take("pause_after_failures")) as u32,
         notify_channels: channels(take("notify_channels")),
+        oauth,
         source_file: file,
     })
 }
@@ -638,6 +650,9 @@ impl Config {
                 ),
             ),
         ]
+        .into_iter()
+        .chain(self.oauth.describe())
+        .collect()
     }
 }
 

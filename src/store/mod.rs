@@ -6,12 +6,14 @@
 
 mod busy;
 mod fault;
+mod oauth;
 mod pages;
 mod runs;
 mod webhook;
 use busy::{busy_wait, BUSY_BUDGET};
 use fault::DbFile;
 pub use fault::{current_fault, Fault};
+pub use oauth::OAuthClient;
 pub use pages::*;
 pub use runs::*;
 
@@ -120,6 +122,46 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE webhook_tokens (
         task_id      TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
         token_sha256 TEXT NOT NULL UNIQUE
+    );",
+    // 10: the OAuth authorization server: registered clients, grants (a code's token family),
+    // codes, access and refresh tokens and the owner's one-time approval codes, each secret as
+    // its SHA-256 (hex) only; times in Unix seconds.
+    "CREATE TABLE oauth_clients (
+        client_id     TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        redirect_uris TEXT NOT NULL,
+        kind          TEXT NOT NULL CHECK (kind IN ('registered', 'metadata')),
+        created_at    INTEGER NOT NULL,
+        fetched_at    INTEGER NOT NULL,
+        revoked_at    INTEGER
+    );
+    CREATE TABLE oauth_grants (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_id  TEXT NOT NULL REFERENCES oauth_clients(client_id) ON DELETE CASCADE,
+        resource   TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE TABLE oauth_codes (
+        code_sha256  TEXT PRIMARY KEY,
+        client_id    TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        challenge    TEXT NOT NULL,
+        resource     TEXT NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        grant_id     INTEGER
+    );
+    CREATE TABLE oauth_tokens (
+        token_sha256 TEXT PRIMARY KEY,
+        kind         TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
+        grant_id     INTEGER NOT NULL REFERENCES oauth_grants(id) ON DELETE CASCADE,
+        expires_at   INTEGER NOT NULL,
+        used_at      INTEGER
+    );
+    CREATE INDEX oauth_tokens_by_grant ON oauth_tokens(grant_id);
+    CREATE TABLE oauth_approvals (
+        code_sha256 TEXT PRIMARY KEY,
+        expires_at  INTEGER NOT NULL
     );",
 ];
 
