@@ -10,6 +10,7 @@ mod flags;
 mod forward;
 mod health;
 mod import;
+mod oauth;
 mod ops;
 mod remote;
 mod safety;
@@ -42,6 +43,7 @@ Usage:
   claudecron import-crontab FILE|-|--user [--dry-run] [--tz TZ] [--system] [--disabled] [--json]
   claudecron export --format systemd|k8s|crontab [TASK...] [--image IMAGE] [--out DIR] [--json]
   claudecron health [--url URL] [--config FILE]
+  claudecron oauth set-password [--print] | approve | clients [--json] | revoke CLIENT_ID
   claudecron --version
   claudecron --help
 
@@ -69,6 +71,8 @@ Commands:
   import-crontab    create a bash task per crontab line (cronie rules); --dry-run only shows them
   export            the tasks as systemd .service+.timer units, Kubernetes CronJobs or a crontab
   health            GET the server's /health: exit 0 when it answers 200, 1 otherwise (5 s at most)
+  oauth             sign-in for claude.ai connectors: set-password (stdin), approve (a one-time
+                    code), clients (the registered ones), revoke CLIENT_ID (and all its tokens)
 
 The task and run commands talk to the running server: --url URL (default: the config's host and
 port), --token TOKEN (default: $CLAUDECRON_TOKEN, auth_tokens, the token file). Exit codes:
@@ -105,6 +109,7 @@ const COMMANDS: &[&str] = &[
     "resume",
     "import-crontab",
     "export",
+    "oauth",
 ];
 
 /// The usage of one command: its line of USAGE, what it does, and where settings come from.
@@ -281,6 +286,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
         }
         "health" => crate::cli::health::run(&parsed.rest, &parsed.sources),
         "import-crontab" => import::run(&parsed.rest, &parsed.sources),
+        "oauth" => oauth::run(&parsed.rest, &parsed.sources),
         c if ops::COMMANDS.contains(&c) => ops::run(c, &parsed.rest, &parsed.sources),
         c if safety::COMMANDS.contains(&c) => safety::run(c, &parsed.rest, &parsed.sources),
         "client-config" => client_config(&parsed.rest, &parsed.sources),

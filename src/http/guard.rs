@@ -9,8 +9,13 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Which accepted token a request presented (its index), or none when auth is off.
+/// Which accepted token a request presented (its index), or none when auth is off. An OAuth
+/// access token is named by its grant: `OAUTH_GRANT_BASE + grant id`, so a session opened with
+/// it answers only to that grant's tokens (rotation keeps the grant).
 pub type TokenId = Option<usize>;
+
+/// Where OAuth grants start among `TokenId`s (far above any count of configured tokens).
+pub const OAUTH_GRANT_BASE: usize = 1 << 40;
 
 pub struct Guard {
     auth: AuthMode,
@@ -57,7 +62,7 @@ fn origin_of(url: &str) -> Option<String> {
 }
 
 /// The token of an `Authorization: Bearer` header, or "".
-fn bearer(req: &HttpRequest) -> &str {
+pub(crate) fn bearer(req: &HttpRequest) -> &str {
     req.header("authorization")
         .and_then(|v| {
             let (scheme, token) = v.trim().split_once(' ')?;

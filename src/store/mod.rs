@@ -13,7 +13,7 @@ mod webhook;
 use busy::{busy_wait, BUSY_BUDGET};
 use fault::DbFile;
 pub use fault::{current_fault, Fault};
-pub use oauth::OAuthClient;
+pub use oauth::{OAuthClient, TokenPair};
 pub use pages::*;
 pub use runs::*;
 

@@ -33,6 +33,7 @@ pub(super) fn body_limit(req: &HttpRequest, max_body_bytes: usize) -> usize {
         (_, "/mcp") | ("POST", "/hooks") => max_body_bytes,
         ("POST", p) if p.starts_with(WEBHOOK) => max_body_bytes,
         ("POST", "/status/login" | "/status/logout") => STATUS_FORM_BYTES,
+        ("POST", "/token" | "/register" | "/authorize") => crate::http::oauth::FORM_BYTES,
         _ => 0,
     }
 }
@@ -68,6 +69,13 @@ pub(super) fn admit_head(app: &App, req: &HttpRequest, client: IpAddr) -> Result
         app.guard.metrics_access(req, client)?;
         return Ok(None);
     }
+    if app.oauth.is_some() && crate::http::oauth::is_oauth_path(&req.path) {
+        // Open endpoints; registration, token requests and consent forms are rate-limited.
+        if req.method == "POST" {
+            app.guard.rate_limit(client)?;
+        }
+        return Ok(None);
+    }
     let needs_token = match req.path.as_str() {
         "/mcp" => true,
         "/hooks" => req.method == "POST",
@@ -77,7 +85,10 @@ pub(super) fn admit_head(app: &App, req: &HttpRequest, client: IpAddr) -> Result
         return Ok(None);
     }
     app.guard.rate_limit(client)?;
-    app.guard.authenticate(req)
+    match &app.oauth {
+        Some(oauth) if req.path == "/mcp" => oauth.admit(&app.guard, req),
+        _ => app.guard.authenticate(req),
+    }
 }
 
 /// Route an admitted request.
@@ -130,6 +141,12 @@ pub(super) fn route(
                 },
                 req,
             ))
+        }
+        p if crate::http::oauth::is_oauth_path(p) && app.oauth.is_some() => {
+            match &app.oauth {
+                Some(oauth) => Outcome::Reply(oauth.route(req, app.guard.client_addr(req))),
+                None => Outcome::Reply(Reply::error(404, "not found")),
+            }
         }
         _ => Outcome::Reply(Reply::error(
             404,
