@@ -135,8 +135,7 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 
 /// Base64url without padding (RFC 7636's encoding of the S256 challenge).
 pub fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let n = chunk
@@ -184,9 +183,10 @@ fn is_loopback_redirect(uri: &str) -> bool {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => authority.split(':').next().unwrap_or(""),
     };
-    let port_ok = match authority.rsplit_once("]:").or_else(|| {
-        (!authority.starts_with('[')).then(|| authority.split_once(':'))?
-    }) {
+    let port_ok = match authority
+        .rsplit_once("]:")
+        .or_else(|| (!authority.starts_with('[')).then(|| authority.split_once(':'))?)
+    {
         Some((_, port)) => !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()),
         None => true,
     };
@@ -298,9 +298,13 @@ pub struct CodeExchange<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CodeDecision {
     /// Issue tokens for this resource.
-    Issue { resource: String },
+    Issue {
+        resource: String,
+    },
     /// The code was used before: refuse, and revoke the grant it gave.
-    Reused { grant_id: i64 },
+    Reused {
+        grant_id: i64,
+    },
     Refuse(Refusal),
 }
 
@@ -414,18 +418,27 @@ mod tests {
         // RFC 7636 appendix B.
         let v = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         assert_eq!(s256(v), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
-        assert!(pkce_matches(v, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+        assert!(pkce_matches(
+            v,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
         assert!(!pkce_matches("short", &s256("short")));
     }
 
     #[test]
     fn redirect_allow_list() {
         let allow: Vec<String> = DEFAULT_REDIRECT_URIS.split(',').map(String::from).collect();
-        assert!(redirect_allowed("https://claude.ai/api/mcp/auth_callback", &allow));
+        assert!(redirect_allowed(
+            "https://claude.ai/api/mcp/auth_callback",
+            &allow
+        ));
         assert!(redirect_allowed("http://127.0.0.1:33418/callback", &allow));
         assert!(redirect_allowed("http://localhost/cb", &allow));
         assert!(redirect_allowed("http://[::1]:80/cb", &allow));
-        assert!(!redirect_allowed("https://claude.ai/api/mcp/auth_callback/x", &allow));
+        assert!(!redirect_allowed(
+            "https://claude.ai/api/mcp/auth_callback/x",
+            &allow
+        ));
         assert!(!redirect_allowed("http://127.0.0.1.evil.com/cb", &allow));
         assert!(!redirect_allowed("http://localhost:80@evil.com/cb", &allow));
         assert!(!redirect_allowed("https://evil.example/cb", &allow));

@@ -87,9 +87,9 @@ fn set_password(sources: &Sources, print_only: bool) -> Result<(), CliError> {
     }
     let new_text = out.join("\n") + "\n";
     // The new text must still be a valid config before it replaces the old one.
-    new_text
-        .parse::<toml::Table>()
-        .map_err(|e| CliError::Failed(format!("{} would not be valid TOML: {e}", path.display())))?;
+    new_text.parse::<toml::Table>().map_err(|e| {
+        CliError::Failed(format!("{} would not be valid TOML: {e}", path.display()))
+    })?;
     let tmp = path.with_extension("toml.tmp");
     std::fs::write(&tmp, new_text)
         .and_then(|()| {
@@ -108,10 +108,20 @@ fn set_password(sources: &Sources, print_only: bool) -> Result<(), CliError> {
 
 fn approve(sources: &Sources) -> Result<(), CliError> {
     let store = open_store(sources)?;
-    let raw = crate::ids::random_hex(8).map_err(|e| CliError::Failed(format!("no randomness: {e}")))?;
-    let code = format!("{}-{}-{}-{}", &raw[0..4], &raw[4..8], &raw[8..12], &raw[12..16]);
+    let raw =
+        crate::ids::random_hex(8).map_err(|e| CliError::Failed(format!("no randomness: {e}")))?;
+    let code = format!(
+        "{}-{}-{}-{}",
+        &raw[0..4],
+        &raw[4..8],
+        &raw[8..12],
+        &raw[12..16]
+    );
     store
-        .oauth_add_approval(&crate::oauth::secret_hash(&code), now() + crate::oauth::APPROVAL_SECS)
+        .oauth_add_approval(
+            &crate::oauth::secret_hash(&code),
+            now() + crate::oauth::APPROVAL_SECS,
+        )
         .map_err(|e| CliError::Failed(e.to_string()))?;
     println!("{code}");
     eprintln!(
@@ -127,19 +137,33 @@ fn clients(sources: &Sources, json: bool) -> Result<(), CliError> {
         .oauth_clients()
         .map_err(|e| CliError::Failed(e.to_string()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
         return Ok(());
     }
     if list.is_empty() {
         println!("no OAuth clients");
         return Ok(());
     }
-    println!("{:<40} {:<10} {:<8} {:<7} NAME", "CLIENT_ID", "KIND", "GRANTS", "STATE");
+    println!(
+        "{:<40} {:<10} {:<8} {:<7} NAME",
+        "CLIENT_ID", "KIND", "GRANTS", "STATE"
+    );
     for c in &list {
         let id: String = c.client_id.chars().take(40).collect();
-        let name: String = c.name.chars().filter(|ch| !ch.is_control()).take(60).collect();
+        let name: String = c
+            .name
+            .chars()
+            .filter(|ch| !ch.is_control())
+            .take(60)
+            .collect();
         let state = if c.revoked { "revoked" } else { "active" };
-        println!("{id:<40} {:<10} {:<8} {state:<7} {name}", c.kind, c.active_grants);
+        println!(
+            "{id:<40} {:<10} {:<8} {state:<7} {name}",
+            c.kind, c.active_grants
+        );
     }
     Ok(())
 }

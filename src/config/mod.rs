@@ -190,8 +190,22 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
     ("notify_channels", Kind::Channels, None),
     ("oauth_enabled", Kind::Bool, Some("false")),
     ("oauth_password_hash", Kind::OptStr, None),
-    ("oauth_access_token_secs", Kind::Int { min: 60, max: 86_400 }, Some("3600")),
-    ("oauth_refresh_token_secs", Kind::Int { min: 300, max: 365 * 86_400 }, Some("2592000")),
+    (
+        "oauth_access_token_secs",
+        Kind::Int {
+            min: 60,
+            max: 86_400,
+        },
+        Some("3600"),
+    ),
+    (
+        "oauth_refresh_token_secs",
+        Kind::Int {
+            min: 300,
+            max: 365 * 86_400,
+        },
+        Some("2592000"),
+    ),
     ("oauth_redirect_uris", Kind::List, Some("")),
 ];
 

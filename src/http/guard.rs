@@ -269,6 +269,25 @@ impl RateLimiter {
         }
     }
 
+    /// Whether `take` would succeed now (nothing is taken): Ok, or Err(seconds to wait). For
+    /// limits that count only failures (wrong passwords): check first, take on a failure.
+    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let rate = self.per_minute / 60.0;
+        match buckets.get(&client) {
+            None => Ok(()),
+            Some((tokens, at)) => {
+                let refilled =
+                    (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(self.per_minute);
+                if refilled >= 1.0 {
+                    Ok(())
+                } else {
+                    Err(((1.0 - refilled) / rate).ceil().max(1.0) as u64)
+                }
+            }
+        }
+    }
+
     /// Ok, or Err(seconds until a token is available).
     pub fn take(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -310,6 +329,7 @@ mod tests {
             assert!(limiter.take(a, t0).is_ok());
         }
         assert_eq!(limiter.take(a, t0), Err(1));
+        assert_eq!(limiter.check(a, t0), Err(1));
         assert!(limiter.take(b, t0).is_ok());
         assert!(limiter.take(a, t0 + Duration::from_secs(1)).is_ok());
     }

@@ -49,6 +49,9 @@ pub struct OAuthServer {
     idle: Mutex<Vec<Store>>,
     pending: Mutex<HashMap<String, consent::Pending>>,
     guesses: RateLimiter,
+    /// How long a code lives (`rules::CODE_SECS`; debug builds take
+    /// `CLAUDECRON_TEST_OAUTH_CODE_SECS`, so the integration test can see a code expire).
+    code_secs: i64,
 }
 
 /// Unix seconds now.
@@ -85,6 +88,11 @@ impl OAuthServer {
             idle: Mutex::new(Vec::new()),
             pending: Mutex::new(HashMap::new()),
             guesses: RateLimiter::new(10),
+            code_secs: std::env::var("CLAUDECRON_TEST_OAUTH_CODE_SECS")
+                .ok()
+                .filter(|_| cfg!(debug_assertions))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(rules::CODE_SECS),
         }
     }
 
@@ -114,7 +122,8 @@ impl OAuthServer {
         let presented = bearer(req);
         if !presented.is_empty() {
             let hash = rules::secret_hash(presented);
-            let found = self.with_store(|s| s.oauth_access_grant(&hash, &self.urls.resource, now()));
+            let found =
+                self.with_store(|s| s.oauth_access_grant(&hash, &self.urls.resource, now()));
             match found {
                 Ok(Ok(Some(grant))) => {
                     return Ok(Some(OAUTH_GRANT_BASE.saturating_add(grant.max(0) as usize)))
@@ -159,8 +168,10 @@ impl OAuthServer {
             ("POST", "/authorize") => self.authorize_submit(req, client),
             ("POST", "/token") => self.token(req),
             ("POST", "/register") => self.register(req),
-            (_, "/authorize") => Reply::error(405, "method not allowed; /authorize accepts GET, POST")
-                .with_header("Allow", "GET, POST"),
+            (_, "/authorize") => {
+                Reply::error(405, "method not allowed; /authorize accepts GET, POST")
+                    .with_header("Allow", "GET, POST")
+            }
             _ => Reply::error(405, "method not allowed; this path accepts POST")
                 .with_header("Allow", "POST"),
         }
@@ -179,7 +190,8 @@ impl OAuthServer {
             .with_store(|s| s.oauth_client(client_id))
             .map_err(|e| (OAuthError::InvalidRequest, format!("database: {e}")))?
             .map_err(|e| (OAuthError::InvalidRequest, format!("database: {e}")))?;
-        let fresh = |c: &OAuthClient| c.kind == "registered" || now() - c.fetched_at < CIMD_CACHE_SECS;
+        let fresh =
+            |c: &OAuthClient| c.kind == "registered" || now() - c.fetched_at < CIMD_CACHE_SECS;
         match stored {
             Some(c) if c.revoked => Err((
                 OAuthError::InvalidClient,
@@ -210,7 +222,10 @@ impl OAuthServer {
     /// `POST /register` (RFC 7591): a public client (`none`) with allowed redirect URIs.
     fn register(&self, req: &HttpRequest) -> Reply {
         if req.body_too_large {
-            return Reply::error(413, &format!("the registration is larger than {FORM_BYTES} bytes"));
+            return Reply::error(
+                413,
+                &format!("the registration is larger than {FORM_BYTES} bytes"),
+            );
         }
         let meta: Value = match serde_json::from_slice(&req.body) {
             Ok(v @ Value::Object(_)) => v,
@@ -235,7 +250,12 @@ impl OAuthServer {
                 .map(|u| u.as_str().map(String::from))
                 .collect::<Option<_>>()
                 .ok_or_else(|| bad("redirect_uris must be an array of strings"))?,
-            _ => return Err((OAuthError::InvalidRedirectUri, "redirect_uris (an array of URIs) is required".into())),
+            _ => {
+                return Err((
+                    OAuthError::InvalidRedirectUri,
+                    "redirect_uris (an array of URIs) is required".into(),
+                ))
+            }
         };
         if uris.len() > 10 || uris.iter().any(|u| u.len() > 2000) {
             return Err(bad("at most 10 redirect_uris of at most 2000 characters"));
@@ -244,8 +264,16 @@ impl OAuthServer {
         let listed = |field: &str, allowed: &[&str]| -> Result<(), Refusal> {
             match meta.get(field) {
                 None | Some(Value::Null) => Ok(()),
-                Some(Value::Array(a)) if a.iter().all(|v| v.as_str().is_some_and(|s| allowed.contains(&s))) => Ok(()),
-                Some(_) => Err(bad(&format!("{field} may only contain {}", allowed.join(", ")))),
+                Some(Value::Array(a))
+                    if a.iter()
+                        .all(|v| v.as_str().is_some_and(|s| allowed.contains(&s))) =>
+                {
+                    Ok(())
+                }
+                Some(_) => Err(bad(&format!(
+                    "{field} may only contain {}",
+                    allowed.join(", ")
+                ))),
             }
         };
         listed("grant_types", &["authorization_code", "refresh_token"])?;
@@ -286,7 +314,10 @@ impl OAuthServer {
     /// `POST /token`: `authorization_code` (PKCE, resource) or `refresh_token` (rotation).
     fn token(&self, req: &HttpRequest) -> Reply {
         if req.body_too_large {
-            return Reply::error(413, &format!("the token request is larger than {FORM_BYTES} bytes"));
+            return Reply::error(
+                413,
+                &format!("the token request is larger than {FORM_BYTES} bytes"),
+            );
         }
         let field = |name: &str| form_field(&req.body, name).filter(|v| !v.is_empty());
         let client_id = field("client_id").unwrap_or_default();
@@ -327,13 +358,26 @@ impl OAuthServer {
         })
     }
 
-    fn exchange_code(&self, field: &dyn Fn(&str) -> Option<String>, client_id: &str) -> Result<Value, Refusal> {
+    fn exchange_code(
+        &self,
+        field: &dyn Fn(&str) -> Option<String>,
+        client_id: &str,
+    ) -> Result<Value, Refusal> {
         let required = |name: &str| {
-            field(name).ok_or_else(|| (OAuthError::InvalidRequest, format!("{name} is required for grant_type=authorization_code")))
+            field(name).ok_or_else(|| {
+                (
+                    OAuthError::InvalidRequest,
+                    format!("{name} is required for grant_type=authorization_code"),
+                )
+            })
         };
         let code = required("code")?;
         let (redirect_uri, verifier) = (required("redirect_uri")?, required("code_verifier")?);
-        let client_id = if client_id.is_empty() { required("client_id")? } else { client_id.to_string() };
+        let client_id = if client_id.is_empty() {
+            required("client_id")?
+        } else {
+            client_id.to_string()
+        };
         self.client(&client_id)?;
         let hash = rules::secret_hash(&code);
         let db = |e: String| (OAuthError::InvalidRequest, format!("database: {e}"));
@@ -341,7 +385,10 @@ impl OAuthServer {
             .with_store(|s| s.oauth_code(&hash))
             .map_err(db)?
             .map_err(|e| db(e.to_string()))?
-            .ok_or((OAuthError::InvalidGrant, "the authorization code is not valid".to_string()))?;
+            .ok_or((
+                OAuthError::InvalidGrant,
+                "the authorization code is not valid".to_string(),
+            ))?;
         let resource = field("resource");
         let exchange = rules::CodeExchange {
             client_id: &client_id,
@@ -355,7 +402,10 @@ impl OAuthServer {
             rules::CodeDecision::Reused { grant_id } => {
                 log::warn!("oauth: an authorization code of {client_id} was used twice; its grant {grant_id} is revoked");
                 let _ = self.with_store(|s| s.oauth_revoke_grant(grant_id, now));
-                Err((OAuthError::InvalidGrant, "the authorization code was already used".into()))
+                Err((
+                    OAuthError::InvalidGrant,
+                    "the authorization code was already used".into(),
+                ))
             }
             rules::CodeDecision::Issue { resource } => {
                 let (access, refresh) = self.new_pair()?;
@@ -370,7 +420,10 @@ impl OAuthServer {
                         log::info!("oauth: tokens issued to {client_id} (grant {grant})");
                         Ok(self.token_answer(&access, &refresh))
                     }
-                    None => Err((OAuthError::InvalidGrant, "the authorization code was already used".into())),
+                    None => Err((
+                        OAuthError::InvalidGrant,
+                        "the authorization code was already used".into(),
+                    )),
                 }
             }
         }
@@ -385,7 +438,11 @@ impl OAuthServer {
         }
     }
 
-    fn refresh(&self, field: &dyn Fn(&str) -> Option<String>, client_id: &str) -> Result<Value, Refusal> {
+    fn refresh(
+        &self,
+        field: &dyn Fn(&str) -> Option<String>,
+        client_id: &str,
+    ) -> Result<Value, Refusal> {
         let token = field("refresh_token").ok_or((
             OAuthError::InvalidRequest,
             "refresh_token is required for grant_type=refresh_token".to_string(),
@@ -396,9 +453,16 @@ impl OAuthServer {
             .with_store(|s| s.oauth_refresh_token(&hash))
             .map_err(db)?
             .map_err(|e| db(e.to_string()))?
-            .ok_or((OAuthError::InvalidGrant, "the refresh token is not valid".to_string()))?;
+            .ok_or((
+                OAuthError::InvalidGrant,
+                "the refresh token is not valid".to_string(),
+            ))?;
         // A public client names itself; without client_id the token's own client is meant.
-        let client_id = if client_id.is_empty() { record.client_id.clone() } else { client_id.to_string() };
+        let client_id = if client_id.is_empty() {
+            record.client_id.clone()
+        } else {
+            client_id.to_string()
+        };
         let resource = field("resource");
         let now = now();
         match rules::decide_refresh(&record, &client_id, resource.as_deref(), now) {
@@ -409,7 +473,11 @@ impl OAuthServer {
                     record.grant_id
                 );
                 let _ = self.with_store(|s| s.oauth_revoke_grant(record.grant_id, now));
-                Err((OAuthError::InvalidGrant, "the refresh token was already used; the grant is revoked, sign in again".into()))
+                Err((
+                    OAuthError::InvalidGrant,
+                    "the refresh token was already used; the grant is revoked, sign in again"
+                        .into(),
+                ))
             }
             rules::RefreshDecision::Rotate => {
                 let (access, refresh) = self.new_pair()?;
@@ -422,7 +490,10 @@ impl OAuthServer {
                 if rotated {
                     Ok(self.token_answer(&access, &refresh))
                 } else {
-                    Err((OAuthError::InvalidGrant, "the refresh token was already used".into()))
+                    Err((
+                        OAuthError::InvalidGrant,
+                        "the refresh token was already used".into(),
+                    ))
                 }
             }
         }
@@ -433,9 +504,18 @@ impl OAuthServer {
 /// `CIMD_MAX_BYTES`; its `client_id` must be the URL itself. Returns its name and redirect URIs.
 fn fetch_metadata_document(url: &str) -> Result<(String, Vec<String>), Refusal> {
     let bad = |text: String| (OAuthError::InvalidClient, text);
-    let host = url.strip_prefix("https://").and_then(|r| r.split('/').next()).unwrap_or("");
-    if host.is_empty() || url.contains('#') || url.len() > 2000 || !url["https://".len() + host.len()..].starts_with('/') {
-        return Err(bad("a client ID metadata document URL must be an https URL with a path".into()));
+    let host = url
+        .strip_prefix("https://")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or("");
+    if host.is_empty()
+        || url.contains('#')
+        || url.len() > 2000
+        || !url["https://".len() + host.len()..].starts_with('/')
+    {
+        return Err(bad(
+            "a client ID metadata document URL must be an https URL with a path".into(),
+        ));
     }
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(CIMD_TIMEOUT))
@@ -448,22 +528,38 @@ fn fetch_metadata_document(url: &str) -> Result<(String, Vec<String>), Refusal> 
         .get(url)
         .header("Accept", "application/json")
         .call()
-        .map_err(|e| bad(format!("the client ID metadata document could not be fetched: {e}")))?;
+        .map_err(|e| {
+            bad(format!(
+                "the client ID metadata document could not be fetched: {e}"
+            ))
+        })?;
     if response.status().as_u16() != 200 {
-        return Err(bad(format!("the client ID metadata document answered HTTP {}", response.status().as_u16())));
+        return Err(bad(format!(
+            "the client ID metadata document answered HTTP {}",
+            response.status().as_u16()
+        )));
     }
     let text = response
         .body_mut()
         .with_config()
         .limit(CIMD_MAX_BYTES)
         .read_to_string()
-        .map_err(|e| bad(format!("the client ID metadata document is unreadable or over {CIMD_MAX_BYTES} bytes: {e}")))?;
+        .map_err(|e| {
+            bad(format!(
+                "the client ID metadata document is unreadable or over {CIMD_MAX_BYTES} bytes: {e}"
+            ))
+        })?;
     parse_metadata_document(url, &text)
 }
 
 /// A metadata document's name and redirect URIs; its `client_id` must equal `url`.
 fn parse_metadata_document(url: &str, text: &str) -> Result<(String, Vec<String>), Refusal> {
-    let bad = |text: &str| (OAuthError::InvalidClient, format!("client ID metadata document: {text}"));
+    let bad = |text: &str| {
+        (
+            OAuthError::InvalidClient,
+            format!("client ID metadata document: {text}"),
+        )
+    };
     let doc: Value = serde_json::from_str(text).map_err(|_| bad("not JSON"))?;
     if doc.get("client_id").and_then(Value::as_str) != Some(url) {
         return Err(bad("its client_id must be the document's own URL"));
@@ -471,7 +567,11 @@ fn parse_metadata_document(url: &str, text: &str) -> Result<(String, Vec<String>
     let uris: Vec<String> = doc
         .get("redirect_uris")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|u| u.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|u| u.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let name = doc
         .get("client_name")
@@ -501,7 +601,9 @@ mod tests {
 
     #[test]
     fn oauth_paths() {
-        assert!(is_oauth_path("/.well-known/oauth-protected-resource/cron/mcp"));
+        assert!(is_oauth_path(
+            "/.well-known/oauth-protected-resource/cron/mcp"
+        ));
         assert!(is_oauth_path("/.well-known/oauth-authorization-server"));
         assert!(is_oauth_path("/token"));
         assert!(!is_oauth_path("/mcp"));

@@ -51,8 +51,18 @@ fn insert_pair(c: &Connection, grant_id: i64, pair: &TokenPair) -> Result<()> {
     let mut insert = c.prepare_cached(
         "INSERT INTO oauth_tokens (token_sha256, kind, grant_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    insert.execute(params![pair.access_sha256, "access", grant_id, pair.access_expires])?;
-    insert.execute(params![pair.refresh_sha256, "refresh", grant_id, pair.refresh_expires])?;
+    insert.execute(params![
+        pair.access_sha256,
+        "access",
+        grant_id,
+        pair.access_expires
+    ])?;
+    insert.execute(params![
+        pair.refresh_sha256,
+        "refresh",
+        grant_id,
+        pair.refresh_expires
+    ])?;
     Ok(())
 }
 

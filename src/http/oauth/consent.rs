@@ -59,7 +59,9 @@ fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
 /// The origin (`scheme://authority`) of a URL.
 fn origin(url: &str) -> String {
     match url.split_once("://") {
-        Some((scheme, rest)) => format!("{scheme}://{}", rest.split(['/', '?']).next().unwrap_or("")),
+        Some((scheme, rest)) => {
+            format!("{scheme}://{}", rest.split(['/', '?']).next().unwrap_or(""))
+        }
         None => String::new(),
     }
 }
@@ -76,7 +78,8 @@ fn base64_std(bytes: &[u8]) -> String {
 /// An HTML page with the consent page's headers; `form_to` is the redirect URI the form may
 /// lead to (CSP `form-action` also covers the redirect after the post).
 fn page(status: u16, title: &str, body: &str, form_to: Option<&str>) -> Reply {
-    let style_hash = base64_std(ring::digest::digest(&ring::digest::SHA256, STYLE.as_bytes()).as_ref());
+    let style_hash =
+        base64_std(ring::digest::digest(&ring::digest::SHA256, STYLE.as_bytes()).as_ref());
     let form_action = match form_to {
         Some(uri) => format!("'self' {}", origin(uri)),
         None => "'none'".into(),
@@ -125,7 +128,13 @@ fn redirect(to: &str) -> Reply {
 
 impl OAuthServer {
     /// Redirect an error to the client (RFC 6749 §4.1.2.1), with `iss`.
-    fn redirect_error(&self, redirect_uri: &str, state: Option<&str>, code: OAuthError, text: &str) -> Reply {
+    fn redirect_error(
+        &self,
+        redirect_uri: &str,
+        state: Option<&str>,
+        code: OAuthError,
+        text: &str,
+    ) -> Reply {
         let mut params = vec![("error", code.as_str()), ("error_description", text)];
         if let Some(s) = state {
             params.push(("state", s));
@@ -147,7 +156,12 @@ impl OAuthServer {
         let redirect_uri = match q("redirect_uri") {
             Some(uri) => uri,
             None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
-            None => return error_page(400, "redirect_uri is required (the client registered several)"),
+            None => {
+                return error_page(
+                    400,
+                    "redirect_uri is required (the client registered several)",
+                )
+            }
         };
         if !client.redirect_uris.contains(&redirect_uri)
             || !rules::redirect_allowed(&redirect_uri, &self.config.redirect_uris)
@@ -155,22 +169,38 @@ impl OAuthServer {
             return error_page(400, "redirect_uri is not one this client registered, or not on this server's allow-list (oauth_redirect_uris); it must match exactly");
         }
         let state = q("state");
-        let fail = |code, text: &str| self.redirect_error(&redirect_uri, state.as_deref(), code, text);
+        let fail =
+            |code, text: &str| self.redirect_error(&redirect_uri, state.as_deref(), code, text);
         if q("response_type").as_deref() != Some("code") {
-            return fail(OAuthError::UnsupportedResponseType, "response_type must be code");
+            return fail(
+                OAuthError::UnsupportedResponseType,
+                "response_type must be code",
+            );
         }
         let Some(challenge) = q("code_challenge") else {
-            return fail(OAuthError::InvalidRequest, "code_challenge is required (PKCE, S256)");
+            return fail(
+                OAuthError::InvalidRequest,
+                "code_challenge is required (PKCE, S256)",
+            );
         };
         if q("code_challenge_method").as_deref() != Some("S256") {
-            return fail(OAuthError::InvalidRequest, "code_challenge_method must be S256 (plain is not accepted)");
+            return fail(
+                OAuthError::InvalidRequest,
+                "code_challenge_method must be S256 (plain is not accepted)",
+            );
         }
         if !rules::pkce_value_ok(&challenge) {
-            return fail(OAuthError::InvalidRequest, "code_challenge must be 43-128 characters of base64url");
+            return fail(
+                OAuthError::InvalidRequest,
+                "code_challenge must be 43-128 characters of base64url",
+            );
         }
         let resource = self.urls.resource.clone();
         if q("resource").is_some_and(|r| r != resource) {
-            return fail(OAuthError::InvalidTarget, &format!("resource must be {resource}"));
+            return fail(
+                OAuthError::InvalidTarget,
+                &format!("resource must be {resource}"),
+            );
         }
         let csrf = match crate::ids::random_hex(32) {
             Ok(t) => t,
@@ -190,7 +220,11 @@ impl OAuthServer {
         let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, p| p.created.elapsed() < FORM_LIFETIME);
         if map.len() >= MAX_PENDING {
-            if let Some(oldest) = map.iter().min_by_key(|(_, p)| p.created).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, p)| p.created)
+                .map(|(k, _)| k.clone())
+            {
                 map.remove(&oldest);
             }
         }
@@ -221,7 +255,12 @@ impl OAuthServer {
             action = esc(&format!("{}/authorize", self.urls.issuer)),
             csrf = esc(csrf),
         );
-        page(status, "Connect to claudecron", &body, Some(&p.redirect_uri))
+        page(
+            status,
+            "Connect to claudecron",
+            &body,
+            Some(&p.redirect_uri),
+        )
     }
 
     /// `POST /authorize`: the consent form. Approve with the owner's password or a one-time
@@ -241,23 +280,51 @@ impl OAuthServer {
         };
         let state = pending.state.clone();
         if f("decision") == "deny" {
-            return self.redirect_error(&pending.redirect_uri, state.as_deref(), OAuthError::AccessDenied, "the owner denied the request");
+            return self.redirect_error(
+                &pending.redirect_uri,
+                state.as_deref(),
+                OAuthError::AccessDenied,
+                "the owner denied the request",
+            );
         }
-        if let Err(reply) = self.guesses.take(client, Instant::now()).map_err(|wait| {
-            error_page(429, &format!("too many attempts; wait {wait} s and start again"))
-                .with_header("Retry-After", &wait.to_string())
-        }) {
-            return reply;
+        // Wrong passwords are counted per client address (10 a minute); while its budget is
+        // spent, no password is even checked.
+        let too_many = |wait: u64| {
+            error_page(
+                429,
+                &format!("too many wrong passwords; wait {wait} s and start again"),
+            )
+            .with_header("Retry-After", &wait.to_string())
+        };
+        if let Err(wait) = self.guesses.check(client, Instant::now()) {
+            return too_many(wait);
         }
         let secret = f("password");
         if !self.owner_secret_ok(&secret) {
-            pending.failures += 1;
-            log::warn!("oauth: a wrong owner password or code for {} from {client}", pending.client_id);
-            if pending.failures >= MAX_FAILURES {
-                return error_page(401, "too many wrong passwords; start again from your client");
+            if let Err(wait) = self.guesses.take(client, Instant::now()) {
+                return too_many(wait);
             }
-            let reply = self.consent_page(401, &csrf, &pending, Some("That password or code is not right."));
-            self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(csrf, pending);
+            pending.failures += 1;
+            log::warn!(
+                "oauth: a wrong owner password or code for {} from {client}",
+                pending.client_id
+            );
+            if pending.failures >= MAX_FAILURES {
+                return error_page(
+                    401,
+                    "too many wrong passwords; start again from your client",
+                );
+            }
+            let reply = self.consent_page(
+                401,
+                &csrf,
+                &pending,
+                Some("That password or code is not right."),
+            );
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(csrf, pending);
             return reply;
         }
         let code = match crate::ids::random_hex(32) {
@@ -272,7 +339,7 @@ impl OAuthServer {
                 &pending.redirect_uri,
                 &pending.challenge,
                 &pending.resource,
-                now + rules::CODE_SECS,
+                now + self.code_secs,
                 now,
             )
         });
@@ -315,10 +382,16 @@ mod tests {
     #[test]
     fn query_building_and_origins() {
         assert_eq!(
-            with_query("https://a.example/cb?x=1", &[("code", "a b&c"), ("iss", "https://h/cron")]),
+            with_query(
+                "https://a.example/cb?x=1",
+                &[("code", "a b&c"), ("iss", "https://h/cron")]
+            ),
             "https://a.example/cb?x=1&code=a%20b%26c&iss=https%3A%2F%2Fh%2Fcron"
         );
-        assert_eq!(origin("http://127.0.0.1:8080/callback?q"), "http://127.0.0.1:8080");
+        assert_eq!(
+            origin("http://127.0.0.1:8080/callback?q"),
+            "http://127.0.0.1:8080"
+        );
         assert_eq!(base64_std(b"ab"), "YWI=");
     }
 }
