@@ -2,8 +2,10 @@
 //! overridden by command-line flags. Owns the key table, types, defaults and validation; it never
 //! opens the database or the network, and never logs a secret.
 
+mod file;
 mod oauth;
 mod values;
+use file::choose_file;
 pub use oauth::OAuthConfig;
 pub use values::MetricsAuth;
 use values::*;
@@ -188,26 +190,12 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
         Some("0"),
     ),
     ("notify_channels", Kind::Channels, None),
-    ("oauth_enabled", Kind::Bool, Some("false")),
-    ("oauth_password_hash", Kind::OptStr, None),
-    (
-        "oauth_access_token_secs",
-        Kind::Int {
-            min: 60,
-            max: 86_400,
-        },
-        Some("3600"),
-    ),
-    (
-        "oauth_refresh_token_secs",
-        Kind::Int {
-            min: 300,
-            max: 365 * 86_400,
-        },
-        Some("2592000"),
-    ),
-    ("oauth_redirect_uris", Kind::List, Some("")),
 ];
+
+/// Every key: the main table and the OAuth server's (`oauth::KEYS`).
+fn all_keys() -> impl Iterator<Item = &'static (&'static str, Kind, Option<&'static str>)> {
+    KEYS.iter().chain(oauth::KEYS)
+}
 
 /// Keys whose values are secrets: masked by `check`, never logged.
 pub const SECRET_KEYS: &[&str] = &[
@@ -248,41 +236,6 @@ impl Sources {
     }
 }
 
-/// Which file to read: `--config`, else `$CLAUDECRON_CONFIG`, else `~/.claudecron/config.toml`,
-/// else `/etc/claudecron/config.toml`; an explicitly named file must exist, the defaults may not.
-fn choose_file(sources: &Sources) -> Result<Option<PathBuf>, String> {
-    if let Some(path) = &sources.config_file {
-        let path = expand_tilde(&path.to_string_lossy(), sources.home.as_deref());
-        if !path.is_file() {
-            return Err(format!(
-                "config file {} (from --config) does not exist or is not a file",
-                path.display()
-            ));
-        }
-        return Ok(Some(path));
-    }
-    if let Some(value) = sources
-        .env
-        .get("CLAUDECRON_CONFIG")
-        .filter(|v| !v.is_empty())
-    {
-        let path = expand_tilde(value, sources.home.as_deref());
-        if !path.is_file() {
-            return Err(format!(
-                "config file {} (from CLAUDECRON_CONFIG) does not exist or is not a file",
-                path.display()
-            ));
-        }
-        return Ok(Some(path));
-    }
-    let mut candidates = Vec::new();
-    if let Some(home) = &sources.home {
-        candidates.push(home.join(".claudecron/config.toml"));
-    }
-    candidates.push(PathBuf::from("/etc/claudecron/config.toml"));
-    Ok(candidates.into_iter().find(|p| p.is_file()))
-}
-
 /// Load and validate the configuration from its three layers.
 pub fn load(sources: &Sources) -> Result<Config, String> {
     let file = choose_file(sources)?;
@@ -305,7 +258,7 @@ pub fn load(sources: &Sources) -> Result<Config, String> {
             layers.insert(key, (Raw::Toml(value), format!("{}", path.display())));
         }
     }
-    for (key, _, _) in KEYS {
+    for (key, _, _) in all_keys() {
         let var = format!("CLAUDECRON_{}", key.to_ascii_uppercase());
         if let Some(value) = sources.env.get(&var) {
             layers.insert(key.to_string(), (Raw::Text(value.clone()), var));
@@ -325,7 +278,7 @@ pub fn load(sources: &Sources) -> Result<Config, String> {
     }
 
     let mut values: BTreeMap<&str, Typed> = BTreeMap::new();
-    for (key, kind, default) in KEYS {
+    for (key, kind, default) in all_keys() {
         let typed = match layers.get(*key) {
             Some((raw, origin)) => typed_value(key, *kind, raw)
                 .map_err(|msg| format!("{key} (from {origin}): {msg}"))?,

@@ -2,7 +2,30 @@
 //! hash, token lifetimes and the redirect-URI allow-list, read from the typed key values and
 //! checked (`public_url` required when on). It never shows the password hash.
 
-use super::values::Typed;
+use super::{Kind, Typed};
+
+/// The OAuth keys (next to `config::KEYS`): name, type, default.
+pub(super) const KEYS: &[(&str, Kind, Option<&str>)] = &[
+    ("oauth_enabled", Kind::Bool, Some("false")),
+    ("oauth_password_hash", Kind::OptStr, None),
+    (
+        "oauth_access_token_secs",
+        Kind::Int {
+            min: 60,
+            max: 86_400,
+        },
+        Some("3600"),
+    ),
+    (
+        "oauth_refresh_token_secs",
+        Kind::Int {
+            min: 300,
+            max: 365 * 86_400,
+        },
+        Some("2592000"),
+    ),
+    ("oauth_redirect_uris", Kind::List, Some("")),
+];
 
 /// The OAuth settings.
 #[derive(Debug, Clone, PartialEq)]

@@ -123,46 +123,8 @@ const MIGRATIONS: &[&str] = &[
         task_id      TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
         token_sha256 TEXT NOT NULL UNIQUE
     );",
-    // 10: the OAuth authorization server: registered clients, grants (a code's token family),
-    // codes, access and refresh tokens and the owner's one-time approval codes, each secret as
-    // its SHA-256 (hex) only; times in Unix seconds.
-    "CREATE TABLE oauth_clients (
-        client_id     TEXT PRIMARY KEY,
-        name          TEXT NOT NULL,
-        redirect_uris TEXT NOT NULL,
-        kind          TEXT NOT NULL CHECK (kind IN ('registered', 'metadata')),
-        created_at    INTEGER NOT NULL,
-        fetched_at    INTEGER NOT NULL,
-        revoked_at    INTEGER
-    );
-    CREATE TABLE oauth_grants (
-        id         INTEGER PRIMARY KEY AUTOINCREMENT,
-        client_id  TEXT NOT NULL REFERENCES oauth_clients(client_id) ON DELETE CASCADE,
-        resource   TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        revoked_at INTEGER
-    );
-    CREATE TABLE oauth_codes (
-        code_sha256  TEXT PRIMARY KEY,
-        client_id    TEXT NOT NULL,
-        redirect_uri TEXT NOT NULL,
-        challenge    TEXT NOT NULL,
-        resource     TEXT NOT NULL,
-        expires_at   INTEGER NOT NULL,
-        grant_id     INTEGER
-    );
-    CREATE TABLE oauth_tokens (
-        token_sha256 TEXT PRIMARY KEY,
-        kind         TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
-        grant_id     INTEGER NOT NULL REFERENCES oauth_grants(id) ON DELETE CASCADE,
-        expires_at   INTEGER NOT NULL,
-        used_at      INTEGER
-    );
-    CREATE INDEX oauth_tokens_by_grant ON oauth_tokens(grant_id);
-    CREATE TABLE oauth_approvals (
-        code_sha256 TEXT PRIMARY KEY,
-        expires_at  INTEGER NOT NULL
-    );",
+    // 10: the OAuth authorization server's tables (clients, grants, codes, tokens, approvals).
+    oauth::MIGRATION,
 ];
 
 /// How long a statement waits for another connection's write lock before failing.

@@ -69,7 +69,7 @@ fn origin(url: &str) -> String {
 /// Standard base64 with padding (CSP hash sources).
 fn base64_std(bytes: &[u8]) -> String {
     let mut s = rules::base64url(bytes).replace('-', "+").replace('_', "/");
-    while s.len() % 4 != 0 {
+    while !s.len().is_multiple_of(4) {
         s.push('=');
     }
     s
