@@ -355,6 +355,10 @@ fn client_config(rest: &[String], sources: &Sources) -> Result<(), CliError> {
             .unwrap_or_default(),
     };
     print!("{}", crate::cli::client_config::render(&base, &token));
+    print!(
+        "{}",
+        crate::cli::client_config::connector(&base, config.oauth.enabled)
+    );
     Ok(())
 }
 
