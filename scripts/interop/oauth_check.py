@@ -2,6 +2,7 @@
 """claudecron's OAuth sign-in (issue 12) driven by the official MCP Python SDK's OAuth client.
 
 Usage: oauth_check.py --url http://127.0.0.1:PORT/mcp --password PASSWORD [--prefix LABEL]
+                      [--cafile PEM]   (HTTPS with a test CA, e.g. behind scripts/nginx_test.sh)
 
 `OAuthClientProvider` (an httpx2 auth) meets the server's 401, reads the protected resource
 metadata named in WWW-Authenticate, the authorization server metadata, registers itself (DCR,
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import html
 import re
+import ssl
 import sys
 import time
 import traceback
@@ -38,6 +40,7 @@ from mcp.shared.auth import (
 )
 
 CALLBACK = "http://127.0.0.1:53682/callback"  # never listened on: the handler reads the redirect
+VERIFY: Any = True  # TLS verification of every client below (--cafile replaces it)
 
 
 class Checks:
@@ -88,7 +91,7 @@ class Owner:
 
     async def redirect_handler(self, authorization_url: str) -> None:
         self.pages += 1
-        async with httpx2.AsyncClient(timeout=20.0, follow_redirects=False) as http:
+        async with httpx2.AsyncClient(timeout=20.0, follow_redirects=False, verify=VERIFY) as http:
             page = await http.get(authorization_url)
             self.ck.check(page.status_code == 200 and "text/html" in page.headers.get("content-type", ""),
                           "consent page served (GET /authorize)", f"HTTP {page.status_code}: {page.text[:200]}")
@@ -119,7 +122,7 @@ class Owner:
 
 async def session(url: str, provider: OAuthClientProvider, ck: Checks, label: str) -> bool:
     """One MCP session through the provider: tools/list and a tools/call."""
-    async with httpx2.AsyncClient(auth=provider, timeout=httpx2.Timeout(20.0, read=60.0)) as http:
+    async with httpx2.AsyncClient(auth=provider, timeout=httpx2.Timeout(20.0, read=60.0), verify=VERIFY) as http:
         try:
             async with Client(streamable_http_client(url, http_client=http), mode="legacy") as client:
                 tools = await client.list_tools()
@@ -138,7 +141,7 @@ async def session(url: str, provider: OAuthClientProvider, ck: Checks, label: st
 async def raw_initialize(url: str, access_token: str) -> int:
     body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "oauth-check", "version": "1"}}}
-    async with httpx2.AsyncClient(timeout=20.0) as http:
+    async with httpx2.AsyncClient(timeout=20.0, verify=VERIFY) as http:
         r = await http.post(url, json=body, headers={"Authorization": f"Bearer {access_token}",
                                                      "Accept": "application/json, text/event-stream"})
         return r.status_code
@@ -179,7 +182,7 @@ async def run(url: str, password: str, ck: Checks) -> None:
 
     # The spent refresh token comes back: refused, and the whole family is revoked.
     token_url = str(provider.context.oauth_metadata.token_endpoint) if provider.context.oauth_metadata else ""
-    async with httpx2.AsyncClient(timeout=20.0) as http:
+    async with httpx2.AsyncClient(timeout=20.0, verify=VERIFY) as http:
         r = await http.post(token_url, data={"grant_type": "refresh_token", "refresh_token": first.refresh_token,
                                              "client_id": storage.client_info.client_id})
     err: Any = r.json().get("error") if r.headers.get("content-type", "").startswith("application/json") else None
@@ -187,7 +190,7 @@ async def run(url: str, password: str, ck: Checks) -> None:
              f"HTTP {r.status_code} {r.text[:200]}")
     status = await raw_initialize(url, second.access_token if second else "")
     ck.check(status == 401, "the reuse revoked the family: the newest access token gets 401", f"HTTP {status}")
-    async with httpx2.AsyncClient(timeout=20.0) as http:
+    async with httpx2.AsyncClient(timeout=20.0, verify=VERIFY) as http:
         r = await http.post(token_url, data={"grant_type": "refresh_token",
                                              "refresh_token": second.refresh_token if second else "",
                                              "client_id": storage.client_info.client_id})
@@ -200,7 +203,11 @@ def main() -> int:
     ap.add_argument("--url", required=True)
     ap.add_argument("--password", required=True)
     ap.add_argument("--prefix", default="oauth[python-sdk] ")
+    ap.add_argument("--cafile", help="verify TLS against this CA file")
     args = ap.parse_args()
+    global VERIFY
+    if args.cafile:
+        VERIFY = ssl.create_default_context(cafile=args.cafile)
     ck = Checks(args.prefix)
     try:
         anyio.run(run, args.url, args.password, ck)

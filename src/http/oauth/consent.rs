@@ -88,7 +88,7 @@ fn page(status: u16, title: &str, body: &str, form_to: Option<&str>) -> Reply {
         "default-src 'none'; style-src 'sha256-{style_hash}'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
     let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><meta name=\"referrer\" content=\"no-referrer\"><title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><meta name=\"referrer\" content=\"same-origin\"><title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
         esc(title)
     );
     Reply {
@@ -98,7 +98,9 @@ fn page(status: u16, title: &str, body: &str, form_to: Option<&str>) -> Reply {
             ("Content-Security-Policy".into(), csp),
             ("X-Frame-Options".into(), "DENY".into()),
             ("X-Content-Type-Options".into(), "nosniff".into()),
-            ("Referrer-Policy".into(), "no-referrer".into()),
+            // Not no-referrer: browsers then send `Origin: null` with the form, which the
+            // guard's Origin check refuses.
+            ("Referrer-Policy".into(), "same-origin".into()),
             ("Cache-Control".into(), "no-store".into()),
         ],
         body: html.into_bytes(),
