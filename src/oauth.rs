@@ -149,6 +149,70 @@ pub fn base64url(bytes: &[u8]) -> String {
     out
 }
 
+/// Decode standard base64 (padding optional), e.g. an `Authorization: Basic` value.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let text = text.trim().trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for chunk in text.as_bytes().chunks(4) {
+        if chunk.len() == 1 {
+            return None;
+        }
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= value(*c)? << (18 - 6 * i);
+        }
+        for i in 0..chunk.len() - 1 {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// May the server fetch from this address (a client ID metadata document)? Only public
+/// unicast addresses: never loopback, private, link-local, shared (CGNAT), unspecified,
+/// multicast or documentation ranges, so a client_id URL cannot make the server probe its own
+/// network.
+pub fn public_address(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (18..20).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => public_address(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80
+                    || first == 0x2001 && v6.segments()[1] == 0x0db8)
+            }
+        },
+    }
+}
+
 /// The S256 challenge of a verifier.
 pub fn s256(verifier: &str) -> String {
     base64url(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref())
@@ -443,6 +507,30 @@ mod tests {
         assert!(!redirect_allowed("http://localhost:80@evil.com/cb", &allow));
         assert!(!redirect_allowed("https://evil.example/cb", &allow));
         assert!(check_redirect_uris(&[], &allow).is_err());
+    }
+
+    #[test]
+    fn basic_auth_and_public_addresses() {
+        assert_eq!(base64_decode("YWI6Yw==").as_deref(), Some(&b"ab:c"[..]));
+        assert_eq!(base64_decode("YWI6Yw").as_deref(), Some(&b"ab:c"[..]));
+        assert_eq!(base64_decode("*"), None);
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(!public_address(private.parse().unwrap()), "{private}");
+        }
+        for public in ["1.1.1.1", "160.79.104.10", "2606:4700::1111"] {
+            assert!(public_address(public.parse().unwrap()), "{public}");
+        }
     }
 
     #[test]

@@ -71,8 +71,7 @@ Commands:
   import-crontab    create a bash task per crontab line (cronie rules); --dry-run only shows them
   export            the tasks as systemd .service+.timer units, Kubernetes CronJobs or a crontab
   health            GET the server's /health: exit 0 when it answers 200, 1 otherwise (5 s at most)
-  oauth             sign-in for claude.ai connectors: set-password (stdin), approve (a one-time
-                    code), clients (the registered ones), revoke CLIENT_ID (and all its tokens)
+  oauth             claude.ai connector sign-in: set-password, approve, clients, revoke CLIENT_ID
 
 The task and run commands talk to the running server: --url URL (default: the config's host and
 port), --token TOKEN (default: $CLAUDECRON_TOKEN, auth_tokens, the token file). Exit codes:

@@ -320,7 +320,11 @@ impl OAuthServer {
             );
         }
         let field = |name: &str| form_field(&req.body, name).filter(|v| !v.is_empty());
-        let client_id = field("client_id").unwrap_or_default();
+        // A public client names itself in the body; one that sends HTTP Basic
+        // (client_secret_basic) is read for its id only (no secret is issued or checked).
+        let client_id = field("client_id")
+            .or_else(|| basic_client_id(req))
+            .unwrap_or_default();
         let outcome = match field("grant_type").as_deref() {
             Some("authorization_code") => self.exchange_code(&field, &client_id),
             Some("refresh_token") => self.refresh(&field, &client_id),
@@ -500,6 +504,18 @@ impl OAuthServer {
     }
 }
 
+/// The client id of an `Authorization: Basic` header (RFC 6749 §2.3.1: form-encoded id).
+fn basic_client_id(req: &HttpRequest) -> Option<String> {
+    let value = req.header("authorization")?.trim();
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(rules::base64_decode(encoded)?).ok()?;
+    let id = crate::http::form_decode(decoded.split(':').next()?);
+    (!id.is_empty()).then_some(id)
+}
+
 /// Fetch a client ID metadata document: HTTPS only, no redirects, within `CIMD_TIMEOUT` and
 /// `CIMD_MAX_BYTES`; its `client_id` must be the URL itself. Returns its name and redirect URIs.
 fn fetch_metadata_document(url: &str) -> Result<(String, Vec<String>), Refusal> {
@@ -509,12 +525,40 @@ fn fetch_metadata_document(url: &str) -> Result<(String, Vec<String>), Refusal> 
         .and_then(|r| r.split('/').next())
         .unwrap_or("");
     if host.is_empty()
+        || host.contains('@')
         || url.contains('#')
         || url.len() > 2000
         || !url["https://".len() + host.len()..].starts_with('/')
     {
         return Err(bad(
             "a client ID metadata document URL must be an https URL with a path".into(),
+        ));
+    }
+    // Only public addresses (checked once here; the fetch below resolves again, so a name that
+    // changes its answer in between could still slip through: the document is only read as
+    // JSON, never shown, and the request is bounded in time and size).
+    let (name, port) = match host.strip_prefix('[') {
+        Some(v6) => {
+            let (name, after) = v6.split_once(']').unwrap_or((v6, ""));
+            (name, after.strip_prefix(':').unwrap_or("443"))
+        }
+        None => host.rsplit_once(':').unwrap_or((host, "443")),
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad("the client ID metadata document URL has a bad port".into()))?;
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<std::net::SocketAddr> = (name, port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            bad(format!(
+                "the client ID metadata document's host does not resolve: {e}"
+            ))
+        })?
+        .collect();
+    if addrs.is_empty() || addrs.iter().any(|a| !rules::public_address(a.ip())) {
+        return Err(bad(
+            "the client ID metadata document's host is not a public address".into(),
         ));
     }
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -597,6 +641,19 @@ mod tests {
         assert!(parse_metadata_document("https://other.example/c.json", ok).is_err());
         assert!(parse_metadata_document(url, "<html>").is_err());
         assert!(fetch_metadata_document("http://app.example/c.json").is_err());
+        // Never towards this host's own network (checked before any request is made).
+        for url in [
+            "https://127.0.0.1/c.json",
+            "https://[::1]:8443/c.json",
+            "https://localhost/c.json",
+            "https://user@10.0.0.1/c.json",
+        ] {
+            let (_, why) = fetch_metadata_document(url).unwrap_err();
+            assert!(
+                why.contains("public address") || why.contains("https URL"),
+                "{url}: {why}"
+            );
+        }
     }
 
     #[test]

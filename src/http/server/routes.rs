@@ -70,8 +70,9 @@ pub(super) fn admit_head(app: &App, req: &HttpRequest, client: IpAddr) -> Result
         return Ok(None);
     }
     if app.oauth.is_some() && crate::http::oauth::is_oauth_path(&req.path) {
-        // Open endpoints; registration, token requests and consent forms are rate-limited.
-        if req.method == "POST" {
+        // Open endpoints; all but the metadata documents are rate-limited (registration, token
+        // requests, consent pages and forms; wrong passwords have a tighter limit of their own).
+        if !req.path.starts_with("/.well-known/") {
             app.guard.rate_limit(client)?;
         }
         return Ok(None);
