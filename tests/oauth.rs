@@ -594,3 +594,68 @@ fn oauth_needs_public_url() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs public_url"));
 }
+
+#[test]
+fn set_password_writes_the_hash_into_the_config_file_before_its_tables() {
+    let dir = common::TempDir::new("claudecron-oauth-setpw");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "port = 3011\n\n[[notify_channels]]\nname = \"ops\"\nurl = \"https://hooks.example/x\"\n",
+    )
+    .unwrap();
+    let run = |stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_claudecron"))
+            .args(["oauth", "set-password", "--config"])
+            .arg(&config)
+            .args(["--db"])
+            .arg(dir.path().join("tasks.db"))
+            .env("HOME", dir.path())
+            .env_remove("CLAUDECRON_OAUTH_PASSWORD_HASH")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // Too short: refused, nothing written.
+    let out = run("short\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!std::fs::read_to_string(&config)
+        .unwrap()
+        .contains("oauth_password_hash"));
+    let out = run(&format!("{PASSWORD}\n"));
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let at_hash = text.find("oauth_password_hash = \"pbkdf2-sha256$").unwrap();
+    assert!(
+        at_hash < text.find("[[notify_channels]]").unwrap(),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD));
+    // Again: replaced, not added.
+    assert!(run(&format!("{PASSWORD}\n")).status.success());
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(text.matches("oauth_password_hash").count(), 1, "{text}");
+    let check = Command::new(env!("CARGO_BIN_EXE_claudecron"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .arg("--db")
+        .arg(dir.path().join("tasks.db"))
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{shown}");
+    assert!(
+        shown.contains("oauth_password_hash    = (set, hidden)"),
+        "{shown}"
+    );
+}

@@ -83,7 +83,12 @@ fn set_password(sources: &Sources, print_only: bool) -> Result<(), CliError> {
         })
         .collect();
     if !replaced {
-        out.push(line);
+        // A top-level key: before the first table (`[[notify_channels]]`), or it would join it.
+        let at = out
+            .iter()
+            .position(|l| l.trim_start().starts_with('['))
+            .unwrap_or(out.len());
+        out.insert(at, line);
     }
     let new_text = out.join("\n") + "\n";
     // The new text must still be a valid config before it replaces the old one.
@@ -94,11 +99,26 @@ fn set_password(sources: &Sources, print_only: bool) -> Result<(), CliError> {
     std::fs::write(&tmp, new_text)
         .and_then(|()| {
             if let Ok(meta) = std::fs::metadata(&path) {
+                // The same mode, owner and group (root writing the service's 0640 root:claudecron
+                // config must not leave it unreadable for the service).
+                use std::os::unix::fs::MetadataExt;
                 std::fs::set_permissions(&tmp, meta.permissions())?;
+                let _ = std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid()));
             }
             std::fs::rename(&tmp, &path)
         })
         .map_err(|e| CliError::Failed(format!("writing {}: {e}", path.display())))?;
+    // Read back as the server will: the hash must be what the config now says.
+    let reread = load_config(sources)
+        .ok()
+        .and_then(|c| c.oauth.password_hash);
+    if reread.as_deref() != Some(hash.as_str()) {
+        let _ = std::fs::write(&path, &text);
+        return Err(CliError::Failed(format!(
+            "{} did not read back with the new oauth_password_hash (an environment variable CLAUDECRON_OAUTH_PASSWORD_HASH overrides it?); the file is unchanged",
+            path.display()
+        )));
+    }
     println!(
         "oauth_password_hash set in {}; restart the server to use it (systemctl restart claudecron)",
         path.display()
