@@ -102,6 +102,25 @@ fn enc(value: &str) -> String {
         .collect()
 }
 
+fn base64(text: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                A[((n >> (18 - 6 * i)) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
 fn form(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
@@ -331,6 +350,12 @@ fn metadata_documents_and_the_401_challenge() {
         .is_some_and(|h| h.contains("error=\"invalid_token\"")));
     // The bearer token still works.
     assert_eq!(initialize(&server, server.token()).status, 200);
+    // The info document says where sign-in starts.
+    let info = Req::get("/").send(server.port).json();
+    assert_eq!(
+        info["oauth"],
+        "https://cron.example.test/cron/.well-known/oauth-protected-resource"
+    );
 
     // Off by default: no OAuth paths, the plain challenge.
     let plain = Server::start_default();
@@ -341,6 +366,7 @@ fn metadata_documents_and_the_401_challenge() {
         404
     );
     assert_eq!(Req::post("/token").send(plain.port).status, 404);
+    assert!(Req::get("/").send(plain.port).json()["oauth"].is_null());
     let resp = initialize(&plain, "wrong-token-0123456789");
     assert_eq!(
         resp.header("www-authenticate"),
@@ -560,7 +586,23 @@ fn one_time_code_approves_once_and_deny_says_access_denied() {
     let page = authorize(&server, &client, &[]);
     let resp = submit(&server, &csrf(&page), &one_time, "approve");
     assert_eq!(resp.status, 302, "{}", resp.describe());
-    assert!(query_param(resp.header("location").unwrap(), "code").is_some());
+    let code = query_param(resp.header("location").unwrap(), "code").unwrap();
+    // A client that names itself with HTTP Basic (client_secret_basic, empty secret) instead of
+    // client_id in the body.
+    let basic = Req::post("/token")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header(
+            "Authorization",
+            &format!("Basic {}", base64(&format!("{client}:"))),
+        )
+        .body(form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ]))
+        .send(server.port);
+    tokens(&basic);
     // Spent: a second use is a wrong password.
     let page = authorize(&server, &client, &[]);
     assert_eq!(

@@ -273,6 +273,9 @@ fn info(app: &App) -> serde_json::Value {
         "endpoints": {"mcp": "/mcp", "health": "/health", "hooks": "/hooks", "metrics": "/metrics", "status": "/status"},
         "auth": match app.config.auth { AuthMode::Token => "bearer", AuthMode::None => "none" },
         "authRequired": app.config.auth == AuthMode::Token,
+        // OAuth sign-in (claude.ai connectors): where its protected resource metadata is.
+        "oauth": app.config.public_url.as_deref().filter(|_| app.oauth.is_some())
+            .map(|url| crate::oauth::Urls::new(url).resource_metadata()),
     })
 }
 
