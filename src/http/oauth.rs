@@ -81,6 +81,14 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Reply {
 impl OAuthServer {
     /// The server for `public_url` (required when OAuth is on; the config checks it).
     pub fn new(public_url: &str, config: OAuthConfig, db_path: PathBuf) -> OAuthServer {
+        let host = public_url
+            .strip_prefix("http://")
+            .and_then(|r| r.split(['/', ':']).next());
+        if host.is_some_and(|h| !crate::config::is_loopback_host(h)) {
+            log::warn!(
+                "oauth_enabled with a plain http public_url: the owner password and tokens cross the network unencrypted; put TLS in front (nginx.conf) and use https"
+            );
+        }
         OAuthServer {
             urls: Urls::new(public_url),
             config,
