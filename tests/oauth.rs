@@ -547,6 +547,13 @@ fn negative_table_each_refused_with_its_oauth_error() {
         Some("invalid_target")
     );
 
+    // A registration over 16 KiB is not read.
+    let big = Req::post("/register")
+        .header("Content-Type", "application/json")
+        .body(format!("{{\"client_name\": \"{}\"}}", "x".repeat(20_000)))
+        .send(server.port);
+    assert_eq!(big.status, 413, "{}", big.describe());
+
     // Unknown grant types and codes.
     assert_eq!(
         oauth_error(&token(&server, &[("grant_type", "password")]), 400),

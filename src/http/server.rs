@@ -402,7 +402,7 @@ fn serve_request(app: &App, mut request: tiny_http::Request) {
     if req
         .read_body(
             &mut request,
-            routes::body_limit(&req, app.config.max_body_bytes),
+            routes::body_limit(&req, app.config.max_body_bytes, app.oauth.is_some()),
             started + BODY_DEADLINE,
         )
         .is_err()

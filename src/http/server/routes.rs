@@ -25,15 +25,18 @@ fn method_not_allowed(allow: &str) -> Outcome {
 }
 
 /// The most body a request may bring: the configured maximum for the routes that take one
-/// (`/mcp`, `POST /hooks`), a login form's worth for the status page's forms, none elsewhere. A
+/// (`/mcp`, `POST /hooks`), a login form's worth for the status page's forms, 16 KiB for the OAuth
+/// server's registration, token requests and consent form (when it is on), none elsewhere. A
 /// body beyond it is never read (the connection closes after the answer), so a client without a
 /// token cannot make the server buffer a body for a path that takes none.
-pub(super) fn body_limit(req: &HttpRequest, max_body_bytes: usize) -> usize {
+pub(super) fn body_limit(req: &HttpRequest, max_body_bytes: usize, oauth_on: bool) -> usize {
     match (req.method.as_str(), req.path.as_str()) {
         (_, "/mcp") | ("POST", "/hooks") => max_body_bytes,
         ("POST", p) if p.starts_with(WEBHOOK) => max_body_bytes,
         ("POST", "/status/login" | "/status/logout") => STATUS_FORM_BYTES,
-        ("POST", "/token" | "/register" | "/authorize") => crate::http::oauth::FORM_BYTES,
+        ("POST", "/token" | "/register" | "/authorize") if oauth_on => {
+            crate::http::oauth::FORM_BYTES
+        }
         _ => 0,
     }
 }
