@@ -257,6 +257,31 @@ fn is_loopback_redirect(uri: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "::1") && port_ok && !uri.contains('#')
 }
 
+/// A loopback redirect URI without its port: (host, path and query), for RFC 8252 §7.3.
+fn loopback_without_port(uri: &str) -> Option<(&str, &str)> {
+    if !is_loopback_redirect(uri) {
+        return None;
+    }
+    let rest = uri.strip_prefix("http://")?;
+    let cut = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(cut);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.split(':').next()?,
+    };
+    Some((host, tail))
+}
+
+/// Does a presented redirect URI match a registered one? Exactly; or, both loopback, equal but
+/// for the port (RFC 8252 §7.3, OAuth 2.1 §8.4.2: native clients pick a free port each time).
+pub fn redirect_matches(registered: &str, presented: &str) -> bool {
+    registered == presented
+        || matches!(
+            (loopback_without_port(registered), loopback_without_port(presented)),
+            (Some(a), Some(b)) if a == b
+        )
+}
+
 /// Is a redirect URI on the allow-list: equal to an entry, or loopback with `loopback` listed?
 pub fn redirect_allowed(uri: &str, allow: &[String]) -> bool {
     allow
@@ -507,6 +532,26 @@ mod tests {
         assert!(!redirect_allowed("http://localhost:80@evil.com/cb", &allow));
         assert!(!redirect_allowed("https://evil.example/cb", &allow));
         assert!(check_redirect_uris(&[], &allow).is_err());
+        assert!(redirect_matches(
+            "http://localhost/callback",
+            "http://localhost:49152/callback"
+        ));
+        assert!(redirect_matches(
+            "http://127.0.0.1:1/cb?x=1",
+            "http://127.0.0.1:2/cb?x=1"
+        ));
+        assert!(!redirect_matches(
+            "http://localhost/callback",
+            "http://localhost:1/other"
+        ));
+        assert!(!redirect_matches(
+            "http://localhost/cb",
+            "http://127.0.0.1/cb"
+        ));
+        assert!(!redirect_matches(
+            "https://claude.ai/api/mcp/auth_callback",
+            "https://claude.ai:8443/api/mcp/auth_callback"
+        ));
     }
 
     #[test]

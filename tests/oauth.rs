@@ -487,6 +487,13 @@ fn negative_table_each_refused_with_its_oauth_error() {
     );
     assert_eq!(resp.status, 400, "{}", resp.describe());
     assert!(resp.header("location").is_none());
+    // A loopback redirect URI may differ in its port only (RFC 8252 §7.3).
+    let resp = authorize(
+        &server,
+        &client,
+        &[("redirect_uri", "http://127.0.0.1:50123/callback")],
+    );
+    assert_eq!(resp.status, 200, "{}", resp.describe());
     // A redirect_uri at /token other than the authorization request's.
     let c = code(&server, &client);
     assert_eq!(

@@ -1,6 +1,7 @@
 //! The OAuth 2.1 authorization server's endpoints (issue 12, on when `oauth_enabled`): protected
 //! resource and authorization server metadata under `/.well-known/`, dynamic client registration
-//! (`POST /register`), client ID metadata documents (fetched by `cimd`, cached in the store), `POST /token` (code with PKCE, refresh rotation with reuse detection) and the `/mcp`
+//! (`POST /register`), client ID metadata documents (fetched by `cimd`, cached in the store),
+//! `POST /token` (code with PKCE, refresh rotation with reuse detection) and the `/mcp`
 //! admission of OAuth access tokens next to the bearer tokens. The consent page is `consent`.
 //! Decisions are `crate::oauth`'s; it never logs a code, token, password or client secret.
 
@@ -201,9 +202,26 @@ impl OAuthServer {
                 "this client was revoked by the owner (claudecron oauth revoke)".into(),
             )),
             Some(c) if fresh(&c) => Ok(c),
-            _ if client_id.starts_with("https://") => {
-                let (name, uris) = cimd::fetch(client_id)?;
-                rules::check_redirect_uris(&uris, &self.config.redirect_uris)?;
+            stale if client_id.starts_with("https://") => {
+                let (name, uris) = match (cimd::fetch(client_id), stale) {
+                    (Ok(doc), _) => doc,
+                    // Fetched before and unreachable now: the last copy serves until it is back.
+                    (Err((_, why)), Some(c)) => {
+                        log::warn!("oauth: client metadata document {client_id}: {why}; using the copy from before");
+                        return Ok(c);
+                    }
+                    (Err(refusal), None) => return Err(refusal),
+                };
+                // Only the document's redirect URIs this server allows are kept (at least one).
+                let allowed: Vec<String> = uris
+                    .iter()
+                    .filter(|u| rules::redirect_allowed(u, &self.config.redirect_uris))
+                    .cloned()
+                    .collect();
+                if allowed.is_empty() {
+                    rules::check_redirect_uris(&uris, &self.config.redirect_uris)?;
+                }
+                let uris = allowed;
                 self.with_store(|s| s.oauth_put_client(client_id, &name, &uris, "metadata", now()))
                     .map_err(|e| (OAuthError::InvalidRequest, e))?
                     .map_err(|e| (OAuthError::InvalidRequest, e.to_string()))?;
@@ -264,23 +282,8 @@ impl OAuthServer {
             return Err(bad("at most 10 redirect_uris of at most 2000 characters"));
         }
         rules::check_redirect_uris(&uris, &self.config.redirect_uris)?;
-        let listed = |field: &str, allowed: &[&str]| -> Result<(), Refusal> {
-            match meta.get(field) {
-                None | Some(Value::Null) => Ok(()),
-                Some(Value::Array(a))
-                    if a.iter()
-                        .all(|v| v.as_str().is_some_and(|s| allowed.contains(&s))) =>
-                {
-                    Ok(())
-                }
-                Some(_) => Err(bad(&format!(
-                    "{field} may only contain {}",
-                    allowed.join(", ")
-                ))),
-            }
-        };
-        listed("grant_types", &["authorization_code", "refresh_token"])?;
-        listed("response_types", &["code"])?;
+        // grant_types, response_types and token_endpoint_auth_method asked for are not refused:
+        // the answer says what was registered (RFC 7591 §3.2.1: code, refresh_token, none).
         let name: String = match meta.get("client_name") {
             Some(Value::String(s)) => s.chars().take(200).collect(),
             None | Some(Value::Null) => "unnamed client".into(),

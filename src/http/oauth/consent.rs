@@ -165,10 +165,12 @@ impl OAuthServer {
                 )
             }
         };
-        if !client.redirect_uris.contains(&redirect_uri)
-            || !rules::redirect_allowed(&redirect_uri, &self.config.redirect_uris)
-        {
-            return error_page(400, "redirect_uri is not one this client registered, or not on this server's allow-list (oauth_redirect_uris); it must match exactly");
+        let registered = client
+            .redirect_uris
+            .iter()
+            .any(|r| rules::redirect_matches(r, &redirect_uri));
+        if !registered || !rules::redirect_allowed(&redirect_uri, &self.config.redirect_uris) {
+            return error_page(400, "redirect_uri is not one this client registered, or not on this server's allow-list (oauth_redirect_uris); it must match exactly (a loopback one may differ in its port only)");
         }
         let state = q("state");
         let fail =
