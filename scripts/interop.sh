@@ -13,7 +13,11 @@
 # 3. runs: curl (the seed plan's call and the negative table), the Python SDK in legacy, auto and
 #    2026-07-28 mode (auto must settle on 2026-07-28), mcp-remote in proxy mode, the conformance
 #    scenarios (the 2025-11-25 ones and `--requirements 2026-07-28`, judged for the fixture-free
-#    scenarios by scripts/interop/conformance_2026.py), the tasks extension through a 2026 tasks
+#    scenarios by scripts/interop/conformance_2026.py), the OAuth sign-in (issue 12) on a server with
+#    oauth_enabled: the Python SDK's OAuthClientProvider (scripts/interop/oauth_check.py: DCR, PKCE,
+#    the consent form submitted, tools, the SDK's refresh, reuse detection) and the conformance
+#    suite's authorization-server scenarios (scripts/interop/conformance_oauth.py scripts the
+#    browser step), the tasks extension through a 2026 tasks
 #    client on the Python SDK (scripts/interop/tasks_check.py, ~30 s: a 20 s run as a task,
 #    tasks/cancel checked in /proc, a restart mid-task), the newest Claude Code CLI through a
 #    logging proxy (scripts/interop/claude2026_check.py: `claude mcp list` Connected on 2026-07-28,
@@ -33,7 +37,7 @@
 #                             the token-protected server), "none" (a second server with
 #                             CLAUDECRON_AUTH=none), or "both" (default)
 #   INTEROP_ONLY              comma list of parts to run:
-#                             curl,py,mcp-remote,conformance,tasks,claude2026,subagent (default: all)
+#                             curl,py,mcp-remote,conformance,oauth,tasks,claude2026,subagent (default: all)
 #   INTEROP_KEEP_TMP          keep the temp dir (server logs, curl bodies, conformance output)
 #   INTEROP_CLAUDE_CODE_VERSION  the Claude Code version for the subagent part (default: the pinned
 #                             one), e.g. the newest: npm view @anthropic-ai/claude-code version
@@ -65,7 +69,7 @@ CLAUDE_CODE_LATEST_VERSION=${CLAUDE_CODE_LATEST_VERSION:-2.1.332}
 CONFORMANCE_SCENARIOS=(server-initialize ping tools-list dns-rebinding-protection server-sse-multiple-streams logging-set-level)
 CONFORMANCE_ALPHA_SCENARIOS=(server-session-lifecycle)
 CONFORMANCE_AUTH=${INTEROP_CONFORMANCE_AUTH:-both}
-ONLY=${INTEROP_ONLY:-curl,py,mcp-remote,conformance,tasks,claude2026,subagent}
+ONLY=${INTEROP_ONLY:-curl,py,mcp-remote,conformance,oauth,tasks,claude2026,subagent}
 HEALTH_WAIT_S=20
 
 SERVER_PIDS=()
@@ -73,8 +77,8 @@ SERVER_LOGS=()
 
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 for part in ${ONLY//,/ }; do
-  case "$part" in curl | py | mcp-remote | conformance | tasks | claude2026 | subagent) ;; *)
-    echo "interop.sh: INTEROP_ONLY: unknown part '$part' (accepted: curl,py,mcp-remote,conformance,tasks,claude2026,subagent)" >&2
+  case "$part" in curl | py | mcp-remote | conformance | oauth | tasks | claude2026 | subagent) ;; *)
+    echo "interop.sh: INTEROP_ONLY: unknown part '$part' (accepted: curl,py,mcp-remote,conformance,oauth,tasks,claude2026,subagent)" >&2
     exit 2
     ;;
   esac
@@ -306,6 +310,35 @@ if want conformance; then
     PORT_NOAUTH=$(free_port)
     if start_server noauth "$PORT_NOAUTH" CLAUDECRON_AUTH=none CLAUDECRON_RATE_LIMIT_PER_MINUTE=100000; then
       run_conformance_set noauth "http://127.0.0.1:$PORT_NOAUTH/mcp"
+    fi
+  fi
+fi
+
+# ------------------------------------------------------------------------------------------------------
+# 6b. OAuth sign-in (issue 12): a server with oauth_enabled and an owner password; the Python SDK's
+#     OAuth client, then the conformance suite's authorization-server scenarios (0.2.0-alpha.12:
+#     authorization-server-metadata-endpoint, authorization-code-grant; the browser step scripted)
+# ------------------------------------------------------------------------------------------------------
+if want oauth; then
+  note "oauth: the Python SDK's OAuthClientProvider and conformance authorization against oauth_enabled"
+  OAUTH_PASSWORD=$(new_token)
+  OAUTH_HASH=$(printf '%s\n' "$OAUTH_PASSWORD" |
+    "${SERVER_CMD[@]}" oauth set-password --print --db "$TMP/oauth-hash/tasks.db" 2>"$TMP/oauth-hash.err" || true)
+  PORT_OAUTH=$(free_port)
+  if [[ "$OAUTH_HASH" != pbkdf2-sha256* ]]; then
+    not_ok "oauth set-password --print" "no hash: $(tr '\n' ' ' <"$TMP/oauth-hash.err")"
+  elif start_server oauth "$PORT_OAUTH" CLAUDECRON_AUTH_TOKENS="$TOKEN" CLAUDECRON_RATE_LIMIT_PER_MINUTE=100000 \
+    CLAUDECRON_OAUTH_ENABLED=true CLAUDECRON_PUBLIC_URL="http://127.0.0.1:$PORT_OAUTH" \
+    CLAUDECRON_OAUTH_PASSWORD_HASH="$OAUTH_HASH"; then
+    run_counted "oauth[python-sdk]" env PYTHONWARNINGS=ignore timeout 150 "$PY" "$HERE/oauth_check.py" \
+      --url "http://127.0.0.1:$PORT_OAUTH/mcp" --password "$OAUTH_PASSWORD"
+    run_counted "conformance[oauth]" env HOME="$TOOL_HOME" PATH="$NODE22_BIN:$PATH" NO_COLOR=1 FORCE_COLOR=0 \
+      timeout 200 "$PY" "$HERE/conformance_oauth.py" --conformance "$CACHE/npm-alpha/node_modules/.bin/conformance" \
+      --issuer "http://127.0.0.1:$PORT_OAUTH" --password "$OAUTH_PASSWORD" --results "$TMP/conformance-oauth"
+    if grep -qF -e "$OAUTH_PASSWORD" -e "ccat_" -e "ccrt_" -e "ccac_" "$TMP/oauth/server.log"; then
+      not_ok "oauth server log never contains the password, a code or a token" "found in $TMP/oauth/server.log"
+    else
+      ok "oauth server log never contains the password, a code or a token"
     fi
   fi
 fi

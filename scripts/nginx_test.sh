@@ -22,8 +22,11 @@
 #    gets the run's notifications/message within 2 s (latency printed), scripts/smoke.sh, the
 #    client address in the server's log (forged X-Forwarded-For ignored), the server's per-client
 #    rate limit keyed on that address (after a restart of the server behind nginx with a small
-#    limit, which also shows a POST right after an upstream restart is not a 502), and nginx's
-#    limit_req answering 429 to a burst of 50;
+#    limit, which also shows a POST right after an upstream restart is not a 502), nginx's
+#    limit_req answering 429 to a burst of 50, and the OAuth sign-in (oauth_enabled): the
+#    well-known documents at the root (RFC 8414/9728 path forms) and under /cron/, the 401
+#    challenge, the consent page's own CSP through nginx, the consent form's redirect, and the
+#    Python SDK's OAuth client end to end (scripts/interop/oauth_check.py);
 # 6. prints `ok - ...` / `not ok - ...: why` per check, ends with `N passed, N failed`, exits
 #    non-zero when anything failed.
 #
@@ -190,6 +193,10 @@ fi
 note "server: $BIN"
 
 TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
+# OAuth sign-in (issue 12) is on in this server: the owner password's hash from the binary itself.
+OAUTH_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
+OAUTH_HASH=$(printf '%s\n' "$OAUTH_PASSWORD" | "$BIN" oauth set-password --print --db "$TMP/oauth-hash/tasks.db" 2>/dev/null) ||
+  fatal "setup: claudecron oauth set-password --print" "no hash"
 AUTH_FILE=$TMP/auth.header # curl -H @FILE: the token stays off command lines
 (umask 077 && printf 'Authorization: Bearer %s\n' "$TOKEN" >"$AUTH_FILE")
 SERVER_LOG=$TMP/server/server.log
@@ -200,7 +207,8 @@ start_server() {
   for v in $(compgen -e | grep '^CLAUDECRON_' || true); do unset_args+=(-u "$v"); done
   (cd "$TMP/server" && exec env "${unset_args[@]}" HOME="$TMP/server/home" \
     CLAUDECRON_AUTH_TOKENS="$TOKEN" CLAUDECRON_TRUST_PROXY=true \
-    CLAUDECRON_PUBLIC_URL="https://127.0.0.1:$HTTPS_PORT/cron" "$@" \
+    CLAUDECRON_PUBLIC_URL="https://127.0.0.1:$HTTPS_PORT/cron" \
+    CLAUDECRON_OAUTH_ENABLED=true CLAUDECRON_OAUTH_PASSWORD_HASH="$OAUTH_HASH" "$@" \
     "$BIN" serve --host 127.0.0.1 --port "$UP_PORT" --db "$TMP/server/tasks.db") >>"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
   wait_health "http://127.0.0.1:$UP_PORT/health" "$WAIT_S" "$SERVER_PID"
@@ -394,6 +402,47 @@ pace
 note "python mcp SDK through nginx"
 run_counted "py-sdk" env CLAUDECRON_NGINX_TOKEN="$TOKEN" PYTHONWARNINGS=ignore \
   timeout 90 "$PY" "$HERE/py_sdk_check.py" --url "$BASE/mcp" --insecure
+
+# -- OAuth sign-in for claude.ai under /cron/: the documents where clients look, a full flow ----------
+pace
+note "OAuth: well-known documents at the root and under /cron/, the 401 challenge, the consent page's headers"
+ROOT=https://127.0.0.1:$HTTPS_PORT
+for doc in "$BASE/.well-known/oauth-protected-resource" "$ROOT/.well-known/oauth-protected-resource/cron/mcp"; do
+  req prm "$doc"
+  check "GET ${doc#"$ROOT"} -> protected resource metadata, resource $BASE/mcp" "$(what prm)" \
+    eval '[[ "$STATUS" == 200 ]] && jqb ".resource == \"$BASE/mcp\" and .authorization_servers == [\"$BASE\"]"'
+done
+for doc in "$ROOT/.well-known/oauth-authorization-server/cron" "$BASE/.well-known/oauth-authorization-server"; do
+  req asm "$doc"
+  check "GET ${doc#"$ROOT"} -> authorization server metadata, issuer $BASE, S256" "$(what asm)" \
+    eval '[[ "$STATUS" == 200 ]] && jqb ".issuer == \"$BASE\" and .token_endpoint == \"$BASE/token\" and .code_challenge_methods_supported == [\"S256\"]"'
+done
+req challenge -X POST "$BASE/mcp" "${JSON_H[@]}" -d "$INIT_BODY"
+check "POST /cron/mcp without a token -> 401 naming $BASE/.well-known/oauth-protected-resource" \
+  "$(what challenge), WWW-Authenticate '$(hdr WWW-Authenticate)'" \
+  eval '[[ "$STATUS" == 401 && "$(hdr WWW-Authenticate)" == "Bearer resource_metadata=\"$BASE/.well-known/oauth-protected-resource\"" ]]'
+req oauth-client -X POST "$BASE/register" -H "Content-Type: application/json" \
+  -d '{"redirect_uris":["https://claude.ai/api/mcp/auth_callback"],"client_name":"nginx check"}'
+OAUTH_CLIENT=$(jq -r '.client_id // empty' "$BODY" 2>/dev/null || true)
+check "POST /cron/register with claude.ai's callback -> 201 client_id" "$(what oauth-client)" \
+  eval '[[ "$STATUS" == 201 && -n "$OAUTH_CLIENT" ]]'
+req consent "$BASE/authorize?response_type=code&client_id=$OAUTH_CLIENT&redirect_uri=https%3A%2F%2Fclaude.ai%2Fapi%2Fmcp%2Fauth_callback&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=s1"
+csp_count=$(grep -ci '^content-security-policy:' "$HDRS" || true)
+check "GET /cron/authorize -> the consent page with claudecron's one CSP (frame-ancestors 'none', form-action to claude.ai)" \
+  "$(what consent); CSP headers: $csp_count; CSP '$(hdr Content-Security-Policy)'" \
+  eval '[[ "$STATUS" == 200 && "$csp_count" == 1 && "$(hdr Content-Security-Policy)" == *"frame-ancestors '"'"'none'"'"'"* && "$(hdr Content-Security-Policy)" == *"form-action '"'"'self'"'"' https://claude.ai"* && -n "$(hdr Strict-Transport-Security)" ]]'
+CSRF=$(grep -o 'name="csrf_token" value="[0-9a-f]*' "$BODY" | cut -d'"' -f4 || true)
+req consent-post -X POST "$BASE/authorize" -H "Origin: $ROOT" --data-urlencode "csrf_token=$CSRF" \
+  --data-urlencode "password=$OAUTH_PASSWORD" --data-urlencode "decision=approve"
+check "the consent form through nginx (Origin $ROOT) -> 302 to claude.ai's callback with code, state and iss" \
+  "$(what consent-post), Location '$(hdr Location)'" \
+  eval '[[ "$STATUS" == 302 && "$(hdr Location)" == "https://claude.ai/api/mcp/auth_callback?code=ccac_"*"&state=s1&iss=https%3A%2F%2F127.0.0.1%3A$HTTPS_PORT%2Fcron" ]]'
+pace
+note "OAuth: the Python SDK's OAuthClientProvider through nginx (DCR, PKCE, consent, tools, refresh, reuse)"
+run_counted "oauth[nginx]" env PYTHONWARNINGS=ignore timeout 120 "$PY" "$REPO/scripts/interop/oauth_check.py" \
+  --url "$BASE/mcp" --password "$OAUTH_PASSWORD" --cafile "$CERT" --prefix "oauth[nginx] "
+check "no OAuth password, code or token in the server's or nginx's logs" "found" \
+  eval '! grep -qF -e "$OAUTH_PASSWORD" -e ccat_ -e ccrt_ "$SERVER_LOG" "$TMP/nginx/access.log"'
 
 # -- the GET event stream: a run's notification, unbuffered -----------------------------------------
 pace

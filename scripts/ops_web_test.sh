@@ -20,7 +20,11 @@
 #    in a cached venv) and checked by scripts/ops_web/ics_check.py;
 # 5. scripts/ops_web/browser.mjs drives headless Chromium through the status page (login, task
 #    list, a run's output, the <script> name inert, cookie flags, phone width); screenshots go to
-#    REPO/target/ops-web-artifacts/ (gitignored) and their paths are printed;
+#    REPO/target/ops-web-artifacts/ (gitignored) and their paths are printed; then
+#    scripts/ops_web/consent.mjs drives the OAuth consent page of a second server with
+#    oauth_enabled (renders under its CSP, the <script> client name inert, a wrong password
+#    refused, the right one leads to the callback with code, state and iss; screenshots
+#    oauth-consent-*.png in the same folder);
 # 6. the same browser checks through nginx (Debian's nginx-light, installed when missing) with the
 #    project's nginx.conf rendered by scripts/nginx/render.sh: https://127.0.0.1:PORT/cron/status
 #    with a self-signed certificate, nginx's own security headers on top of ours; screenshots in
@@ -41,13 +45,14 @@ PLAYWRIGHT_PKG=playwright-core@1.65.1
 STARTED_AT=$SECONDS
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/claudecron-ops-web.XXXXXX")
 SERVER_PID=""
+OAUTH_PID=""
 PROM_PID=""
 NGINX_PID=""
 
 # shellcheck disable=SC2317  # (called by finish and checks_abort_report when anything failed)
 checks_on_failure() {
   local f
-  for f in "$TMP/server.log" "$TMP/prometheus.log" "$TMP/nginx/error.log"; do
+  for f in "$TMP/server.log" "$TMP/oauth/server.log" "$TMP/prometheus.log" "$TMP/nginx/error.log"; do
     [[ -s "$f" ]] || continue
     echo "# ---- $f (last 40 lines) ----"
     tail -n 40 "$f" | sed 's/^/#   /'
@@ -62,6 +67,7 @@ cleanup() {
   stop_pid "$PROM_PID" TERM
   stop_pid "$NGINX_PID" TERM
   stop_pid "$SERVER_PID" TERM
+  stop_pid "$OAUTH_PID" TERM
   checks_abort_report ops_web_test.sh "$rc" || rc=1
   if [[ -n "${OPS_WEB_KEEP_TMP:-}" ]]; then echo "# kept $TMP" >&2; else rm -rf "$TMP"; fi
   exit "$rc"
@@ -243,6 +249,43 @@ rm -rf "$ARTIFACTS"
 # An ES module finds its packages from its own folder (NODE_PATH does not apply): run a copy there.
 cp "$HERE/browser.mjs" "$CACHE/playwright/browser.mjs"
 run_counted "browser" node "$CACHE/playwright/browser.mjs" "$BASE" "$TOKEN" "$XSS_RUN" "$ARTIFACTS"
+# ------------------------------------------------------------------------------------------------
+# 5b. the OAuth consent page (issue 12) in Chromium: a second server with oauth_enabled and an
+#     owner password; a client registered under the name <script>alert(1)</script>
+# ------------------------------------------------------------------------------------------------
+OAUTH_PORT=$(free_ports 1)
+OAUTH_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
+mkdir -p "$TMP/oauth"
+OAUTH_HASH=$(printf '%s\n' "$OAUTH_PASSWORD" | HOME=$TMP "$BIN" oauth set-password --print --db "$TMP/oauth/hash.db" 2>/dev/null) ||
+  fatal "claudecron oauth set-password --print" "no hash"
+HOME=$TMP CLAUDECRON_DB_PATH=$TMP/oauth/tasks.db CLAUDECRON_PORT=$OAUTH_PORT CLAUDECRON_AUTH_TOKENS=$TOKEN \
+  CLAUDECRON_OAUTH_ENABLED=true CLAUDECRON_PUBLIC_URL="http://127.0.0.1:$OAUTH_PORT" \
+  CLAUDECRON_OAUTH_PASSWORD_HASH="$OAUTH_HASH" "$BIN" serve >"$TMP/oauth/server.log" 2>&1 &
+OAUTH_PID=$!
+OBASE=http://127.0.0.1:$OAUTH_PORT
+if wait_health "$OBASE/health" 30 "$OAUTH_PID"; then
+  CALLBACK=http://127.0.0.1:$(free_ports 1)/callback
+  client=$(curl -sS --max-time 10 -X POST "$OBASE/register" -H "Content-Type: application/json" \
+    -d "{\"redirect_uris\":[\"$CALLBACK\"],\"client_name\":\"<script>alert(1)</script>\"}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])' 2>/dev/null || true)
+  if [[ -n "$client" ]]; then
+    authorize="$OBASE/authorize?response_type=code&client_id=$client&redirect_uri=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$CALLBACK")&state=chromium-state&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+    cp "$HERE/consent.mjs" "$CACHE/playwright/consent.mjs"
+    run_counted "consent page" node "$CACHE/playwright/consent.mjs" "$authorize" "$CALLBACK" "$OAUTH_PASSWORD" "$ARTIFACTS"
+  else
+    not_ok "register an OAuth client named <script>alert(1)</script>" "no client_id"
+  fi
+  if grep -qF -e "$OAUTH_PASSWORD" -e ccac_ "$TMP/oauth/server.log"; then
+    not_ok "the OAuth server log holds no password and no code" "it does"
+  else
+    ok "the OAuth server log holds no password and no code"
+  fi
+else
+  not_ok "claudecron with oauth_enabled starts" "no 200 from $OBASE/health: $(tail -n 5 "$TMP/oauth/server.log" | tr '\n' ' ')"
+fi
+stop_pid "$OAUTH_PID" TERM
+OAUTH_PID=""
+
 # ------------------------------------------------------------------------------------------------
 # 6. the same in Chromium through nginx with the project's nginx.conf (prefix /cron, TLS, nginx's
 #    own security headers on top of ours)

@@ -9,6 +9,7 @@ pub(crate) mod http;
 pub(crate) mod ids;
 pub mod mcp;
 pub(crate) mod metrics;
+pub(crate) mod oauth;
 pub(crate) mod sdnotify;
 pub(crate) mod secrets;
 pub(crate) mod store;

@@ -1,6 +1,7 @@
 //! `claudecron client-config`: ready-to-paste client setup for this server — the `claude mcp
 //! add` command, Claude Desktop's mcp-remote entry, and Claude Code hook blocks (http, command
-//! and mcp_tool). Text only; it reads the config and the token, changes nothing.
+//! and mcp_tool), the claude.ai custom connector URL. Text only; it reads the config and the
+//! token, changes nothing.
 
 use serde_json::json;
 
@@ -86,6 +87,24 @@ pub fn render(base: &str, token: &str) -> String {
     )
 }
 
+/// The claude.ai / Claude Desktop custom connector block: the URL to paste, and whether the
+/// OAuth sign-in it needs is on.
+pub fn connector(base: &str, oauth_enabled: bool) -> String {
+    let mcp = format!("{}/mcp", base.trim_end_matches('/'));
+    let state = if oauth_enabled {
+        "oauth_enabled = true: sign in with the owner password (claudecron oauth set-password) or a\n\
+         #   one-time code (claudecron oauth approve) when the connector opens the sign-in page."
+    } else {
+        "OAuth is off: set oauth_enabled = true and public_url first (see README, \"Connect claude.ai\")."
+    };
+    format!(
+        "\n# claude.ai / Claude Desktop custom connector (Settings > Connectors > Add custom connector).\n\
+         # Remote MCP server URL to paste (leave the OAuth client ID and secret empty):\n\
+         #   {mcp}\n\
+         # {state}\n"
+    )
+}
+
 fn is_loopback_url(url: &str) -> bool {
     let rest = url.split("://").nth(1).unwrap_or("");
     let authority = rest.split('/').next().unwrap_or("");
@@ -111,5 +130,7 @@ mod tests {
         assert!(!text.contains("--allow-http"));
         assert!(render("http://10.0.0.5:3010", "t").contains("--allow-http"));
         assert!(!render("http://127.0.0.1:3010", "t").contains("--allow-http"));
+        assert!(connector("https://h/cron/", true).contains("#   https://h/cron/mcp\n"));
+        assert!(connector("https://h/cron", false).contains("oauth_enabled = true"));
     }
 }

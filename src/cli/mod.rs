@@ -11,6 +11,7 @@ mod flags;
 mod forward;
 mod health;
 mod import;
+mod oauth;
 mod ops;
 mod remote;
 mod safety;
@@ -47,6 +48,7 @@ Usage:
   claudecron import-crontab FILE|-|--user [--dry-run] [--tz TZ] [--system] [--disabled] [--json]
   claudecron export --format systemd|k8s|crontab [TASK...] [--image IMAGE] [--out DIR] [--json]
   claudecron health [--url URL] [--config FILE]
+  claudecron oauth set-password [--print] | approve | clients [--json] | revoke CLIENT_ID
   claudecron --version
   claudecron --help
 
@@ -77,6 +79,7 @@ Commands:
   import-crontab    create a bash task per crontab line (cronie rules); --dry-run only shows them
   export            the tasks as systemd .service+.timer units, Kubernetes CronJobs or a crontab
   health            GET the server's /health: exit 0 when it answers 200, 1 otherwise (5 s at most)
+  oauth             claude.ai connector sign-in: set-password, approve, clients, revoke CLIENT_ID
 
 The task and run commands talk to the running server: --url URL (default: the config's host and
 port), --token TOKEN (default: $CLAUDECRON_TOKEN, auth_tokens, the token file). Exit codes:
@@ -116,6 +119,7 @@ const COMMANDS: &[&str] = &[
     "secret",
     "import-crontab",
     "export",
+    "oauth",
 ];
 
 /// The usage of one command: its line of USAGE, what it does, and where settings come from.
@@ -292,6 +296,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
         }
         "health" => crate::cli::health::run(&parsed.rest, &parsed.sources),
         "import-crontab" => import::run(&parsed.rest, &parsed.sources),
+        "oauth" => oauth::run(&parsed.rest, &parsed.sources),
         c if ops::COMMANDS.contains(&c) => ops::run(c, &parsed.rest, &parsed.sources),
         c if safety::COMMANDS.contains(&c) => safety::run(c, &parsed.rest, &parsed.sources),
         c if approve::COMMANDS.contains(&c) => approve::run(c, &parsed.rest, &parsed.sources),
@@ -362,6 +367,10 @@ fn client_config(rest: &[String], sources: &Sources) -> Result<(), CliError> {
             .unwrap_or_default(),
     };
     print!("{}", crate::cli::client_config::render(&base, &token));
+    print!(
+        "{}",
+        crate::cli::client_config::connector(&base, config.oauth.enabled)
+    );
     Ok(())
 }
 

@@ -2,7 +2,11 @@
 //! overridden by command-line flags. Owns the key table, types, defaults and validation; it never
 //! opens the database or the network, and never logs a secret.
 
+mod file;
+mod oauth;
 mod values;
+use file::choose_file;
+pub use oauth::OAuthConfig;
 pub use values::MetricsAuth;
 use values::*;
 pub use values::{expand_tilde, is_loopback_host, ApiPrice, NotifyChannel};
@@ -59,6 +63,8 @@ pub struct Config {
     pub notify_channels: Vec<NotifyChannel>,
     /// Tasks created or changed over MCP wait for `claudecron approve` on the host.
     pub require_approval: bool,
+    /// The OAuth authorization server (`oauth_*` keys).
+    pub oauth: OAuthConfig,
     /// Where the file layer came from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -189,6 +195,11 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
     ("require_approval", Kind::Bool, Some("false")),
 ];
 
+/// Every key: the main table and the OAuth server's (`oauth::KEYS`).
+fn all_keys() -> impl Iterator<Item = &'static (&'static str, Kind, Option<&'static str>)> {
+    KEYS.iter().chain(oauth::KEYS)
+}
+
 /// Keys whose values are secrets: masked by `check`, never logged.
 pub const SECRET_KEYS: &[&str] = &[
     "auth_tokens",
@@ -196,6 +207,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "metrics_token",
     "calendar_token",
     "notify_channels",
+    "oauth_password_hash",
 ];
 
 /// A raw value from one layer, before typing.
@@ -227,41 +239,6 @@ impl Sources {
     }
 }
 
-/// Which file to read: `--config`, else `$CLAUDECRON_CONFIG`, else `~/.claudecron/config.toml`,
-/// else `/etc/claudecron/config.toml`; an explicitly named file must exist, the defaults may not.
-fn choose_file(sources: &Sources) -> Result<Option<PathBuf>, String> {
-    if let Some(path) = &sources.config_file {
-        let path = expand_tilde(&path.to_string_lossy(), sources.home.as_deref());
-        if !path.is_file() {
-            return Err(format!(
-                "config file {} (from --config) does not exist or is not a file",
-                path.display()
-            ));
-        }
-        return Ok(Some(path));
-    }
-    if let Some(value) = sources
-        .env
-        .get("CLAUDECRON_CONFIG")
-        .filter(|v| !v.is_empty())
-    {
-        let path = expand_tilde(value, sources.home.as_deref());
-        if !path.is_file() {
-            return Err(format!(
-                "config file {} (from CLAUDECRON_CONFIG) does not exist or is not a file",
-                path.display()
-            ));
-        }
-        return Ok(Some(path));
-    }
-    let mut candidates = Vec::new();
-    if let Some(home) = &sources.home {
-        candidates.push(home.join(".claudecron/config.toml"));
-    }
-    candidates.push(PathBuf::from("/etc/claudecron/config.toml"));
-    Ok(candidates.into_iter().find(|p| p.is_file()))
-}
-
 /// Load and validate the configuration from its three layers.
 pub fn load(sources: &Sources) -> Result<Config, String> {
     let file = choose_file(sources)?;
@@ -284,7 +261,7 @@ pub fn load(sources: &Sources) -> Result<Config, String> {
             layers.insert(key, (Raw::Toml(value), format!("{}", path.display())));
         }
     }
-    for (key, _, _) in KEYS {
+    for (key, _, _) in all_keys() {
         let var = format!("CLAUDECRON_{}", key.to_ascii_uppercase());
         if let Some(value) = sources.env.get(&var) {
             layers.insert(key.to_string(), (Raw::Text(value.clone()), var));
@@ -304,7 +281,7 @@ pub fn load(sources: &Sources) -> Result<Config, String> {
     }
 
     let mut values: BTreeMap<&str, Typed> = BTreeMap::new();
-    for (key, kind, default) in KEYS {
+    for (key, kind, default) in all_keys() {
         let typed = match layers.get(*key) {
             Some((raw, origin)) => typed_value(key, *kind, raw)
                 .map_err(|msg| format!("{key} (from {origin}): {msg}"))?,
@@ -473,6 +450,7 @@ fn build(
         .iter()
         .map(|e| parse_price(e))
         .collect::<Result<Vec<_>, _>>()?;
+    let oauth = oauth::build(&mut take, public_url.as_deref())?;
 
     Ok(Config {
         host,
@@ -510,6 +488,7 @@ fn build(
         pause_after_failures: int(take("pause_after_failures")) as u32,
         notify_channels: channels(take("notify_channels")),
         require_approval: matches!(take("require_approval"), Typed::Bool(true)),
+        oauth,
         source_file: file,
     })
 }
@@ -643,6 +622,9 @@ impl Config {
                 ),
             ),
         ]
+        .into_iter()
+        .chain(self.oauth.describe())
+        .collect()
     }
 }
 

@@ -17,13 +17,13 @@ pub(super) enum Typed {
 }
 
 pub(super) fn key_kind(key: &str) -> Option<Kind> {
-    KEYS.iter()
+    all_keys()
         .find(|(k, _, _)| *k == key)
         .map(|(_, kind, _)| *kind)
 }
 
 pub(super) fn accepted_keys() -> String {
-    KEYS.iter()
+    all_keys()
         .map(|(k, _, _)| *k)
         .collect::<Vec<_>>()
         .join(", ")

@@ -9,8 +9,13 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Which accepted token a request presented (its index), or none when auth is off.
+/// Which accepted token a request presented (its index), or none when auth is off. An OAuth
+/// access token is named by its grant: `OAUTH_GRANT_BASE + grant id`, so a session opened with
+/// it answers only to that grant's tokens (rotation keeps the grant).
 pub type TokenId = Option<usize>;
+
+/// Where OAuth grants start among `TokenId`s (far above any count of configured tokens).
+pub const OAUTH_GRANT_BASE: usize = 1 << 40;
 
 pub struct Guard {
     auth: AuthMode,
@@ -57,7 +62,7 @@ fn origin_of(url: &str) -> Option<String> {
 }
 
 /// The token of an `Authorization: Bearer` header, or "".
-fn bearer(req: &HttpRequest) -> &str {
+pub(crate) fn bearer(req: &HttpRequest) -> &str {
     req.header("authorization")
         .and_then(|v| {
             let (scheme, token) = v.trim().split_once(' ')?;
@@ -264,6 +269,25 @@ impl RateLimiter {
         }
     }
 
+    /// Whether `take` would succeed now (nothing is taken): Ok, or Err(seconds to wait). For
+    /// limits that count only failures (wrong passwords): check first, take on a failure.
+    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let rate = self.per_minute / 60.0;
+        match buckets.get(&client) {
+            None => Ok(()),
+            Some((tokens, at)) => {
+                let refilled =
+                    (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(self.per_minute);
+                if refilled >= 1.0 {
+                    Ok(())
+                } else {
+                    Err(((1.0 - refilled) / rate).ceil().max(1.0) as u64)
+                }
+            }
+        }
+    }
+
     /// Ok, or Err(seconds until a token is available).
     pub fn take(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -305,6 +329,7 @@ mod tests {
             assert!(limiter.take(a, t0).is_ok());
         }
         assert_eq!(limiter.take(a, t0), Err(1));
+        assert_eq!(limiter.check(a, t0), Err(1));
         assert!(limiter.take(b, t0).is_ok());
         assert!(limiter.take(a, t0 + Duration::from_secs(1)).is_ok());
     }

@@ -35,6 +35,10 @@ pub fn route_label(path: &str) -> &'static str {
         p if p.starts_with("/status/run/") => "/status/run",
         // Never the token: it is the path's secret.
         p if p.starts_with("/trigger/") => "/trigger",
+        "/authorize" => "/authorize",
+        "/token" => "/token",
+        "/register" => "/register",
+        p if p.starts_with("/.well-known/oauth-") => "/.well-known/oauth",
         _ => "other",
     }
 }
@@ -148,5 +152,9 @@ mod tests {
         assert_eq!(route_label("/status/run/42"), "/status/run");
         assert_eq!(route_label("/mcp"), "/mcp");
         assert_eq!(route_label("/wp-login.php"), "other");
+        assert_eq!(
+            route_label("/.well-known/oauth-protected-resource/cron/mcp"),
+            "/.well-known/oauth"
+        );
     }
 }

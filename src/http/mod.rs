@@ -6,6 +6,7 @@ pub(crate) mod calendar;
 pub(crate) mod guard;
 pub(crate) mod lanes;
 pub(crate) mod metrics;
+pub(crate) mod oauth;
 pub(crate) mod server;
 pub(crate) mod sse;
 pub(crate) mod status;

@@ -59,6 +59,8 @@ pub struct App {
     pub clients: ClientSlots,
     /// Status page logins.
     pub status: crate::http::status::StatusSessions,
+    /// The OAuth authorization server (`oauth_enabled`).
+    pub oauth: Option<crate::http::oauth::OAuthServer>,
 }
 
 /// Requests in flight per client address (the proxy's `X-Real-IP` behind a trusted proxy).
@@ -262,6 +264,14 @@ pub fn serve(config: Config) -> Result<(), String> {
         stopping: std::sync::atomic::AtomicBool::new(false),
         clients: ClientSlots::default(),
         status: Default::default(),
+        oauth: match (&config.public_url, config.oauth.enabled) {
+            (Some(url), true) => Some(crate::http::oauth::OAuthServer::new(
+                url,
+                config.oauth.clone(),
+                config.db_path.clone(),
+            )),
+            _ => None,
+        },
         config,
     });
     // Each request is served on the thread of its connection (tiny_http keeps one per open
@@ -395,7 +405,7 @@ fn serve_request(app: &App, mut request: tiny_http::Request) {
     if req
         .read_body(
             &mut request,
-            routes::body_limit(&req, app.config.max_body_bytes),
+            routes::body_limit(&req, app.config.max_body_bytes, app.oauth.is_some()),
             started + BODY_DEADLINE,
         )
         .is_err()

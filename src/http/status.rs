@@ -4,7 +4,7 @@
 //! output). Every page is server-rendered HTML without JavaScript under a strict CSP; the HTML
 //! itself is written by `status::pages`. It never logs a token or a cookie value.
 
-mod pages;
+pub(crate) mod pages;
 
 use crate::http::guard::Guard;
 use crate::http::{form_field, HttpRequest, Reply};

@@ -105,4 +105,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // again), last success, overdue mark (survives a restart), last dead-man message's outcome.
     "CREATE TABLE task_deadman (task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
         since TEXT NOT NULL, last_success TEXT, overdue_since TEXT, notify TEXT);",
+    // 12: the OAuth authorization server's tables (clients, grants, codes, tokens, approvals).
+    super::oauth::MIGRATION,
 ];

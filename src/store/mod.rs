@@ -9,6 +9,7 @@ mod busy;
 mod deadman;
 mod fault;
 mod migrations;
+mod oauth;
 mod pages;
 mod runs;
 mod webhook;
@@ -16,6 +17,7 @@ use busy::{busy_wait, BUSY_BUDGET};
 pub use deadman::Deadman;
 use fault::DbFile;
 pub use fault::{current_fault, Fault};
+pub use oauth::{OAuthClient, TokenPair};
 pub use pages::*;
 pub use runs::*;
 

@@ -25,14 +25,18 @@ fn method_not_allowed(allow: &str) -> Outcome {
 }
 
 /// The most body a request may bring: the configured maximum for the routes that take one
-/// (`/mcp`, `POST /hooks`), a login form's worth for the status page's forms, none elsewhere. A
+/// (`/mcp`, `POST /hooks`), a login form's worth for the status page's forms, 16 KiB for the OAuth
+/// server's registration, token requests and consent form (when it is on), none elsewhere. A
 /// body beyond it is never read (the connection closes after the answer), so a client without a
 /// token cannot make the server buffer a body for a path that takes none.
-pub(super) fn body_limit(req: &HttpRequest, max_body_bytes: usize) -> usize {
+pub(super) fn body_limit(req: &HttpRequest, max_body_bytes: usize, oauth_on: bool) -> usize {
     match (req.method.as_str(), req.path.as_str()) {
         (_, "/mcp") | ("POST", "/hooks") => max_body_bytes,
         ("POST", p) if p.starts_with(WEBHOOK) => max_body_bytes,
         ("POST", "/status/login" | "/status/logout") => STATUS_FORM_BYTES,
+        ("POST", "/token" | "/register" | "/authorize") if oauth_on => {
+            crate::http::oauth::FORM_BYTES
+        }
         _ => 0,
     }
 }
@@ -68,6 +72,14 @@ pub(super) fn admit_head(app: &App, req: &HttpRequest, client: IpAddr) -> Result
         app.guard.metrics_access(req, client)?;
         return Ok(None);
     }
+    if app.oauth.is_some() && crate::http::oauth::is_oauth_path(&req.path) {
+        // Open endpoints; all but the metadata documents are rate-limited (registration, token
+        // requests, consent pages and forms; wrong passwords have a tighter limit of their own).
+        if !req.path.starts_with("/.well-known/") {
+            app.guard.rate_limit(client)?;
+        }
+        return Ok(None);
+    }
     let needs_token = match req.path.as_str() {
         "/mcp" => true,
         "/hooks" => req.method == "POST",
@@ -77,7 +89,10 @@ pub(super) fn admit_head(app: &App, req: &HttpRequest, client: IpAddr) -> Result
         return Ok(None);
     }
     app.guard.rate_limit(client)?;
-    app.guard.authenticate(req)
+    match &app.oauth {
+        Some(oauth) if req.path == "/mcp" => oauth.admit(&app.guard, req),
+        _ => app.guard.authenticate(req),
+    }
 }
 
 /// Route an admitted request.
@@ -130,6 +145,12 @@ pub(super) fn route(
                 },
                 req,
             ))
+        }
+        p if crate::http::oauth::is_oauth_path(p) && app.oauth.is_some() => {
+            match &app.oauth {
+                Some(oauth) => Outcome::Reply(oauth.route(req, app.guard.client_addr(req))),
+                None => Outcome::Reply(Reply::error(404, "not found")),
+            }
         }
         _ => Outcome::Reply(Reply::error(
             404,
@@ -255,6 +276,9 @@ fn info(app: &App) -> serde_json::Value {
         "endpoints": {"mcp": "/mcp", "health": "/health", "hooks": "/hooks", "metrics": "/metrics", "status": "/status"},
         "auth": match app.config.auth { AuthMode::Token => "bearer", AuthMode::None => "none" },
         "authRequired": app.config.auth == AuthMode::Token,
+        // OAuth sign-in (claude.ai connectors): where its protected resource metadata is.
+        "oauth": app.config.public_url.as_deref().filter(|_| app.oauth.is_some())
+            .map(|url| crate::oauth::Urls::new(url).resource_metadata()),
     })
 }
 
