@@ -41,24 +41,24 @@ impl ToolAnswer {
                 );
             }
         };
-        let json = serde_json::to_string(&value).unwrap_or_else(|_| "null".into());
-        let mut text = String::with_capacity(summary.len() + 1 + json.len());
-        text.push_str(&summary);
-        text.push('\n');
-        text.push_str(&json);
+        let mut json = Vec::with_capacity(4096);
+        write_json(&mut json, &value);
         let link = if links { run_link(&value) } else { None };
-        let mut body = Vec::with_capacity(text.len() + text.len() / 4 + json.len() + 256);
+        let mut body = Vec::with_capacity(summary.len() + 2 * json.len() + json.len() / 4 + 256);
         body.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
         write_json(&mut body, id);
-        body.extend_from_slice(b",\"result\":{\"content\":[{\"type\":\"text\",\"text\":");
-        write_json(&mut body, &text);
-        body.push(b'}');
+        // The text block: the summary line, then the same JSON.
+        body.extend_from_slice(b",\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"");
+        escape_into(&mut body, summary.as_bytes());
+        body.extend_from_slice(b"\\n");
+        escape_into(&mut body, &json);
+        body.extend_from_slice(b"\"}");
         if let Some(link) = link {
             body.push(b',');
             write_json(&mut body, &link);
         }
         body.extend_from_slice(b"],\"structuredContent\":");
-        body.extend_from_slice(json.as_bytes());
+        body.extend_from_slice(&json);
         body.extend_from_slice(b",\"isError\":false");
         if complete {
             body.extend_from_slice(b",\"resultType\":\"complete\"");
@@ -89,9 +89,109 @@ pub(crate) fn raw_result(id: &Value, result: &str) -> Reply {
     json_reply(body)
 }
 
+/// `text` as the contents of a JSON string (RFC 8259 §7): `"` and `\` escaped, control
+/// characters as `\u00XX` (or their short forms), everything else as it is. One pass a byte at
+/// a time into reserved room (serde_json writes around every escape separately, and a result's
+/// JSON has two quotes per key: a copy call per quote cost more than the bytes between).
+fn escape_into(out: &mut Vec<u8>, text: &[u8]) {
+    // Two passes: the escaped length first (a plain count), then each byte written into room
+    // made for it — no growth check or copy call per byte or per escape.
+    let extra: usize = text
+        .iter()
+        .map(|&b| usize::from(ESCAPE_EXTRA[usize::from(b)]))
+        .sum();
+    if extra == 0 {
+        out.extend_from_slice(text);
+        return;
+    }
+    let start = out.len();
+    out.resize(start + text.len() + extra, 0);
+    let dst = &mut out[start..];
+    let mut j = 0;
+    for &b in text {
+        if ESCAPE_EXTRA[usize::from(b)] == 0 {
+            dst[j] = b;
+            j += 1;
+            continue;
+        }
+        let pair = match b {
+            b'"' => *b"\\\"",
+            b'\\' => *b"\\\\",
+            b'\n' => *b"\\n",
+            b'\r' => *b"\\r",
+            b'\t' => *b"\\t",
+            0x08 => *b"\\b",
+            0x0c => *b"\\f",
+            0x00..=0x1f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                dst[j..j + 6].copy_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ]);
+                j += 6;
+                continue;
+            }
+            _ => *b"\\u", // not reached: every other byte needs no escape
+        };
+        dst[j..j + 2].copy_from_slice(&pair);
+        j += 2;
+    }
+}
+
+/// How many bytes longer each byte gets when escaped in a JSON string.
+const ESCAPE_EXTRA: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = 5; // \u00XX
+        b += 1;
+    }
+    table[0x08] = 1;
+    table[0x09] = 1;
+    table[0x0a] = 1;
+    table[0x0c] = 1;
+    table[0x0d] = 1;
+    table[b'"' as usize] = 1;
+    table[b'\\' as usize] = 1;
+    table
+};
+
+/// `value` as JSON at the end of `body`.
 fn write_json<T: serde::Serialize + ?Sized>(body: &mut Vec<u8>, value: &T) {
-    if serde_json::to_writer(&mut *body, value).is_err() {
+    if serde_json::to_writer(Sink(body), value).is_err() {
         body.extend_from_slice(b"null"); // unreachable for values and strings
+    }
+}
+
+/// A `Vec` as serde_json's writer, with short writes (its punctuation and quotes, a byte or two
+/// each: most of its writes) pushed byte by byte instead of through a copy call.
+struct Sink<'a>(&'a mut Vec<u8>);
+
+impl std::io::Write for Sink<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.write_all(bytes)?;
+        Ok(bytes.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.len() <= 4 {
+            for &b in bytes {
+                self.0.push(b);
+            }
+        } else {
+            self.0.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -100,5 +200,56 @@ fn json_reply(body: Vec<u8>) -> Reply {
         status: 200,
         headers: vec![("Content-Type".into(), "application/json".into())],
         body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_matches_serde_json_for_every_kind_of_character() {
+        let samples = [
+            "",
+            "plain",
+            "quote \" and backslash \\ and slash /",
+            "line\nbreak\r\ttab \u{8}\u{c} \u{0} \u{1} \u{1f} \u{7f} é 日本 🦀",
+            "{\"a\":\"b\\\"c\",\"d\":[1,2]}",
+        ];
+        for text in samples {
+            let mut ours = vec![b'"'];
+            escape_into(&mut ours, text.as_bytes());
+            ours.push(b'"');
+            let back: String = serde_json::from_slice(&ours).expect("valid JSON string");
+            assert_eq!(back, text);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(text).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn an_encoded_tool_result_is_the_value_tool_result_builds() {
+        let value = serde_json::json!({"run": {"id": 7, "task_name": "a\"b", "status": "success"}, "x": [1, "\n"]});
+        for (links, complete) in [(true, false), (false, false), (true, true)] {
+            let answer = ToolAnswer::Done {
+                summary: "Done \"x\".".into(),
+                value: value.clone(),
+            };
+            let reply = answer.encode(&serde_json::json!(3), links, complete);
+            let got: Value = serde_json::from_slice(&reply.body).expect("valid JSON");
+            let mut want = super::super::tool_result("Done \"x\".", value.clone());
+            if !links {
+                super::super::strip_links(&mut want);
+            }
+            if complete {
+                want["resultType"] = "complete".into();
+            }
+            assert_eq!(
+                got,
+                serde_json::json!({"jsonrpc": "2.0", "id": 3, "result": want})
+            );
+        }
     }
 }
