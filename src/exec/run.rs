@@ -32,6 +32,8 @@ pub struct RunSettings {
     pub worktree_keep: usize,
     /// The config's `[[notify_channels]]`, for tasks whose `notify.channel` names one.
     pub notify_channels: std::sync::Arc<Vec<crate::config::NotifyChannel>>,
+    /// Database connections the run threads borrow (kept from one run to the next).
+    pub stores: std::sync::Arc<crate::store::StorePool>,
 }
 
 /// What the engine hands a run thread.
@@ -120,17 +122,17 @@ fn run_env(
 pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished {
     // Opened when first needed (live output, the end), so the process starts without waiting
     // for a database connection to be set up.
-    let store: std::cell::OnceCell<Option<Store>> = std::cell::OnceCell::new();
+    let store: std::cell::OnceCell<Option<crate::store::Lent>> = std::cell::OnceCell::new();
     let store = || {
         store
-            .get_or_init(|| match Store::open(db_path) {
+            .get_or_init(|| match settings.stores.take() {
                 Ok(s) => Some(s),
                 Err(e) => {
                     log::error!("run {}: cannot open the database: {e}", job.run_id);
                     None
                 }
             })
-            .as_ref()
+            .as_deref()
     };
     let scheduled_at = rfc3339_auto(job.scheduled_for.unwrap_or(job.started_at));
     let timeout_secs = job

@@ -103,6 +103,8 @@ impl Drop for ClientSlot<'_> {
 
 /// Between SIGTERM and SIGKILL for a run's process group (timeouts, cancels, shutdown).
 pub const RUN_GRACE: Duration = Duration::from_secs(5);
+/// Idle database connections kept for run threads (a burst of runs opens more; these stay).
+const RUN_STORES_KEPT: usize = 8;
 
 /// What happens when a run is recorded as finished: the file watcher's self-trigger guard
 /// hears of it, and sessions that set a log level get a message on their GET stream.
@@ -213,6 +215,10 @@ pub fn serve(config: Config) -> Result<(), String> {
                 worktree_root: config.worktree_root(),
                 worktree_keep: config.worktree_keep_per_task,
                 notify_channels: std::sync::Arc::new(config.notify_channels.clone()),
+                stores: std::sync::Arc::new(crate::store::StorePool::new(
+                    &config.db_path,
+                    RUN_STORES_KEPT,
+                )),
             },
         },
         run_listener(Arc::clone(&sessions), watch_handle.clone()),

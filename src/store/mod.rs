@@ -11,6 +11,7 @@ mod fault;
 mod migrations;
 mod oauth;
 mod pages;
+mod pool;
 mod runs;
 mod webhook;
 use busy::{busy_wait, BUSY_BUDGET};
@@ -19,6 +20,7 @@ use fault::DbFile;
 pub use fault::{current_fault, Fault};
 pub use oauth::{OAuthClient, TokenPair};
 pub use pages::*;
+pub use pool::{Lent, StorePool};
 pub use runs::*;
 
 use crate::tasks::model::{Task, TaskSpec, TaskType};

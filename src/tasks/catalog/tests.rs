@@ -97,6 +97,7 @@ fn engine_settings(
             worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
             worktree_keep: 1,
             notify_channels: Default::default(),
+            stores: std::sync::Arc::new(crate::store::StorePool::new(db_path, 2)),
         },
     }
 }
