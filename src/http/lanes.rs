@@ -97,8 +97,13 @@ impl<C> Drop for Lent<'_, C> {
         if let Some(resource) = self.resource.take() {
             state.idle.push(resource);
         }
+        // A notify is a system call even with nobody waiting (std's futex condvar): only when
+        // a request waits for a lane.
+        let waiting = state.waiting > 0;
         drop(state);
-        self.lanes.freed.notify_one();
+        if waiting {
+            self.lanes.freed.notify_one();
+        }
     }
 }
 
