@@ -135,18 +135,7 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 
 /// Base64url without padding (RFC 7636's encoding of the S256 challenge).
 pub fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    crate::util::base64url_encode(bytes)
 }
 
 /// Decode standard base64 (padding optional), e.g. an `Authorization: Basic` value.

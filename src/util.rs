@@ -1,6 +1,7 @@
 //! Small helpers with no state and no I/O, shared across layers: RFC 3339 time text, cutting
 //! text at a character boundary, edit distance for did-you-mean hints, and the one path-glob
-//! rule used by file-watch patterns and hook file patterns. It depends on nothing in the crate.
+//! rule used by file-watch patterns and hook file patterns, base64url, and the `obj!` macro. It
+//! depends on nothing in the crate.
 
 use chrono::{DateTime, Utc};
 use std::path::Path;
@@ -150,6 +151,42 @@ impl PathGlob {
             path.file_name().is_some_and(|n| self.matcher.is_match(n))
         }
     }
+}
+
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Base64url without padding (RFC 4648 §5): list cursors, PKCE S256 challenges.
+pub fn base64url_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(BASE64URL[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// [`base64url_encode`] undone; None for text that is not unpadded base64url.
+pub fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for chunk in text.as_bytes().chunks(4) {
+        if chunk.len() == 1 {
+            return None;
+        }
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            let v = BASE64URL.iter().position(|b| b == c)? as u32;
+            n |= v << (18 - 6 * i);
+        }
+        for i in 0..chunk.len() - 1 {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]

@@ -273,19 +273,24 @@ impl RateLimiter {
     /// limits that count only failures (wrong passwords): check first, take on a failure.
     pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
         let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let rate = self.per_minute / 60.0;
         match buckets.get(&client) {
             None => Ok(()),
-            Some((tokens, at)) => {
-                let refilled =
-                    (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(self.per_minute);
-                if refilled >= 1.0 {
-                    Ok(())
-                } else {
-                    Err(((1.0 - refilled) / rate).ceil().max(1.0) as u64)
-                }
-            }
+            Some((tokens, at)) => match self.refilled(*tokens, *at, now) {
+                r if r >= 1.0 => Ok(()),
+                r => Err(self.wait_secs(r)),
+            },
         }
+    }
+
+    /// A bucket's tokens now: what it held at `at`, plus the refill since, at most full.
+    fn refilled(&self, tokens: f64, at: Instant, now: Instant) -> f64 {
+        (tokens + now.duration_since(at).as_secs_f64() * self.per_minute / 60.0)
+            .min(self.per_minute)
+    }
+
+    /// Whole seconds until a bucket holding `tokens` has one.
+    fn wait_secs(&self, tokens: f64) -> u64 {
+        ((1.0 - tokens) / (self.per_minute / 60.0)).ceil().max(1.0) as u64
     }
 
     /// Ok, or Err(seconds until a token is available).
@@ -299,17 +304,16 @@ impl RateLimiter {
                 *tokens + now.duration_since(*at).as_secs_f64() * rate < cap
             });
         }
-        let rate = self.per_minute / 60.0;
-        let (tokens, at) = buckets.entry(client).or_insert((self.per_minute, now));
-        let refilled =
-            (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(self.per_minute);
+        let full = self.per_minute;
+        let (tokens, at) = buckets.entry(client).or_insert((full, now));
+        let refilled = self.refilled(*tokens, *at, now);
         *at = now;
         if refilled >= 1.0 {
             *tokens = refilled - 1.0;
             Ok(())
         } else {
             *tokens = refilled;
-            Err(((1.0 - refilled) / rate).ceil().max(1.0) as u64)
+            Err(self.wait_secs(refilled))
         }
     }
 }

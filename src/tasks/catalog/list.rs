@@ -115,12 +115,12 @@ impl Catalog {
 
 /// The cursor after the row (name, id): base64url of `["name","id"]`.
 pub fn encode_cursor(name: &str, id: &str) -> String {
-    base64url_encode(json!([name, id]).to_string().as_bytes())
+    crate::util::base64url_encode(json!([name, id]).to_string().as_bytes())
 }
 
 /// (name, id) from a cursor; the error says where cursors come from.
 pub(super) fn decode_cursor(cursor: &str) -> Result<(String, String), OpError> {
-    base64url_decode(cursor)
+    crate::util::base64url_decode(cursor)
         .and_then(|bytes| serde_json::from_slice::<(String, String)>(&bytes).ok())
         .ok_or_else(|| {
             OpError::Invalid(FieldError {
@@ -128,40 +128,6 @@ pub(super) fn decode_cursor(cursor: &str) -> Result<(String, String), OpError> {
                 message: "is not a cursor of claudecron_list_tasks; pass next_cursor of the previous page unchanged, or leave cursor out for the first page".into(),
             })
         })
-}
-
-const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-fn base64url_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(BASE64URL[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn base64url_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    for chunk in text.as_bytes().chunks(4) {
-        if chunk.len() == 1 {
-            return None;
-        }
-        let mut n = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            let v = BASE64URL.iter().position(|b| b == c)? as u32;
-            n |= v << (18 - 6 * i);
-        }
-        for i in 0..chunk.len() - 1 {
-            out.push((n >> (16 - 8 * i)) as u8);
-        }
-    }
-    Some(out)
 }
 
 /// One upcoming fire of a task (for the calendar feed).
