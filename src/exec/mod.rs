@@ -5,5 +5,6 @@ pub(crate) mod notify;
 pub(crate) mod process;
 pub(crate) mod run;
 pub(crate) mod subagent;
+pub(crate) mod sweep;
 pub(crate) mod verdict;
 pub(crate) mod worktree;

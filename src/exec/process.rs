@@ -5,6 +5,7 @@
 //! that left the group but still carries the run's marker (`CLAUDECRON_TASK_ID` and
 //! `CLAUDECRON_RUN_ID` in its environment). It knows nothing of SQL or scheduling.
 
+use super::sweep;
 use crate::sys::{signal_group, wait_exit_no_reap, ProcessHandle};
 use crossbeam_channel::{after, bounded, select, tick, Receiver};
 use std::io::{Read, Write};
@@ -58,49 +59,7 @@ pub fn env_value(text: &str) -> String {
     format!("{head}{ENV_VALUE_CUT}")
 }
 
-/// What marks every process of one run: `CLAUDECRON_TASK_ID` and `CLAUDECRON_RUN_ID`, inherited
-/// by everything the run starts, including processes that leave its process group (`setsid`,
-/// double forks). Task ids are random (60 bits) and run ids unique per database, so no two runs
-/// share a marker. A process that clears or rewrites its environment loses it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RunMarker {
-    pub task_id: String,
-    pub run_id: i64,
-}
-
-impl RunMarker {
-    /// The variables, as set in the run's environment.
-    pub fn env(&self) -> [(String, String); 2] {
-        [
-            ("CLAUDECRON_TASK_ID".into(), self.task_id.clone()),
-            ("CLAUDECRON_RUN_ID".into(), self.run_id.to_string()),
-        ]
-    }
-
-    /// The marker in a process environment (NUL-separated `KEY=value` entries); the first entry
-    /// of a name counts, as for getenv.
-    fn in_environ(environ: &[u8]) -> Option<RunMarker> {
-        let (mut task, mut run) = (None, None);
-        for var in environ.split(|b| *b == 0) {
-            if let Some(v) = var.strip_prefix(b"CLAUDECRON_TASK_ID=") {
-                task = task.or(Some(v));
-            } else if let Some(v) = var.strip_prefix(b"CLAUDECRON_RUN_ID=") {
-                run = run.or(Some(v));
-            }
-        }
-        Some(RunMarker {
-            task_id: String::from_utf8(task?.to_vec()).ok()?,
-            run_id: std::str::from_utf8(run?).ok()?.parse().ok()?,
-        })
-    }
-
-    /// The marker of process `pid` (None for a zombie, a process we may not read, or one
-    /// without a marker).
-    fn of_process(pid: i32) -> Option<RunMarker> {
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-        RunMarker::in_environ(&environ)
-    }
-}
+pub use super::sweep::RunMarker;
 
 /// How the run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -405,25 +364,14 @@ impl PidWindow {
         PidWindow { leader, started }
     }
 
-    /// The ids to look at now: `(leader, last]` round the circle; None for every id.
-    fn range(&self) -> Option<(i32, i32)> {
+    /// The ids to look at now: those after the leader's, or every id once the run is older
+    /// than `PID_WINDOW_MAX`.
+    fn span(&self) -> sweep::Span {
         if self.started.elapsed() > PID_WINDOW_MAX {
-            return None;
+            sweep::Span::All
+        } else {
+            sweep::Span::After(self.leader)
         }
-        let last = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
-            .ok()?
-            .trim()
-            .parse::<i32>()
-            .ok()?;
-        Some((self.leader, last))
-    }
-}
-
-fn in_range(pid: i32, range: Option<(i32, i32)>) -> bool {
-    match range {
-        None => true,
-        Some((leader, last)) if leader <= last => pid > leader && pid <= last,
-        Some((leader, last)) => pid > leader || pid <= last,
     }
 }
 
@@ -433,27 +381,18 @@ fn marked_processes(runs: &[RunMarker]) -> Vec<i32> {
     marked_processes_in(runs, None)
 }
 
-/// `marked_processes`, looking only at the ids `window` allows.
+/// `marked_processes`, looking only at the ids `window` allows (through a look at /proc shared
+/// with the run ends asking at the same time: `sweep`).
 fn marked_processes_in(runs: &[RunMarker], window: Option<&PidWindow>) -> Vec<i32> {
     if runs.is_empty() {
         return Vec::new();
     }
-    let range = window.and_then(PidWindow::range);
-    let me = std::process::id() as i32;
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if pid > 1
-            && pid != me
-            && in_range(pid, range)
-            && RunMarker::of_process(pid).is_some_and(|m| runs.contains(&m))
-        {
-            found.push(pid);
-        }
-    }
-    found
+    let span = window.map_or(sweep::Span::All, PidWindow::span);
+    sweep::marked(span)
+        .iter()
+        .filter(|(_, marker)| runs.contains(marker))
+        .map(|(pid, _)| *pid)
+        .collect()
 }
 
 /// A handle on process `pid` if it still carries one of `runs`' markers. The marker is read
