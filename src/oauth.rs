@@ -273,9 +273,20 @@ pub fn redirect_matches(registered: &str, presented: &str) -> bool {
 
 /// Is a redirect URI on the allow-list: equal to an entry, or loopback with `loopback` listed?
 pub fn redirect_allowed(uri: &str, allow: &[String]) -> bool {
-    allow
-        .iter()
-        .any(|a| a == uri || (a == LOOPBACK && is_loopback_redirect(uri)))
+    uri_characters_only(uri)
+        && allow
+            .iter()
+            .any(|a| a == uri || (a == LOOPBACK && is_loopback_redirect(uri)))
+}
+
+/// Only the characters a URI may hold (RFC 3986 §2: unreserved, reserved, `%`): a redirect
+/// URI goes into a `Location` header, and a CR or LF there would add headers of the client's
+/// choosing to the answer; spaces, quotes, `\` and non-ASCII have no place in one either.
+fn uri_characters_only(uri: &str) -> bool {
+    !uri.is_empty()
+        && uri
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b))
 }
 
 /// Check a client's redirect URIs (registration or metadata document): at least one, each on

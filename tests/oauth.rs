@@ -558,6 +558,23 @@ fn negative_table_each_refused_with_its_oauth_error() {
         Some("invalid_target")
     );
 
+    // A redirect URI with CR/LF (it would add headers to the redirect), a space, a quote or a
+    // backslash is refused at registration: only URI characters go into a Location header.
+    for bad in [
+        "http://127.0.0.1:9/cb\r\nSet-Cookie: claudecron_status=attacker; Path=/",
+        "http://127.0.0.1:9/cb\nX-Injected: 1",
+        "http://127.0.0.1:9/c b",
+        "http://127.0.0.1:9/c\"b",
+        "http://127.0.0.1:9/c\\b",
+        "http://127.0.0.1:9/caf\u{e9}",
+    ] {
+        let resp = register(&server, bad, "splitter");
+        assert_eq!(oauth_error(&resp, 400), "invalid_redirect_uri", "{bad:?}");
+    }
+    // Percent-encoded, the same characters are ordinary URI text.
+    let resp = register(&server, "http://127.0.0.1:9/cb%0d%0aX", "encoded");
+    assert_eq!(resp.status, 201, "{}", resp.describe());
+
     // A registration over 16 KiB is not read.
     let big = Req::post("/register")
         .header("Content-Type", "application/json")

@@ -190,6 +190,16 @@ impl Reply {
     pub fn send(self, request: tiny_http::Request) {
         let mut response = tiny_http::Response::from_data(self.body).with_status_code(self.status);
         for (name, value) in &self.headers {
+            // A header with a control character (CR, LF: a header or body of someone's choosing
+            // after it) is never written, whatever put it there.
+            if name
+                .bytes()
+                .chain(value.bytes())
+                .any(|b| b < 0x20 && b != b'\t' || b == 0x7f)
+            {
+                log::error!("header {name:?} dropped: its value holds a control character");
+                continue;
+            }
             if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
                 response.add_header(h);
             }
