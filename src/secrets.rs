@@ -304,11 +304,137 @@ impl Masker {
         }
         out
     }
+
+    /// A run's output masked, also where it was cut: a value cut by the end of the kept head
+    /// (before `[… N bytes omitted …]`) or the start of the kept tail shows its start or its end
+    /// there, which [`Masker::mask`] cannot match; such a piece is masked too, when it holds at
+    /// least `EDGE_MIN` bytes of the value (or all but its last or first byte, for a shorter
+    /// value).
+    pub fn mask_output(&self, text: &str) -> String {
+        let masked = self.mask(text);
+        if self.values.is_empty() || !masked.contains(CUT_START) {
+            return masked;
+        }
+        let mut out = String::with_capacity(masked.len());
+        let mut rest = masked.as_str();
+        while let Some(start) = rest.find(CUT_START) {
+            let Some(len) = rest[start..].find(CUT_END).map(|e| e + CUT_END.len()) else {
+                break;
+            };
+            out.push_str(&self.mask_cut_end(&rest[..start]));
+            out.push_str(&rest[start..start + len]);
+            rest = &rest[start + len..];
+            let cut = self.cut_start_len(rest);
+            if cut > 0 {
+                out.push_str(MASK);
+                rest = &rest[cut..];
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// `MASK` in place of the longest start of a value that `head` ends with.
+    fn mask_cut_end(&self, head: &str) -> String {
+        for v in &self.values {
+            for k in (edge_min(v)..v.len()).rev() {
+                if v.is_char_boundary(k) && head.ends_with(&v[..k]) {
+                    return format!("{}{MASK}", &head[..head.len() - k]);
+                }
+            }
+        }
+        head.to_string()
+    }
+
+    /// How many bytes at the start of `tail` are the end of a value (0 for none).
+    fn cut_start_len(&self, tail: &str) -> usize {
+        for v in &self.values {
+            for k in (edge_min(v)..v.len()).rev() {
+                if v.is_char_boundary(v.len() - k) && tail.starts_with(&v[v.len() - k..]) {
+                    return k;
+                }
+            }
+        }
+        0
+    }
+
+    /// Every string in `value` (keys too) masked: a value inside JSON text is escaped there
+    /// (`"`, `\`), so the text itself cannot be masked.
+    pub fn mask_value(&self, value: &mut serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => {
+                let masked = self.mask(s);
+                if masked != *s {
+                    *s = masked;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.mask_value(v)),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (k, mut v) in entries {
+                    self.mask_value(&mut v);
+                    map.insert(self.mask(&k), v);
+                }
+            }
+            _ => {}
+        }
+    }
 }
+
+/// How the capture marks where it cut the output (`process::Capture::snapshot`).
+const CUT_START: &str = "\n[… ";
+const CUT_END: &str = " bytes omitted …]\n";
+
+/// The shortest piece of a value masked at a cut: 3 bytes, or all but one of a shorter value.
+fn edge_min(value: &str) -> usize {
+    EDGE_MIN.min(value.len().saturating_sub(1)).max(1)
+}
+
+const EDGE_MIN: usize = 3;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_cut_where_the_output_was_cut_is_masked_on_both_sides() {
+        let m = Masker::new(vec!["TOPSECRETvalue-4242".into()]);
+        let cut = |head: &str, tail: &str| format!("{head}\n[… 9000 bytes omitted …]\n{tail}");
+        assert_eq!(
+            m.mask_output(&cut("xxxTOPSECRETval", "alue-4242 yy")),
+            cut("xxx***", "*** yy")
+        );
+        // Whole values on either side, and text that only looks like a cut, as before.
+        assert_eq!(
+            m.mask_output(&cut("a TOPSECRETvalue-4242", "b")),
+            cut("a ***", "b")
+        );
+        assert_eq!(m.mask_output("no cut TOPSECRETvalue-4242"), "no cut ***");
+        // Two bytes of a value are too little to tell it from chance.
+        assert_eq!(m.mask_output(&cut("xxTO", "42 z")), cut("xxTO", "42 z"));
+    }
+
+    #[test]
+    fn strings_inside_json_are_masked_where_the_text_would_hide_them() {
+        let m = Masker::new(vec!["pa\"ss\\word-9f3".into()]);
+        let mut details = serde_json::json!({
+            "permission_denials": [{"tool_input": {"command": "curl -u me:pa\"ss\\word-9f3 x"}}],
+            "pa\"ss\\word-9f3": 1
+        });
+        assert!(
+            !m.mask(&details.to_string()).contains("***"),
+            "the escaped text hides it"
+        );
+        m.mask_value(&mut details);
+        assert_eq!(
+            details,
+            serde_json::json!({
+                "permission_denials": [{"tool_input": {"command": "curl -u me:*** x"}}],
+                "***": 1
+            })
+        );
+    }
 
     #[test]
     fn names_values_and_references_are_checked() {

@@ -158,7 +158,7 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
         let text = if masker.is_empty() {
             text
         } else {
-            masked = masker.mask(text);
+            masked = masker.mask_output(text);
             masked.as_str()
         };
         if let Some(s) = store() {
@@ -241,12 +241,11 @@ pub fn execute(job: RunJob, settings: &RunSettings, db_path: &Path) -> Finished 
         },
     };
     if !masker.is_empty() {
-        ended.output = masker.mask(&ended.output);
+        ended.output = masker.mask_output(&ended.output);
         ended.error = ended.error.as_deref().map(|e| masker.mask(e));
-        ended.details = ended
-            .details
-            .as_ref()
-            .and_then(|d| serde_json::from_str(&masker.mask(&d.to_string())).ok());
+        if let Some(details) = ended.details.as_mut() {
+            masker.mask_value(details);
+        }
     }
     let mut status = ended.status;
     let mut error = ended.error.clone();
