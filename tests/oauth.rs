@@ -736,3 +736,48 @@ fn set_password_writes_the_hash_into_the_config_file_before_its_tables() {
         "{shown}"
     );
 }
+
+#[test]
+fn wrong_passwords_sent_at_once_are_limited_like_one_after_the_other() {
+    let server = start(&[]);
+    let client = client_id(&server);
+    // 16 consent forms, then all 16 wrong passwords at the same moment: the limit (10 a minute
+    // per address) holds; before, each attempt only looked at the budget before its (slow)
+    // check and took from it after, so parallel attempts all got through.
+    let forms: Vec<String> = (0..16)
+        .map(|_| csrf(&authorize(&server, &client, &[])))
+        .collect();
+    let port = server.port;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(forms.len()));
+    let began = std::time::Instant::now();
+    let statuses: Vec<u16> = forms
+        .into_iter()
+        .map(|token| {
+            let barrier = std::sync::Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                Req::post("/authorize")
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(form(&[
+                        ("csrf_token", &token),
+                        ("password", "not the password"),
+                        ("decision", "approve"),
+                    ]))
+                    .send(port)
+                    .status
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    // The budget refills at 10 a minute: a slow host may have earned one more meanwhile.
+    let refilled = (began.elapsed().as_secs_f64() * 10.0 / 60.0).floor() as usize;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + limited, 16, "{statuses:?}");
+    assert!(
+        (10..=10 + refilled).contains(&checked),
+        "{checked} wrong passwords checked (budget 10 + {refilled} refilled): {statuses:?}"
+    );
+}

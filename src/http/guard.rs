@@ -269,19 +269,6 @@ impl RateLimiter {
         }
     }
 
-    /// Whether `take` would succeed now (nothing is taken): Ok, or Err(seconds to wait). For
-    /// limits that count only failures (wrong passwords): check first, take on a failure.
-    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
-        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        match buckets.get(&client) {
-            None => Ok(()),
-            Some((tokens, at)) => match self.refilled(*tokens, *at, now) {
-                r if r >= 1.0 => Ok(()),
-                r => Err(self.wait_secs(r)),
-            },
-        }
-    }
-
     /// A bucket's tokens now: what it held at `at`, plus the refill since, at most full.
     fn refilled(&self, tokens: f64, at: Instant, now: Instant) -> f64 {
         (tokens + now.duration_since(at).as_secs_f64() * self.per_minute / 60.0)
@@ -291,6 +278,14 @@ impl RateLimiter {
     /// Whole seconds until a bucket holding `tokens` has one.
     fn wait_secs(&self, tokens: f64) -> u64 {
         ((1.0 - tokens) / (self.per_minute / 60.0)).ceil().max(1.0) as u64
+    }
+
+    /// Return a token taken by `take` (the attempt it paid for turned out not to count).
+    pub fn give_back(&self, client: IpAddr) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((tokens, _)) = buckets.get_mut(&client) {
+            *tokens = (*tokens + 1.0).min(self.per_minute);
+        }
     }
 
     /// Ok, or Err(seconds until a token is available).

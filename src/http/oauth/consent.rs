@@ -292,7 +292,9 @@ impl OAuthServer {
             );
         }
         // Wrong passwords are counted per client address (10 a minute); while its budget is
-        // spent, no password is even checked.
+        // spent, no password is even checked. Each attempt takes from the budget before the
+        // check (given back when it was right): attempts sent in parallel cannot all pass a
+        // look at a budget that none of them has taken from yet.
         let too_many = |wait: u64| {
             error_page(
                 429,
@@ -300,14 +302,13 @@ impl OAuthServer {
             )
             .with_header("Retry-After", &wait.to_string())
         };
-        if let Err(wait) = self.guesses.check(client, Instant::now()) {
+        if let Err(wait) = self.guesses.take(client, Instant::now()) {
             return too_many(wait);
         }
         let secret = f("password");
-        if !self.owner_secret_ok(&secret) {
-            if let Err(wait) = self.guesses.take(client, Instant::now()) {
-                return too_many(wait);
-            }
+        if self.owner_secret_ok(&secret) {
+            self.guesses.give_back(client);
+        } else {
             pending.failures += 1;
             log::warn!(
                 "oauth: a wrong owner password or code for {} from {client}",
