@@ -328,7 +328,10 @@ mod tests {
             assert!(limiter.take(a, t0).is_ok());
         }
         assert_eq!(limiter.take(a, t0), Err(1));
-        assert_eq!(limiter.check(a, t0), Err(1));
+        // A token given back can be taken again at once.
+        limiter.give_back(a);
+        assert!(limiter.take(a, t0).is_ok());
+        assert_eq!(limiter.take(a, t0), Err(1));
         assert!(limiter.take(b, t0).is_ok());
         assert!(limiter.take(a, t0 + Duration::from_secs(1)).is_ok());
     }
