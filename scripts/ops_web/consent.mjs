@@ -62,7 +62,9 @@ try {
   let callbackUrl = "";
   const cb = new URL(callbackPrefix);
   const listener = http.createServer((req, res) => {
-    callbackUrl = `${cb.origin}${req.url}`;
+    // The callback itself, not what the browser asks the same origin for after it (its
+    // /favicon.ico, which once came last and was taken for the callback).
+    if (req.url.startsWith(cb.pathname)) callbackUrl = `${cb.origin}${req.url}`;
     res.writeHead(200, { "Content-Type": "text/plain" }).end("callback reached");
   });
   await new Promise((resolve, reject) => {
