@@ -184,21 +184,38 @@ pub fn public_address(ip: std::net::IpAddr) -> bool {
                 || v4.is_broadcast()
                 || v4.is_documentation()
                 || a == 0
+                || a >= 240 // reserved, and the broadcast address
                 || (a == 100 && (64..128).contains(&b))
-                || (a == 198 && (18..20).contains(&b)))
+                || (a == 198 && (18..20).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
+                || (a == 192 && b == 88 && v4.octets()[2] == 99)) // 6to4 relay anycast
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => public_address(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80
-                    || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            // IPv4 inside IPv6: mapped (::ffff:a.b.c.d), compatible (::a.b.c.d), NAT64
+            // (64:ff9b::/96; 64:ff9b:1::/48 is local-use translation), 6to4 (2002:AABB:CCDD::):
+            // judged by the IPv4 address they reach.
+            let embedded = match s {
+                [0, 0, 0, 0, 0, 0xffff, hi, lo] | [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => {
+                    Some((hi, lo))
+                }
+                [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => Some((hi, lo)),
+                [0x2002, hi, lo, ..] => Some((hi, lo)),
+                _ => None,
+            };
+            if let Some((hi, lo)) = embedded {
+                let v4 = std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+                return public_address(IpAddr::V4(v4));
             }
-        },
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] == 0x64 && s[1] == 0xff9b) // 64:ff9b:1::/48, local NAT64
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link local
+                || (s[0] & 0xffc0) == 0xfec0 // site local (deprecated, still routed by some)
+                || s[0] == 0x2001 && s[1] == 0x0db8)
+        }
     }
 }
 
@@ -570,10 +587,25 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "0.0.0.0",
+            // IPv4 reached through IPv6 (NAT64, 6to4, compatible) and other reserved ranges.
+            "64:ff9b::a00:5",
+            "64:ff9b:1::1",
+            "2002:a00:1::1",
+            "::10.0.0.1",
+            "fec0::1",
+            "240.0.0.1",
+            "192.0.0.8",
+            "192.88.99.1",
         ] {
             assert!(!public_address(private.parse().unwrap()), "{private}");
         }
-        for public in ["1.1.1.1", "160.79.104.10", "2606:4700::1111"] {
+        for public in [
+            "1.1.1.1",
+            "160.79.104.10",
+            "2606:4700::1111",
+            "64:ff9b::101:101",
+            "2002:101:101::1",
+        ] {
             assert!(public_address(public.parse().unwrap()), "{public}");
         }
     }
