@@ -23,8 +23,11 @@ use std::sync::Mutex;
 pub const FORM_BYTES: usize = 16 * 1024;
 /// A fetched metadata document is used this long before it is fetched again (seconds).
 const CIMD_CACHE_SECS: i64 = 3600;
-/// Registered clients at most (registration is open; each needs an owner's approval to matter).
+/// Clients at most, registered and metadata-document ones (registration is open; each needs an
+/// owner's approval to matter). When full, clients unused for `UNUSED_CLIENT_SECS` make room.
 const MAX_CLIENTS: usize = 10_000;
+/// A client that got no grant within this long may be forgotten to make room (seconds).
+const UNUSED_CLIENT_SECS: i64 = 3600;
 /// Store connections kept for OAuth lookups (more are opened when needed, then closed).
 const POOL_KEEP: usize = 4;
 
@@ -203,6 +206,7 @@ impl OAuthServer {
             )),
             Some(c) if fresh(&c) => Ok(c),
             stale if client_id.starts_with("https://") => {
+                let known = stale.is_some();
                 let (name, uris) = match (cimd::fetch(client_id), stale) {
                     (Ok(doc), _) => doc,
                     // Fetched before and unreachable now: the last copy serves until it is back.
@@ -222,9 +226,17 @@ impl OAuthServer {
                     rules::check_redirect_uris(&uris, &self.config.redirect_uris)?;
                 }
                 let uris = allowed;
-                self.with_store(|s| s.oauth_put_client(client_id, &name, &uris, "metadata", now()))
-                    .map_err(|e| (OAuthError::InvalidRequest, e))?
-                    .map_err(|e| (OAuthError::InvalidRequest, e.to_string()))?;
+                let at = now();
+                self.with_store(|s| {
+                    if !known && !s.oauth_room_for_client(MAX_CLIENTS, at - UNUSED_CLIENT_SECS)? {
+                        return Err(crate::store::StoreError::Db(format!(
+                            "this server holds {MAX_CLIENTS} clients already"
+                        )));
+                    }
+                    s.oauth_put_client(client_id, &name, &uris, "metadata", at)
+                })
+                .map_err(|e| (OAuthError::InvalidRequest, e))?
+                .map_err(|e| (OAuthError::InvalidRequest, e.to_string()))?;
                 Ok(OAuthClient {
                     client_id: client_id.into(),
                     name,
@@ -294,8 +306,10 @@ impl OAuthServer {
         let client_id = format!("ccc_{id}");
         let issued = now();
         let stored = self.with_store(|s| -> Result<(), String> {
-            let count = s.oauth_clients().map_err(|e| e.to_string())?.len();
-            if count >= MAX_CLIENTS {
+            if !s
+                .oauth_room_for_client(MAX_CLIENTS, issued - UNUSED_CLIENT_SECS)
+                .map_err(|e| e.to_string())?
+            {
                 return Err(format!("this server holds {MAX_CLIENTS} clients already; revoke unused ones (claudecron oauth clients, revoke)"));
             }
             s.oauth_put_client(&client_id, &name, &uris, "registered", issued)

@@ -151,6 +151,27 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    /// Room for one more client under `max`: when full, clients that never got a grant and are
+    /// older than `unused_since` are forgotten first (registration is open to anyone; revoked
+    /// clients are kept, so a revocation holds). False when still full.
+    pub fn oauth_room_for_client(&self, max: usize, unused_since: i64) -> Result<bool> {
+        let count = |c: &rusqlite::Connection| -> rusqlite::Result<i64> {
+            c.query_row("SELECT COUNT(*) FROM oauth_clients", [], |r| r.get(0))
+        };
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        if count(&self.conn)? < max {
+            return Ok(true);
+        }
+        self.write(|c| {
+            c.execute(
+                "DELETE FROM oauth_clients WHERE revoked_at IS NULL AND created_at < ?1
+                 AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = oauth_clients.client_id)",
+                [unused_since],
+            )?;
+            Ok(count(c)? < max)
+        })
+    }
+
     /// Revoke a client and every grant it holds; false when there is no such client.
     pub fn oauth_revoke_client(&self, client_id: &str, now: i64) -> Result<bool> {
         self.write(|c| {
@@ -352,5 +373,54 @@ impl Store {
             )?;
             Ok(n == 1)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_client_table_forgets_old_unused_clients_but_keeps_used_and_revoked_ones() {
+        let dir = std::env::temp_dir().join(format!("cc-oauth-room-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir.join("tasks.db")).unwrap();
+        let uris = vec!["http://127.0.0.1/cb".to_string()];
+        for (id, at) in [
+            ("old-unused", 100),
+            ("old-used", 100),
+            ("old-revoked", 100),
+            ("new", 5000),
+        ] {
+            store
+                .oauth_put_client(id, id, &uris, "registered", at)
+                .unwrap();
+        }
+        store.oauth_revoke_client("old-revoked", 200).unwrap();
+        store
+            .conn
+            .execute(
+                "INSERT INTO oauth_grants (client_id, resource, created_at) VALUES ('old-used', 'r', 150)",
+                [],
+            )
+            .unwrap();
+        assert!(
+            store.oauth_room_for_client(5, 1000).unwrap(),
+            "room: nothing forgotten"
+        );
+        assert_eq!(store.oauth_clients().unwrap().len(), 4);
+        // Full at 4: the one old client that never got a grant and is not revoked goes.
+        assert!(store.oauth_room_for_client(4, 1000).unwrap());
+        let mut left: Vec<String> = store
+            .oauth_clients()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.client_id)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["new", "old-revoked", "old-used"]);
+        // Still full at 3 with nothing more to forget.
+        assert!(!store.oauth_room_for_client(3, 1000).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
