@@ -155,6 +155,11 @@ nnp-set
 end" ]] && pass "a task cannot write /etc or /usr, read /home or the approval key, see disks; no_new_privs is set" ||
   fail "a task cannot write /etc or /usr, read /home or the approval key, see disks; no_new_privs is set" "$out"
 
+owned=$(find /var/lib/claudecron -xdev ! -user claudecron 2>&1)
+[[ -z "$owned" ]] &&
+  pass "root's claudecron approve wrote as the database's owner: nothing in /var/lib/claudecron is root's" ||
+  fail "root's claudecron approve wrote as the database's owner" "$owned"
+
 # --- reloading nginx from a task: path unit (no sudo), then sudo ---------------------------------
 cat >/etc/systemd/system/nginx.service <<'EOF'
 [Unit]

@@ -75,7 +75,7 @@ fn parse(command: &str, args: &[String]) -> Result<Args, CliError> {
             }
         }
     }
-    if command == "approve" && !out.init_key && out.targets.is_empty() == !out.all {
+    if command == "approve" && !out.init_key && out.targets.is_empty() != out.all {
         return Err(CliError::Usage(format!(
             "`approve` needs the tasks to approve, or --all for every pending task; accepted: {ACCEPTED}"
         )));
