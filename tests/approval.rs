@@ -9,8 +9,9 @@
 //! with a forged approval row (right hash, no or someone else's signature) written straight
 //! into the database; `approve --content <full hash>` makes it fire; a short hash, and
 //! `approve` without `--content` and without a terminal, are refused; a command edit makes it
-//! pending again; hook and file events for a pending task record nothing; without the public
-//! key nothing runs and the log says why; a task from before the switch waits until approved.
+//! pending again; on a terminal `approve` shows the content and asks; hook and file events for
+//! a pending task record nothing; without the public key nothing runs and the log says why; a
+//! task from before the switch waits until approved; `pending` escapes bidi characters.
 //! Waits are for conditions with deadlines.
 
 mod common;
@@ -74,6 +75,13 @@ fn describe(out: &Output) -> String {
 /// `claudecron ARGS` on the host with the key paths (and `--db` when given), with none of the
 /// developer's settings, no terminal, as `uid` when given.
 fn cli_as(keys: &Keys, db: Option<&Path>, args: &[&str], uid: Option<u32>) -> Output {
+    command(keys, db, args, uid)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run claudecron")
+}
+
+fn command(keys: &Keys, db: Option<&Path>, args: &[&str], uid: Option<u32>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_claudecron"));
     cmd.args(args);
     if let Some(db) = db {
@@ -87,13 +95,66 @@ fn cli_as(keys: &Keys, db: Option<&Path>, args: &[&str], uid: Option<u32>) -> Ou
     cmd.env("HOME", keys.private.parent().unwrap())
         .env("CLAUDECRON_REQUIRE_APPROVAL", "true")
         .env("CLAUDECRON_APPROVAL_KEY", &keys.private)
-        .env("CLAUDECRON_APPROVAL_PUBLIC_KEY", &keys.public)
-        .stdin(Stdio::null());
+        .env("CLAUDECRON_APPROVAL_PUBLIC_KEY", &keys.public);
     if let Some(uid) = uid {
         use std::os::unix::process::CommandExt;
         cmd.uid(uid).gid(uid);
     }
-    cmd.output().expect("run claudecron")
+    cmd
+}
+
+/// `claudecron ARGS --db …` on a terminal (a pseudo-terminal): waits for the y/N question,
+/// answers `answer`, and returns the exit code and everything the terminal showed.
+fn on_a_terminal(server: &Server, keys: &Keys, args: &[&str], answer: &str) -> (i32, String) {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    use std::sync::{Arc, Mutex};
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty(3) with valid out-parameters and no name, termios or window size.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened by openpty and are owned here alone.
+    let (master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let mut cmd = command(keys, Some(&db(server)), args, None);
+    cmd.stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave);
+    let mut child = cmd.spawn().expect("run claudecron on a terminal");
+    drop(cmd); // the parent's copies of the terminal's slave side
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&shown);
+    let mut reader = master.try_clone().unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let text = || String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    wait_until("the y/N question", WAIT, || {
+        text().contains("[y/N]").then_some(())
+    });
+    (&master).write_all(answer.as_bytes()).unwrap();
+    let status = wait_until("claudecron to end", WAIT, || child.try_wait().unwrap());
+    drop(master);
+    let _ = reading.join();
+    (status.code().unwrap_or(-1), text())
 }
 
 fn cli(keys: &Keys, db: Option<&Path>, args: &[&str]) -> Output {
@@ -592,4 +653,48 @@ fn pending_escapes_bidi_and_control_characters() {
         .as_str()
         .unwrap()
         .contains('\u{202e}'));
+}
+
+/// On a terminal, `approve TASK` and `approve --all` show exactly the content they sign (its
+/// bidi characters escaped) with the full hash and ask; anything but yes approves nothing.
+#[test]
+fn on_a_terminal_approve_shows_the_content_and_asks() {
+    let keys = Keys::new();
+    let server = start(&keys, &keys.public);
+    let mcp = Mcp::new(&server);
+    let one = mcp.add(
+        json!({"name": "one", "type": "bash", "trigger": {"type": "manual"},
+        "command": "echo first \u{202e}txt.exe"}),
+    );
+    let two = mcp.add(
+        json!({"name": "two", "type": "bash", "trigger": {"type": "manual"},
+        "command": "echo second"}),
+    );
+    let hash = hash_of(&server, &keys, &one);
+
+    let (code, shown) = on_a_terminal(&server, &keys, &["approve", &one], "n\n");
+    assert_eq!(code, 1, "{shown}");
+    assert!(
+        shown.contains("echo first \\u202etxt.exe")
+            && shown.contains(&hash)
+            && shown.contains("not confirmed"),
+        "{shown}"
+    );
+    assert!(!shown.contains('\u{202e}'), "{shown}");
+    assert_eq!(pending(&server, &keys).len(), 2, "a no approves nothing");
+
+    let (code, shown) = on_a_terminal(&server, &keys, &["approve", &one], "y\n");
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("approved task \"one\""), "{shown}");
+    assert_eq!(pending(&server, &keys).len(), 1);
+    assert_eq!(mcp.run_task(&one, 30)["status"], "success");
+
+    let (code, shown) = on_a_terminal(&server, &keys, &["approve", "--all"], "yes\n");
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains("echo second") && shown.contains("approved task \"two\""),
+        "{shown}"
+    );
+    assert!(pending(&server, &keys).is_empty());
+    assert_eq!(mcp.run_task(&two, 30)["status"], "success");
 }
