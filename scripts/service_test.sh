@@ -216,16 +216,17 @@ if out=$(CLAUDECRON_DB_PATH=$TMP/check/tasks.db CLAUDECRON_TOKEN_FILE=$TMP/check
 else
   fail "claudecron check accepts the example with its commented-out keys enabled" "$out"
 fi
-# Every key the server knows (config::KEYS and config::oauth::KEYS) is documented (as `key = `
+# Every key the server knows (config::KEYS, config::oauth::KEYS, config::approval::KEYS) is documented (as `key = `
 # or `# key = `), and nothing else.
 keys=$({ sed -n '/^const KEYS/,/^];/p' "$REPO/src/config/mod.rs"
-  sed -n '/const KEYS/,/^];/p' "$REPO/src/config/oauth.rs"; } | tr -d ' \n' |
+  sed -n '/const KEYS/,/^];/p' "$REPO/src/config/oauth.rs"
+  sed -n '/const KEYS/,/^];/p' "$REPO/src/config/approval.rs"; } | tr -d ' \n' |
   grep -oE '\("[a-z_]+",Kind::' | sed -E 's/^\("([a-z_]+)".*/\1/' | sort)
 documented=$(grep -oE '^(# )?[a-z_]+ = ' "$REPO/config.example.toml" | sed -E 's/^# //; s/ = $//' | sort -u)
 if [[ -n "$keys" && "$keys" == "$documented" ]]; then
-  pass "config.example.toml documents exactly the $(wc -l <<<"$keys") keys of src/config (KEYS and oauth::KEYS)"
+  pass "config.example.toml documents exactly the $(wc -l <<<"$keys") keys of src/config (KEYS, oauth::KEYS, approval::KEYS)"
 else
-  fail "config.example.toml documents exactly the keys of src/config (KEYS and oauth::KEYS)" \
+  fail "config.example.toml documents exactly the keys of src/config (KEYS, oauth::KEYS, approval::KEYS)" \
     "$(diff <(echo "$keys") <(echo "$documented") | sed 's/^</missing in example:/; s/^>/not a key:/' | grep -v '^[0-9]')"
 fi
 

@@ -279,3 +279,27 @@ pub(crate) fn set_env_for_test(key: &str, value: Option<&std::ffi::OsStr>) {
         }
     }
 }
+
+/// This process's effective user id.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no failure mode.
+    unsafe { libc::geteuid() }
+}
+
+/// Become `uid`:`gid` for good, with no supplementary groups (a root host command that must
+/// write files as their owner). Checked afterwards: root cannot be taken back.
+pub(crate) fn become_user(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: setgroups with an empty list, then setgid and setuid; plain system calls.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setgid(gid) != 0
+            || libc::setuid(uid) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        if uid != 0 && (libc::setuid(0) == 0 || libc::geteuid() != uid || libc::getegid() != gid) {
+            return Err(io::Error::other("the user change did not hold"));
+        }
+    }
+    Ok(())
+}

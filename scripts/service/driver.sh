@@ -33,9 +33,13 @@ call() {
     '{jsonrpc:"2.0",id:2,method:"tools/call",params:{name:$n,arguments:$a}}')"
 }
 # approve NAME: the owner's approval on the host (the installed example config has
-# require_approval = true), as the service user, as docs/RUNBOOK.md says
+# require_approval = true), as root with the approval key, naming the full content hash that
+# `pending` shows, as docs/RUNBOOK.md says
 approve() {
-  runuser -u claudecron -- claudecron approve "$1" --config /etc/claudecron/config.toml >/dev/null
+  local hash
+  hash=$(claudecron pending --json --config /etc/claudecron/config.toml |
+    jq -r --arg n "$1" '.pending[] | select(.name == $n) | .content_sha256')
+  claudecron approve "$1" --content "$hash" --config /etc/claudecron/config.toml >/dev/null
 }
 # task NAME COMMAND [WAIT]: add a manual bash task, approve it and run it (waiting WAIT s, default 30)
 task() {
@@ -95,6 +99,21 @@ else
   fail "install.sh again: exit 0, edited config kept, running service left alone" "$out"
 fi
 
+# --- the approval key pair: root's private key, the server checks with the public one ---------
+if out=$(claudecron approve --init-key --config /etc/claudecron/config.toml 2>&1) &&
+  systemctl restart claudecron && wait_health "$B/health" 10; then
+  pass "claudecron approve --init-key as root, then restart"
+else
+  fail "claudecron approve --init-key as root, then restart" "$out"
+fi
+keys=$(stat -c '%n %a %U:%G' /etc/claudecron/approval.key /etc/claudecron/approval.pub 2>&1)
+[[ "$keys" == "/etc/claudecron/approval.key 600 root:root
+/etc/claudecron/approval.pub 644 root:root" ]] &&
+  journalctl -u claudecron --no-pager | grep -q 'approvals are checked with the public key /etc/claudecron/approval.pub' &&
+  ! journalctl -u claudecron --no-pager | grep -q 'could forge approvals' &&
+  pass "approval key pair next to the config (private root 0600, public 0644); the server loads the public key and cannot read the private one" ||
+  fail "approval key pair next to the config; the server loads the public key only" "$keys"
+
 # --- what a bash task can and cannot do -----------------------------------------------------
 mcp_open
 out=$(task ordinary 'set -e
@@ -129,11 +148,17 @@ touch /usr/local/bin/x 2>/dev/null && echo usr-writable
 ls /home >/dev/null 2>&1 && echo home-readable
 ls /dev/vda /dev/sda >/dev/null 2>&1 && echo disk-visible
 grep -q "NoNewPrivs:.1" /proc/self/status && echo nnp-set
+cat /etc/claudecron/approval.key >/dev/null 2>&1 && echo approval-key-readable
 echo end')
 [[ "$out" == "status=success exit=0
 nnp-set
-end" ]] && pass "a task cannot write /etc or /usr, read /home, see disks; no_new_privs is set" ||
-  fail "a task cannot write /etc or /usr, read /home, see disks; no_new_privs is set" "$out"
+end" ]] && pass "a task cannot write /etc or /usr, read /home or the approval key, see disks; no_new_privs is set" ||
+  fail "a task cannot write /etc or /usr, read /home or the approval key, see disks; no_new_privs is set" "$out"
+
+owned=$(find /var/lib/claudecron -xdev ! -user claudecron 2>&1)
+[[ -z "$owned" ]] &&
+  pass "root's claudecron approve wrote as the database's owner: nothing in /var/lib/claudecron is root's" ||
+  fail "root's claudecron approve wrote as the database's owner" "$owned"
 
 # --- reloading nginx from a task: path unit (no sudo), then sudo ---------------------------------
 cat >/etc/systemd/system/nginx.service <<'EOF'

@@ -119,7 +119,7 @@ pub fn run(args: &[String], sources: &Sources) -> Result<(), CliError> {
             .filter(|r| r["task"]["pending_approval"] == json!(true))
             .count();
         if pending > 0 {
-            eprintln!("{pending} task(s) wait for the owner's approval (require_approval): on the server's host, `claudecron pending` shows them and `claudecron approve TASK...` (or --all) approves");
+            eprintln!("{pending} task(s) wait for the owner's approval (require_approval): on the server's host, `claudecron pending` shows them with their full content hashes and `claudecron approve TASK --content HASH...` approves (or `approve --all` on a terminal, which shows them and asks)");
         }
         for f in &failed {
             eprintln!(

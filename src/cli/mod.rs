@@ -43,7 +43,7 @@ Usage:
   claudecron pause-all REASON... [--json]   (or: pause REASON...)
   claudecron resume-all [--json]            (or: resume)
   claudecron pending [--json] [--config FILE]
-  claudecron approve TASK...|--all [--content HASH] [--json] [--config FILE]
+  claudecron approve TASK --content HASH [TASK --content HASH...] | TASK...|--all (asks on a terminal) | --init-key [--json] [--config FILE]
   claudecron secret set NAME|list|rm NAME [--config FILE]   (set: the value on stdin)
   claudecron import-crontab FILE|-|--user [--dry-run] [--tz TZ] [--system] [--disabled] [--json]
   claudecron export --format systemd|k8s|crontab [TASK...] [--image IMAGE] [--out DIR] [--json]
@@ -74,7 +74,7 @@ Commands:
   pause             the same as pause-all
   resume            the same as resume-all
   pending           on the host: the tasks waiting for the owner's approval, with what approving binds
-  approve           on the host: approve tasks' current content (require_approval); they run from then on
+  approve           on the host, as the approval key's owner: sign tasks' current content (require_approval); --init-key makes the key pair
   secret            on the host: the secrets task env values refer to by name (values never shown)
   import-crontab    create a bash task per crontab line (cronie rules); --dry-run only shows them
   export            the tasks as systemd .service+.timer units, Kubernetes CronJobs or a crontab

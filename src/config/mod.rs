@@ -2,9 +2,11 @@
 //! overridden by command-line flags. Owns the key table, types, defaults and validation; it never
 //! opens the database or the network, and never logs a secret.
 
+mod approval;
 mod file;
 mod oauth;
 mod values;
+pub use approval::ApprovalKeyFiles;
 use file::choose_file;
 pub use oauth::OAuthConfig;
 pub use values::MetricsAuth;
@@ -63,6 +65,8 @@ pub struct Config {
     pub notify_channels: Vec<NotifyChannel>,
     /// Tasks created or changed over MCP wait for `claudecron approve` on the host.
     pub require_approval: bool,
+    /// The owner's approval key pair (`approval_key`, `approval_public_key`).
+    pub approval_keys: ApprovalKeyFiles,
     /// The OAuth authorization server (`oauth_*` keys).
     pub oauth: OAuthConfig,
     /// Where the file layer came from, if any.
@@ -197,7 +201,7 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
 
 /// Every key: the main table and the OAuth server's (`oauth::KEYS`).
 fn all_keys() -> impl Iterator<Item = &'static (&'static str, Kind, Option<&'static str>)> {
-    KEYS.iter().chain(oauth::KEYS)
+    KEYS.iter().chain(oauth::KEYS).chain(approval::KEYS)
 }
 
 /// Keys whose values are secrets: masked by `check`, never logged.
@@ -451,6 +455,7 @@ fn build(
         .map(|e| parse_price(e))
         .collect::<Result<Vec<_>, _>>()?;
     let oauth = oauth::build(&mut take, public_url.as_deref())?;
+    let approval_keys = approval::build(&mut take, file.as_deref(), &data_dir, home);
 
     Ok(Config {
         host,
@@ -488,6 +493,7 @@ fn build(
         pause_after_failures: int(take("pause_after_failures")) as u32,
         notify_channels: channels(take("notify_channels")),
         require_approval: matches!(take("require_approval"), Typed::Bool(true)),
+        approval_keys,
         oauth,
         source_file: file,
     })
@@ -624,6 +630,7 @@ impl Config {
         ]
         .into_iter()
         .chain(self.oauth.describe())
+        .chain(self.approval_keys.describe())
         .collect()
     }
 }

@@ -48,6 +48,8 @@ pub struct EngineSettings {
     /// The config's `require_approval`: a task runs only with the owner's approval of its
     /// current content (`approval`).
     pub require_approval: bool,
+    /// The owner's public key approvals are checked with (None: every task is pending).
+    pub approval_key: Option<crate::tasks::approval::PublicKey>,
 }
 
 /// Tasks read per query when arming at start.

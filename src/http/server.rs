@@ -184,6 +184,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("the listener has no address: {e}"))?;
 
+    let approval_key = approval_key(&config);
     let subagent_settings = SubagentSettings {
         claude_path: config.claude_path.clone(),
         api_key: config.anthropic_api_key.clone(),
@@ -207,6 +208,7 @@ pub fn serve(config: Config) -> Result<(), String> {
             daily_budget_usd: config.daily_budget_usd,
             pause_after_failures: config.pause_after_failures,
             require_approval: config.require_approval,
+            approval_key,
             run: RunSettings {
                 subagent: subagent_settings.clone(),
                 output_max_bytes: config.output_max_bytes,
@@ -238,6 +240,7 @@ pub fn serve(config: Config) -> Result<(), String> {
                 .map(|c| c.name.clone())
                 .collect(),
             require_approval: config.require_approval,
+            approval_key,
             secrets_file: crate::secrets::path(&config.data_dir()),
         },
         Services {
@@ -335,6 +338,37 @@ pub fn serve(config: Config) -> Result<(), String> {
     // file descriptors) and will never accept again: exit with an error so the service manager
     // restarts us, rather than idling as a server that answers nobody.
     Err("the listener stopped accepting connections (see the error above); exiting".into())
+}
+
+/// With `require_approval`: the owner's public key, or None (every task stays pending) with
+/// the reason logged; a loud warning when this process can read the private key, since then
+/// any run could sign approvals.
+fn approval_key(config: &Config) -> Option<crate::tasks::approval::PublicKey> {
+    if !config.require_approval {
+        return None;
+    }
+    let files = &config.approval_keys;
+    if files.private_readable() {
+        log::warn!(
+            "require_approval: the approval PRIVATE key {} is readable by the server's user, so any run could forge approvals; keep it where the service user cannot read it (root:root 0600 in the service layout)",
+            files.private.display()
+        );
+    }
+    match files.load_public() {
+        Ok(key) => {
+            log::info!(
+                "require_approval: approvals are checked with the public key {}",
+                files.public.display()
+            );
+            Some(key)
+        }
+        Err(e) => {
+            log::error!(
+                "require_approval: {e}; until then every task is pending approval and nothing runs"
+            );
+            None
+        }
+    }
 }
 
 fn announce(config: &Config, addr: std::net::SocketAddr) {

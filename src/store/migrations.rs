@@ -107,4 +107,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         since TEXT NOT NULL, last_success TEXT, overdue_since TEXT, notify TEXT);",
     // 12: the OAuth authorization server's tables (clients, grants, codes, tokens, approvals).
     super::oauth::MIGRATION,
+    // 13: signed approvals (`tasks::approval`): an approval is the owner's Ed25519 signature of
+    // the task's content; the unsigned rows written so far (the migration-10 mark, approvals
+    // recorded while `require_approval` was off, unsigned `claudecron approve`) approve nothing.
+    "ALTER TABLE task_approvals ADD COLUMN signature TEXT; DELETE FROM task_approvals;",
 ];

@@ -112,6 +112,8 @@ pub struct Defaults {
     pub notify_channels: Vec<String>,
     /// The config's `require_approval` (see `approval`).
     pub require_approval: bool,
+    /// The owner's public key approvals are checked with (None: every task is pending).
+    pub approval_key: Option<crate::tasks::approval::PublicKey>,
     /// The host's secrets store, to warn about references to secrets it does not hold.
     pub secrets_file: PathBuf,
 }
@@ -486,7 +488,6 @@ impl Catalog {
         self.check_channel(&spec)?;
         let id = crate::ids::task_id().map_err(|e| OpError::Internal(e.to_string()))?;
         let task = self.store.insert_task(&id, &spec, now)?;
-        self.approve_unless_required(&task, now)?;
         self.deadman_changed(None, &task, now)?;
         self.services.changed(&task.id, &[task.spec.trigger.kind()]);
         let hook = self.webhook_token_after(&task, false)?;
@@ -523,7 +524,6 @@ impl Catalog {
         let spec = validate::task_spec(&merged, &ctx)?;
         self.check_channel(&spec)?;
         webhook::check_rotate(&spec, *rotate)?;
-        self.settle_existing_approval(&existing, now)?;
         let task = self
             .store
             .update_task(&existing.id, &spec, now)?
@@ -536,7 +536,6 @@ impl Catalog {
             // and its dead-man window starts again.
             self.store.restart_deadman_window(&task.id, now)?;
         }
-        self.approve_unless_required(&task, now)?;
         self.deadman_changed(Some(&existing.spec), &task, now)?;
         self.services.changed(
             &task.id,

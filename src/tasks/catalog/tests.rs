@@ -86,6 +86,7 @@ fn engine_settings(
         daily_budget_usd: None,
         pause_after_failures: 0,
         require_approval: false,
+        approval_key: None,
         db_path: db_path.to_path_buf(),
         max_concurrent: 4,
         history_keep_per_task: 100,
@@ -129,6 +130,7 @@ pub(super) fn source(tag: &str) -> (CatalogSource, Dir) {
             worktree_root: std::env::temp_dir().join("cc-catalog-worktrees"),
             notify_channels: Vec::new(),
             require_approval: false,
+            approval_key: None,
             secrets_file: std::env::temp_dir().join("cc-catalog-no-secrets.json"),
         },
         Services {
