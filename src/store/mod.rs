@@ -266,6 +266,20 @@ impl Store {
         self.finish(committed)
     }
 
+    /// `f`'s reads in one read transaction: one snapshot, and the WAL read lock taken and
+    /// released once (each statement outside a transaction takes and releases it with its own
+    /// `fcntl` calls: eight for a `get_task`). Inside a transaction already open, just `f`.
+    pub fn reading<T>(&self, f: impl FnOnce() -> T) -> T {
+        if !self.conn.is_autocommit() || self.conn.execute_batch("BEGIN").is_err() {
+            return f();
+        }
+        let out = f();
+        if self.conn.execute_batch("COMMIT").is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        out
+    }
+
     /// `PRAGMA quick_check` → "ok" when healthy.
     pub fn quick_check(&self) -> Result<String> {
         Ok(self

@@ -46,6 +46,10 @@ impl Catalog {
     /// `list_tasks`: one row per task of the page; `count` rows, `total` matching tasks, and
     /// `next_cursor` unless this is the last page.
     pub fn list(&self, query: &ListQuery, now: DateTime<Utc>) -> OpResult {
+        self.store.reading(|| self.list_page(query, now))
+    }
+
+    fn list_page(&self, query: &ListQuery, now: DateTime<Utc>) -> OpResult {
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
         let limit = query.limit.clamp(1, MAX_PAGE);
         let filter = TaskFilter {

@@ -571,8 +571,10 @@ impl Catalog {
 
     /// `get_task`.
     pub fn get(&self, task_id: &str, now: DateTime<Utc>) -> OpResult {
-        let task = self.resolve(task_id)?;
-        Ok(crate::obj!("task": self.task_view(&task, now, 5, 5)?))
+        self.store.reading(|| {
+            let task = self.resolve(task_id)?;
+            Ok(crate::obj!("task": self.task_view(&task, now, 5, 5)?))
+        })
     }
 
     /// `get_history`: runs newest first.
