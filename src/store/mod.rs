@@ -108,9 +108,15 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         DbFile::check_before_open(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Db(format!("cannot create directory {}: {e}", dir.display()))
-            })?;
+            // A data directory made here is the owner's alone (runs' output, secrets, keys).
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    StoreError::Db(format!("cannot create directory {}: {e}", dir.display()))
+                })?;
         }
         let mut conn = Connection::open(path)
             .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
