@@ -170,8 +170,20 @@ pub fn base64url_encode(bytes: &[u8]) -> String {
     out
 }
 
-/// [`base64url_encode`] undone; None for text that is not unpadded base64url.
-pub fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+/// Base64 decoded, standard or URL alphabet, padding optional (an `Authorization: Basic`
+/// value, a list cursor); None for anything else.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let text = text.trim().trim_end_matches('=');
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     for chunk in text.as_bytes().chunks(4) {
         if chunk.len() == 1 {
@@ -179,8 +191,7 @@ pub fn base64url_decode(text: &str) -> Option<Vec<u8>> {
         }
         let mut n = 0u32;
         for (i, c) in chunk.iter().enumerate() {
-            let v = BASE64URL.iter().position(|b| b == c)? as u32;
-            n |= v << (18 - 6 * i);
+            n |= value(*c)? << (18 - 6 * i);
         }
         for i in 0..chunk.len() - 1 {
             out.push((n >> (16 - 8 * i)) as u8);

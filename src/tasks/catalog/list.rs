@@ -124,7 +124,7 @@ pub fn encode_cursor(name: &str, id: &str) -> String {
 
 /// (name, id) from a cursor; the error says where cursors come from.
 pub(super) fn decode_cursor(cursor: &str) -> Result<(String, String), OpError> {
-    crate::util::base64url_decode(cursor)
+    crate::util::base64_decode(cursor)
         .and_then(|bytes| serde_json::from_slice::<(String, String)>(&bytes).ok())
         .ok_or_else(|| {
             OpError::Invalid(FieldError {
