@@ -81,7 +81,7 @@ impl Store {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
-            .map(|(row, hash)| Ok((Self::decode_task(row)?, hash)))
+            .map(|(row, hash)| Ok((self.decode_task(row)?, hash)))
             .collect()
     }
 }

@@ -91,7 +91,14 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     conn: Connection,
     file: DbFile,
+    /// Tasks decoded lately, by id, with the row text they came from (see `decode_task`); at
+    /// most `decoded_keep` (0: none kept, the default).
+    decoded: std::cell::RefCell<std::collections::HashMap<String, (Row4, Task)>>,
+    decoded_keep: usize,
 }
+
+/// A task row as read: id, definition (JSON), created and updated (RFC 3339).
+type Row4 = (String, String, String, String);
 
 impl Store {
     /// Open (creating the file and its directory if needed), set pragmas, migrate forward.
@@ -147,7 +154,12 @@ impl Store {
             "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-512;",
         )?;
         let file = DbFile::opened(path)?;
-        let store = Store { conn, file };
+        let store = Store {
+            conn,
+            file,
+            decoded: Default::default(),
+            decoded_keep: 0,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -272,6 +284,12 @@ impl Store {
         self.finish(committed)
     }
 
+    /// Keep up to `n` decoded tasks for rows read again unchanged (the request lanes' stores:
+    /// a model lists a page, then looks at tasks of it).
+    pub fn keep_decoded(&mut self, n: usize) {
+        self.decoded_keep = n;
+    }
+
     /// `f`'s reads in one read transaction: one snapshot, and the WAL read lock taken and
     /// released once (each statement outside a transaction takes and releases it with its own
     /// `fcntl` calls: eight for a `get_task`). Inside a transaction already open, just `f`.
@@ -297,9 +315,27 @@ impl Store {
         Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
     }
 
-    fn decode_task(
-        (id, spec, created_at, updated_at): (String, String, String, String),
-    ) -> Result<Task> {
+    /// A task from its row. A row read before with the very same text (definition and times)
+    /// is not parsed again: parsing the definition's JSON was a sixth of a `list_tasks` of 10.
+    fn decode_task(&self, row: Row4) -> Result<Task> {
+        if self.decoded_keep == 0 {
+            return Self::parse_task(row);
+        }
+        if let Some((seen, task)) = self.decoded.borrow().get(&row.0) {
+            if *seen == row {
+                return Ok(task.clone());
+            }
+        }
+        let task = Self::parse_task(row.clone())?;
+        let mut decoded = self.decoded.borrow_mut();
+        if decoded.len() >= self.decoded_keep {
+            decoded.clear();
+        }
+        decoded.insert(row.0.clone(), (row, task.clone()));
+        Ok(task)
+    }
+
+    fn parse_task((id, spec, created_at, updated_at): Row4) -> Result<Task> {
         let spec: TaskSpec = serde_json::from_str(&spec)
             .map_err(|e| StoreError::Db(format!("task {id} has an unreadable definition: {e}")))?;
         let time = |text: &str| {
@@ -406,7 +442,7 @@ impl Store {
             .prepare_cached("SELECT id, spec, created_at, updated_at FROM tasks WHERE id = ?1")?
             .query_row([id], Self::task_from_row)
             .optional()?;
-        row.map(Self::decode_task).transpose()
+        row.map(|r| self.decode_task(r)).transpose()
     }
 
     /// A task by id, else by exact name.
@@ -421,7 +457,7 @@ impl Store {
             )?
             .query_row([id_or_name], Self::task_from_row)
             .optional()?;
-        row.map(Self::decode_task).transpose()
+        row.map(|r| self.decode_task(r)).transpose()
     }
 
     /// Number of tasks, and of enabled tasks.
@@ -568,7 +604,7 @@ impl Store {
         let rows = stmt
             .query_map([trigger_type], Self::task_from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter().map(Self::decode_task).collect()
+        rows.into_iter().map(|r| self.decode_task(r)).collect()
     }
 }
 

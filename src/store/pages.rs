@@ -148,7 +148,7 @@ impl Store {
         let rows = stmt
             .query_map(rusqlite::params_from_iter(values), Self::task_from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter().map(Self::decode_task).collect()
+        rows.into_iter().map(|r| self.decode_task(r)).collect()
     }
 
     /// How many tasks match `filter`, counted in an index (the table's b-tree count without a
@@ -215,7 +215,7 @@ impl Store {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
-            .map(|(at, row, cursor)| Ok((at, Self::decode_task(row)?, cursor)))
+            .map(|(at, row, cursor)| Ok((at, self.decode_task(row)?, cursor)))
             .collect()
     }
 

@@ -535,3 +535,35 @@ fn dead_man_state_starts_from_the_last_success_counts_successes_and_goes_with_it
     store.drop_deadman("t2").unwrap();
     assert_eq!(store.deadman("t2").unwrap(), None);
 }
+
+#[test]
+fn a_kept_decoded_task_serves_only_while_its_row_is_unchanged() {
+    let path = temp_db("decoded");
+    let mut store = Store::open(&path).unwrap();
+    store.keep_decoded(2);
+    let now = at("2026-01-01T00:00:00Z");
+    store.insert_task("t1", &spec("one"), now).unwrap();
+    assert_eq!(store.get_task("t1").unwrap().unwrap().spec.name, "one");
+    // Changed within the same second (same updated_at): the definition differs, so it is read
+    // anew, by this connection or by another one.
+    let mut changed = spec("one");
+    changed.command = Some("echo changed".into());
+    Store::open(&path)
+        .unwrap()
+        .update_task("t1", &changed, now)
+        .unwrap();
+    let got = store.get_task("t1").unwrap().unwrap();
+    assert_eq!(got.spec.command.as_deref(), Some("echo changed"));
+    // More tasks than it keeps: every one still reads right.
+    for i in 2..6 {
+        store
+            .insert_task(&format!("t{i}"), &spec(&format!("n{i}")), now)
+            .unwrap();
+    }
+    for i in 2..6 {
+        let task = store.get_task(&format!("t{i}")).unwrap().unwrap();
+        assert_eq!(task.spec.name, format!("n{i}"));
+    }
+    assert!(store.decoded.borrow().len() <= 2);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
+}

@@ -211,9 +211,10 @@ impl CatalogSource {
         }
     }
 
-    /// A catalog on a new store connection.
+    /// A catalog on a new store connection (which keeps the tasks it decoded lately).
     pub fn open(&self) -> Result<Catalog, OpError> {
-        let store = Store::open(&self.db_path)?;
+        let mut store = Store::open(&self.db_path)?;
+        store.keep_decoded(64); // a page of a list, and the tasks looked at since
         Ok(Catalog {
             store,
             defaults: Arc::clone(&self.defaults),
