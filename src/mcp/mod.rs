@@ -189,19 +189,16 @@ impl Mcp {
     }
 
     fn post(&self, req: &HttpRequest, token: TokenId, catalog: Option<&Catalog>) -> Outcome {
-        let obj = match parse_post(req) {
+        let mut obj = match parse_post(req) {
             Ok(obj) => obj,
             Err(outcome) => return outcome,
         };
+        let params = obj.remove("params").unwrap_or(Value::Object(Map::new()));
         let obj = &obj;
         let id = obj.get("id");
         let method = obj.get("method").and_then(Value::as_str);
         let is_response =
             method.is_none() && (obj.contains_key("result") || obj.contains_key("error"));
-        let params = obj
-            .get("params")
-            .cloned()
-            .unwrap_or(Value::Object(Map::new()));
 
         if method == Some("initialize") && id.is_some() {
             if req.header("mcp-session-id").is_some() {
@@ -300,7 +297,7 @@ fn parse_post(req: &HttpRequest) -> Result<Map<String, Value>, Outcome> {
             ))
         }
     };
-    let obj = match &message {
+    let obj = match message {
             Value::Array(_) => {
                 return Err(bad_request(
                     -32600,
@@ -330,7 +327,7 @@ fn parse_post(req: &HttpRequest) -> Result<Map<String, Value>, Outcome> {
             ));
         }
     }
-    Ok(obj.clone())
+    Ok(obj)
 }
 
 impl Mcp {

@@ -277,10 +277,11 @@ impl Mcp {
                 .with_header("Allow", "POST"),
             );
         }
-        let obj = match super::parse_post(req) {
+        let mut obj = match super::parse_post(req) {
             Ok(obj) => obj,
             Err(outcome) => return outcome,
         };
+        let given_params = obj.remove("params");
         let id = obj.get("id");
         let Some(method) = obj.get("method").and_then(Value::as_str) else {
             return error_reply(
@@ -295,9 +296,9 @@ impl Mcp {
             }
             return Outcome::Reply(Reply::accepted());
         };
-        let params = match obj.get("params") {
+        let params = match given_params {
             None | Some(Value::Null) => Value::Object(Map::new()),
-            Some(p @ Value::Object(_)) => p.clone(),
+            Some(p @ Value::Object(_)) => p,
             Some(_) => {
                 return error_reply(
                     Some(id),
