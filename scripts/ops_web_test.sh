@@ -247,7 +247,7 @@ fi
 # ------------------------------------------------------------------------------------------------
 rm -rf "$ARTIFACTS"
 # An ES module finds its packages from its own folder (NODE_PATH does not apply): run a copy there.
-cp "$HERE/browser.mjs" "$CACHE/playwright/browser.mjs"
+cp "$HERE/browser.mjs" "$HERE/harness.mjs" "$CACHE/playwright/"
 run_counted "browser" node "$CACHE/playwright/browser.mjs" "$BASE" "$TOKEN" "$XSS_RUN" "$ARTIFACTS"
 # ------------------------------------------------------------------------------------------------
 # 5b. the OAuth consent page (issue 12) in Chromium: a second server with oauth_enabled and an
@@ -270,7 +270,7 @@ if wait_health "$OBASE/health" 30 "$OAUTH_PID"; then
     python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])' 2>/dev/null || true)
   if [[ -n "$client" ]]; then
     authorize="$OBASE/authorize?response_type=code&client_id=$client&redirect_uri=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$CALLBACK")&state=chromium-state&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
-    cp "$HERE/consent.mjs" "$CACHE/playwright/consent.mjs"
+    cp "$HERE/consent.mjs" "$HERE/harness.mjs" "$CACHE/playwright/"
     run_counted "consent page" node "$CACHE/playwright/consent.mjs" "$authorize" "$CALLBACK" "$OAUTH_PASSWORD" "$ARTIFACTS"
   else
     not_ok "register an OAuth client named <script>alert(1)</script>" "no client_id"

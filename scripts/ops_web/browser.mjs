@@ -17,45 +17,14 @@
 //   - at a phone's width (390 px) the page does not scroll sideways;
 //   - a wrong token is refused with a message.
 // Screenshots go to ARTIFACT_DIR (their paths are printed). Exit 1 when anything failed.
-import { chromium } from "playwright-core";
-import path from "node:path";
-import fs from "node:fs";
-import os from "node:os";
+import { harness, launch } from "./harness.mjs";
 
 const [base, token, xssRun, artifacts, label = "browser"] = process.argv.slice(2);
 const XSS = "<script>alert(1)</script>";
-let failed = 0;
-const ok = (name) => console.log(`ok - ${label}: ${name}`);
-const notOk = (name, why) => {
-  failed++;
-  console.log(`not ok - ${label}: ${name}: ${String(why).replace(/\n/g, " ")}`);
-};
-const check = (name, cond, why) => (cond ? ok(name) : notOk(name, why));
-const shots = [];
-const shot = async (page, name) => {
-  const file = path.join(artifacts, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  shots.push(file);
-};
-
-fs.mkdirSync(artifacts, { recursive: true });
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "claudecron-chromium-"));
-// A fresh profile (--user-data-dir) of our own: a persistent context is how playwright takes one.
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  timeout: 120_000,
+const { ok, notOk, check, shot, finish } = harness(label, artifacts);
+const { context, close } = await launch("claudecron-chromium-", {
   viewport: { width: 1100, height: 800 },
   ignoreHTTPSErrors: base.startsWith("https://127.0.0.1"),
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
 });
 try {
   context.setDefaultTimeout(60_000);
@@ -134,8 +103,6 @@ try {
 } catch (e) {
   notOk("browser session", e.stack || e);
 } finally {
-  await context.close();
-  fs.rmSync(profile, { recursive: true, force: true });
+  await close();
 }
-for (const s of shots) console.log(`# screenshot: ${s}`);
-process.exit(failed ? 1 : 0);
+finish();

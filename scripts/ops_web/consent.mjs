@@ -14,39 +14,14 @@
 //   - a wrong password is refused (401, the message, still the form);
 //   - the right password leads the browser to the callback with code, state and iss;
 // Screenshots go to ARTIFACT_DIR (their paths are printed). Exit 1 when anything failed.
-import { chromium } from "playwright-core";
-import path from "node:path";
-import fs from "node:fs";
-import os from "node:os";
+import { harness, launch } from "./harness.mjs";
 import http from "node:http";
 
 const [authorizeUrl, callbackPrefix, password, artifacts] = process.argv.slice(2);
 const XSS = "<script>alert(1)</script>";
 const label = "consent page";
-let failed = 0;
-const ok = (name) => console.log(`ok - ${label}: ${name}`);
-const notOk = (name, why) => {
-  failed++;
-  console.log(`not ok - ${label}: ${name}: ${String(why).replace(/\n/g, " ")}`);
-};
-const check = (name, cond, why) => (cond ? ok(name) : notOk(name, why));
-const shots = [];
-const shot = async (page, name) => {
-  const file = path.join(artifacts, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  shots.push(file);
-};
-
-fs.mkdirSync(artifacts, { recursive: true });
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "claudecron-chromium-consent-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  timeout: 120_000,
-  viewport: { width: 900, height: 800 },
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
+const { ok, notOk, check, shot, finish } = harness(label, artifacts);
+const { context, close } = await launch("claudecron-chromium-consent-", { viewport: { width: 900, height: 800 } });
 try {
   context.setDefaultTimeout(60_000);
   const page = context.pages()[0] ?? (await context.newPage());
@@ -120,8 +95,6 @@ try {
 } catch (e) {
   notOk("consent page run", e?.stack ?? e);
 } finally {
-  await context.close();
-  fs.rmSync(profile, { recursive: true, force: true });
+  await close();
 }
-for (const s of shots) console.log(`# screenshot: ${s}`);
-process.exit(failed ? 1 : 0);
+finish();
