@@ -9,7 +9,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,54 +16,8 @@ use std::time::Duration;
 /// Generous: the test machine is small and shared.
 const WAIT: Duration = Duration::from_secs(40);
 
-/// One request the sink received.
-#[derive(Debug, Clone)]
-struct Got {
-    /// When the sink received it.
-    at: chrono::DateTime<chrono::Utc>,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Got {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{} sent no JSON ({e}): {:?}", self.path, self.body))
-    }
-}
-
-/// A local HTTP sink: records every POST (path, headers, body) and answers 200.
-fn sink() -> (u16, Arc<Mutex<Vec<Got>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the sink");
-    let port = listener.local_addr().expect("addr").port();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&got);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let (r, mut stream) = read_request(stream);
-            let path = r.request_line.split_whitespace().nth(1).unwrap_or("");
-            // Recorded before the answer: once the server has its 200, the test sees the request.
-            seen.lock().unwrap().push(Got {
-                at: chrono::Utc::now(),
-                path: path.to_string(),
-                headers: r.headers,
-                body: r.body,
-            });
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        }
-    });
-    (port, got)
-}
+/// What the sink received (`common::sink`).
+type Got = Sunk;
 
 fn received(got: &Arc<Mutex<Vec<Got>>>, path: &str) -> Vec<Got> {
     got.lock()

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Options, Req, Response, Server};
+use common::{host_cli, Options, Req, Response, Server};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -22,29 +22,7 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// `claudecron ARGS --db <the server's db>` with `stdin`; (exit code, stdout, stderr).
 fn cli(server: &Server, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_claudecron"));
-    cmd.args(args)
-        .arg("--db")
-        .arg(server.dir.path().join("tasks.db"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CLAUDECRON_") {
-            cmd.env_remove(key);
-        }
-    }
-    let mut child = cmd
-        .env("HOME", server.dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = host_cli(server, args, stdin.as_bytes());
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -11,42 +11,11 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::Write;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Generous: the test machine is small and shared.
 const WAIT: Duration = Duration::from_secs(40);
-
-/// `claudecron ARGS --db <the server's db>` on the host with `stdin`, none of the developer's
-/// settings.
-fn host_cli(server: &Server, args: &[&str], stdin: &[u8]) -> Output {
-    let db = server.dir.path().join("tasks.db");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_claudecron"));
-    cmd.args(args).arg("--db").arg(&db);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CLAUDECRON_") {
-            cmd.env_remove(key);
-        }
-    }
-    let mut child = cmd
-        .env("HOME", server.dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run claudecron");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin)
-        .expect("write stdin");
-    child.wait_with_output().expect("claudecron ends")
-}
 
 fn ok_host_cli(server: &Server, args: &[&str], stdin: &[u8]) -> String {
     let out = host_cli(server, args, stdin);
@@ -58,23 +27,6 @@ fn ok_host_cli(server: &Server, args: &[&str], stdin: &[u8]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
-}
-
-/// A local HTTP sink that keeps every body it is sent and answers 200.
-fn sink() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the sink");
-    let port = listener.local_addr().expect("addr").port();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&got);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let (r, mut stream) = read_request(stream);
-            seen.lock().unwrap().push(r.body);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        }
-    });
-    (port, got)
 }
 
 /// Every tool result of the test, kept to be searched at the end.
@@ -183,7 +135,12 @@ fn a_secret_reaches_the_run_and_nothing_else() {
     wait_until("the notification", WAIT, || {
         rec.mcp.run(run_id).get("notify").cloned()
     });
-    let bodies = sunk.lock().unwrap().clone();
+    let bodies: Vec<Vec<u8>> = sunk
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|g| g.body.clone())
+        .collect();
     assert!(!bodies.is_empty());
     assert!(bodies.iter().any(|b| contains(b, "token is ***")));
 
@@ -237,7 +194,10 @@ fn a_secret_reaches_the_run_and_nothing_else() {
     }
     assert!(std::fs::read(server.dir.path().join("tasks.db")).is_ok());
     for body in sunk.lock().unwrap().iter() {
-        assert!(!contains(body, &secret), "a notification holds the value");
+        assert!(
+            !contains(&body.body, &secret),
+            "a notification holds the value"
+        );
     }
     let log = server.stop();
     assert!(

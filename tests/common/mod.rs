@@ -1081,3 +1081,79 @@ pub fn read_request(stream: std::net::TcpStream) -> (Received, std::net::TcpStre
     };
     (received, reader.into_inner())
 }
+
+/// One request a test's sink received: when, its path, headers (names in lower case), body.
+#[derive(Debug, Clone)]
+pub struct Sunk {
+    pub at: DateTime<Utc>,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Sunk {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{} sent no JSON ({e}): {:?}", self.path, self.body))
+    }
+}
+
+/// A local HTTP sink (a notification receiver): records every request and answers 200. Each is
+/// recorded before the answer, so once the server has its 200 the test sees the request.
+pub fn sink() -> (u16, Arc<Mutex<Vec<Sunk>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the sink");
+    let port = listener.local_addr().expect("addr").port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&got);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (r, mut stream) = read_request(stream);
+            let path = r.request_line.split_whitespace().nth(1).unwrap_or("");
+            seen.lock().unwrap().push(Sunk {
+                at: Utc::now(),
+                path: path.to_string(),
+                headers: r.headers,
+                body: r.body,
+            });
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    (port, got)
+}
+
+/// A host command (`claudecron ARGS --db <the server's tasks.db>`) as the owner runs it on the
+/// host: no CLAUDECRON_* settings of the test's environment, `stdin` written to it.
+pub fn host_cli(server: &Server, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_claudecron"));
+    cmd.args(args)
+        .arg("--db")
+        .arg(server.dir.path().join("tasks.db"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CLAUDECRON_") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
+        .env("HOME", server.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run claudecron");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("claudecron ends")
+}
