@@ -17,7 +17,7 @@
 //   - at a phone's width (390 px) the page does not scroll sideways;
 //   - a wrong token is refused with a message.
 // Screenshots go to ARTIFACT_DIR (their paths are printed). Exit 1 when anything failed.
-import { harness, launch } from "./harness.mjs";
+import { harness, launch, watchedPage } from "./harness.mjs";
 
 const [base, token, xssRun, artifacts, label = "browser"] = process.argv.slice(2);
 const XSS = "<script>alert(1)</script>";
@@ -27,17 +27,7 @@ const { context, close } = await launch("claudecron-chromium-", {
   ignoreHTTPSErrors: base.startsWith("https://127.0.0.1"),
 });
 try {
-  context.setDefaultTimeout(60_000);
-  const page = context.pages()[0] ?? (await context.newPage());
-  const dialogs = [];
-  const cspViolations = [];
-  page.on("dialog", async (d) => {
-    dialogs.push(d.message());
-    await d.dismiss();
-  });
-  page.on("console", (m) => {
-    if (/Content.Security.Policy|Refused to/i.test(m.text())) cspViolations.push(m.text());
-  });
+  const { page, dialogs, cspViolations } = await watchedPage(context);
 
   // 1. Not logged in: the login form.
   await page.goto(`${base}/status`);

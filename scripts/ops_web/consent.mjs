@@ -14,7 +14,7 @@
 //   - a wrong password is refused (401, the message, still the form);
 //   - the right password leads the browser to the callback with code, state and iss;
 // Screenshots go to ARTIFACT_DIR (their paths are printed). Exit 1 when anything failed.
-import { harness, launch } from "./harness.mjs";
+import { harness, launch, watchedPage } from "./harness.mjs";
 import http from "node:http";
 
 const [authorizeUrl, callbackPrefix, password, artifacts] = process.argv.slice(2);
@@ -23,17 +23,7 @@ const label = "consent page";
 const { ok, notOk, check, shot, finish } = harness(label, artifacts);
 const { context, close } = await launch("claudecron-chromium-consent-", { viewport: { width: 900, height: 800 } });
 try {
-  context.setDefaultTimeout(60_000);
-  const page = context.pages()[0] ?? (await context.newPage());
-  const dialogs = [];
-  const cspViolations = [];
-  page.on("dialog", async (d) => {
-    dialogs.push(d.message());
-    await d.dismiss();
-  });
-  page.on("console", (m) => {
-    if (/Content.Security.Policy|Refused to/i.test(m.text())) cspViolations.push(m.text());
-  });
+  const { page, dialogs, cspViolations } = await watchedPage(context);
   let callbackUrl = "";
   const cb = new URL(callbackPrefix);
   const listener = http.createServer((req, res) => {

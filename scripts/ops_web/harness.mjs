@@ -48,3 +48,20 @@ export async function launch(profilePrefix, options) {
   };
   return { context, close };
 }
+
+// The context's page, with every dialog (dismissed) and every CSP violation the console reports
+// recorded, for the checks that none happened.
+export async function watchedPage(context) {
+  context.setDefaultTimeout(60_000);
+  const page = context.pages()[0] ?? (await context.newPage());
+  const dialogs = [];
+  const cspViolations = [];
+  page.on("dialog", async (d) => {
+    dialogs.push(d.message());
+    await d.dismiss();
+  });
+  page.on("console", (m) => {
+    if (/Content.Security.Policy|Refused to/i.test(m.text())) cspViolations.push(m.text());
+  });
+  return { page, dialogs, cspViolations };
+}
