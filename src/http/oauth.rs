@@ -44,8 +44,7 @@ pub fn is_oauth_path(path: &str) -> bool {
 pub struct OAuthServer {
     urls: Urls,
     config: OAuthConfig,
-    db_path: PathBuf,
-    idle: Mutex<Vec<Store>>,
+    stores: crate::store::StorePool,
     pending: Mutex<HashMap<String, consent::Pending>>,
     guesses: RateLimiter,
     /// How long a code lives (`rules::CODE_SECS`; debug builds take
@@ -91,8 +90,7 @@ impl OAuthServer {
         OAuthServer {
             urls: Urls::new(public_url),
             config,
-            db_path,
-            idle: Mutex::new(Vec::new()),
+            stores: crate::store::StorePool::new(&db_path, POOL_KEEP),
             pending: Mutex::new(HashMap::new()),
             guesses: RateLimiter::new(10),
             code_secs: std::env::var("CLAUDECRON_TEST_OAUTH_CODE_SECS")
@@ -105,17 +103,8 @@ impl OAuthServer {
 
     /// Run `f` on a store connection of the pool (opened when none is idle).
     fn with_store<T>(&self, f: impl FnOnce(&Store) -> T) -> Result<T, String> {
-        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let store = match taken {
-            Some(s) => s,
-            None => Store::open(&self.db_path).map_err(|e| e.to_string())?,
-        };
-        let out = f(&store);
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < POOL_KEEP {
-            idle.push(store);
-        }
-        Ok(out)
+        let store = self.stores.take().map_err(|e| e.to_string())?;
+        Ok(f(&store))
     }
 
     /// `/mcp` admission: a bearer token from `auth_tokens`, or a live OAuth access token for

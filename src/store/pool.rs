@@ -1,6 +1,6 @@
-//! Connections for run threads: each run borrows one for its lifetime and gives it back for the
-//! next run, instead of opening its own (an open reads and parses the whole schema: hundreds of
-//! microseconds, at every run of every task). One connection is used by one thread at a time;
+//! Connections lent one at a time and kept for the next borrower, instead of one opened per use
+//! (an open reads and parses the whole schema: hundreds of microseconds): each run thread borrows
+//! one for its lifetime; the OAuth server one per token check. One connection is used by one thread at a time;
 //! the pool never shares one. It opens and keeps; what a connection is used for is the caller's.
 
 use super::{Result, Store};
