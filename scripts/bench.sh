@@ -23,6 +23,9 @@
 #     10 tasks; the peer's echo): server CPU per call (utime+stime delta from /proc/PID/stat over
 #     N sequential calls on one kept-alive connection, divided by N), client p50/p99 and req/s at
 #     1 client and at 8 concurrent clients (threads, a connection and session each);
+#   - the request floor: a `ping` through our whole request path (HTTP, guard, session, JSON-RPC;
+#     no tool), and the same call against scripts/bench/floor.rs, a bare std-only HTTP responder
+#     (no MCP, no parse, no log: the kernel's TCP work and a thread wake-up), at 1 and 8 clients;
 #   - add_task/s on one client, then filling to 1,000 and 10,000 tasks with 8 clients;
 #     list_tasks p50 and server CPU per call with 1,000 and 10,000 tasks;
 #   - fire lateness of 100 every-second tasks over BENCH_SECONDS (each appends `date +%s.%N` to a
@@ -92,15 +95,22 @@ fi
 [[ -x "$CLAUDECRON_BIN" ]] || die "CLAUDECRON_BIN=$CLAUDECRON_BIN is not executable"
 CLAUDECRON_BIN=$(realpath "$CLAUDECRON_BIN")
 
-# --- the load generator ---------------------------------------------------------------------------
+# --- the load generator and the request floor -----------------------------------------------------
+# build_tool NAME: scripts/bench/NAME.rs into target/bench/NAME (rustc -O, std only), when older.
+build_tool() {
+  local out=$REPO/target/bench/$1
+  if [[ ! -x "$out" || "$HERE/$1.rs" -nt "$out" ]]; then
+    command -v rustc >/dev/null || die "rustc is not installed (it builds scripts/bench/$1.rs)"
+    mkdir -p "$(dirname "$out")"
+    rustc --edition 2021 -O -o "$out.tmp" "$HERE/$1.rs" >"$TMP/$1-build.log" 2>&1 ||
+      die "rustc scripts/bench/$1.rs: $(tail -n 20 "$TMP/$1-build.log")"
+    mv "$out.tmp" "$out"
+  fi
+}
+build_tool loadgen
+build_tool floor
 LOADGEN=$REPO/target/bench/loadgen
-if [[ ! -x "$LOADGEN" || "$HERE/loadgen.rs" -nt "$LOADGEN" ]]; then
-  command -v rustc >/dev/null || die "rustc is not installed (it builds scripts/bench/loadgen.rs)"
-  mkdir -p "$(dirname "$LOADGEN")"
-  rustc --edition 2021 -O -o "$LOADGEN.tmp" "$HERE/loadgen.rs" >"$TMP/loadgen-build.log" 2>&1 ||
-    die "rustc scripts/bench/loadgen.rs: $(tail -n 20 "$TMP/loadgen-build.log")"
-  mv "$LOADGEN.tmp" "$LOADGEN"
-fi
+FLOOR=$REPO/target/bench/floor
 
 # --- the peer -------------------------------------------------------------------------------------
 
@@ -149,7 +159,7 @@ fi
 # --- measure --------------------------------------------------------------------------------------
 JSON_OUT=${BENCH_JSON:-$REPO/target/bench/bench-$(date -u +%Y%m%dT%H%M%SZ).json}
 GIT_DESC=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
-args=(--bin "$CLAUDECRON_BIN" --loadgen "$LOADGEN" --tmp "$TMP" --json-out "$JSON_OUT" --git "$GIT_DESC"
+args=(--bin "$CLAUDECRON_BIN" --loadgen "$LOADGEN" --floor "$FLOOR" --tmp "$TMP" --json-out "$JSON_OUT" --git "$GIT_DESC"
   --node "$PEER_NODE" --peer-script "$HERE/peer-server.mjs" --peer-modules "$PEER_MODULES" --peer-desc "$PEER_DESC"
   --peer-skip "$PEER_SKIP")
 [[ "$PEER_SKIP_FATAL" == 1 ]] && args+=(--peer-skip-fatal)

@@ -42,6 +42,7 @@ def env_num(name, default, cast=float):
 ap = argparse.ArgumentParser()
 ap.add_argument("--bin", required=True)
 ap.add_argument("--loadgen", required=True)
+ap.add_argument("--floor", default="", help="the bare HTTP responder (scripts/bench/floor.rs); empty: not measured")
 ap.add_argument("--tmp", required=True)
 ap.add_argument("--json-out", required=True)
 ap.add_argument("--node", default="")
@@ -293,7 +294,7 @@ def peer_server(port):
 # ----------------------------------------------------------------------------------------------
 # the load generator
 # ----------------------------------------------------------------------------------------------
-TOTAL_CALLS = {"ours": 0, "peer": 0}
+TOTAL_CALLS = {"ours": 0, "peer": 0, "floor": 0}
 
 
 def tool_body(name, args):
@@ -339,7 +340,7 @@ def series(who, server, bodies, clients=1, count=None, max_s=None, warmup=0, sta
 # results
 # ----------------------------------------------------------------------------------------------
 ROWS = []  # dicts: key, label, unit, ours, peer, goal (text), met (True/False/None), note
-RAW = {"ours": {}, "peer": {}}
+RAW = {"ours": {}, "peer": {}, "floor": {}}
 PROBLEMS = []  # measurements of ours that failed outright
 WARNINGS = []  # calls that failed along the way (the numbers are still there)
 
@@ -412,6 +413,21 @@ def print_table():
 # ----------------------------------------------------------------------------------------------
 # the run
 # ----------------------------------------------------------------------------------------------
+def measure_floor():
+    """The request floor: `ping` against the bare responder at 1 and 8 clients (its server CPU per
+    call is what any server on this machine pays before doing anything)."""
+    if not opts.floor:
+        return
+    F = RAW["floor"] = {}
+    port = free_port()
+    srv = Server("floor", [opts.floor, str(port)], dict(os.environ), os.path.join(TMP, "floor.log"), port)
+    srv.start()
+    warm = max(50, CALLS // 10)
+    for c in (1, 8):
+        F[f"ping_c{c}"] = series("floor", srv, rpc_body("ping"), clients=c, warmup=warm // c, label="ping (floor)")
+    srv.stop()
+
+
 def measure_peer():
     """The peer's numbers, or None when it is skipped. Leaves it running (idle) for the idle window."""
     srv = peer_server(free_port())
@@ -608,6 +624,9 @@ def measure_ours(peer):
         "list_tasks_10": tool_body("claudecron_list_tasks", {}),
     }
     warm = max(20, CALLS // 20)
+    for c in (1, 8):
+        O[f"ping_c{c}"] = series("ours", srv, rpc_body("ping"), clients=c, warmup=max(50, CALLS // 10) // c,
+                                 label="ping")
     for name, body in small.items():
         for c in (1, 8):
             O[f"{name}_c{c}"] = series("ours", srv, body, clients=c, warmup=warm // c,
@@ -713,6 +732,17 @@ def build_rows(peer_skip):
     row("tools_list.server_p99_ms", "tools/list server-side p99 (ms, from the log)", O.get("tools_list_server_p99_ms"))
     series_rows("tools_list", "tools/list, 1 client", tl, pk("tools_list"))
 
+    F = RAW.get("floor") or {}
+    for c in (1, 8):
+        fc = F.get(f"ping_c{c}")
+        note = ("peer column: the bare responder (scripts/bench/floor.rs)" if fc else
+                "the bare responder was not measured")
+        if O.get(f"ping_c{c}") is not None or fc:
+            o = O.get(f"ping_c{c}") or {}
+            row(f"ping.c{c}.cpu_us", f"ping (whole request path, no tool), {c} client{'s' if c > 1 else ''}: "
+                "server CPU/call (µs)", o.get("cpu_us_per_call"), (fc or {}).get("cpu_us_per_call"), note=note)
+            row(f"ping.c{c}.p99_ms", f"ping, {c} client{'s' if c > 1 else ''}: p99 (ms)",
+                o.get("p99_us") and o["p99_us"] / 1000, fc and fc.get("p99_us") and fc["p99_us"] / 1000, note=note)
     for name, label in (("get_task", "get_task"), ("preview_schedule", "preview_schedule"),
                         ("list_tasks_10", "list_tasks (10 tasks)")):
         for c in (1, 8):
@@ -806,6 +836,11 @@ def main():
                 for p in list(STARTED):
                     stop_proc(p)
                 peer, RAW["peer"] = None, {}
+        try:
+            measure_floor()
+        except (Fatal, OSError) as e:
+            WARNINGS.append(f"the request floor could not be measured: {e}")
+            RAW["floor"] = {}
         measure_ours(peer)
     except Fatal as e:
         print(f"bench: cannot measure claudecron: {e}", file=sys.stderr, flush=True)
