@@ -7,6 +7,7 @@ pub(crate) mod engine;
 pub(crate) mod exec;
 pub(crate) mod http;
 pub(crate) mod ids;
+pub(crate) mod logger;
 pub mod mcp;
 pub(crate) mod metrics;
 pub(crate) mod oauth;

@@ -1526,6 +1526,59 @@ fn malformed_requests_get_json_errors_and_the_connection_is_closed() {
     assert_eq!(resp.status, 200);
 }
 
+#[test]
+fn head_lines_are_read_the_same_however_the_bytes_arrive() {
+    let server = Server::start_default();
+    let host = server.host_header();
+    // A header line of exactly 8192 bytes is taken; one byte more is 431.
+    for (extra, status) in [(0, 200), (1, 431)] {
+        let line = format!("X-Long: {}", "a".repeat(8192 - "X-Long: ".len() + extra));
+        let mut r = raw_session(&server);
+        write!(
+            r.get_mut(),
+            "GET /health HTTP/1.1\r\nHost: {host}\r\n{line}\r\n\r\n"
+        )
+        .unwrap();
+        let resp = raw_response(&mut r).expect("an answer");
+        assert_eq!(resp.status, status, "a {}-byte header line", line.len());
+    }
+    // Two kept-alive requests written in pieces: a CR and its LF in separate writes, a line
+    // across writes, a bare LF inside a header value (not a line end: the line is malformed).
+    let head = format!("GET /health HTTP/1.1\r\nHost: {host}\r\nX-A: 1\r\n\r\n");
+    let bytes = format!("{head}{head}").into_bytes();
+    let mut r = raw_session(&server);
+    let mut cuts: Vec<usize> = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\r')
+        .map(|(i, _)| i + 1)
+        .collect();
+    cuts.extend([3, 7, 20]);
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut from = 0;
+    for cut in cuts.into_iter().chain([bytes.len()]) {
+        r.get_mut().write_all(&bytes[from..cut]).unwrap();
+        r.get_mut().flush().unwrap();
+        from = cut;
+    }
+    for n in 1..=2 {
+        let resp = raw_response(&mut r).unwrap_or_else(|e| panic!("answer {n}: {e}"));
+        assert_eq!(resp.status, 200, "answer {n}");
+    }
+    let mut r = raw_session(&server);
+    write!(
+        r.get_mut(),
+        "GET /health HTTP/1.1\r\nHost: {host}\r\nX-A: 1\nX-B: 2\r\n\r\n"
+    )
+    .unwrap();
+    let resp = raw_response(&mut r).expect("an answer");
+    assert_eq!(
+        resp.status, 200,
+        "a bare LF inside a header value stays in the value"
+    );
+}
+
 /// A `/proc/PID/status` value in KiB (`VmRSS`, `VmHWM`).
 fn status_kib(pid: u32, key: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");

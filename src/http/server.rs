@@ -139,27 +139,10 @@ fn wait_for_shutdown(signals: StopSignals, app: &App, server: &tiny_http::Server
     std::process::exit(0);
 }
 
-fn init_logging(config: &Config) -> Result<(), String> {
-    let mut builder = env_logger::Builder::new();
-    builder.parse_filters(&format!("warn,claudecron={}", config.log_level));
-    builder.format_timestamp_millis();
-    if let Some(path) = &config.log_path {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("log_path {}: {e}", path.display()))?;
-        builder.target(env_logger::Target::Pipe(Box::new(file)));
-    }
-    // A second init (tests running serve twice in one process) is harmless.
-    let _ = builder.try_init();
-    Ok(())
-}
-
 /// Run the server until the process is stopped.
 pub fn serve(config: Config) -> Result<(), String> {
     crate::sys::limit_malloc_arenas(1); // one heap: threads allocate mostly from their tcache
-    init_logging(&config)?;
+    crate::logger::init(&config.log_level, config.log_path.as_deref())?;
     let tokens = crate::token::accepted_tokens(&config)?;
     {
         let store = crate::store::Store::open(&config.db_path)

@@ -161,18 +161,37 @@ impl ClientConnection {
                 Some(_) => {}
             }
 
+            // Whole pieces up to each '\n' are copied at once (a line ends at CRLF only; a bare
+            // '\n' stays in the line). At most `limit + 2` bytes of a line are ever taken.
             let mut used = 0;
             let mut outcome = None;
-            for &byte in available {
-                used += 1;
-                if byte == b'\n' && prev_byte_was_cr {
+            while used < available.len() {
+                let rest = &available[used..];
+                let (piece, found_lf) = match rest.iter().position(|&b| b == b'\n') {
+                    Some(i) => (&rest[..i], true),
+                    None => (rest, false),
+                };
+                let room = limit + 2 - buf.len();
+                if piece.len() >= room {
+                    used += room;
+                    outcome = Some(Err(LineError::TooLong));
+                    break;
+                }
+                buf.extend_from_slice(piece);
+                used += piece.len();
+                if !found_lf {
+                    prev_byte_was_cr = piece.last().map_or(prev_byte_was_cr, |&b| b == b'\r');
+                    break;
+                }
+                used += 1; // the '\n'
+                let ends_line = piece.last().map_or(prev_byte_was_cr, |&b| b == b'\r');
+                if ends_line {
                     buf.pop(); // removing the '\r'
                     outcome = Some(Ok(()));
                     break;
                 }
-                prev_byte_was_cr = byte == b'\r';
-                buf.push(byte);
-                // (+1: the '\r' of a line that is just long enough)
+                buf.push(b'\n');
+                prev_byte_was_cr = false;
                 if buf.len() > limit + 1 {
                     outcome = Some(Err(LineError::TooLong));
                     break;
