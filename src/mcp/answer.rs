@@ -230,6 +230,40 @@ mod tests {
     }
 
     #[test]
+    fn escaping_matches_serde_json_at_every_position_in_a_word() {
+        // Each special byte at every offset of strings of 0..=20 bytes, between plain ASCII
+        // and multi-byte characters, alone and in pairs: the word check must see each one.
+        let specials = ['"', '\\', '\n', '\u{0}', '\u{1f}', '\u{8}', ' ', '!', '#', '[', ']', '\u{7f}', 'é'];
+        for len in 0..=20 {
+            for pos in 0..len.max(1) {
+                for &a in &specials {
+                    for &b in &['x', '"', '\u{2}', '日'] {
+                        let text: String = (0..len)
+                            .map(|k| if k == pos { a } else if k == len - 1 { b } else { 'a' })
+                            .collect();
+                        let mut ours = vec![b'"'];
+                        escape_into(&mut ours, text.as_bytes());
+                        ours.push(b'"');
+                        assert_eq!(
+                            String::from_utf8(ours).unwrap(),
+                            serde_json::to_string(&text).unwrap(),
+                            "{text:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // Every byte value below 0x80 on its own and inside a long plain run.
+        for c in 0u8..0x80 {
+            let text = format!("{}{}{}", "p".repeat(13), c as char, "q".repeat(9));
+            let mut ours = Vec::new();
+            escape_into(&mut ours, text.as_bytes());
+            let want = serde_json::to_string(&text).unwrap();
+            assert_eq!(ours, want.as_bytes()[1..want.len() - 1], "byte {c:#x}");
+        }
+    }
+
+    #[test]
     fn an_encoded_tool_result_is_the_value_tool_result_builds() {
         let value = serde_json::json!({"run": {"id": 7, "task_name": "a\"b", "status": "success"}, "x": [1, "\n"]});
         for (links, complete) in [(true, false), (false, false), (true, true)] {
