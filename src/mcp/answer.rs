@@ -11,6 +11,8 @@ use serde_json::Value;
 pub(crate) enum ToolAnswer {
     /// A success: its readable line and its JSON.
     Done { summary: String, value: Value },
+    /// A success whose JSON is already encoded (`get_task`); it links no run.
+    Encoded { summary: String, json: Vec<u8> },
     /// A tool error result (`isError: true`), already a value.
     Refused(Value),
 }
@@ -20,6 +22,10 @@ impl ToolAnswer {
     pub fn into_value(self) -> Value {
         match self {
             ToolAnswer::Done { summary, value } => super::tool_result(&summary, value),
+            ToolAnswer::Encoded { summary, json } => {
+                let value = serde_json::from_slice(&json).unwrap_or(Value::Null);
+                super::tool_result(&summary, value)
+            }
             ToolAnswer::Refused(v) => v,
         }
     }
@@ -29,8 +35,14 @@ impl ToolAnswer {
     /// [`super::tool_result`] builds, in one pass: the value is encoded once (not once for the
     /// text and again inside an envelope of values built around it).
     pub fn encode(self, id: &Value, links: bool, complete: bool) -> Reply {
-        let (summary, value) = match self {
-            ToolAnswer::Done { summary, value } => (summary, value),
+        let (summary, json, link) = match self {
+            ToolAnswer::Done { summary, value } => {
+                let mut json = Vec::with_capacity(4096);
+                write_json(&mut json, &value);
+                let link = if links { run_link(&value) } else { None };
+                (summary, json, link)
+            }
+            ToolAnswer::Encoded { summary, json } => (summary, json, None),
             ToolAnswer::Refused(mut v) => {
                 if complete {
                     v["resultType"] = "complete".into();
@@ -41,9 +53,6 @@ impl ToolAnswer {
                 );
             }
         };
-        let mut json = Vec::with_capacity(4096);
-        write_json(&mut json, &value);
-        let link = if links { run_link(&value) } else { None };
         let mut body = Vec::with_capacity(summary.len() + 2 * json.len() + json.len() / 4 + 256);
         body.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
         write_json(&mut body, id);
@@ -233,13 +242,23 @@ mod tests {
     fn escaping_matches_serde_json_at_every_position_in_a_word() {
         // Each special byte at every offset of strings of 0..=20 bytes, between plain ASCII
         // and multi-byte characters, alone and in pairs: the word check must see each one.
-        let specials = ['"', '\\', '\n', '\u{0}', '\u{1f}', '\u{8}', ' ', '!', '#', '[', ']', '\u{7f}', 'é'];
+        let specials = [
+            '"', '\\', '\n', '\u{0}', '\u{1f}', '\u{8}', ' ', '!', '#', '[', ']', '\u{7f}', 'é',
+        ];
         for len in 0..=20 {
             for pos in 0..len.max(1) {
                 for &a in &specials {
                     for &b in &['x', '"', '\u{2}', '日'] {
                         let text: String = (0..len)
-                            .map(|k| if k == pos { a } else if k == len - 1 { b } else { 'a' })
+                            .map(|k| {
+                                if k == pos {
+                                    a
+                                } else if k == len - 1 {
+                                    b
+                                } else {
+                                    'a'
+                                }
+                            })
                             .collect();
                         let mut ours = vec![b'"'];
                         escape_into(&mut ours, text.as_bytes());

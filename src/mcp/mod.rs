@@ -446,17 +446,25 @@ impl Mcp {
         let Some(catalog) = catalog else {
             return Ok(ToolAnswer::Refused(tool_error(&self.no_catalog())));
         };
-        let tools::Handler::Now(handler) = tool.handler else {
+        let answer = match tool.handler {
+            tools::Handler::Now(handler) => {
+                handler(catalog, args, chrono::Utc::now()).map(|value| ToolAnswer::Done {
+                    summary: (tool.summary)(&value),
+                    value,
+                })
+            }
+            tools::Handler::Encoded(handler) => {
+                handler(catalog, args, chrono::Utc::now()).map(|e| ToolAnswer::Encoded {
+                    summary: (tool.summary)(&e.brief),
+                    json: e.json,
+                })
+            }
             // run_task and cancel_run are answered by `run_tools` before dispatch.
-            return Err((-32603, format!("{name} cannot be called here")));
+            tools::Handler::Run(_) => {
+                return Err((-32603, format!("{name} cannot be called here")));
+            }
         };
-        Ok(match handler(catalog, args, chrono::Utc::now()) {
-            Ok(value) => ToolAnswer::Done {
-                summary: (tool.summary)(&value),
-                value,
-            },
-            Err(e) => ToolAnswer::Refused(op_error(name, &e)),
-        })
+        Ok(answer.unwrap_or_else(|e| ToolAnswer::Refused(op_error(name, &e))))
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::args::{invalid, only_fields, optional_int, optional_str, required_str, run_id_arg};
 use super::schema::{object_schema, output_schema, task_id_property, task_properties};
-use crate::tasks::catalog::{self, Catalog, OpError, OpResult};
+use crate::tasks::catalog::{self, Catalog, Encoded, OpError, OpResult};
 use crate::tasks::model::TaskType;
 use crate::tasks::runs::RunStatus;
 use crate::tasks::validate::HOOK_EVENTS;
@@ -58,10 +58,17 @@ pub struct RunCall {
     pub finished: Option<Receiver<()>>,
 }
 
+/// A handler whose answer is already encoded JSON.
+pub type EncodedHandler =
+    fn(&Catalog, &Map<String, Value>, DateTime<Utc>) -> Result<Encoded, OpError>;
+
 /// How a tool is carried out.
 pub enum Handler {
     /// Answered at once, on a worker.
     Now(fn(&Catalog, &Map<String, Value>, DateTime<Utc>) -> OpResult),
+    /// Answered at once with JSON already encoded (no value tree); its summary line is made
+    /// from the answer's `brief`.
+    Encoded(EncodedHandler),
     /// Acts on a run and may wait for its end (`run_task`, `cancel_run`): the wait happens on
     /// the request's own connection thread, never in a lane.
     Run(fn(&Catalog, &Map<String, Value>) -> Result<RunCall, OpError>),
@@ -155,9 +162,9 @@ pub const TOOLS: &[Tool] = &[
         input: || object_schema(json!({"taskId": task_id_property()}), &["taskId"]),
         output: &["task"],
         hints: READ,
-        handler: Handler::Now(|c, args, now| {
+        handler: Handler::Encoded(|c, args, now| {
             only_fields(args, &["taskId"])?;
-            c.get(required_str(args, "taskId", "a task id or name")?, now)
+            c.get_encoded(required_str(args, "taskId", "a task id or name")?, now)
         }),
         summary: |v| task_line(&v["task"]),
     },

@@ -355,15 +355,32 @@ pub struct Task {
 impl Task {
     /// The task as one JSON object: `id`, the definition's fields, and the timestamps.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut value = serde_json::to_value(&self.spec).unwrap_or(serde_json::Value::Null);
-        if let Some(obj) = value.as_object_mut() {
-            let mut out = serde_json::Map::new();
-            out.insert("id".into(), self.id.clone().into());
-            out.append(obj);
-            out.insert("created_at".into(), rfc3339(self.created_at).into());
-            out.insert("updated_at".into(), rfc3339(self.updated_at).into());
-            return serde_json::Value::Object(out);
-        }
-        value
+        serde_json::to_value(self.json_with(serde_json::Map::new()))
+            .unwrap_or(serde_json::Value::Null)
     }
+
+    /// The object [`Task::to_json`] builds, with `more` fields after the timestamps, ready to be
+    /// serialized as it is (written straight as JSON, no value tree in between).
+    pub fn json_with(&self, more: serde_json::Map<String, serde_json::Value>) -> TaskJson<'_> {
+        TaskJson {
+            id: &self.id,
+            spec: &self.spec,
+            created_at: rfc3339(self.created_at),
+            updated_at: rfc3339(self.updated_at),
+            more,
+        }
+    }
+}
+
+/// A task as one JSON object: `id`, the definition's fields, the timestamps, then a view's
+/// own fields (`more`, whose keys are none of the others').
+#[derive(Serialize)]
+pub struct TaskJson<'a> {
+    id: &'a str,
+    #[serde(flatten)]
+    spec: &'a TaskSpec,
+    created_at: String,
+    updated_at: String,
+    #[serde(flatten)]
+    more: serde_json::Map<String, serde_json::Value>,
 }

@@ -8,9 +8,11 @@
 mod approval;
 mod list;
 mod safety;
+mod show;
 mod views;
 mod webhook;
 pub use list::*;
+pub use show::Encoded;
 pub use views::*;
 pub use webhook::WebhookRefusal;
 
@@ -387,94 +389,6 @@ impl Catalog {
         })
     }
 
-    /// The full view of a task: definition, trigger in words, next fire times, last runs.
-    pub fn task_view(
-        &self,
-        task: &Task,
-        now: DateTime<Utc>,
-        fires: usize,
-        runs: i64,
-    ) -> Result<Value, OpError> {
-        let tz = parse_timezone(&task.spec.timezone).unwrap_or(chrono_tz::UTC);
-        let mut view = task.to_json();
-        // mcp_config headers and env values are credentials: shown as set, never returned.
-        if let Some(Value::Object(servers)) = view.pointer_mut("/mcp_config/mcpServers") {
-            for server in servers.values_mut() {
-                for key in ["headers", "env"] {
-                    if let Some(Value::Object(vals)) = server.get_mut(key) {
-                        vals.values_mut().for_each(|v| *v = "(set, hidden)".into());
-                    }
-                }
-            }
-        }
-        if let Some(obj) = view.as_object_mut() {
-            obj.insert(
-                "trigger_summary".into(),
-                trigger_summary(task, &self.schedules).into(),
-            );
-            obj.insert(
-                "effective_timeout_seconds".into(),
-                task.spec
-                    .timeout_seconds
-                    .unwrap_or(self.defaults.task_timeout_secs)
-                    .into(),
-            );
-            let next: Vec<Value> = next_fire_times(task, now, fires, &self.schedules)
-                .into_iter()
-                .map(|t| time_pair(t, tz))
-                .collect();
-            obj.insert("next_runs".into(), Value::Array(next));
-            if task.spec.task_type == crate::tasks::model::TaskType::Subagent {
-                let settings = &self.defaults.subagent;
-                obj.insert(
-                    "effective_runner".into(),
-                    crate::exec::subagent::runner_name(crate::exec::subagent::choose_runner(
-                        &task.spec, settings,
-                    ))
-                    .into(),
-                );
-                if let Some(warning) = crate::exec::subagent::readiness(&task.spec, settings) {
-                    obj.insert("warning".into(), warning.into());
-                }
-                obj.insert("spend".into(), self.spend(task, now)?);
-            }
-            if let Some(pause) = self.services.engine.paused() {
-                obj.insert("paused_all".into(), json!(pause));
-            }
-            self.failures_view(task, obj)?;
-            self.approval_view(task, obj)?;
-            self.deadman_view(task, now, obj)?;
-            if let Some(hook) = webhook::view(task) {
-                obj.insert("webhook".into(), hook);
-            }
-            if let Some((error, at)) = self.store.trigger_error(&task.id)? {
-                obj.insert(
-                    "trigger_error".into(),
-                    json!({"error": error, "since": rfc3339_millis(at)}),
-                );
-            }
-            if runs > 0 {
-                let recent = self.store.list_runs(Some(&task.id), None, runs)?;
-                obj.insert(
-                    "last_runs".into(),
-                    Value::Array(recent.iter().map(|r| run_summary(r, 500)).collect()),
-                );
-            }
-        }
-        Ok(view)
-    }
-
-    /// What a subagent task's runs cost today and this month (UTC; runs still in the history).
-    fn spend(&self, task: &Task, now: DateTime<Utc>) -> Result<Value, OpError> {
-        let (day, month) = crate::engine::plan::day_and_month_start(now);
-        Ok(json!({
-            "today_usd": self.store.spend_since(Some(&task.id), day)?,
-            "month_usd": self.store.spend_since(Some(&task.id), month)?,
-            "daily_budget_usd": task.spec.guards.daily_budget_usd,
-            "since_utc": {"today": rfc3339_millis(day), "month": rfc3339_millis(month)},
-        }))
-    }
-
     /// `add_task`.
     pub fn add(&self, input: &Value, now: DateTime<Utc>) -> OpResult {
         let lookup = StoreLookup(&self.store);
@@ -568,14 +482,6 @@ impl Catalog {
         Ok(json!({
             "deleted": { "id": task.id, "name": task.spec.name, "runs_deleted": runs, "worktrees_removed": worktrees }
         }))
-    }
-
-    /// `get_task`.
-    pub fn get(&self, task_id: &str, now: DateTime<Utc>) -> OpResult {
-        self.store.reading(|| {
-            let task = self.resolve(task_id)?;
-            Ok(crate::obj!("task": self.task_view(&task, now, 5, 5)?))
-        })
     }
 
     /// `get_history`: runs newest first.
