@@ -1,6 +1,7 @@
 //! Small helpers with no state and no I/O, shared across layers: RFC 3339 time text, cutting
 //! text at a character boundary, edit distance for did-you-mean hints, and the one path-glob
-//! rule used by file-watch patterns and hook file patterns, base64url, and the `obj!` macro. It
+//! rule used by file-watch patterns and hook file patterns, base64url, JSON written into a byte
+//! buffer, and the `obj!` macro. It
 //! depends on nothing in the crate.
 
 use chrono::{DateTime, Utc};
@@ -198,6 +199,43 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// `value` as JSON at the end of `out`, through a writer that pushes serde_json's short writes
+/// (its punctuation and quotes, a byte or two each: most of its writes) byte by byte instead of
+/// through a copy call.
+pub fn json_into<T: serde::Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+) -> serde_json::Result<()> {
+    serde_json::to_writer(JsonSink(out), value)
+}
+
+/// A `Vec` as serde_json's writer (see [`json_into`]).
+struct JsonSink<'a>(&'a mut Vec<u8>);
+
+impl std::io::Write for JsonSink<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.write_all(bytes)?;
+        Ok(bytes.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.len() <= 4 {
+            for &b in bytes {
+                self.0.push(b);
+            }
+        } else {
+            self.0.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -171,36 +171,8 @@ const ESCAPE_EXTRA: [u8; 256] = {
 
 /// `value` as JSON at the end of `body`.
 fn write_json<T: serde::Serialize + ?Sized>(body: &mut Vec<u8>, value: &T) {
-    if serde_json::to_writer(Sink(body), value).is_err() {
+    if crate::util::json_into(body, value).is_err() {
         body.extend_from_slice(b"null"); // unreachable for values and strings
-    }
-}
-
-/// A `Vec` as serde_json's writer, with short writes (its punctuation and quotes, a byte or two
-/// each: most of its writes) pushed byte by byte instead of through a copy call.
-struct Sink<'a>(&'a mut Vec<u8>);
-
-impl std::io::Write for Sink<'_> {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.write_all(bytes)?;
-        Ok(bytes.len())
-    }
-
-    #[inline]
-    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if bytes.len() <= 4 {
-            for &b in bytes {
-                self.0.push(b);
-            }
-        } else {
-            self.0.extend_from_slice(bytes);
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -146,7 +146,7 @@ pub const TOOLS: &[Tool] = &[
         input: super::schema::list_tasks_schema,
         output: &["tasks", "count", "total"],
         hints: READ,
-        handler: Handler::Now(list_tasks),
+        handler: Handler::Encoded(|c, args, now| c.list_encoded(&list_query(args)?, now)),
         summary: |v| match v.get("next_cursor") {
             Some(_) => format!(
                 "{} of {} tasks; more with cursor {}.",
@@ -423,7 +423,8 @@ const HISTORY_STATUSES: [&str; 9] = [
     "interrupted",
 ];
 
-fn list_tasks(c: &Catalog, args: &Map<String, Value>, now: DateTime<Utc>) -> OpResult {
+/// What a `list_tasks` call asks for.
+fn list_query(args: &Map<String, Value>) -> Result<catalog::ListQuery, OpError> {
     only_fields(
         args,
         &["status", "type", "trigger", "search", "limit", "cursor"],
@@ -441,17 +442,14 @@ fn list_tasks(c: &Catalog, args: &Map<String, Value>, now: DateTime<Utc>) -> OpR
     let trigger = optional_str(args, "trigger", &super::schema::LIST_TRIGGERS)?
         .and_then(|t| crate::tasks::runs::TriggerKind::parse(&t.replace('_', "-")));
     let limit = optional_int(args, "limit", 1, catalog::MAX_PAGE as i64)?;
-    c.list(
-        &catalog::ListQuery {
-            enabled,
-            task_type,
-            trigger,
-            name_contains: optional_str(args, "search", &[])?.map(String::from),
-            limit: limit.map_or(catalog::DEFAULT_PAGE, |n| n as usize),
-            cursor: optional_str(args, "cursor", &[])?.map(String::from),
-        },
-        now,
-    )
+    Ok(catalog::ListQuery {
+        enabled,
+        task_type,
+        trigger,
+        name_contains: optional_str(args, "search", &[])?.map(String::from),
+        limit: limit.map_or(catalog::DEFAULT_PAGE, |n| n as usize),
+        cursor: optional_str(args, "cursor", &[])?.map(String::from),
+    })
 }
 
 fn toggle_task(c: &Catalog, args: &Map<String, Value>, now: DateTime<Utc>) -> OpResult {

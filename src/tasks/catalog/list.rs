@@ -42,14 +42,74 @@ impl Default for ListQuery {
     }
 }
 
+/// One page of `list_tasks`, as it is serialized.
+#[derive(serde::Serialize)]
+struct Page<'a> {
+    count: usize,
+    total: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+    tasks: Vec<Row<'a>>,
+}
+
+/// One task's row of a page.
+#[derive(serde::Serialize)]
+struct Row<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(rename = "type")]
+    task_type: &'static str,
+    enabled: bool,
+    trigger: &'static str,
+    trigger_summary: String,
+    timezone: &'a str,
+    next_run: Option<TimePair>,
+    last_run: Option<LastRun>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_approval: Option<bool>,
+}
+
+/// The newest run of a row's task.
+#[derive(serde::Serialize)]
+struct LastRun {
+    id: i64,
+    status: &'static str,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+}
+
 impl Catalog {
     /// `list_tasks`: one row per task of the page; `count` rows, `total` matching tasks, and
     /// `next_cursor` unless this is the last page.
     pub fn list(&self, query: &ListQuery, now: DateTime<Utc>) -> OpResult {
-        self.store.reading(|| self.list_page(query, now))
+        self.store.reading(|| {
+            let tasks = self.page_tasks(query)?;
+            let page = self.page(&tasks, now)?;
+            serde_json::to_value(&page).map_err(|e| OpError::Internal(format!("task list: {e}")))
+        })
     }
 
-    fn list_page(&self, query: &ListQuery, now: DateTime<Utc>) -> OpResult {
+    /// [`Catalog::list`] as JSON bytes, written straight from the rows (no value tree), with
+    /// `count`, `total` and `next_cursor` as the brief its summary line reads.
+    pub fn list_encoded(&self, query: &ListQuery, now: DateTime<Utc>) -> Result<Encoded, OpError> {
+        self.store.reading(|| {
+            let tasks = self.page_tasks(query)?;
+            let page = self.page(&tasks, now)?;
+            let mut json = Vec::with_capacity(256 + 512 * page.tasks.len());
+            crate::util::json_into(&mut json, &page)
+                .map_err(|e| OpError::Internal(format!("task list: {e}")))?;
+            let mut brief = crate::obj!("count": page.count, "total": page.total);
+            if let Some(cursor) = &page.next_cursor {
+                brief["next_cursor"] = cursor.as_str().into();
+            }
+            Ok(Encoded { json, brief })
+        })
+    }
+
+    /// The tasks of the page `query` asks for, the one after it too when there is one.
+    fn page_tasks(&self, query: &ListQuery) -> Result<PageTasks, OpError> {
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
         let limit = query.limit.clamp(1, MAX_PAGE);
         let filter = TaskFilter {
@@ -66,8 +126,13 @@ impl Catalog {
         let more = tasks.len() > limit;
         tasks.truncate(limit);
         let total = self.store.count_matching(&filter)?;
+        Ok(PageTasks { tasks, more, total })
+    }
+
+    fn page<'a>(&self, found: &'a PageTasks, now: DateTime<Utc>) -> Result<Page<'a>, OpError> {
+        let tasks = &found.tasks;
         let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
-        let last_runs = self.store.last_runs(&ids)?;
+        let mut last_runs = self.store.last_runs(&ids)?;
         // Why a disabled task was paused for its failures (one read per disabled task shown).
         let mut paused = HashMap::new();
         for task in tasks.iter().filter(|t| !t.spec.enabled) {
@@ -75,46 +140,50 @@ impl Catalog {
                 paused.insert(task.id.as_str(), reason);
             }
         }
-        let pending = self.pending_ids(&tasks)?;
-        let rows: Vec<Value> = tasks
+        let pending = self.pending_ids(tasks)?;
+        let rows: Vec<Row<'a>> = tasks
             .iter()
             .map(|task| {
                 let tz = parse_timezone(&task.spec.timezone).unwrap_or(chrono_tz::UTC);
                 let next = next_fire_times(task, now, 1, &self.schedules);
-                let mut row = crate::obj!(
-                    "id": task.id.as_str(),
-                    "name": task.spec.name.as_str(),
-                    "type": task.spec.task_type.as_str(),
-                    "enabled": task.spec.enabled,
-                    "trigger": task.spec.trigger.kind().as_str(),
-                    "trigger_summary": trigger_summary(task, &self.schedules),
-                    "timezone": task.spec.timezone.as_str(),
-                    "next_run": next.first().map(|t| time_pair(*t, tz)),
-                    "last_run": last_runs.get(&task.id).map(|r| crate::obj!(
-                        "id": r.id,
-                        "status": r.status.as_str(),
-                        "started_at": r.started_at.map(rfc3339_millis),
-                        "finished_at": r.finished_at.map(rfc3339_millis),
-                    )),
-                );
-                if let Some(reason) = paused.get(task.id.as_str()) {
-                    row["paused_reason"] = reason.as_str().into();
+                Row {
+                    id: &task.id,
+                    name: &task.spec.name,
+                    task_type: task.spec.task_type.as_str(),
+                    enabled: task.spec.enabled,
+                    trigger: task.spec.trigger.kind().as_str(),
+                    trigger_summary: trigger_summary(task, &self.schedules),
+                    timezone: &task.spec.timezone,
+                    next_run: next.first().map(|t| TimePair::new(*t, tz)),
+                    last_run: last_runs.remove(&task.id).map(|r| LastRun {
+                        id: r.id,
+                        status: r.status.as_str(),
+                        started_at: r.started_at.map(rfc3339_millis),
+                        finished_at: r.finished_at.map(rfc3339_millis),
+                    }),
+                    paused_reason: paused.remove(task.id.as_str()),
+                    pending_approval: pending.contains(task.id.as_str()).then_some(true),
                 }
-                if pending.contains(task.id.as_str()) {
-                    row["pending_approval"] = true.into();
-                }
-                row
             })
             .collect();
-        let mut page = crate::obj!("count": rows.len(), "total": total);
-        if more {
-            if let Some(last) = tasks.last() {
-                page["next_cursor"] = encode_cursor(&last.spec.name, &last.id).into();
-            }
-        }
-        page["tasks"] = Value::Array(rows);
-        Ok(page)
+        let next_cursor = match (found.more, tasks.last()) {
+            (true, Some(last)) => Some(encode_cursor(&last.spec.name, &last.id)),
+            _ => None,
+        };
+        Ok(Page {
+            count: rows.len(),
+            total: found.total,
+            next_cursor,
+            tasks: rows,
+        })
     }
+}
+
+/// The tasks found for a page: `more` when another page follows; `total` matching tasks.
+struct PageTasks {
+    tasks: Vec<Task>,
+    more: bool,
+    total: i64,
 }
 
 /// The cursor after the row (name, id): base64url of `["name","id"]`.

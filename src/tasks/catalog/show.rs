@@ -81,7 +81,7 @@ impl Catalog {
             }
             let mut json = Vec::with_capacity(4096);
             json.extend_from_slice(b"{\"task\":");
-            serde_json::to_writer(&mut json, &task.json_with(more))
+            crate::util::json_into(&mut json, &task.json_with(more))
                 .map_err(|e| OpError::Internal(format!("task view: {e}")))?;
             json.push(b'}');
             Ok(Encoded {

@@ -6,6 +6,8 @@ use super::*;
 use crate::tasks::model::TaskType;
 use list::decode_cursor;
 
+mod encoded;
+
 fn task(trigger: Value, enabled: bool) -> Task {
     let spec = serde_json::from_value(json!({
         "name": "t", "type": "bash", "enabled": enabled, "trigger": trigger,
@@ -340,113 +342,6 @@ fn each_row_shows_the_newest_run_of_its_task() {
     assert_eq!(rows[1]["last_run"]["id"], newest[2]);
     assert_eq!(rows[1]["last_run"]["status"], "skipped");
     assert!(rows[2]["last_run"].is_null());
-}
-
-/// The keys of one JSON object, in order, duplicates kept (a map would fold them).
-fn object_keys(json: &[u8]) -> Vec<String> {
-    struct Keys(Vec<String>);
-    impl<'de> serde::de::Visitor<'de> for Keys {
-        type Value = Vec<String>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            mut self,
-            mut map: A,
-        ) -> Result<Vec<String>, A::Error> {
-            while let Some((k, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
-                self.0.push(k);
-            }
-            Ok(self.0)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_slice(json);
-    serde::Deserializer::deserialize_map(&mut de, Keys(Vec::new())).unwrap()
-}
-
-#[test]
-fn get_task_encoded_is_the_value_view_field_for_field() {
-    let (source, _dir) = source("encoded");
-    let catalog = source.open().unwrap();
-    let now = Utc::now();
-    let kinds = [
-        json!({"name": "cron", "type": "bash", "command": "echo \"hi\"\n", "schedule": "*/5 * * * *",
-               "description": "with \u{1} and é", "env": {"A": "1"}, "pause_after_failures": 3,
-               "expect": {"within": "26h"}}),
-        json!({"name": "agent", "type": "subagent", "prompt": "look", "schedule": "0 9 * * 1-5",
-               "timezone": "Europe/Moscow", "daily_budget_usd": 2.5}),
-        json!({"name": "hook", "type": "bash", "command": "true",
-               "trigger": {"type": "hook", "event": "PostToolUse", "matcher": "Edit"}}),
-        json!({"name": "hook-off", "type": "bash", "command": "true", "enabled": false,
-               "trigger": {"type": "interval", "every": "15m"}}),
-        json!({"name": "hooked", "type": "bash", "command": "true", "trigger": {"type": "webhook"}}),
-        json!({"name": "mcp", "type": "subagent", "prompt": "p", "trigger": {"type": "manual"},
-               "mcp_config": {"mcpServers": {"s": {"type": "http", "url": "https://example.com/mcp",
-                                                    "headers": {"Authorization": "Bearer secret"}}}}}),
-    ];
-    for args in kinds {
-        let name = args["name"].as_str().unwrap().to_string();
-        catalog
-            .add(&args, now)
-            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        let run = crate::store::NewRun {
-            task_id: &catalog.resolve(&name).unwrap().id,
-            trigger: TriggerKind::Manual,
-            status: RunStatus::Skipped,
-            scheduled_for: None,
-            queued_at: now,
-            error: Some("e \"x\""),
-            attempt: 1,
-            retry_of: None,
-            context: None,
-        };
-        catalog.store.insert_run(&run).unwrap();
-        let value = catalog.get(&name, now).unwrap();
-        let encoded = catalog.get_encoded(&name, now).unwrap();
-        let decoded: Value = serde_json::from_slice(&encoded.json).unwrap();
-        assert_eq!(decoded, value, "{name}");
-        let inner = serde_json::to_vec(&decoded["task"]).unwrap();
-        let mut keys = object_keys(&encoded.json[b"{\"task\":".len()..encoded.json.len() - 1]);
-        assert_eq!(
-            keys.len(),
-            object_keys(&inner).len(),
-            "{name}: no key twice"
-        );
-        keys.sort();
-        keys.dedup();
-        assert_eq!(
-            keys.len(),
-            value["task"].as_object().unwrap().len(),
-            "{name}"
-        );
-        // The brief holds the summary's fields as the view has them.
-        for (key, shown) in encoded.brief["task"].as_object().unwrap() {
-            let full = &value["task"][key];
-            if key == "next_runs" {
-                assert_eq!(
-                    shown.as_array().unwrap().first(),
-                    full.as_array().unwrap().first()
-                );
-            } else {
-                assert_eq!(shown, full, "{name}: {key}");
-            }
-        }
-        // Every key the view adds after the definition is in the brief, but last_runs.
-        let definition = serde_json::to_value(&catalog.resolve(&name).unwrap().spec).unwrap();
-        for key in value["task"].as_object().unwrap().keys() {
-            let added = definition.get(key).is_none()
-                && !["created_at", "updated_at", "last_runs"].contains(&key.as_str());
-            if added || ["name", "id", "type", "enabled"].contains(&key.as_str()) {
-                assert!(
-                    encoded.brief["task"].get(key).is_some(),
-                    "{name}: brief has {key}"
-                );
-            }
-        }
-        if name == "mcp" {
-            assert!(!String::from_utf8_lossy(&encoded.json).contains("secret"));
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

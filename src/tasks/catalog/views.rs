@@ -6,10 +6,26 @@ use super::*;
 
 /// A time in the task's zone and in UTC.
 pub fn time_pair(t: DateTime<Utc>, tz: chrono_tz::Tz) -> Value {
-    crate::obj!(
-        "local": t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-        "utc": rfc3339(t),
-    )
+    let pair = TimePair::new(t, tz);
+    crate::obj!("local": pair.local, "utc": pair.utc)
+}
+
+/// A time in a zone and in UTC, as it is serialized (`{"local": …, "utc": …}`).
+#[derive(serde::Serialize)]
+pub struct TimePair {
+    pub local: String,
+    pub utc: String,
+}
+
+impl TimePair {
+    pub fn new(t: DateTime<Utc>, tz: chrono_tz::Tz) -> TimePair {
+        TimePair {
+            local: t
+                .with_timezone(&tz)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            utc: rfc3339(t),
+        }
+    }
 }
 
 /// The trigger in words, for people and models.
