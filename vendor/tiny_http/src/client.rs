@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{HTTPVersion, Header, Method};
+use crate::common::{HTTPVersion, Header, HeaderLineError, Method};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -257,18 +257,17 @@ impl ClientConnection {
             if fault.is_some() {
                 continue;
             }
-            match AsciiString::from_ascii(line) {
-                Err(_) => fault = Some(reject(400, "a header line is not ASCII")),
-                // TODO: remove this conversion
-                Ok(line) => match Header::from_str(line.as_str().trim()) {
-                    Ok(h) => headers.push(h),
-                    Err(()) => {
-                        fault = Some(reject(
-                            400,
-                            "malformed header line (expected `Name: value`)",
-                        ))
-                    }
-                },
+            match Header::from_line(line) {
+                Ok(h) => headers.push(h),
+                Err(HeaderLineError::NotAscii) => {
+                    fault = Some(reject(400, "a header line is not ASCII"))
+                }
+                Err(HeaderLineError::Malformed) => {
+                    fault = Some(reject(
+                        400,
+                        "malformed header line (expected `Name: value`)",
+                    ))
+                }
             }
         }
         if let Some(fault) = fault {
