@@ -20,9 +20,7 @@ pub struct TimePair {
 impl TimePair {
     pub fn new(t: DateTime<Utc>, tz: chrono_tz::Tz) -> TimePair {
         TimePair {
-            local: t
-                .with_timezone(&tz)
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            local: crate::util::rfc3339_in(t, tz),
             utc: rfc3339(t),
         }
     }
