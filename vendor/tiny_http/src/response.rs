@@ -73,10 +73,22 @@ impl FromStr for TransferEncoding {
 /// Bodies of a known length up to this size are written together with the head, in one write.
 const SINGLE_WRITE_LIMIT: usize = 256 * 1024;
 
-/// Builds a Date: header with the current date.
+/// Builds a Date: header with the current date (formatted once per second per thread).
 fn build_date_header() -> Header {
-    let d = HttpDate::from(SystemTime::now());
-    Header::from_bytes(&b"Date"[..], &d.to_string().into_bytes()[..]).unwrap()
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with(|cell| {
+        let mut date = cell.borrow_mut();
+        if date.0 != second {
+            *date = (second, HttpDate::from(now).to_string());
+        }
+        Header::from_bytes(&b"Date"[..], date.1.as_bytes()).unwrap()
+    })
 }
 
 fn write_message_header<W>(
@@ -88,26 +100,47 @@ fn write_message_header<W>(
 where
     W: Write,
 {
-    // writing status line
-    write!(
-        &mut writer,
-        "HTTP/{}.{} {} {}\r\n",
-        http_version.0,
-        http_version.1,
-        status_code.0,
-        status_code.default_reason_phrase()
-    )?;
+    // writing status line (plain writes: the formatting machinery cost more than the bytes)
+    if http_version.0 < 10 && http_version.1 < 10 && (100..1000).contains(&status_code.0) {
+        let code = status_code.0;
+        writer.write_all(&[
+            b'H',
+            b'T',
+            b'T',
+            b'P',
+            b'/',
+            b'0' + http_version.0,
+            b'.',
+            b'0' + http_version.1,
+            b' ',
+            b'0' + (code / 100) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+            b' ',
+        ])?;
+        writer.write_all(status_code.default_reason_phrase().as_bytes())?;
+        writer.write_all(b"\r\n")?;
+    } else {
+        write!(
+            &mut writer,
+            "HTTP/{}.{} {} {}\r\n",
+            http_version.0,
+            http_version.1,
+            status_code.0,
+            status_code.default_reason_phrase()
+        )?;
+    }
 
     // writing headers
     for header in headers.iter() {
         writer.write_all(header.field.as_str().as_ref())?;
-        write!(&mut writer, ": ")?;
+        writer.write_all(b": ")?;
         writer.write_all(header.value.as_str().as_ref())?;
-        write!(&mut writer, "\r\n")?;
+        writer.write_all(b"\r\n")?;
     }
 
     // separator between header and data
-    write!(&mut writer, "\r\n")?;
+    writer.write_all(b"\r\n")?;
 
     Ok(())
 }
@@ -430,10 +463,12 @@ where
         write_message_header(&mut head, &http_version, &self.status_code, &self.headers)?;
         let known_length = data_length.filter(|&l| !do_not_send_body && l <= SINGLE_WRITE_LIMIT);
         if let (Some(len), Some(encoding)) = (known_length, transfer_encoding) {
-            let mut body = Vec::with_capacity(len);
-            reader.by_ref().take(len as u64).read_to_end(&mut body)?;
+            // The body is read straight into the buffer after the head (one copy).
+            head.reserve(len + 16);
             match encoding {
                 TransferEncoding::Chunked => {
+                    let mut body = Vec::with_capacity(len);
+                    reader.by_ref().take(len as u64).read_to_end(&mut body)?;
                     // one chunk, then the last chunk
                     if !body.is_empty() {
                         write!(&mut head, "{:x}\r\n", body.len())?;
@@ -442,7 +477,9 @@ where
                     }
                     head.extend_from_slice(b"0\r\n\r\n");
                 }
-                TransferEncoding::Identity => head.extend_from_slice(&body),
+                TransferEncoding::Identity => {
+                    reader.by_ref().take(len as u64).read_to_end(&mut head)?;
+                }
             }
             return writer.write_all(&head);
         }
