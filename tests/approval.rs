@@ -188,14 +188,7 @@ fn host(server: &Server, keys: &Keys, args: &[&str]) -> Output {
 }
 
 fn ok_host(server: &Server, keys: &Keys, args: &[&str]) -> String {
-    let out = host(server, keys, args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "claudecron {args:?}: {}",
-        describe(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    succeeded(&host(server, keys, args), &format!("claudecron {args:?}"))
 }
 
 /// The ids `claudecron pending --json` lists, with their full content hashes.

@@ -36,15 +36,7 @@ fn cli(server: &Server, args: &[&str]) -> Output {
 }
 
 fn ok_cli(server: &Server, args: &[&str]) -> String {
-    let out = cli(server, args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "claudecron {args:?}: stdout {stdout} stderr {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    succeeded(&cli(server, args), &format!("claudecron {args:?}"))
 }
 
 fn health(server: &Server) -> Value {

@@ -18,15 +18,10 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(40);
 
 fn ok_host_cli(server: &Server, args: &[&str], stdin: &[u8]) -> String {
-    let out = host_cli(server, args, stdin);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "claudecron {args:?}: stdout {stdout} stderr {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    succeeded(
+        &host_cli(server, args, stdin),
+        &format!("claudecron {args:?}"),
+    )
 }
 
 /// Every tool result of the test, kept to be searched at the end.

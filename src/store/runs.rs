@@ -54,6 +54,24 @@ pub struct NewRun<'a> {
     pub context: Option<&'a RunContext>,
 }
 
+#[cfg(test)]
+impl<'a> NewRun<'a> {
+    /// A first attempt of a manual run of `task_id` with `status`, queued at `at` (tests).
+    pub fn manual(task_id: &'a str, status: RunStatus, at: DateTime<Utc>) -> NewRun<'a> {
+        NewRun {
+            task_id,
+            trigger: TriggerKind::Manual,
+            status,
+            scheduled_for: None,
+            queued_at: at,
+            error: None,
+            attempt: 1,
+            retry_of: None,
+            context: None,
+        }
+    }
+}
+
 /// What start-up recovery found.
 #[derive(Debug, Clone)]
 pub struct Recovered {

@@ -90,17 +90,11 @@ fn names_are_unique_and_deleting_a_task_deletes_its_runs() {
     assert!(matches!(dup, Err(StoreError::NameTaken(n)) if n == "same"));
     for _ in 0..3 {
         store
-            .insert_run(&NewRun {
-                task_id: "t1",
-                trigger: TriggerKind::Manual,
-                status: RunStatus::Queued,
-                scheduled_for: None,
-                queued_at: at("2026-01-01T00:00:00Z"),
-                error: None,
-                attempt: 1,
-                retry_of: None,
-                context: None,
-            })
+            .insert_run(&NewRun::manual(
+                "t1",
+                RunStatus::Queued,
+                at("2026-01-01T00:00:00Z"),
+            ))
             .unwrap();
     }
     assert_eq!(store.list_runs(Some("t1"), None, 10).unwrap().len(), 3);
@@ -133,15 +127,9 @@ fn one_run_per_task_and_fire_time() {
         .insert_task("t1", &spec("fires"), at("2026-01-01T00:00:00Z"))
         .unwrap();
     let run = NewRun {
-        task_id: "t1",
         trigger: TriggerKind::Cron,
-        status: RunStatus::Queued,
         scheduled_for: Some(at("2026-01-01T02:00:00Z")),
-        queued_at: at("2026-01-01T02:00:00Z"),
-        error: None,
-        attempt: 1,
-        retry_of: None,
-        context: None,
+        ..NewRun::manual("t1", RunStatus::Queued, at("2026-01-01T02:00:00Z"))
     };
     store.insert_run(&run).unwrap();
     assert!(store.insert_run(&run).is_err());
@@ -466,17 +454,7 @@ fn dead_man_state_starts_from_the_last_success_counts_successes_and_goes_with_it
     );
     // A success already in the history is where the window starts.
     let run = store
-        .insert_run(&NewRun {
-            task_id: "t1",
-            trigger: TriggerKind::Manual,
-            status: RunStatus::Queued,
-            scheduled_for: None,
-            queued_at: now,
-            error: None,
-            attempt: 1,
-            retry_of: None,
-            context: None,
-        })
+        .insert_run(&NewRun::manual("t1", RunStatus::Queued, now))
         .unwrap();
     let end = RunEnd {
         status: RunStatus::Success,

@@ -1130,6 +1130,18 @@ pub fn sink() -> (u16, Arc<Mutex<Vec<Sunk>>>) {
     (port, got)
 }
 
+/// A CLI run that must have exited 0 (`what` names it when it did not): its stdout.
+pub fn succeeded(out: &std::process::Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what}: stdout {stdout} stderr {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A host command (`claudecron ARGS --db <the server's tasks.db>`) as the owner runs it on the
 /// host: no CLAUDECRON_* settings of the test's environment, `stdin` written to it.
 pub fn host_cli(server: &Server, args: &[&str], stdin: &[u8]) -> std::process::Output {

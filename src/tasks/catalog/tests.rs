@@ -322,17 +322,7 @@ fn each_row_shows_the_newest_run_of_its_task() {
     let mut newest = Vec::new();
     for (i, id) in ids.iter().enumerate().take(2) {
         for _ in 0..=i {
-            let run = crate::store::NewRun {
-                task_id: id,
-                trigger: TriggerKind::Manual,
-                status: RunStatus::Skipped,
-                scheduled_for: None,
-                queued_at: now,
-                error: None,
-                attempt: 1,
-                retry_of: None,
-                context: None,
-            };
+            let run = crate::store::NewRun::manual(id, RunStatus::Skipped, now);
             newest.push(catalog.store.insert_run(&run).unwrap());
         }
     }

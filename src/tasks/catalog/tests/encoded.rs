@@ -50,16 +50,10 @@ fn get_task_encoded_is_the_value_view_field_for_field() {
         catalog
             .add(&args, now)
             .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let id = catalog.resolve(&name).unwrap().id;
         let run = crate::store::NewRun {
-            task_id: &catalog.resolve(&name).unwrap().id,
-            trigger: TriggerKind::Manual,
-            status: RunStatus::Skipped,
-            scheduled_for: None,
-            queued_at: now,
             error: Some("e \"x\""),
-            attempt: 1,
-            retry_of: None,
-            context: None,
+            ..crate::store::NewRun::manual(&id, RunStatus::Skipped, now)
         };
         catalog.store.insert_run(&run).unwrap();
         let value = catalog.get(&name, now).unwrap();
@@ -122,17 +116,7 @@ fn list_tasks_encoded_is_the_value_page_on_every_page() {
     }
     // A last run on some rows, one disabled task paused for its failures ("with \"quotes\"").
     for id in ids.iter().step_by(3) {
-        let run = crate::store::NewRun {
-            task_id: id,
-            trigger: TriggerKind::Manual,
-            status: RunStatus::Skipped,
-            scheduled_for: None,
-            queued_at: now,
-            error: None,
-            attempt: 1,
-            retry_of: None,
-            context: None,
-        };
+        let run = crate::store::NewRun::manual(id, RunStatus::Skipped, now);
         catalog.store.insert_run(&run).unwrap();
     }
     catalog.toggle(&ids[4], false, now).unwrap();
