@@ -458,8 +458,8 @@ mod tests {
 
     #[test]
     fn the_store_is_0600_and_resolves_or_names_the_missing_secret() {
-        let dir = std::env::temp_dir().join(format!("cc-secrets-{}", std::process::id()));
-        let file = path(&dir);
+        let dir = crate::util::TestDir::new("secrets");
+        let file = path(dir.path());
         assert!(load(&file).unwrap().is_empty());
         assert!(!set(&file, "gh", "s3cr3t-value").unwrap());
         assert!(set(&file, "gh", "s3cr3t-value2").unwrap());
@@ -491,7 +491,6 @@ mod tests {
         assert!(load(&file).unwrap_err().contains("chmod 600"));
         fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
         assert!(remove(&file, "gh").unwrap() && !remove(&file, "gh").unwrap());
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -95,10 +95,8 @@ mod tests {
     /// back; an approval of a task that does not exist is not recorded.
     #[test]
     fn unsigned_approvals_are_dropped_and_signatures_kept() {
-        let dir = std::env::temp_dir().join(format!("cc-store-approval-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("tasks.db");
+        let dir = crate::util::TestDir::new("store-approval");
+        let path = dir.path().join("tasks.db");
         let spec: TaskSpec = serde_json::from_value(serde_json::json!({
             "name": "old", "type": "bash", "enabled": true, "trigger": {"type": "manual"},
             "timezone": "UTC", "command": "true", "overlap": "skip", "catch_up": "skip",
@@ -137,6 +135,5 @@ mod tests {
         assert_eq!(all[0].1.as_deref(), Some("sig"));
         store.set_approval("gone", "x", "s", "test", now).unwrap();
         assert_eq!(store.approval("gone").unwrap(), None);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

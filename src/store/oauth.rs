@@ -382,9 +382,8 @@ mod tests {
 
     #[test]
     fn a_full_client_table_forgets_old_unused_clients_but_keeps_used_and_revoked_ones() {
-        let dir = std::env::temp_dir().join(format!("cc-oauth-room-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(&dir.join("tasks.db")).unwrap();
+        let dir = crate::util::TestDir::new("oauth-room");
+        let store = Store::open(&dir.path().join("tasks.db")).unwrap();
         let uris = vec!["http://127.0.0.1/cb".to_string()];
         for (id, at) in [
             ("old-unused", 100),
@@ -421,6 +420,5 @@ mod tests {
         assert_eq!(left, ["new", "old-revoked", "old-used"]);
         // Still full at 3 with nothing more to forget.
         assert!(!store.oauth_room_for_client(3, 1000).unwrap());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -94,10 +94,8 @@ mod tests {
 
     #[test]
     fn a_connection_is_kept_for_the_next_borrower_and_dropped_when_its_file_was_replaced() {
-        let dir = std::env::temp_dir().join(format!("cc-pool-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("tasks.db");
+        let dir = crate::util::TestDir::new("pool");
+        let db = dir.path().join("tasks.db");
         let pool = StorePool::new(&db, 2);
         {
             let (a, b, c) = (
@@ -113,10 +111,9 @@ mod tests {
         assert_eq!(pool.idle(), 1, "an idle one is lent, not a new one opened");
         // The file is replaced while the connection is lent: it is not given back.
         for ext in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(dir.join(format!("tasks.db{ext}")));
+            let _ = std::fs::remove_file(dir.path().join(format!("tasks.db{ext}")));
         }
         drop(lent);
         assert_eq!(pool.idle(), 1);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

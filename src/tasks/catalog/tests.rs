@@ -70,15 +70,6 @@ impl Task {
 // A catalog over a real store, engine and hook dispatch (the file watcher's inbox is dropped:
 // its messages go nowhere).
 
-/// A test's data directory, removed when the test ends.
-pub(super) struct Dir(std::path::PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The engine settings of these tests: 4 runs at once, 100 runs kept, short timeouts.
 fn engine_settings(
     db_path: &std::path::Path,
@@ -105,10 +96,9 @@ fn engine_settings(
     }
 }
 
-pub(super) fn source(tag: &str) -> (CatalogSource, Dir) {
-    let dir = std::env::temp_dir().join(format!("cc-catalog-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let db_path = dir.join("tasks.db");
+pub(super) fn source(tag: &str) -> (CatalogSource, crate::util::TestDir) {
+    let dir = crate::util::TestDir::new(&format!("catalog-{tag}"));
+    let db_path = dir.path().join("tasks.db");
     let subagent = crate::exec::subagent::SubagentSettings {
         claude_path: "claude-not-installed".into(),
         api_key: None,
@@ -141,7 +131,7 @@ pub(super) fn source(tag: &str) -> (CatalogSource, Dir) {
             hooks,
         },
     );
-    (source, Dir(dir))
+    (source, dir)
 }
 
 /// The add_task arguments of task `i` of a mixed set: cron (60%), interval, manual, hook.
